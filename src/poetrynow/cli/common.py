@@ -1,0 +1,81 @@
+"""What every command shares: argument types, one-line errors, signals, limits."""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import signal
+import sys
+
+from poetrynow.address import AddressError, parse_address
+
+#: Exit statuses, the same for every command.
+OK, FAILED, USAGE = 0, 1, 2
+
+
+def address_arg(text: str):
+    try:
+        return parse_address(text)
+    except AddressError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text}")
+    return value
+
+
+def port_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is from 0 to 65535, got {value}")
+    return value
+
+
+def add_listen_options(parser: argparse.ArgumentParser) -> None:
+    """``--port`` and ``--iface``, which every listening command takes."""
+    parser.add_argument("--port", type=port_arg, default=0,
+                        help="port to listen on (default: 0, a free port)")
+    parser.add_argument("--iface", default="localhost",
+                        help="interface to listen on (default: localhost)")
+
+
+def error(prog: str, message: str, status: int = FAILED) -> int:
+    """Print ``prog: error: message`` on stderr and return ``status``."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    return status
+
+
+def exit_on_sigterm() -> None:
+    """Let SIGTERM end a command the way Ctrl-C does: cleanly, through finally blocks."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(OK))
+
+
+def raise_fd_limit() -> int:
+    """Lift the soft open-files limit to the hard one: thousands of sockets need it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft

@@ -1,0 +1,48 @@
+"""``get-poetry ADDRESS...``: download one poem per address with the chosen engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from poetrynow.cli.common import (FAILED, OK, address_arg, error, exit_on_sigterm,
+                                  non_negative_float, raise_fd_limit)
+from poetrynow.clients import ENGINES, EngineOptions, run_engine
+from poetrynow.report import STYLES, Reporter
+
+PROG = "get-poetry"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Download a poem from each poetry server, the way the chosen "
+                    "model of concurrency would, and report as the articles do.")
+    p.add_argument("addresses", nargs="+", type=address_arg, metavar="ADDRESS",
+                   help="[host:]port of a poetry server; host defaults to 127.0.0.1")
+    p.add_argument("--engine", choices=sorted(ENGINES), default="blocking",
+                   help="model of concurrency (default: blocking)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per event instead of the text lines")
+    p.add_argument("--timeout", type=non_negative_float, default=None,
+                   help="give up on a server that sends nothing for this many seconds")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    raise_fd_limit()
+    exit_on_sigterm()
+    options = EngineOptions(timeout=args.timeout or None)
+    reporter = Reporter(STYLES.get(args.engine, "select"), as_json=args.json)
+    reporter.begin(options.clock())
+    try:
+        run_engine(args.engine, args.addresses, reporter.event, options)
+    except KeyboardInterrupt:
+        return error(PROG, "interrupted", 130)
+    return reporter.end(options.clock()).exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

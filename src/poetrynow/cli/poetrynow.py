@@ -1,0 +1,65 @@
+"""``poetrynow demo`` and ``poetrynow poems``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from poetrynow.cli.common import OK, USAGE, error, exit_on_sigterm, non_negative_float
+from poetrynow.clients import ENGINES
+from poetrynow.poems import bundled_poems
+from poetrynow.report import format_table
+
+PROG = "poetrynow"
+
+
+def engine_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return list(ENGINES)
+    unknown = [name for name in names if name not in ENGINES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown engine {', '.join(map(repr, unknown)) or repr(text)}; choose from {', '.join(ENGINES)} or all")
+    return names
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Get Poetry Now!")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser("demo", help="run Part 2's experiment on the bundled poems",
+                          description="Start three slow poetry servers, download from them "
+                                      "with each engine in turn, and compare the times.")
+    demo.add_argument("--delay", type=non_negative_float, default=0.1,
+                      help="the servers' seconds between chunks (default: 0.1)")
+    demo.add_argument("--engines", type=engine_list, default=["blocking", "select"],
+                      help="comma list of engines, or all (default: blocking,select)")
+    sub.add_parser("poems", help="list the bundled poems")
+    return p
+
+
+def list_poems() -> int:
+    rows = [(poem.name, str(len(poem.data)), str(poem.lines), poem.title) for poem in bundled_poems()]
+    print(format_table(("name", "bytes", "lines", "title"), rows, right={1, 2}))
+    return OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "poems":
+        return list_poems()
+    if args.command == "demo":
+        from poetrynow.demo import run_demo
+
+        exit_on_sigterm()
+        try:
+            return run_demo(delay=args.delay, engines=args.engines)
+        except KeyboardInterrupt:
+            return error(PROG, "interrupted; servers stopped", 130)
+    p.print_help(sys.stderr)
+    return USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""``slowpoetry POEM``: Part 2's slow poetry server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from poetrynow.cli.common import (FAILED, OK, USAGE, add_listen_options, error,
+                                  exit_on_sigterm, non_negative_float, positive_int)
+from poetrynow.poems import PoemNotFound, load_poem
+from poetrynow.schedule import PoemSchedule
+from poetrynow.servers.blocking import serve_forever
+from poetrynow.servers.listen import ListenError, listen
+
+PROG = "slowpoetry"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Serve a poem slowly: NUM_BYTES bytes every DELAY seconds, "
+                    "one client at a time, then close the connection.")
+    p.add_argument("poem", help="a bundled poem's name (see 'poetrynow poems') or a file path")
+    p.add_argument("--num-bytes", type=positive_int, default=10,
+                   help="bytes per chunk (default: 10)")
+    p.add_argument("--delay", type=non_negative_float, default=0.1,
+                   help="seconds between chunks (default: 0.1)")
+    add_listen_options(p)
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the listening line, not a line per client and chunk")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        poem = load_poem(args.poem)
+    except PoemNotFound as problem:
+        return error(PROG, str(problem), USAGE)
+    try:
+        listener = listen(args.iface, args.port)
+    except ListenError as problem:
+        return error(PROG, str(problem), FAILED)
+    schedule = PoemSchedule(len(poem.data), args.num_bytes, args.delay)
+    log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    print(f"Serving {args.poem} on port {listener.getsockname()[1]}.", flush=True)
+    exit_on_sigterm()
+    try:
+        with listener:
+            serve_forever(listener, poem.data, schedule, log)
+    except KeyboardInterrupt:
+        pass
+    return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Client engines: each turns addresses into events, and none of them prints.
+
+An engine module has ``run(addresses, sink, options)``; ``ENGINES`` maps the
+names ``get-poetry --engine`` accepts to those modules, imported only when used
+so that a blocking run never loads Twisted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from poetrynow.address import Address
+from poetrynow.events import Event, Sink
+
+ENGINES = {
+    "blocking": "poetrynow.clients.blocking",
+    "select": "poetrynow.clients.select_loop",
+}
+
+#: Engines that download every poem at once; their ideal is the slowest schedule.
+CONCURRENT = {"select"}
+
+
+@dataclass
+class EngineOptions:
+    """What every engine honours. ``timeout``: seconds with no data before a task fails."""
+
+    timeout: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic)
+
+
+def run_engine(name: str, addresses: Sequence[Address], sink: Sink,
+               options: EngineOptions | None = None) -> None:
+    module = importlib.import_module(ENGINES[name])
+    module.run(list(addresses), sink, options or EngineOptions())
+
+
+def drain(events: Iterable[Event], sink: Sink) -> None:
+    """Feed a generator engine's events to a sink."""
+    for event in events:
+        sink(event)

@@ -1,0 +1,79 @@
+"""What every client engine reports, and nothing else.
+
+Engines never print: they hand these small immutable events to a sink, and one
+reporter (:mod:`poetrynow.report`) turns them into the articles' lines, JSON or a
+picture. ``t`` is seconds on the engine's clock (``time.monotonic`` unless a test
+passes another), so the reporter can compute every duration itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from poetrynow.address import Address
+
+
+@dataclass(frozen=True)
+class Started:
+    """A task begins: the engine is about to connect to ``address``."""
+
+    task: int
+    address: Address
+    t: float
+
+
+@dataclass(frozen=True)
+class Connected:
+    task: int
+    address: Address
+    t: float
+
+
+@dataclass(frozen=True)
+class Received:
+    """``nbytes`` bytes of the poem arrived in one read (or one batch of reads)."""
+
+    task: int
+    address: Address
+    nbytes: int
+    t: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The server closed the connection: ``poem`` is every byte it sent."""
+
+    task: int
+    address: Address
+    poem: bytes
+    t: float
+
+    @property
+    def text(self) -> str:
+        # Decoded once, whole, so a character split across reads survives.
+        return self.poem.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The task ended without a poem; ``received`` bytes had arrived before."""
+
+    task: int
+    address: Address
+    reason: str
+    t: float
+    received: int = 0
+
+
+Event = Union[Started, Connected, Received, Finished, Failed]
+Sink = Callable[[Event], None]
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-line reason for a socket error, without Python's noise."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return str(error) or type(error).__name__

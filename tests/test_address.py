@@ -1,0 +1,31 @@
+from twisted.trial.unittest import SynchronousTestCase
+
+from poetrynow.address import Address, AddressError, parse_address
+
+
+class ParseAddressTests(SynchronousTestCase):
+    def test_bare_port_means_loopback(self):
+        self.assertEqual(parse_address("10000"), Address("127.0.0.1", 10000))
+
+    def test_host_and_port(self):
+        self.assertEqual(parse_address("localhost:10001"), Address("localhost", 10001))
+
+    def test_bracketed_ipv6(self):
+        address = parse_address("[::1]:10002")
+        self.assertEqual(address, Address("::1", 10002))
+        self.assertEqual(str(address), "[::1]:10002")
+
+    def test_str_is_host_colon_port(self):
+        self.assertEqual(str(parse_address("10000")), "127.0.0.1:10000")
+
+    def test_surrounding_spaces_ignored(self):
+        self.assertEqual(parse_address(" 7 "), Address("127.0.0.1", 7))
+
+    def test_rejects(self):
+        for text in ["", "abc", "host:", ":80", "65536", "-1", "1.5", "::1:80", "[::1]80", "[::1", "h:p"]:
+            with self.subTest(text=text):
+                self.assertRaises(AddressError, parse_address, text)
+
+    def test_error_names_the_input(self):
+        error = self.assertRaises(AddressError, parse_address, "nonsense")
+        self.assertIn("'nonsense'", str(error))

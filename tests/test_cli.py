@@ -1,0 +1,157 @@
+"""Exit codes and one-line errors of the real commands, run as subprocesses."""
+
+import os
+import signal
+import socket
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.support import Server, free_port, run, servers
+
+
+class GetPoetryCommandTests(SynchronousTestCase):
+    def test_no_address_is_a_usage_error(self):
+        result = run("get-poetry")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("usage: get-poetry", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
+    def test_bad_address_is_a_usage_error(self):
+        result = run("get-poetry", "not-a-port")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("bad address 'not-a-port'", result.stderr.splitlines()[-1])
+        self.assertNotIn("Traceback", result.stderr)
+
+    def test_unknown_engine_is_a_usage_error(self):
+        result = run("get-poetry", "--engine", "telepathy", "10000")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("invalid choice: 'telepathy'", result.stderr)
+
+    def test_refused_everywhere_is_exit_one_with_a_line_per_task(self):
+        ports = [str(free_port()), str(free_port())]
+        for engine in ["blocking", "select"]:
+            with self.subTest(engine=engine):
+                result = run("get-poetry", "--engine", engine, *ports)
+                self.assertEqual(result.returncode, 1)
+                self.assertEqual(result.stderr.splitlines(), [
+                    f"Task 1: failed to get poetry from 127.0.0.1:{ports[0]}: Connection refused",
+                    f"Task 2: failed to get poetry from 127.0.0.1:{ports[1]}: Connection refused",
+                ])
+                self.assertRegex(result.stdout.splitlines()[-1], r"^Got 0 poems in ")
+
+    def test_some_failed_is_exit_one_but_the_rest_arrive(self):
+        dead = str(free_port())
+        with servers(("relay", "--num-bytes", "500", "--delay", "0", "--quiet")) as (server,):
+            result = run("get-poetry", "--engine", "select", dead, str(server.port))
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(len(result.stderr.splitlines()), 1)
+        self.assertIn("Task 2: 658 bytes of poetry", result.stdout)
+
+    def test_silent_server_times_out(self):
+        with socket.create_server(("127.0.0.1", 0)) as silent:
+            port = str(silent.getsockname()[1])
+            for engine in ["blocking", "select"]:
+                with self.subTest(engine=engine):
+                    result = run("get-poetry", "--engine", engine, "--timeout", "0.2", port)
+                    self.assertEqual(result.returncode, 1)
+                    self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+                    self.assertIn(f"Task 1: failed to get poetry from 127.0.0.1:{port}: ", result.stderr)
+
+
+class SlowPoetryCommandTests(SynchronousTestCase):
+    def test_missing_poem_is_one_line_and_exit_two(self):
+        result = run("slowpoetry", "/no/such/poem.txt")
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(len(result.stderr.splitlines()), 1)
+        self.assertIn("slowpoetry: error: no such poem: /no/such/poem.txt", result.stderr)
+
+    def test_port_in_use_is_one_line_and_exit_one(self):
+        with socket.create_server(("127.0.0.1", 0)) as taken:
+            port = str(taken.getsockname()[1])
+            result = run("slowpoetry", "kettle", "--port", port, "--iface", "127.0.0.1")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.splitlines(),
+                         [f"slowpoetry: error: cannot listen on 127.0.0.1:{port}: Address already in use"])
+
+    def test_bad_numbers_are_usage_errors(self):
+        for args in [("--num-bytes", "0"), ("--delay", "-1"), ("--delay", "soon"), ("--port", "70000")]:
+            with self.subTest(args=args):
+                result = run("slowpoetry", "kettle", *args)
+                self.assertEqual(result.returncode, 2)
+                self.assertNotIn("Traceback", result.stderr)
+
+    def test_listening_line_then_a_line_per_client_and_chunk(self):
+        server = Server("kettle", "--num-bytes", "400", "--delay", "0")
+        try:
+            self.assertEqual(server.first_line, f"Serving kettle on port {server.port}.\n")
+            result = run("get-poetry", str(server.port))
+            self.assertEqual(result.returncode, 0)
+        finally:
+            server.stop()
+        rest = server.stdout.splitlines()
+        self.assertRegex(rest[0], r"^Somebody at 127\.0\.0\.1:\d+ wants poetry!$")
+        self.assertEqual(rest[1:], ["Sending 400 bytes", "Sending 236 bytes"])
+
+    def test_ctrl_c_is_a_clean_exit(self):
+        server = Server("kettle", "--quiet")
+        status = server.stop(signal.SIGINT)
+        self.assertEqual(status, 0)
+        self.assertEqual(server.stderr, "")
+
+    def test_client_hanging_up_mid_poem_costs_only_that_connection(self):
+        server = Server("lighthouse", "--num-bytes", "10", "--delay", "0.001", "--quiet")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port)) as rude:
+                rude.recv(10)
+            result = run("get-poetry", str(server.port))
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn("got 3073 bytes", result.stdout)
+        finally:
+            self.assertEqual(server.stop(), 0)
+        self.assertEqual(server.stderr, "")
+
+
+class PoetrynowCommandTests(SynchronousTestCase):
+    def test_poems_lists_name_bytes_lines_title(self):
+        result = run("poetrynow", "poems")
+        self.assertEqual(result.returncode, 0)
+        lines = result.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["name", "bytes", "lines", "title"])
+        self.assertRegex(result.stdout, r"lighthouse\s+3073\s+\d+\s+The Keeper of the Slow Light")
+        self.assertEqual(len(lines), 5)
+
+    def test_no_command_is_a_usage_error(self):
+        self.assertEqual(run("poetrynow").returncode, 2)
+
+    def test_unknown_demo_engine_is_a_usage_error(self):
+        result = run("poetrynow", "demo", "--engines", "blocking,carrier-pigeon")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("unknown engine 'carrier-pigeon'", result.stderr)
+
+
+class DemoTests(SynchronousTestCase):
+    def test_demo_runs_both_engines_and_prints_the_table(self):
+        result = run("poetrynow", "demo", "--delay", "0.003", timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        out = result.stdout
+        self.assertIn("== get-poetry --engine blocking", out)
+        self.assertIn("== get-poetry --engine select", out)
+        self.assertIn("Task 1: get poetry from: 127.0.0.1:", out)
+        self.assertIn("Task 1 finished", out)
+        table = out[out.index("engine  "):].splitlines()
+        self.assertEqual(table[0].split(), ["engine", "measured", "ideal", "measured/ideal", "poems"])
+        self.assertTrue(table[1].startswith("blocking"))
+        self.assertTrue(table[2].startswith("select"))
+        self.assertTrue(table[1].endswith("3/3") and table[2].endswith("3/3"))
+        self.assertRegex(out, r"blocking took \d+\.\d\d times as long as select")
+
+    def test_demo_leaves_no_server_behind(self):
+        # Port numbers printed by the demo are closed once it has exited.
+        result = run("poetrynow", "demo", "--delay", "0", "--engines", "select", timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        ports = [int(line.rsplit(" ", 1)[1].rstrip(".")) for line in result.stdout.splitlines()
+                 if line.startswith("Serving ")]
+        self.assertEqual(len(ports), 3)
+        for port in ports:
+            with socket.socket() as probe:
+                self.assertNotEqual(probe.connect_ex(("127.0.0.1", port)), 0)
