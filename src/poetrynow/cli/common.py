@@ -20,34 +20,28 @@ def address_arg(text: str):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, convert, expected: str, valid, rule: str):
+    """Convert an option's text, or raise the one-line error argparse prints."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"{rule}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, "a whole number", lambda v: v >= 1, "must be at least 1")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text}")
-    return value
+    return _number(text, float, "a number of seconds", lambda v: 0 <= v < float("inf"),
+                   "must be a finite number of seconds >= 0")
 
 
 def port_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is from 0 to 65535, got {value}")
-    return value
+    return _number(text, int, "a port number", lambda v: 0 <= v <= 65535, "a port is from 0 to 65535")
 
 
 def add_listen_options(parser: argparse.ArgumentParser) -> None:
