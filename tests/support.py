@@ -15,6 +15,9 @@ MODULES = {
     "slowpoetry": "poetrynow.cli.slowpoetry",
     "get-poetry": "poetrynow.cli.getpoetry",
     "poetrynow": "poetrynow.cli.poetrynow",
+    "fastpoetry": "poetrynow.cli.fastpoetry",
+    "transformedpoetry": "poetrynow.cli.transformedpoetry",
+    "poetry-proxy": "poetrynow.cli.poetryproxy",
 }
 
 
@@ -39,13 +42,13 @@ def free_port() -> int:
 
 
 class Server:
-    """A real ``slowpoetry`` subprocess, started on a free port."""
+    """A real server subprocess (``slowpoetry`` unless ``command_name`` says), on a free port."""
 
-    def __init__(self, *args: str):
-        self.process = subprocess.Popen(command("slowpoetry") + list(args), stdout=subprocess.PIPE,
+    def __init__(self, *args: str, command_name: str = "slowpoetry"):
+        self.process = subprocess.Popen(command(command_name) + list(args), stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
         self.first_line = self.process.stdout.readline()
-        if not self.first_line.startswith("Serving "):
+        if not self.first_line.endswith(".\n") or " on port " not in self.first_line:
             self.stop()
             raise RuntimeError(f"server did not start: {self.first_line!r} {self.stderr!r}")
         self.port = int(self.first_line.rsplit(" ", 1)[1].rstrip(".\n"))

@@ -66,7 +66,28 @@ class Failed:
     received: int = 0
 
 
-Event = Union[Started, Connected, Received, Finished, Failed]
+@dataclass(frozen=True)
+class Transformed:
+    """The transform server answered; the Finished event that follows has its result."""
+
+    task: int
+    address: Address
+    transform: str
+    t: float
+
+
+@dataclass(frozen=True)
+class TransformFailed:
+    """The transform failed; the task keeps the original poem and still finishes."""
+
+    task: int
+    address: Address
+    transform: str
+    reason: str
+    t: float
+
+
+Event = Union[Started, Connected, Received, Transformed, TransformFailed, Finished, Failed]
 Sink = Callable[[Event], None]
 
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TextIO
 
-from poetrynow.events import Event, Failed, Finished, Received, Started
+from poetrynow.events import Event, Failed, Finished, Received, Started, TransformFailed, Transformed
 
 #: engine name -> line style; engines not listed print the select style.
-STYLES = {"blocking": "blocking"}
+STYLES = {"blocking": "blocking", "twisted": "twisted"}
 
 
 def elapsed(seconds: float) -> str:
@@ -50,6 +50,15 @@ def failed_line(e: Failed) -> str:
     return f"Task {e.task}: failed to get poetry from {e.address}: {e.reason}"
 
 
+def download_failed_line(e: Failed) -> str:
+    """Client 7.0/8.0's words, with the task and address that the article's single line left out."""
+    return f"The poem download failed: {e.reason} (task {e.task}, {e.address})"
+
+
+def transform_failed_line(e: TransformFailed) -> str:
+    return f"{e.transform.capitalize()} failed! Task {e.task} keeps the original poem: {e.reason}"
+
+
 def total_line(poems: int, seconds: float) -> str:
     return f"Got {poems} poem{'s' if poems != 1 else ''} in {elapsed(seconds)}"
 
@@ -70,6 +79,11 @@ def event_json(e: Event, since: float) -> dict:
     elif isinstance(e, Failed):
         record["reason"] = e.reason
         record["bytes"] = e.received
+    elif isinstance(e, Transformed):
+        record["transform"] = e.transform
+    elif isinstance(e, TransformFailed):
+        record["transform"] = e.transform
+        record["reason"] = e.reason
     return record
 
 
@@ -90,8 +104,9 @@ class Reporter:
     """Renders one run's events; call :meth:`begin`, then :meth:`event` per event, then :meth:`end`."""
 
     def __init__(self, style: str = "select", out: TextIO | None = None,
-                 err: TextIO | None = None, as_json: bool = False):
+                 err: TextIO | None = None, as_json: bool = False, print_poems: bool = True):
         self.style = style
+        self.print_poems = print_poems
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.as_json = as_json
@@ -109,7 +124,10 @@ class Reporter:
         self.events.append(e)
         self._task_start.setdefault(e.task, e.t)
         if isinstance(e, Failed):
-            print(failed_line(e), file=self.err, flush=True)
+            line = download_failed_line(e) if self.style == "twisted" else failed_line(e)
+            print(line, file=self.err, flush=True)
+        elif isinstance(e, TransformFailed):
+            print(transform_failed_line(e), file=self.err, flush=True)
         if self.as_json:
             self._say(json.dumps(event_json(e, self._began), ensure_ascii=False))
             return
@@ -123,6 +141,8 @@ class Reporter:
                 self._say(received_line(e))
             elif isinstance(e, Finished):
                 self._say(finished_line(e))
+                if self.style == "twisted" and self.print_poems:
+                    self._say(e.text.rstrip("\n"))
 
     def end(self, t: float) -> Summary:
         summary = Summary(

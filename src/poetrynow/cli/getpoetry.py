@@ -8,7 +8,7 @@ import time
 
 from poetrynow.cli.common import (FAILED, OK, address_arg, error, exit_on_sigterm,
                                   non_negative_float, raise_fd_limit)
-from poetrynow.clients import ENGINES, EngineOptions, run_engine
+from poetrynow.clients import ENGINES, XFORM, EngineOptions, run_engine
 from poetrynow.report import STYLES, Reporter
 
 PROG = "get-poetry"
@@ -27,15 +27,24 @@ def parser() -> argparse.ArgumentParser:
                    help="print one JSON object per event instead of the text lines")
     p.add_argument("--timeout", type=non_negative_float, default=None,
                    help="give up on a server that sends nothing for this many seconds")
+    p.add_argument("--xform", type=address_arg, metavar="ADDRESS", default=None,
+                   help="[host:]port of a transform server to send each poem through")
+    p.add_argument("--transform", default="cummingsify", metavar="NAME",
+                   help="the transform to ask for with --xform (default: cummingsify)")
+    p.add_argument("--no-poems", dest="print_poems", action="store_false",
+                   help="with --engine twisted, do not print the poems themselves")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.xform and args.engine not in XFORM:
+        p.error(f"--xform works with --engine {' or '.join(sorted(XFORM))}")
     raise_fd_limit()
     exit_on_sigterm()
-    options = EngineOptions(timeout=args.timeout or None)
-    reporter = Reporter(STYLES.get(args.engine, "select"), as_json=args.json)
+    options = EngineOptions(timeout=args.timeout or None, xform=args.xform, transform=args.transform)
+    reporter = Reporter(STYLES.get(args.engine, "select"), as_json=args.json, print_poems=args.print_poems)
     reporter.begin(options.clock())
     try:
         run_engine(args.engine, args.addresses, reporter.event, options)

@@ -28,11 +28,15 @@ def parser() -> argparse.ArgumentParser:
     add_listen_options(p)
     p.add_argument("--quiet", action="store_true",
                    help="print only the listening line, not a line per client and chunk")
+    p.add_argument("--concurrent", action="store_true",
+                   help="the Twisted edition: serve every client at once, each on its own schedule")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.concurrent:
+        return serve_concurrently(args)
     try:
         poem = load_poem(args.poem)
     except PoemNotFound as problem:
@@ -51,6 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return OK
+
+
+def serve_concurrently(args) -> int:
+    """The Twisted edition; it logs per-chunk lines at debug level, so only without --quiet."""
+    from poetrynow.cli.common import raise_fd_limit
+    from poetrynow.cli.serving import serve
+    from poetrynow.servers.fast import PoetryService
+    from poetrynow.servers.slow import SlowPoetryFactory
+
+    raise_fd_limit()
+    service = PoetryService(args.poem)
+    factory = SlowPoetryFactory(service, args.num_bytes, args.delay)
+    return serve(PROG, [service], factory, args.port, args.iface,
+                 lambda port: f"Serving {args.poem} on port {port}.", quiet=args.quiet, verbose=True)
 
 
 if __name__ == "__main__":

@@ -18,18 +18,28 @@ from poetrynow.events import Event, Sink
 ENGINES = {
     "blocking": "poetrynow.clients.blocking",
     "select": "poetrynow.clients.select_loop",
+    "twisted": "poetrynow.clients.twisted_engine",
 }
 
+#: Engines that can send each poem to a transform server (``--xform``).
+XFORM = {"twisted"}
+
 #: Engines that download every poem at once; their ideal is the slowest schedule.
-CONCURRENT = {"select"}
+CONCURRENT = {"select", "twisted"}
 
 
 @dataclass
 class EngineOptions:
-    """What every engine honours. ``timeout``: seconds with no data before a task fails."""
+    """What every engine honours.
+
+    ``timeout``: seconds with no data before a task fails. ``xform``: the transform
+    server to send each poem to, and ``transform`` the name to ask it for.
+    """
 
     timeout: float | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
+    xform: Address | None = None
+    transform: str = "cummingsify"
 
 
 def run_engine(name: str, addresses: Sequence[Address], sink: Sink,

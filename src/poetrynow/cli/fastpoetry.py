@@ -1,0 +1,33 @@
+"""``fastpoetry POEM``: the whole poem at once to every client, then close."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from poetrynow.cli.common import add_listen_options, raise_fd_limit
+from poetrynow.cli.serving import serve
+
+PROG = "fastpoetry"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Serve a poem as fast as the network allows.")
+    p.add_argument("poem", help="a bundled poem's name (see 'poetrynow poems') or a file path")
+    add_listen_options(p)
+    p.add_argument("--quiet", action="store_true", help="no line per client")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from poetrynow.servers.fast import PoetryFactory, PoetryService
+
+    raise_fd_limit()
+    service = PoetryService(args.poem)
+    return serve(PROG, [service], PoetryFactory(service), args.port, args.iface,
+                 lambda port: f"Serving {args.poem} on port {port}.", quiet=args.quiet)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

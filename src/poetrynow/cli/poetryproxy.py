@@ -1,0 +1,37 @@
+"""``poetry-proxy [host:]port``: a caching, cancelling proxy in front of a poetry server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from poetrynow.cli.common import add_listen_options, address_arg, non_negative_float, raise_fd_limit
+from poetrynow.cli.serving import serve
+
+PROG = "poetry-proxy"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Serve the poem of another poetry server: fetched once, then "
+                               "cached; a fetch nobody waits for any more is cancelled.")
+    p.add_argument("upstream", type=address_arg, metavar="ADDRESS",
+                   help="[host:]port of the poetry server to proxy")
+    add_listen_options(p)
+    p.add_argument("--timeout", type=non_negative_float, default=None,
+                   help="give up on an upstream that sends nothing for this many seconds")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
+
+    raise_fd_limit()
+    service = ProxyService(args.upstream.host, args.upstream.port, timeout=args.timeout or None)
+    return serve(PROG, [service], PoetryProxyFactory(service), args.port, args.iface,
+                 lambda port: f"Proxying {args.upstream} on port {port}.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

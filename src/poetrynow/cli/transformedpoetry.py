@@ -1,0 +1,41 @@
+"""``transformedpoetry``: the transform server (netstring ``name.poem`` in, poem out)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from poetrynow.cli.common import add_listen_options, non_negative_float, positive_int, raise_fd_limit
+from poetrynow.cli.serving import serve
+from poetrynow.netstring import DEFAULT_MAX_LENGTH
+from poetrynow.transforms import TRANSFORMS
+
+PROG = "transformedpoetry"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Transform poems: send one netstring 'name.poem', get the "
+                               f"transformed poem back. Transforms: {', '.join(TRANSFORMS)}.")
+    add_listen_options(p)
+    p.add_argument("--max-length", type=positive_int, default=DEFAULT_MAX_LENGTH,
+                   help=f"largest request in bytes (default: {DEFAULT_MAX_LENGTH})")
+    p.add_argument("--timeout", type=non_negative_float, default=60.0,
+                   help="seconds a client may take to send its request (default: 60)")
+    p.add_argument("--quiet", action="store_true", help="log only refused requests")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from poetrynow.servers.transform import TransformFactory, TransformService
+
+    raise_fd_limit()
+    service = TransformService(max_length=args.max_length)
+    factory = TransformFactory(service, timeout=args.timeout or None)
+    return serve(PROG, [service], factory, args.port, args.iface,
+                 lambda port: f"Serving transforms on port {port}.", quiet=args.quiet)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

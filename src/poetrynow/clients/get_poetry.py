@@ -1,0 +1,209 @@
+"""``get_poetry`` and ``TransformProxy``: the Twisted client API (clients 3.0 to 8.0).
+
+``get_poetry`` returns a Deferred that fires with the poem's bytes once the server
+closes the connection cleanly. It can be cancelled for real (Part 19): the
+canceller drops the connection at once and the Deferred fails with
+CancelledError, and nothing fires later. A connection lost uncleanly is a failure
+even if bytes had arrived: half a poem is not a poem.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.internet import defer, error
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.protocols.policies import TimeoutMixin
+
+from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
+
+
+class PoemTimeout(Exception):
+    """The server sent nothing for longer than the client's timeout."""
+
+
+class PoetryClientProtocol(Protocol, TimeoutMixin):
+    """Collects the poem in ``dataReceived``; the factory decides what it means."""
+
+    def connectionMade(self):
+        self.chunks: list[bytes] = []
+        self.callLater = self.factory.reactor.callLater  # the reactor we run on, not the global one
+        self.setTimeout(self.factory.timeout)
+        self.factory.connected(self)
+
+    def dataReceived(self, data: bytes):
+        self.resetTimeout()
+        self.chunks.append(data)
+        self.factory.received(len(data))
+
+    def timeoutConnection(self):
+        self.factory.timed_out = True
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason):
+        self.setTimeout(None)
+        self.factory.poem_finished(b"".join(self.chunks), reason)
+
+
+class PoetryClientFactory(ClientFactory):
+    protocol = PoetryClientProtocol
+    noisy = False
+
+    def __init__(self, deferred: defer.Deferred, reactor, timeout: float | None = None,
+                 on_connect: Callable[[], None] | None = None,
+                 on_data: Callable[[int], None] | None = None):
+        self.deferred: defer.Deferred | None = deferred
+        self.reactor = reactor
+        self.timeout = timeout
+        self.timed_out = False
+        self.on_connect = on_connect
+        self.on_data = on_data
+        self.protocol_instance: PoetryClientProtocol | None = None
+
+    def connected(self, protocol):
+        self.protocol_instance = protocol
+        if self.on_connect and self.deferred is not None:
+            self.on_connect()
+
+    def received(self, nbytes: int):
+        if self.on_data and self.deferred is not None:
+            self.on_data(nbytes)
+
+    def _fire(self, fire, value):
+        if self.deferred is not None:
+            deferred, self.deferred = self.deferred, None
+            fire(deferred, value)
+
+    def poem_finished(self, poem: bytes, reason):
+        if self.timed_out:
+            reason = PoemTimeout(f"no data for {self.timeout:g} s")
+            self._fire(defer.Deferred.errback, reason)
+        elif reason.check(error.ConnectionDone):
+            self._fire(defer.Deferred.callback, poem)
+        else:
+            self._fire(defer.Deferred.errback, reason)
+
+    def clientConnectionFailed(self, connector, reason):
+        self._fire(defer.Deferred.errback, reason)
+
+
+def get_poetry(host: str, port: int, reactor=None, timeout: float | None = None,
+               on_connect: Callable[[], None] | None = None,
+               on_data: Callable[[int], None] | None = None) -> defer.Deferred:
+    """Download a poem; the Deferred fires with its bytes.
+
+    ``on_connect()`` and ``on_data(nbytes)`` report progress (the engines turn
+    them into events); ``timeout`` fails the download after that many seconds
+    with no data.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+
+    def cancel(deferred):
+        # Forget the Deferred first, so that the connection's loss cannot fire it
+        # again: it fails with CancelledError and nothing else.
+        factory.deferred = None
+        if factory.protocol_instance is not None and factory.protocol_instance.transport:
+            factory.protocol_instance.transport.abortConnection()
+        else:
+            connector.disconnect()
+
+    deferred = defer.Deferred(cancel)
+    factory = PoetryClientFactory(deferred, reactor, timeout, on_connect, on_data)
+    connector = reactor.connectTCP(host, port, factory)
+    return deferred
+
+
+class TransformFailed(Exception):
+    """The transform server closed without an answer."""
+
+
+class TransformClientProtocol(Protocol):
+    """Sends ``name.poem`` as one netstring; the answer is one netstring back."""
+
+    def connectionMade(self):
+        self.decoder = NetstringDecoder(self.factory.max_length)
+        self.answer: bytes | None = None
+        self.transport.write(encode(self.factory.request))
+
+    def dataReceived(self, data: bytes):
+        try:
+            payloads = self.decoder.feed(data)
+        except NetstringError as problem:
+            self.factory.problem = str(problem)
+            self.transport.abortConnection()
+            return
+        if payloads and self.answer is None:
+            self.answer = payloads[0]
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        self.factory.finished(self.answer)
+
+
+class TransformClientFactory(ClientFactory):
+    protocol = TransformClientProtocol
+    noisy = False
+
+    def __init__(self, name: str, poem: bytes, max_length: int):
+        self.request = name.encode("utf-8") + b"." + poem
+        self.max_length = max_length
+        self.problem = "the transform server closed without an answer"
+        self.deferred: defer.Deferred | None = defer.Deferred(lambda d: self._cancel())
+        self.connector = None
+        self.protocol_instance = None
+
+    def buildProtocol(self, addr):
+        self.protocol_instance = super().buildProtocol(addr)
+        return self.protocol_instance
+
+    def _cancel(self):
+        self.deferred = None
+        if self.protocol_instance is not None and self.protocol_instance.transport:
+            self.protocol_instance.transport.abortConnection()
+        elif self.connector is not None:
+            self.connector.disconnect()
+
+    def finished(self, answer: bytes | None):
+        if self.deferred is None:
+            return
+        deferred, self.deferred = self.deferred, None
+        if answer is None:
+            deferred.errback(TransformFailed(self.problem))
+        else:
+            deferred.callback(answer)
+
+    def clientConnectionFailed(self, connector, reason):
+        if self.deferred is not None:
+            deferred, self.deferred = self.deferred, None
+            deferred.errback(reason)
+
+
+class TransformProxy:
+    """A client of the transform service: ``xform(name, poem)`` -> Deferred of bytes."""
+
+    def __init__(self, host: str, port: int, reactor=None, max_length: int = DEFAULT_MAX_LENGTH):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.host, self.port, self.reactor, self.max_length = host, port, reactor, max_length
+
+    def xform(self, name: str, poem: bytes) -> defer.Deferred:
+        factory = TransformClientFactory(name, poem, self.max_length)
+        factory.connector = self.reactor.connectTCP(self.host, self.port, factory)
+        return factory.deferred
+
+
+def describe_failure(failure) -> str:
+    """A one-line reason for a Failure or exception, in the words of the select engine."""
+    exc = getattr(failure, "value", failure)
+    if isinstance(exc, error.ConnectionRefusedError):
+        return "Connection refused"
+    if isinstance(exc, (error.ConnectionLost, error.ConnectionAborted)):
+        return "Connection lost before the poem was complete"
+    if isinstance(exc, error.DNSLookupError):
+        return "Unknown host"
+    if isinstance(exc, defer.CancelledError):
+        return "Cancelled"
+    if isinstance(exc, error.ConnectError) and exc.osError:
+        return str(exc.osError)
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,77 @@
+"""The fast poetry server: the whole poem at once, then close (Parts 15-16).
+
+A poem of a few megabytes or more is streamed to each client by a pull producer
+in 64 KiB slices, so a thousand clients of a large poem cost a thousand small
+buffers, not a thousand copies of the poem in the transports' write queues.
+"""
+
+from __future__ import annotations
+
+from twisted.application import service
+from twisted.internet.interfaces import IPullProducer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from poetrynow.interfaces import IPoetryService
+from poetrynow.poems import load_poem
+
+STREAM_THRESHOLD = 4 << 20  # bytes; below this one write is cheaper than a producer
+SLICE = 64 << 10
+
+
+@implementer(IPoetryService)
+class PoetryService(service.Service):
+    """Holds the poem; reads it in startService, so a bad path stops start-up."""
+
+    def __init__(self, poem: str):
+        self.poem_name = poem
+        self.poem: bytes = b""
+
+    def startService(self):
+        self.poem = load_poem(self.poem_name).data
+        service.Service.startService(self)
+
+
+@implementer(IPullProducer)
+class PoemProducer:
+    """Feeds one client a large poem slice by slice, as its transport asks."""
+
+    def __init__(self, poem: bytes, transport):
+        self.view = memoryview(poem)
+        self.offset = 0
+        self.transport = transport
+
+    def resumeProducing(self):
+        chunk = self.view[self.offset : self.offset + SLICE]
+        self.offset += len(chunk)
+        self.transport.write(chunk.tobytes())
+        if self.offset >= len(self.view):
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
+    def stopProducing(self):
+        self.offset = len(self.view)
+
+
+class PoetryProtocol(Protocol):
+    log = Logger()
+
+    def connectionMade(self):
+        poem = self.factory.service.poem
+        peer = self.transport.getPeer()
+        self.log.info("sending {nbytes} bytes of poetry to {peer}", nbytes=len(poem),
+                      peer=f"{peer.host}:{peer.port}")
+        if len(poem) >= STREAM_THRESHOLD:
+            self.transport.registerProducer(PoemProducer(poem, self.transport), False)
+        else:
+            self.transport.write(poem)
+            self.transport.loseConnection()
+
+
+class PoetryFactory(Factory):
+    protocol = PoetryProtocol
+    noisy = False
+
+    def __init__(self, service: PoetryService):
+        self.service = service

@@ -1,0 +1,96 @@
+"""The poetry proxy (proxy 3.0 and more): a cache in front of a poetry server.
+
+The first request fetches the poem upstream; requests that come meanwhile share
+that one fetch; once it is in, every request gets the cached poem at once. When
+every client waiting on the fetch has hung up, the fetch is cancelled and the
+upstream connection closed (Part 19). A failed fetch caches nothing: its waiting
+clients are disconnected and the next request tries again.
+"""
+
+from __future__ import annotations
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from poetrynow.clients.get_poetry import describe_failure, get_poetry
+from poetrynow.interfaces import IPoetryProxyService
+
+
+@implementer(IPoetryProxyService)
+class ProxyService(service.Service):
+    log = Logger()
+
+    def __init__(self, host: str, port: int, reactor=None, timeout: float | None = None):
+        self.host, self.port, self.reactor, self.timeout = host, port, reactor, timeout
+        self.poem: bytes | None = None
+        self._fetch: defer.Deferred | None = None
+        self._waiters: list[defer.Deferred] = []
+
+    def get_poem(self) -> defer.Deferred:
+        if self.poem is not None:
+            self.log.info("Using cached poem.")
+            return defer.succeed(self.poem)
+        waiter = defer.Deferred(self._forget)
+        self._waiters.append(waiter)
+        if self._fetch is None:
+            self.log.info("Fetching poem from server.")
+            self._fetch = get_poetry(self.host, self.port, self.reactor, self.timeout)
+            self._fetch.addCallbacks(self._fetched, self._failed)
+        else:
+            self.log.info("Joining the poem download under way.")
+        return waiter
+
+    def _forget(self, waiter: defer.Deferred) -> None:
+        """A waiting client hung up; the last one to go takes the fetch with it."""
+        self._waiters.remove(waiter)
+        if not self._waiters and self._fetch is not None:
+            self.log.info("Canceling poem download.")
+            fetch, self._fetch = self._fetch, None
+            fetch.cancel()
+
+    def _fetched(self, poem: bytes) -> None:
+        self._fetch = None
+        self.poem = poem
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(poem)
+
+    def _failed(self, failure) -> None:
+        self._fetch = None
+        if failure.check(defer.CancelledError):
+            return
+        self.log.warn("The poem download failed: {why}", why=describe_failure(failure))
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.errback(failure)
+
+
+class PoetryProxyProtocol(Protocol):
+    def connectionMade(self):
+        self.deferred = self.factory.service.get_poem()
+        self.deferred.addCallbacks(self._send, self._fail)
+
+    def _send(self, poem: bytes):
+        self.transport.write(poem)
+        self.transport.loseConnection()
+
+    def _fail(self, failure):
+        # Already logged once by the service. Abort rather than close, so that the
+        # client sees a failure, not an empty poem.
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason):
+        if self.deferred is not None:
+            deferred, self.deferred = self.deferred, None
+            deferred.cancel()  # no effect if the poem was already sent
+
+
+class PoetryProxyFactory(Factory):
+    protocol = PoetryProxyProtocol
+    noisy = False
+
+    def __init__(self, service: ProxyService):
+        self.service = service

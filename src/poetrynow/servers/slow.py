@@ -1,0 +1,150 @@
+"""The slow poetry server, Twisted edition: every client at once, each on its own schedule.
+
+One :class:`Pacer` per server holds every connection's next deadline in a heap
+and keeps a single reactor timer armed for the earliest one; when it fires it
+serves every connection that is due. Ten thousand clients cost one timer, not ten
+thousand LoopingCalls, and each deadline is measured from its connection's start
+(:class:`~poetrynow.schedule.PoemSchedule`), so late ticks do not accumulate.
+
+Each protocol is a streaming producer for its transport: a client that stops
+reading pauses its own schedule once the transport's buffer is full, instead of
+having chunk after chunk queued for it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from poetrynow.schedule import PoemSchedule
+
+
+class Pacer:
+    """Calls ``tick()`` on each registered protocol when its deadline comes."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self._heap: list[tuple[float, int, object]] = []
+        self._order = itertools.count()
+        self._call = None
+        self._armed_for: float | None = None
+
+    def __len__(self):
+        return len(self._heap)
+
+    def at(self, due: float, protocol) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), protocol))
+        self._arm()
+
+    def _arm(self) -> None:
+        if not self._heap:
+            return
+        first = self._heap[0][0]
+        if self._call is not None and self._call.active():
+            if self._armed_for <= first:
+                return
+            self._call.cancel()
+        self._armed_for = first
+        self._call = self.clock.callLater(max(0.0, first - self.clock.seconds()), self._tick)
+
+    def _tick(self) -> None:
+        self._call = None
+        now = self.clock.seconds()
+        while self._heap and self._heap[0][0] <= now:
+            _, _, protocol = heapq.heappop(self._heap)
+            protocol.tick()
+        self._arm()
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._heap.clear()
+
+
+@implementer(IPushProducer)
+class SlowPoetryProtocol(Protocol):
+    log = Logger()
+
+    def connectionMade(self):
+        factory = self.factory
+        self.clock = factory.clock
+        self.schedule: PoemSchedule = factory.schedule
+        self.poem: bytes = factory.service.poem
+        self.start = self.clock.seconds()
+        self.index = 0
+        self.paused = False
+        self.waiting = False
+        self.done = False
+        peer = self.transport.getPeer()
+        self.peer = f"{peer.host}:{peer.port}"
+        self.log.info("Somebody at {peer} wants poetry!", peer=self.peer)
+        self.transport.registerProducer(self, True)
+        self.tick()  # the first chunk goes out on connection, as in the blocking edition
+
+    def _wait(self) -> None:
+        self.waiting = True
+        self.factory.pacer.at(self.start + self.schedule.due(self.index), self)
+
+    def tick(self) -> None:
+        """Called by the Pacer when this connection's next chunk (or close) is due."""
+        self.waiting = False
+        if self.done or self.paused:
+            return
+        if self.index < self.schedule.chunks:
+            begin = self.index * self.schedule.num_bytes
+            chunk = self.poem[begin : begin + self.schedule.num_bytes]
+            self.log.debug("Sending {nbytes} bytes to {peer}", nbytes=len(chunk), peer=self.peer)
+            self.transport.write(chunk)
+            self.index += 1
+            self._wait()
+        else:
+            self.done = True
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def resumeProducing(self):
+        self.paused = False
+        if not self.waiting and not self.done:
+            # Go on at the old pace from now: a stalled reader gets no burst of catch-up chunks.
+            self.start = self.clock.seconds() - self.schedule.due(self.index)
+            self._wait()
+
+    def stopProducing(self):
+        self.done = True
+
+    def connectionLost(self, reason):
+        if not self.done:
+            self.log.info("Client at {peer} hung up after {sent} of {size} bytes.", peer=self.peer,
+                          sent=min(self.index * self.schedule.num_bytes, len(self.poem)), size=len(self.poem))
+        self.done = True
+
+
+class SlowPoetryFactory(Factory):
+    """Builds the protocols of one slow server; owns its Pacer."""
+
+    protocol = SlowPoetryProtocol
+    noisy = False
+
+    def __init__(self, service, num_bytes: int = 10, delay: float = 0.1, clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.service = service
+        self.clock = clock
+        self.num_bytes = num_bytes
+        self.delay = delay
+        self.pacer = Pacer(clock)
+
+    @property
+    def schedule(self) -> PoemSchedule:
+        return PoemSchedule(len(self.service.poem), self.num_bytes, self.delay)
+
+    def stopFactory(self):
+        self.pacer.stop()

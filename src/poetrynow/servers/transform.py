@@ -1,0 +1,91 @@
+"""The transform server: one netstring ``name.poem`` in, one netstring out, close.
+
+Anything else (no ``.``, an unknown transform, a transform that raises, a
+malformed or over-long netstring, no request within the timeout) closes the
+connection without an answer and logs one line; the server goes on serving.
+"""
+
+from __future__ import annotations
+
+from twisted.application import service
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
+
+from poetrynow.interfaces import ITransformService
+from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
+from poetrynow.transforms import TRANSFORMS, TransformError, apply
+
+
+@implementer(ITransformService)
+class TransformService(service.Service):
+    def __init__(self, registry=None, max_length: int = DEFAULT_MAX_LENGTH):
+        self.registry = dict(TRANSFORMS if registry is None else registry)
+        self.max_length = max_length
+
+    def transform(self, name: str, poem: bytes) -> bytes:
+        return apply(name, poem, self.registry)
+
+
+class TransformProtocol(Protocol, TimeoutMixin):
+    log = Logger()
+
+    def connectionMade(self):
+        self.decoder = NetstringDecoder(self.factory.service.max_length)
+        self.answered = False
+        peer = self.transport.getPeer()
+        self.peer = f"{peer.host}:{peer.port}"
+        self.callLater = self.factory.clock.callLater
+        self.setTimeout(self.factory.timeout)
+
+    def dataReceived(self, data: bytes):
+        if self.answered:
+            return
+        try:
+            requests = self.decoder.feed(data)
+        except NetstringError as problem:
+            self._refuse(str(problem))
+            return
+        if requests:
+            self.answered = True
+            self.setTimeout(None)
+            self._answer(requests[0])
+
+    def _answer(self, request: bytes):
+        name, dot, poem = request.partition(b".")
+        if not dot:
+            self._refuse("request has no '.' between the transform's name and the poem")
+            return
+        try:
+            result = self.factory.service.transform(name.decode("utf-8", errors="replace"), poem)
+        except TransformError as problem:
+            self._refuse(str(problem))
+            return
+        self.log.info("{name} of {nbytes} bytes for {peer}", name=name.decode("utf-8", "replace"),
+                      nbytes=len(poem), peer=self.peer)
+        self.transport.write(encode(result))
+        self.transport.loseConnection()
+
+    def _refuse(self, why: str):
+        self.answered = True
+        self.log.warn("Refused {peer}: {why}", peer=self.peer, why=why)
+        self.transport.loseConnection()
+
+    def timeoutConnection(self):
+        self._refuse(f"no request within {self.factory.timeout:g} s")
+
+    def connectionLost(self, reason):
+        self.setTimeout(None)
+
+
+class TransformFactory(Factory):
+    protocol = TransformProtocol
+    noisy = False
+
+    def __init__(self, service: TransformService, timeout: float | None = 60.0, clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.service = service
+        self.timeout = timeout
+        self.clock = clock
