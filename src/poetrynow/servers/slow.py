@@ -80,6 +80,7 @@ class SlowPoetryProtocol(Protocol):
         self.paused = False
         self.waiting = False
         self.done = False
+        self.served = False  # the whole poem went out and we closed
         peer = self.transport.getPeer()
         self.peer = f"{peer.host}:{peer.port}"
         self.log.info("Somebody at {peer} wants poetry!", peer=self.peer)
@@ -103,7 +104,7 @@ class SlowPoetryProtocol(Protocol):
             self.index += 1
             self._wait()
         else:
-            self.done = True
+            self.done = self.served = True
             self.transport.unregisterProducer()
             self.transport.loseConnection()
 
@@ -121,7 +122,7 @@ class SlowPoetryProtocol(Protocol):
         self.done = True
 
     def connectionLost(self, reason):
-        if not self.done:
+        if not self.served:
             self.log.info("Client at {peer} hung up after {sent} of {size} bytes.", peer=self.peer,
                           sent=min(self.index * self.schedule.num_bytes, len(self.poem)), size=len(self.poem))
         self.done = True

@@ -1,0 +1,162 @@
+"""fastpoetry, slowpoetry --concurrent, transformedpoetry and poetry-proxy as real commands."""
+
+import socket
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from poetrynow.netstring import encode
+from poetrynow.poems import load_poem
+from tests.support import Server, free_port, run, temp_dir, write_poem
+
+
+def fetch(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+class FastPoetryTests(SynchronousTestCase):
+    def test_serves_the_poem_and_logs_each_client(self):
+        server = Server("relay", command_name="fastpoetry")
+        try:
+            self.assertEqual(server.first_line, f"Serving relay on port {server.port}.\n")
+            self.assertEqual(fetch(server.port), load_poem("relay").data)
+        finally:
+            self.assertEqual(server.stop(), 0)
+        self.assertRegex(server.stdout, r"sending 658 bytes of poetry to 127\.0\.0\.1:\d+")
+        self.assertNotIn("Traceback", server.stderr)
+
+    def test_large_poem_is_streamed_whole(self):
+        big = (b"a line of a very long poem, repeated until it is large\n" * 150_000)  # ~8 MB
+        path = write_poem(temp_dir(self), "epic.txt", big)
+        server = Server(path, "--quiet", command_name="fastpoetry")
+        try:
+            self.assertEqual(fetch(server.port), big)
+            self.assertEqual(fetch(server.port), big)
+        finally:
+            server.stop()
+
+    def test_missing_poem_and_port_in_use(self):
+        result = run("fastpoetry", "no-such-poem")
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(len(result.stderr.splitlines()), 1)
+        with socket.create_server(("127.0.0.1", 0)) as taken:
+            port = str(taken.getsockname()[1])
+            result = run("fastpoetry", "kettle", "--port", port)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.splitlines(),
+                         [f"fastpoetry: error: cannot listen on localhost:{port}: Address already in use"])
+
+
+class ConcurrentSlowPoetryTests(SynchronousTestCase):
+    def test_serves_many_clients_at_once(self):
+        # 20 chunks of 0.05 s = 1 s per client; one at a time would take 10 s.
+        server = Server("kettle", "--concurrent", "--num-bytes", "32", "--delay", "0.05", "--quiet")
+        try:
+            result = run("get-poetry", "--engine", "select", "--json", *[str(server.port)] * 10)
+        finally:
+            server.stop()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        summary = [line for line in result.stdout.splitlines() if '"summary"' in line][0]
+        self.assertIn('"poems": 10', summary)
+        elapsed = float(summary.rsplit(":", 1)[1].rstrip("}"))
+        self.assertLess(elapsed, 5.0)  # generous bound on a loaded machine; sequential is 10 s
+
+    def test_logs_clients_and_chunks(self):
+        server = Server("relay", "--concurrent", "--num-bytes", "400", "--delay", "0")
+        try:
+            self.assertEqual(fetch(server.port), load_poem("relay").data)
+        finally:
+            server.stop()
+        lines = server.stdout.splitlines()
+        self.assertRegex(lines[0], r"^Somebody at 127\.0\.0\.1:\d+ wants poetry!$")
+        self.assertRegex(lines[1], r"^Sending 400 bytes to 127\.0\.0\.1:\d+$")
+        self.assertRegex(lines[2], r"^Sending 258 bytes to 127\.0\.0\.1:\d+$")
+
+    def test_client_hanging_up_is_logged_and_others_go_on(self):
+        server = Server("lighthouse", "--concurrent", "--num-bytes", "10", "--delay", "0.001")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port)) as rude:
+                rude.recv(10)
+            self.assertEqual(fetch(server.port), load_poem("lighthouse").data)
+        finally:
+            server.stop()
+        self.assertRegex(server.stdout, r"Client at 127\.0\.0\.1:\d+ hung up after \d+ of 3073 bytes\.")
+
+
+class TransformedPoetryTests(SynchronousTestCase):
+    def exchange(self, port: int, request: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(request)
+            chunks = []
+            try:
+                while data := sock.recv(65536):
+                    chunks.append(data)
+            except ConnectionResetError:
+                pass
+        return b"".join(chunks)
+
+    def test_answers_good_requests_and_refuses_bad_ones(self):
+        server = Server("--max-length", "100", command_name="transformedpoetry")
+        try:
+            self.assertEqual(server.first_line, f"Serving transforms on port {server.port}.\n")
+            self.assertEqual(self.exchange(server.port, encode(b"cummingsify.HeLLo")), b"5:hello,")
+            self.assertEqual(self.exchange(server.port, b"500:"), b"")
+            self.assertEqual(self.exchange(server.port, encode(b"nodot")), b"")
+            self.assertEqual(self.exchange(server.port, encode(b"shout.still serving")), b"13:STILL SERVING,")
+        finally:
+            server.stop()
+        refused = [line for line in server.stdout.splitlines() if line.startswith("Refused")]
+        self.assertEqual(len(refused), 2)
+
+
+class PoetryProxyCommandTests(SynchronousTestCase):
+    def test_proxies_and_caches(self):
+        upstream = Server("kettle", "--concurrent", "--num-bytes", "100", "--delay", "0.01", "--quiet")
+        proxy = Server(str(upstream.port), command_name="poetry-proxy")
+        try:
+            self.assertEqual(proxy.first_line,
+                             f"Proxying 127.0.0.1:{upstream.port} on port {proxy.port}.\n")
+            self.assertEqual(fetch(proxy.port), load_poem("kettle").data)
+            upstream.stop()  # the cache answers without the upstream
+            self.assertEqual(fetch(proxy.port), load_poem("kettle").data)
+        finally:
+            proxy.stop()
+            upstream.stop()
+        self.assertEqual(proxy.stdout.splitlines()[:2], ["Fetching poem from server.", "Using cached poem."])
+
+    def test_cancels_when_the_client_hangs_up(self):
+        upstream = Server("lighthouse", "--concurrent", "--num-bytes", "10", "--delay", "0.05")
+        proxy = Server(str(upstream.port), command_name="poetry-proxy")
+        try:
+            with socket.create_connection(("127.0.0.1", proxy.port)):
+                self.wait_for_line(upstream, "Somebody at")
+            # The client is gone: the proxy cancels, and the upstream sees it hang up.
+            self.wait_for_line(upstream, "hung up after")
+        finally:
+            proxy.stop()
+            upstream.stop()
+        self.assertIn("Canceling poem download.", proxy.stdout)
+
+    def wait_for_line(self, server, text):
+        deadline = time.monotonic() + 20
+        while text not in server.process.stdout.readline():
+            self.assertLess(time.monotonic(), deadline, f"no line with {text!r}")
+
+    def test_upstream_down_is_a_failed_task(self):
+        proxy = Server(str(free_port()), command_name="poetry-proxy")
+        try:
+            result = run("get-poetry", "--engine", "twisted", str(proxy.port))
+        finally:
+            proxy.stop()
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("The poem download failed: Connection lost before the poem was complete", result.stderr)
+        self.assertIn("The poem download failed: Connection refused", proxy.stdout)
+
+    def test_bad_upstream_address_is_a_usage_error(self):
+        result = run("poetry-proxy", "nowhere")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("bad address 'nowhere'", result.stderr)
