@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     raise_fd_limit()
     service = PoetryService(args.poem)
-    return serve(PROG, [service], PoetryFactory(service), args.port, args.iface,
+    return serve(PROG, [service], PoetryFactory(service, log_clients=not args.quiet), args.port, args.iface,
                  lambda port: f"Serving {args.poem} on port {port}.", quiet=args.quiet)
 
 

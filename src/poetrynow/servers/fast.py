@@ -59,9 +59,10 @@ class PoetryProtocol(Protocol):
 
     def connectionMade(self):
         poem = self.factory.service.poem
-        peer = self.transport.getPeer()
-        self.log.info("sending {nbytes} bytes of poetry to {peer}", nbytes=len(poem),
-                      peer=f"{peer.host}:{peer.port}")
+        if self.factory.log_clients:
+            peer = self.transport.getPeer()
+            self.log.info("sending {nbytes} bytes of poetry to {peer}", nbytes=len(poem),
+                          peer=f"{peer.host}:{peer.port}")
         if len(poem) >= STREAM_THRESHOLD:
             self.transport.registerProducer(PoemProducer(poem, self.transport), False)
         else:
@@ -73,5 +74,7 @@ class PoetryFactory(Factory):
     protocol = PoetryProtocol
     noisy = False
 
-    def __init__(self, service: PoetryService):
+    def __init__(self, service: PoetryService, log_clients: bool = True):
         self.service = service
+        # Off with --quiet: a log event per client is a tenth of the CPU a poem costs.
+        self.log_clients = log_clients

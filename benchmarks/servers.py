@@ -1,0 +1,252 @@
+"""Server benchmarks: fast servers head to head, and the slow server at scale.
+
+Part 1, fast servers: fastpoetry (Twisted) against a plain asyncio server, the
+same on uvloop, and nginx's stream ``return`` (each when installed), run in turn
+in every round against the same load generator (benchmarks/loadgen.py, its own
+process). For each: poems per second, and the server's CPU microseconds per poem,
+read from /proc/PID/stat (utime + stime, all of the server's processes) before and
+after the load. The figure to compare is CPU per poem: the load generator shares
+the machine's two cores, so poems per second is capped by it for the fastest
+servers.
+
+Part 2, the concurrent slow server: ``slowpoetry --concurrent`` with N clients
+at once (the select engine, in this process), reporting how late each client's
+last byte arrives against its schedule, measured from the client's own connect call.
+
+    .venv/bin/python benchmarks/servers.py [--rounds 3] [--seconds 3] [--clients 1000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from poetrynow.address import Address
+from poetrynow.cli.common import raise_fd_limit
+from poetrynow.clients import EngineOptions, run_engine
+from poetrynow.events import Failed, Finished, Started
+from poetrynow.poems import load_poem
+from poetrynow.report import format_table
+from poetrynow.schedule import PoemSchedule
+
+HERE = Path(__file__).resolve().parent
+SHARED_POEM = HERE.parents[1] / "shared" / "poetry" / "ecstasy.txt"
+BIN = Path(sys.executable).parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def poem_path() -> tuple[str, bytes]:
+    if SHARED_POEM.is_file():
+        return str(SHARED_POEM), SHARED_POEM.read_bytes()
+    return "lighthouse", load_poem("lighthouse").data
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+class Competitor:
+    """A server process: how to start it and how to find its port."""
+
+    def __init__(self, name: str, command: list[str], port: int | None = None, cleanup=None):
+        self.name, self.command, self.fixed_port, self.cleanup = name, command, port, cleanup
+
+    def start(self):
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, stdin=subprocess.DEVNULL)
+        if self.fixed_port is None:
+            line = self.process.stdout.readline()
+            self.port = int(line.rsplit(" ", 1)[1].rstrip(".\n"))
+        else:
+            self.port = self.fixed_port
+            deadline = time.monotonic() + 10
+            while not _listening(self.port):
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} did not start: {self.process.stderr.read()}")
+                time.sleep(0.05)
+        return self
+
+    def pids(self) -> list[int]:
+        return [self.process.pid] + children(self.process.pid)
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def nginx_competitor(poem: bytes, workdir: str) -> Competitor | None:
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    module = "/usr/lib/nginx/modules/ngx_stream_module.so"
+    if not nginx or b"$" in poem:
+        return None
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = poem.decode("utf-8").replace("\\", "\\\\").replace("'", "\\'")
+    load = f"load_module {module};\n" if os.path.exists(module) else ""
+    conf = Path(workdir) / "nginx.conf"
+    conf.write_text(
+        f"{load}daemon off;\nworker_processes 1;\npid {workdir}/nginx.pid;\nerror_log stderr error;\n"
+        f"events {{ worker_connections 8192; }}\n"
+        f"stream {{ server {{ listen 127.0.0.1:{port} backlog=4096; return '{text}'; }} }}\n")
+    return Competitor("nginx stream return", [nginx, "-p", workdir, "-c", str(conf), "-e", "stderr"], port)
+
+
+def fast_competitors(path: str, poem: bytes, workdir: str) -> list[Competitor]:
+    poem_file = Path(workdir) / "poem.txt"
+    poem_file.write_bytes(poem)
+    found = [
+        Competitor("fastpoetry (Twisted)", [str(BIN / "fastpoetry"), str(poem_file), "--quiet"]),
+        Competitor("asyncio", [sys.executable, str(HERE / "asyncio_server.py"), str(poem_file)]),
+    ]
+    try:
+        import uvloop  # noqa: F401
+
+        found.append(Competitor("asyncio + uvloop",
+                                [sys.executable, str(HERE / "asyncio_server.py"), str(poem_file), "--uvloop"]))
+    except ImportError:
+        print("uvloop not installed: pip install uvloop to compare it", file=sys.stderr)
+    nginx = nginx_competitor(poem, workdir)
+    if nginx:
+        found.append(nginx)
+    else:
+        print("nginx not installed: apt-get install nginx libnginx-mod-stream to compare it", file=sys.stderr)
+    return found
+
+
+def load(competitor: Competitor, seconds: float, concurrency: int, size: int) -> tuple[float, float]:
+    """Poems per second and server CPU microseconds per poem, for one round."""
+    before = cpu_seconds(competitor.pids())
+    result = subprocess.run([sys.executable, str(HERE / "loadgen.py"), str(competitor.port), str(seconds),
+                             str(concurrency), str(size)], capture_output=True, text=True, check=True)
+    after = cpu_seconds(competitor.pids())
+    counts = json.loads(result.stdout)
+    if counts["short"] or counts["errors"]:
+        print(f"{competitor.name}: {counts['short']} short poems, {counts['errors']} errors", file=sys.stderr)
+    poems = counts["whole"]
+    return poems / counts["seconds"], (after - before) / poems * 1e6
+
+
+def fast_part(rounds: int, seconds: float, concurrency: int) -> None:
+    path, poem = poem_path()
+    with tempfile.TemporaryDirectory(prefix="poetrynow-bench-") as workdir:
+        competitors = [c.start() for c in fast_competitors(path, poem, workdir)]
+        try:
+            rates = {c.name: [] for c in competitors}
+            cpus = {c.name: [] for c in competitors}
+            for round_ in range(rounds):
+                for competitor in competitors:
+                    rate, cpu = load(competitor, seconds, concurrency, len(poem))
+                    rates[competitor.name].append(rate)
+                    cpus[competitor.name].append(cpu)
+                    print(f"round {round_ + 1}: {competitor.name}: {rate:.0f} poems/s, {cpu:.1f} us/poem",
+                          file=sys.stderr, flush=True)
+        finally:
+            for competitor in competitors:
+                competitor.stop()
+    base = statistics.median(cpus["fastpoetry (Twisted)"])
+    rows = []
+    for name in rates:
+        cpu = statistics.median(cpus[name])
+        rows.append((name, f"{statistics.median(rates[name]):.0f}", f"{cpu:.1f}", f"{base / cpu:.2f}"))
+    print(f"Fast servers: a {len(poem)}-byte poem, {concurrency} clients looping for {seconds:g} s, "
+          f"{rounds} rounds, medians.\n")
+    print(format_table(("server", "poems/s", "CPU us/poem", "fastpoetry CPU / this"), rows, right={1, 2, 3}))
+    print()
+
+
+def slow_part(counts: list[int], num_bytes: int, delay: float) -> None:
+    raise_fd_limit()
+    poem = load_poem("kettle").data
+    schedule = PoemSchedule(len(poem), num_bytes, delay)
+    rows = []
+    for clients in counts:
+        server = Competitor("slowpoetry --concurrent",
+                            [str(BIN / "slowpoetry"), "kettle", "--concurrent", "--quiet",
+                             "--num-bytes", str(num_bytes), "--delay", str(delay)]).start()
+        try:
+            events = []
+            start_cpu = cpu_seconds(server.pids())
+            run_engine("select", [Address("127.0.0.1", server.port)] * clients, events.append,
+                       EngineOptions(timeout=60))
+            server_cpu = cpu_seconds(server.pids()) - start_cpu
+        finally:
+            server.stop()
+        # From the moment the client asked to connect: time in the accept queue counts as late.
+        connected = {e.task: e.t for e in events if isinstance(e, Started)}
+        finished = {e.task: e.t for e in events if isinstance(e, Finished) and e.poem == poem}
+        failed = sum(1 for e in events if isinstance(e, Failed))
+        late = sorted(finished[t] - connected[t] - schedule.duration for t in finished)
+        first = min(connected.values())
+        whole = max(finished.values()) - first
+        rows.append((f"{clients}", f"{len(finished)}", f"{failed}", f"{schedule.duration:.2f} s",
+                     f"{statistics.median(late) * 1000:.0f} ms", f"{late[int(len(late) * 0.99) - 1] * 1000:.0f} ms",
+                     f"{late[-1] * 1000:.0f} ms", f"{late[-1] / schedule.duration * 100:.1f}%",
+                     f"{whole:.2f} s", f"{server_cpu:.2f} s"))
+        print(f"{clients} clients done: worst {late[-1] * 1000:.0f} ms late", file=sys.stderr, flush=True)
+    print(f"Concurrent slow server: kettle ({len(poem)} bytes) at {num_bytes} bytes every {delay:g} s "
+          f"= {schedule.chunks} chunks, schedule {schedule.duration:.2f} s per client; clients: the select "
+          f"engine in one process. 'late': last byte, minus the client's connect call, minus the schedule.\n")
+    print(format_table(("clients", "whole", "failed", "schedule", "median late", "p99 late", "worst late",
+                        "worst/schedule", "all done in", "server CPU"), rows, right=set(range(10))))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--concurrency", type=int, default=50)
+    p.add_argument("--clients", default="1000,10000")
+    p.add_argument("--num-bytes", type=int, default=64)
+    p.add_argument("--delay", type=float, default=1.0)
+    p.add_argument("--part", choices=["fast", "slow", "all"], default="all")
+    args = p.parse_args()
+    if args.part in ("fast", "all"):
+        fast_part(args.rounds, args.seconds, args.concurrency)
+    if args.part in ("slow", "all"):
+        slow_part([int(n) for n in args.clients.split(",")], args.num_bytes, args.delay)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
