@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/seed_table.py
+	$(BIN)/python benchmarks/servers.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
