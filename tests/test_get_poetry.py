@@ -86,8 +86,8 @@ class TimeoutTests(SynchronousTestCase):
 
     def test_silence_times_out(self):
         clock = task.Clock()
-        d = defer.Deferred()
-        factory = PoetryClientFactory(d, clock, timeout=2.0)
+        factory = PoetryClientFactory(clock, timeout=2.0)
+        d = factory.deferred
         protocol = factory.buildProtocol(None)
         transport = StringTransport()
         protocol.makeConnection(transport)

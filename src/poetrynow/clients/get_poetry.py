@@ -22,6 +22,40 @@ class PoemTimeout(Exception):
     """The server sent nothing for longer than the client's timeout."""
 
 
+class OneShotClientFactory(ClientFactory):
+    """A client factory whose single Deferred fires once, and can be cancelled for real.
+
+    Cancelling forgets the Deferred first, so that the connection's loss cannot fire
+    it again, then aborts the connection (or stops the connection attempt).
+    """
+
+    noisy = False
+
+    def __init__(self):
+        self.deferred: defer.Deferred | None = defer.Deferred(lambda d: self.cancel())
+        self.connector = None
+        self.protocol_instance = None
+
+    def buildProtocol(self, addr):
+        self.protocol_instance = super().buildProtocol(addr)
+        return self.protocol_instance
+
+    def cancel(self):
+        self.deferred = None
+        if self.protocol_instance is not None and self.protocol_instance.transport:
+            self.protocol_instance.transport.abortConnection()
+        elif self.connector is not None:
+            self.connector.disconnect()
+
+    def _fire(self, fire, value):
+        if self.deferred is not None:
+            deferred, self.deferred = self.deferred, None
+            fire(deferred, value)
+
+    def clientConnectionFailed(self, connector, reason):
+        self._fire(defer.Deferred.errback, reason)
+
+
 class PoetryClientProtocol(Protocol, TimeoutMixin):
     """Collects the poem in ``dataReceived``; the factory decides what it means."""
 
@@ -29,7 +63,7 @@ class PoetryClientProtocol(Protocol, TimeoutMixin):
         self.chunks: list[bytes] = []
         self.callLater = self.factory.reactor.callLater  # the reactor we run on, not the global one
         self.setTimeout(self.factory.timeout)
-        self.factory.connected(self)
+        self.factory.connected()
 
     def dataReceived(self, data: bytes):
         self.resetTimeout()
@@ -45,23 +79,20 @@ class PoetryClientProtocol(Protocol, TimeoutMixin):
         self.factory.poem_finished(b"".join(self.chunks), reason)
 
 
-class PoetryClientFactory(ClientFactory):
+class PoetryClientFactory(OneShotClientFactory):
     protocol = PoetryClientProtocol
-    noisy = False
 
-    def __init__(self, deferred: defer.Deferred, reactor, timeout: float | None = None,
+    def __init__(self, reactor, timeout: float | None = None,
                  on_connect: Callable[[], None] | None = None,
                  on_data: Callable[[int], None] | None = None):
-        self.deferred: defer.Deferred | None = deferred
+        super().__init__()
         self.reactor = reactor
         self.timeout = timeout
         self.timed_out = False
         self.on_connect = on_connect
         self.on_data = on_data
-        self.protocol_instance: PoetryClientProtocol | None = None
 
-    def connected(self, protocol):
-        self.protocol_instance = protocol
+    def connected(self):
         if self.on_connect and self.deferred is not None:
             self.on_connect()
 
@@ -69,22 +100,13 @@ class PoetryClientFactory(ClientFactory):
         if self.on_data and self.deferred is not None:
             self.on_data(nbytes)
 
-    def _fire(self, fire, value):
-        if self.deferred is not None:
-            deferred, self.deferred = self.deferred, None
-            fire(deferred, value)
-
     def poem_finished(self, poem: bytes, reason):
         if self.timed_out:
-            reason = PoemTimeout(f"no data for {self.timeout:g} s")
-            self._fire(defer.Deferred.errback, reason)
+            self._fire(defer.Deferred.errback, PoemTimeout(f"no data for {self.timeout:g} s"))
         elif reason.check(error.ConnectionDone):
             self._fire(defer.Deferred.callback, poem)
         else:
             self._fire(defer.Deferred.errback, reason)
-
-    def clientConnectionFailed(self, connector, reason):
-        self._fire(defer.Deferred.errback, reason)
 
 
 def get_poetry(host: str, port: int, reactor=None, timeout: float | None = None,
@@ -98,20 +120,9 @@ def get_poetry(host: str, port: int, reactor=None, timeout: float | None = None,
     """
     if reactor is None:
         from twisted.internet import reactor
-
-    def cancel(deferred):
-        # Forget the Deferred first, so that the connection's loss cannot fire it
-        # again: it fails with CancelledError and nothing else.
-        factory.deferred = None
-        if factory.protocol_instance is not None and factory.protocol_instance.transport:
-            factory.protocol_instance.transport.abortConnection()
-        else:
-            connector.disconnect()
-
-    deferred = defer.Deferred(cancel)
-    factory = PoetryClientFactory(deferred, reactor, timeout, on_connect, on_data)
-    connector = reactor.connectTCP(host, port, factory)
-    return deferred
+    factory = PoetryClientFactory(reactor, timeout, on_connect, on_data)
+    factory.connector = reactor.connectTCP(host, port, factory)
+    return factory.deferred
 
 
 class TransformFailed(Exception):
@@ -141,42 +152,20 @@ class TransformClientProtocol(Protocol):
         self.factory.finished(self.answer)
 
 
-class TransformClientFactory(ClientFactory):
+class TransformClientFactory(OneShotClientFactory):
     protocol = TransformClientProtocol
-    noisy = False
 
     def __init__(self, name: str, poem: bytes, max_length: int):
+        super().__init__()
         self.request = name.encode("utf-8") + b"." + poem
         self.max_length = max_length
         self.problem = "the transform server closed without an answer"
-        self.deferred: defer.Deferred | None = defer.Deferred(lambda d: self._cancel())
-        self.connector = None
-        self.protocol_instance = None
-
-    def buildProtocol(self, addr):
-        self.protocol_instance = super().buildProtocol(addr)
-        return self.protocol_instance
-
-    def _cancel(self):
-        self.deferred = None
-        if self.protocol_instance is not None and self.protocol_instance.transport:
-            self.protocol_instance.transport.abortConnection()
-        elif self.connector is not None:
-            self.connector.disconnect()
 
     def finished(self, answer: bytes | None):
-        if self.deferred is None:
-            return
-        deferred, self.deferred = self.deferred, None
         if answer is None:
-            deferred.errback(TransformFailed(self.problem))
+            self._fire(defer.Deferred.errback, TransformFailed(self.problem))
         else:
-            deferred.callback(answer)
-
-    def clientConnectionFailed(self, connector, reason):
-        if self.deferred is not None:
-            deferred, self.deferred = self.deferred, None
-            deferred.errback(reason)
+            self._fire(defer.Deferred.callback, answer)
 
 
 class TransformProxy:
