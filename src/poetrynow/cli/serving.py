@@ -8,7 +8,6 @@ plain log lines on stdout, and a clean exit on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from typing import Callable, Sequence
@@ -18,6 +17,7 @@ from twisted.logger import LogLevel, formatEvent, globalLogBeginner
 
 from poetrynow.cli.common import FAILED, OK, USAGE, error
 from poetrynow.poems import PoemNotFound
+from poetrynow.servers.listen import cannot_listen
 
 
 def resolve_iface(iface: str) -> str:
@@ -50,11 +50,9 @@ def serve(prog: str, services: Sequence, factory, port: int, iface: str,
     try:
         listening = reactor.listenTCP(port, factory, interface=resolve_iface(iface), backlog=4096)
     except socket.gaierror as problem:
-        return error(prog, f"cannot listen on {iface}:{port}: unknown interface ({problem.strerror})", FAILED)
+        return error(prog, cannot_listen(iface, port, problem), FAILED)
     except CannotListenError as problem:
-        reason = problem.socketError
-        reason = os.strerror(reason.errno) if getattr(reason, "errno", None) else str(reason)
-        return error(prog, f"cannot listen on {iface}:{port}: {reason}", FAILED)
+        return error(prog, cannot_listen(iface, port, problem.socketError), FAILED)
     print(listening_line(listening.getHost().port), flush=True)
     level = LogLevel.warn if quiet else (LogLevel.debug if verbose else LogLevel.info)
     globalLogBeginner.beginLoggingTo([plain_observer(level)], discardBuffer=True, redirectStandardIO=False)

@@ -10,13 +10,18 @@ class ListenError(OSError):
     """The server could not listen: port in use, unknown interface, no permission."""
 
 
+def cannot_listen(iface: str, port: int, error: OSError) -> str:
+    """The one-line reason every server gives when it cannot listen."""
+    if isinstance(error, socket.gaierror):
+        return f"cannot listen on {iface}:{port}: unknown interface ({error.strerror})"
+    # create_server() and Twisted both wrap the OS's words in their own: keep the reason alone.
+    reason = os.strerror(error.errno) if getattr(error, "errno", None) else str(error)
+    return f"cannot listen on {iface}:{port}: {reason}"
+
+
 def listen(iface: str, port: int, backlog: int = 1024) -> socket.socket:
     """A TCP socket listening on ``iface:port`` (port 0 picks a free one)."""
     try:
         return socket.create_server((iface, port), backlog=backlog)
-    except socket.gaierror as error:
-        raise ListenError(f"cannot listen on {iface}:{port}: unknown interface ({error.strerror})") from None
     except OSError as error:
-        # create_server() appends its own "(while attempting to bind ...)": keep the reason alone.
-        reason = os.strerror(error.errno) if error.errno else str(error)
-        raise ListenError(f"cannot listen on {iface}:{port}: {reason}") from None
+        raise ListenError(cannot_listen(iface, port, error)) from None
