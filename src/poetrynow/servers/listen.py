@@ -12,8 +12,10 @@ class ListenError(OSError):
 
 def cannot_listen(iface: str, port: int, error: OSError) -> str:
     """The one-line reason every server gives when it cannot listen."""
-    if isinstance(error, socket.gaierror):
-        return f"cannot listen on {iface}:{port}: unknown interface ({error.strerror})"
+    # A resolver error: a gaierror, or (from create_server) an OSError with its negative code.
+    if isinstance(error, socket.gaierror) or (getattr(error, "errno", None) or 0) < 0:
+        words = (error.strerror or "").partition(" (while attempting")[0]
+        return f"cannot listen on {iface}:{port}: unknown interface ({words})"
     # create_server() and Twisted both wrap the OS's words in their own: keep the reason alone.
     reason = os.strerror(error.errno) if getattr(error, "errno", None) else str(error)
     return f"cannot listen on {iface}:{port}: {reason}"
