@@ -40,10 +40,14 @@ class PoemSchedule:
         """When chunk ``index`` is due; ``index == chunks`` is when to close."""
         return index * self.delay
 
+    def span(self, index: int) -> tuple[int, int]:
+        """``(start, end)`` byte offsets of chunk ``index``; past the last chunk, empty at the end."""
+        start = min(index * self.num_bytes, self.size)
+        return start, min(start + self.num_bytes, self.size)
+
     def slices(self) -> Iterator[tuple[int, int]]:
         """``(start, end)`` byte offsets of each chunk, in order."""
-        for start in range(0, self.size, self.num_bytes):
-            yield start, min(start + self.num_bytes, self.size)
+        return (self.span(index) for index in range(self.chunks))
 
 
 def ideal_total(schedules, concurrent: bool) -> float:

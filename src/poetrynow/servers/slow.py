@@ -97,8 +97,8 @@ class SlowPoetryProtocol(Protocol):
         if self.done or self.paused:
             return
         if self.index < self.schedule.chunks:
-            begin = self.index * self.schedule.num_bytes
-            chunk = self.poem[begin : begin + self.schedule.num_bytes]
+            begin, end = self.schedule.span(self.index)
+            chunk = self.poem[begin:end]
             self.log.debug("Sending {nbytes} bytes to {peer}", nbytes=len(chunk), peer=self.peer)
             self.transport.write(chunk)
             self.index += 1
@@ -124,7 +124,7 @@ class SlowPoetryProtocol(Protocol):
     def connectionLost(self, reason):
         if not self.served:
             self.log.info("Client at {peer} hung up after {sent} of {size} bytes.", peer=self.peer,
-                          sent=min(self.index * self.schedule.num_bytes, len(self.poem)), size=len(self.poem))
+                          sent=self.schedule.span(self.index)[0], size=len(self.poem))
         self.done = True
 
 
