@@ -34,9 +34,6 @@ class Pacer:
         self._call = None
         self._armed_for: float | None = None
 
-    def __len__(self):
-        return len(self._heap)
-
     def at(self, due: float, protocol) -> None:
         heapq.heappush(self._heap, (due, next(self._order), protocol))
         self._arm()
