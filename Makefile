@@ -4,13 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean plugins
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(MAKE) --no-print-directory plugins
 	touch $(STAMP)
+
+# twistd caches what its plugins are in dropin.cache; scanning once after an install
+# writes it afresh, as Twisted's documentation advises.
+plugins:
+	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 
 demo: $(STAMP)
 	$(BIN)/poetrynow demo
@@ -23,4 +29,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/servers.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info src/twisted/plugins/dropin.cache

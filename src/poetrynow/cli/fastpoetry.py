@@ -21,12 +21,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from poetrynow.servers.fast import PoetryFactory, PoetryService
+    from poetrynow.servers.deploy import fast_poetry
 
     raise_fd_limit()
-    service = PoetryService(args.poem)
-    return serve(PROG, [service], PoetryFactory(service, log_clients=not args.quiet), args.port, args.iface,
-                 lambda port: f"Serving {args.poem} on port {port}.", quiet=args.quiet)
+    tree = fast_poetry(args.poem, args.port, args.iface, log_clients=not args.quiet)
+    return serve(PROG, tree, quiet=args.quiet)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
+    from poetrynow.servers.deploy import poetry_proxy
 
     raise_fd_limit()
-    service = ProxyService(args.upstream.host, args.upstream.port, timeout=args.timeout or None)
-    return serve(PROG, [service], PoetryProxyFactory(service), args.port, args.iface,
-                 lambda port: f"Proxying {args.upstream} on port {port}.")
+    return serve(PROG, poetry_proxy(args.upstream, args.port, args.iface, args.timeout or None))
 
 
 if __name__ == "__main__":

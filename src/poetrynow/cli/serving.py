@@ -1,28 +1,21 @@
-"""Running a Twisted server from a command: start its services, listen, log, run.
+"""Running a Twisted server from a command: start its service tree, log, run.
 
-Every Twisted server command goes through :func:`serve`, so they share the same
-order (services first, so a missing poem is a usage error before anything
-listens), the same one-line errors, the listening line printed first and flushed,
-plain log lines on stdout, and a clean exit on Ctrl-C or SIGTERM.
+Every Twisted server command goes through :func:`serve` with the same service
+tree twistd would run (:mod:`poetrynow.servers.deploy`), so they share the same
+one-line errors (a missing poem is a usage error, found before anything
+listens), the listening line printed first and flushed, plain log lines on
+stdout, and a clean exit on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
-import socket
 import sys
-from typing import Callable, Sequence
 
-from twisted.internet.error import CannotListenError
 from twisted.logger import LogLevel, formatEvent, globalLogBeginner
 
 from poetrynow.cli.common import FAILED, OK, USAGE, error
 from poetrynow.poems import PoemNotFound
-from poetrynow.servers.listen import cannot_listen
-
-
-def resolve_iface(iface: str) -> str:
-    """Twisted listens on addresses, not names: ``localhost`` -> ``127.0.0.1``."""
-    return socket.getaddrinfo(iface, None, type=socket.SOCK_STREAM)[0][4][0]
+from poetrynow.servers.listen import ListenError
 
 
 def plain_observer(min_level: LogLevel, out=None):
@@ -38,26 +31,26 @@ def plain_observer(min_level: LogLevel, out=None):
     return observe
 
 
-def serve(prog: str, services: Sequence, factory, port: int, iface: str,
-          listening_line: Callable[[int], str], quiet: bool = False, verbose: bool = False) -> int:
+def serve(prog: str, tree, quiet: bool = False, verbose: bool = False) -> int:
+    """Start ``tree`` (a :class:`~poetrynow.servers.deploy.ServerTree`), then run the reactor."""
     from twisted.internet import reactor
 
+    # Logging begins before the tree starts, so that its start-up lines (and a
+    # critical "Cannot start") are dropped here rather than printed on stderr by
+    # Twisted: a command prints its listening line first, or one error line.
+    level = LogLevel.warn if quiet else (LogLevel.debug if verbose else LogLevel.info)
+    observe = plain_observer(level)
+    started = False
+    globalLogBeginner.beginLoggingTo([lambda event: started and observe(event)],
+                                     discardBuffer=True, redirectStandardIO=False)
     try:
-        for service in services:
-            service.startService()
+        tree.startService()
     except PoemNotFound as problem:
         return error(prog, str(problem), USAGE)
-    try:
-        listening = reactor.listenTCP(port, factory, interface=resolve_iface(iface), backlog=4096)
-    except socket.gaierror as problem:
-        return error(prog, cannot_listen(iface, port, problem), FAILED)
-    except CannotListenError as problem:
-        return error(prog, cannot_listen(iface, port, problem.socketError), FAILED)
-    print(listening_line(listening.getHost().port), flush=True)
-    level = LogLevel.warn if quiet else (LogLevel.debug if verbose else LogLevel.info)
-    globalLogBeginner.beginLoggingTo([plain_observer(level)], discardBuffer=True, redirectStandardIO=False)
+    except ListenError as problem:
+        return error(prog, str(problem), FAILED)
+    print(tree.listener.listening_line(), flush=True)
+    started = True
+    reactor.addSystemEventTrigger("before", "shutdown", tree.stopService)
     reactor.run()  # Twisted turns SIGINT and SIGTERM into a clean stop
-    for service in reversed(services):
-        if service.running:
-            service.stopService()
     return OK

@@ -61,14 +61,12 @@ def serve_concurrently(args) -> int:
     """The Twisted edition; it logs per-chunk lines at debug level, so only without --quiet."""
     from poetrynow.cli.common import raise_fd_limit
     from poetrynow.cli.serving import serve
-    from poetrynow.servers.fast import PoetryService
-    from poetrynow.servers.slow import SlowPoetryFactory
+    from poetrynow.servers.deploy import slow_poetry
 
     raise_fd_limit()
-    service = PoetryService(args.poem)
-    factory = SlowPoetryFactory(service, args.num_bytes, args.delay)
-    return serve(PROG, [service], factory, args.port, args.iface,
-                 lambda port: f"Serving {args.poem} on port {port}.", quiet=args.quiet, verbose=True)
+    tree = slow_poetry(args.poem, args.num_bytes, args.delay, args.port, args.iface,
+                       log_clients=not args.quiet)
+    return serve(PROG, tree, quiet=args.quiet, verbose=True)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from poetrynow.servers.transform import TransformFactory, TransformService
+    from poetrynow.servers.deploy import transformed_poetry
 
     raise_fd_limit()
-    service = TransformService(max_length=args.max_length)
-    factory = TransformFactory(service, timeout=args.timeout or None)
-    return serve(PROG, [service], factory, args.port, args.iface,
-                 lambda port: f"Serving transforms on port {port}.", quiet=args.quiet)
+    tree = transformed_poetry(args.port, args.iface, args.max_length, args.timeout or None)
+    return serve(PROG, tree, quiet=args.quiet)
 
 
 if __name__ == "__main__":

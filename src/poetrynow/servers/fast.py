@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from poetrynow.interfaces import IPoetryService
-from poetrynow.poems import load_poem
+from poetrynow.poems import PoemNotFound, load_poem
 
 STREAM_THRESHOLD = 4 << 20  # bytes; below this one write is cheaper than a producer
 SLICE = 64 << 10
@@ -24,12 +24,20 @@ SLICE = 64 << 10
 class PoetryService(service.Service):
     """Holds the poem; reads it in startService, so a bad path stops start-up."""
 
+    log = Logger()
+
     def __init__(self, poem: str):
         self.poem_name = poem
         self.poem: bytes = b""
 
     def startService(self):
-        self.poem = load_poem(self.poem_name).data
+        from poetrynow.servers.deploy import cannot_start
+
+        try:
+            self.poem = load_poem(self.poem_name).data
+        except PoemNotFound as problem:
+            raise cannot_start(problem) from None
+        self.log.info("Loaded {poem} ({nbytes} bytes).", poem=self.poem_name, nbytes=len(self.poem))
         service.Service.startService(self)
 
 

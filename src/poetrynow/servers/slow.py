@@ -80,7 +80,9 @@ class SlowPoetryProtocol(Protocol):
         self.served = False  # the whole poem went out and we closed
         peer = self.transport.getPeer()
         self.peer = f"{peer.host}:{peer.port}"
-        self.log.info("Somebody at {peer} wants poetry!", peer=self.peer)
+        self.chatty = factory.log_clients
+        if self.chatty:
+            self.log.info("Somebody at {peer} wants poetry!", peer=self.peer)
         self.transport.registerProducer(self, True)
         self.tick()  # the first chunk goes out on connection, as in the blocking edition
 
@@ -96,7 +98,8 @@ class SlowPoetryProtocol(Protocol):
         if self.index < self.schedule.chunks:
             begin, end = self.schedule.span(self.index)
             chunk = self.poem[begin:end]
-            self.log.debug("Sending {nbytes} bytes to {peer}", nbytes=len(chunk), peer=self.peer)
+            if self.chatty:
+                self.log.debug("Sending {nbytes} bytes to {peer}", nbytes=len(chunk), peer=self.peer)
             self.transport.write(chunk)
             self.index += 1
             self._wait()
@@ -119,7 +122,7 @@ class SlowPoetryProtocol(Protocol):
         self.done = True
 
     def connectionLost(self, reason):
-        if not self.served:
+        if not self.served and self.chatty:
             self.log.info("Client at {peer} hung up after {sent} of {size} bytes.", peer=self.peer,
                           sent=self.schedule.span(self.index)[0], size=len(self.poem))
         self.done = True
@@ -131,10 +134,13 @@ class SlowPoetryFactory(Factory):
     protocol = SlowPoetryProtocol
     noisy = False
 
-    def __init__(self, service, num_bytes: int = 10, delay: float = 0.1, clock=None):
+    def __init__(self, service, num_bytes: int = 10, delay: float = 0.1, clock=None,
+                 log_clients: bool = True):
         if clock is None:
             from twisted.internet import reactor as clock
         self.service = service
+        # Off with --quiet: ten thousand clients would log a line per chunk each.
+        self.log_clients = log_clients
         self.clock = clock
         self.num_bytes = num_bytes
         self.delay = delay

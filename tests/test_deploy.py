@@ -1,0 +1,88 @@
+"""The service trees the commands and twistd share, started on a MemoryReactor."""
+
+from __future__ import annotations
+
+from twisted.internet.testing import MemoryReactor
+from twisted.trial.unittest import SynchronousTestCase
+
+from poetrynow.address import Address
+from poetrynow.plugins import fastpoetry, poetryproxy, slowpoetry, transformedpoetry
+from poetrynow.poems import PoemNotFound
+from poetrynow.servers import deploy
+from poetrynow.servers.fast import PoetryFactory, PoetryService
+from poetrynow.servers.proxy import PoetryProxyFactory
+from poetrynow.servers.slow import SlowPoetryFactory
+from poetrynow.servers.transform import TransformFactory
+
+
+def on(reactor: MemoryReactor, tree: deploy.ServerTree) -> deploy.ServerTree:
+    tree.listener.reactor = reactor
+    return tree
+
+
+class ServerTreeTests(SynchronousTestCase):
+    def test_the_poem_is_read_before_anything_listens(self):
+        reactor = MemoryReactor()
+        tree = on(reactor, deploy.fast_poetry("no-such-poem", 0, "127.0.0.1"))
+        self.assertRaises(PoemNotFound, tree.startService)
+        self.assertEqual(reactor.tcpServers, [])
+
+    def test_listens_where_asked_with_a_deep_backlog(self):
+        reactor = MemoryReactor()
+        tree = on(reactor, deploy.fast_poetry("kettle", 10007, "localhost"))
+        tree.startService()
+        [(port, factory, backlog, interface)] = reactor.tcpServers
+        self.assertEqual((port, backlog, interface), (10007, deploy.BACKLOG, "127.0.0.1"))
+        self.assertIsInstance(factory, PoetryFactory)
+        self.assertIs(factory.service, tree.held)
+        self.assertEqual(len(tree.held.poem), 636)
+        self.assertEqual(tree.listener.listening_line(), "Serving kettle on port 10007.")
+
+    def test_stopping_the_tree_stops_listening(self):
+        reactor = MemoryReactor()
+        tree = on(reactor, deploy.transformed_poetry(10008, "127.0.0.1"))
+        tree.startService()
+        stopped = []
+        tree.listener.listening.stopListening = lambda: stopped.append(True)
+        tree.stopService()
+        self.assertEqual(stopped, [True])
+        self.assertIsNone(tree.listener.listening)
+        self.assertFalse(tree.running)
+
+    def test_twistd_listens_in_privileged_start_then_starts_once(self):
+        # twistd binds before dropping privileges; startService must not bind again.
+        reactor = MemoryReactor()
+        tree = on(reactor, deploy.slow_poetry("relay", 7, 0.5, 10009, "127.0.0.1"))
+        tree.privilegedStartService()
+        tree.startService()
+        self.assertEqual(len(reactor.tcpServers), 1)
+
+    def test_each_plugin_builds_the_commands_tree(self):
+        cases = [
+            (fastpoetry, ["--poem", "kettle", "--port", "10010", "--quiet"], PoetryFactory),
+            (slowpoetry, ["--poem", "kettle", "-n", "7", "-d", "0.5"], SlowPoetryFactory),
+            (transformedpoetry, ["--max-length", "99", "--timeout", "0"], TransformFactory),
+            (poetryproxy, ["10011"], PoetryProxyFactory),
+        ]
+        for maker, argv, factory_class in cases:
+            options = maker.options()
+            options.parseOptions(argv)
+            tree = maker.makeService(options)
+            self.assertIsInstance(tree, deploy.ServerTree)
+            self.assertEqual(tree.name, maker.tapname)
+            self.assertIsInstance(tree.listener.factory, factory_class)
+        slow = slowpoetry.options()
+        slow.parseOptions(["--poem", "kettle", "-n", "7", "-d", "0.5"])
+        factory = slowpoetry.makeService(slow).listener.factory
+        self.assertEqual((factory.num_bytes, factory.delay), (7, 0.5))
+        proxy = poetryproxy.options()
+        proxy.parseOptions(["example.invalid:10011"])
+        self.assertEqual(proxy["upstream"], Address("example.invalid", 10011))
+
+    def test_a_quiet_fast_tree_logs_no_client(self):
+        fast = fastpoetry.options()
+        fast.parseOptions(["--poem", "kettle", "--quiet"])
+        self.assertFalse(fastpoetry.makeService(fast).listener.factory.log_clients)
+
+    def test_poetry_service_holds_nothing_before_start(self):
+        self.assertEqual(PoetryService("kettle").poem, b"")
