@@ -97,3 +97,44 @@ def temp_dir(case) -> str:
     path = tempfile.mkdtemp(prefix="poetrynow-test-")
     case.addCleanup(shutil.rmtree, path, True)
     return path
+
+
+class ResettingServer:
+    """A poetry server in a thread whose first ``resets`` connections crash mid-poem.
+
+    Each of those gets half the poem, then a TCP reset (SO_LINGER 0); later
+    connections get the whole poem and a clean close. For crash and restart tests.
+    """
+
+    def __init__(self, poem: bytes, resets: int = 1):
+        import struct
+        import threading
+
+        self.poem, self.resets, self.accepted = poem, resets, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._linger = struct.pack("ii", 1, 0)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.accepted += 1
+            with conn:
+                if self.accepted <= self.resets:
+                    conn.sendall(self.poem[: len(self.poem) // 2])
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, self._linger)
+                else:
+                    conn.sendall(self.poem)
+
+    def close(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread's accept()
+        except OSError:
+            pass
+        self.listener.close()
+        self.thread.join(5)

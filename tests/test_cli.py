@@ -1,11 +1,13 @@
 """Exit codes and one-line errors of the real commands, run as subprocesses."""
 
 import os
+import re
 import signal
 import socket
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from poetrynow.clients import ENGINES
 from tests.support import Server, free_port, run, servers
 
 
@@ -130,20 +132,32 @@ class PoetrynowCommandTests(SynchronousTestCase):
 
 
 class DemoTests(SynchronousTestCase):
-    def test_demo_runs_both_engines_and_prints_the_table(self):
-        result = run("poetrynow", "demo", "--delay", "0.003", timeout=120)
+    def test_demo_runs_every_engine_and_ranks_them(self):
+        result = run("poetrynow", "demo", "--delay", "0.01", "--engines", "all", timeout=180)
         self.assertEqual(result.returncode, 0, result.stderr)
         out = result.stdout
-        self.assertIn("== get-poetry --engine blocking", out)
-        self.assertIn("== get-poetry --engine select", out)
+        for engine in ENGINES:
+            self.assertIn(f"== get-poetry --engine {engine} ", out)
         self.assertIn("Task 1: get poetry from: 127.0.0.1:", out)
         self.assertIn("Task 1 finished", out)
-        table = out[out.index("engine  "):].splitlines()
-        self.assertEqual(table[0].split(), ["engine", "measured", "ideal", "measured/ideal", "poems"])
-        self.assertTrue(table[1].startswith("blocking"))
-        self.assertTrue(table[2].startswith("select"))
-        self.assertTrue(table[1].endswith("3/3") and table[2].endswith("3/3"))
-        self.assertRegex(out, r"blocking took \d+\.\d\d times as long as select")
+        table = out[out.index("rank  "):].splitlines()
+        self.assertEqual(table[0].split(), ["rank", "engine", "measured", "ideal", "measured/ideal", "poems"])
+        rows = [line.split() for line in table[1:1 + len(ENGINES)]]
+        self.assertEqual([row[0] for row in rows], [str(n) for n in range(1, len(ENGINES) + 1)])
+        self.assertEqual(sorted(row[1] for row in rows), sorted(ENGINES))
+        self.assertTrue(all(row[-1] == "3/3" for row in rows))
+        times = [float(row[2]) for row in rows]
+        self.assertEqual(times, sorted(times))
+        self.assertEqual(rows[-1][1], "blocking")  # the one engine that waits on one server at a time
+        self.assertRegex(out, r"blocking took \d+\.\d\d times as long as \w+")
+
+    def test_demo_takes_a_comma_list_of_engines(self):
+        result = run("poetrynow", "demo", "--delay", "0", "--engines", "lazy,actors")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(re.findall(r"== get-poetry --engine (\w+)", result.stdout), ["lazy", "actors"])
+        bad = run("poetrynow", "demo", "--engines", "select,fibers")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("unknown engine 'fibers'", bad.stderr)
 
     def test_demo_leaves_no_server_behind(self):
         # Port numbers printed by the demo are closed once it has exited.

@@ -101,7 +101,7 @@ class TwistedEngineTests(SynchronousTestCase):
     def test_xform_with_another_engine_is_a_usage_error(self):
         result = run("get-poetry", "--engine", "blocking", "--xform", "10001", "10000")
         self.assertEqual(result.returncode, 2)
-        self.assertIn("--xform works with --engine twisted", result.stderr)
+        self.assertIn("--xform works with --engine actors, asyncio, lazy, threads, twisted", result.stderr)
 
     def test_asyncio_example_awaits_get_poetry(self):
         import subprocess

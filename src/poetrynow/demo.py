@@ -67,20 +67,23 @@ def start_slow_server(poem: str, num_bytes: int, delay: float, concurrent: bool 
 def measure(engine: str, addresses: Sequence[Address], out: TextIO, err: TextIO | None = None) -> Summary:
     """Run one engine against the servers, its lines going to ``out``."""
     options = EngineOptions()
-    reporter = Reporter(STYLES.get(engine, "select"), out=out, err=err)
+    reporter = Reporter(STYLES.get(engine, "select"), out=out, err=err, print_poems=False)
     reporter.begin(options.clock())
     run_engine(engine, addresses, reporter.event, options)
     return reporter.end(options.clock())
 
 
 def results_table(results: dict[str, Summary], schedules: Sequence[PoemSchedule]) -> str:
+    """One row per engine, fastest first, ranked by measured time."""
     rows = []
-    for engine, summary in results.items():
+    ranked = sorted(results.items(), key=lambda item: (len(item[1].failed), item[1].elapsed))
+    for rank, (engine, summary) in enumerate(ranked, 1):
         ideal = ideal_total(schedules, concurrent=engine in CONCURRENT)
         ratio = f"{summary.elapsed / ideal:.3f}" if ideal else "-"
-        rows.append((engine, f"{summary.elapsed:.2f} s", f"{ideal:.2f} s", ratio,
+        rows.append((str(rank), engine, f"{summary.elapsed:.2f} s", f"{ideal:.2f} s", ratio,
                      f"{len(summary.finished)}/{len(schedules)}"))
-    return format_table(("engine", "measured", "ideal", "measured/ideal", "poems"), rows, right={1, 2, 3, 4})
+    return format_table(("rank", "engine", "measured", "ideal", "measured/ideal", "poems"), rows,
+                        right={0, 2, 3, 4, 5})
 
 
 def verdict(results: dict[str, Summary]) -> str:

@@ -8,6 +8,7 @@ passes another), so the reporter can compute every duration itself.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Union
 
@@ -87,14 +88,42 @@ class TransformFailed:
     t: float
 
 
-Event = Union[Started, Connected, Received, Transformed, TransformFailed, Finished, Failed]
+@dataclass(frozen=True)
+class PoemLine:
+    """The lazy engine hands one line of a poem on to be printed (in command-line order)."""
+
+    task: int
+    address: Address
+    text: str
+    t: float
+
+
+@dataclass(frozen=True)
+class Restarted:
+    """A supervised actor crashed and was started again; ``attempt`` counts the restarts."""
+
+    task: int
+    address: Address
+    reason: str
+    attempt: int
+    limit: int
+    t: float
+
+
+Event = Union[Started, Connected, Received, Transformed, TransformFailed, Finished, Failed, PoemLine,
+              Restarted]
 Sink = Callable[[Event], None]
 
 
 def describe_error(error: BaseException) -> str:
     """A one-line reason for a socket error, without Python's noise."""
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
+    if isinstance(error, OSError):
+        # The OS's words for the errno: asyncio's "Connect call failed (...)" is a
+        # ConnectionRefusedError whose strerror hides that it was refused.
+        if error.errno and error.errno > 0:
+            return os.strerror(error.errno)
+        if error.strerror:
+            return error.strerror
     if isinstance(error, TimeoutError):
         return "timed out"
     return str(error) or type(error).__name__

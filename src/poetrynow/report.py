@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TextIO
 
-from poetrynow.events import Event, Failed, Finished, Received, Started, TransformFailed, Transformed
+from poetrynow.events import (Event, Failed, Finished, PoemLine, Received, Restarted, Started,
+                              TransformFailed, Transformed)
 
-#: engine name -> line style; engines not listed print the select style.
-STYLES = {"blocking": "blocking", "twisted": "twisted"}
+#: engine name -> line style; engines not listed (threads, asyncio) print the select style.
+STYLES = {"blocking": "blocking", "twisted": "twisted", "actors": "actors", "lazy": "lazy"}
 
 
 def elapsed(seconds: float) -> str:
@@ -59,6 +60,10 @@ def transform_failed_line(e: TransformFailed) -> str:
     return f"{e.transform.capitalize()} failed! Task {e.task} keeps the original poem: {e.reason}"
 
 
+def restarted_line(e: Restarted) -> str:
+    return f"Task {e.task} crashed ({e.reason}); restarting it ({e.attempt} of {e.limit})"
+
+
 def total_line(poems: int, seconds: float) -> str:
     return f"Got {poems} poem{'s' if poems != 1 else ''} in {elapsed(seconds)}"
 
@@ -84,6 +89,11 @@ def event_json(e: Event, since: float) -> dict:
     elif isinstance(e, TransformFailed):
         record["transform"] = e.transform
         record["reason"] = e.reason
+    elif isinstance(e, PoemLine):
+        record["line"] = e.text
+    elif isinstance(e, Restarted):
+        record["reason"] = e.reason
+        record["attempt"] = e.attempt
     return record
 
 
@@ -128,6 +138,8 @@ class Reporter:
             print(line, file=self.err, flush=True)
         elif isinstance(e, TransformFailed):
             print(transform_failed_line(e), file=self.err, flush=True)
+        elif isinstance(e, Restarted):
+            print(restarted_line(e), file=self.err, flush=True)
         if self.as_json:
             self._say(json.dumps(event_json(e, self._began), ensure_ascii=False))
             return
@@ -136,6 +148,21 @@ class Reporter:
                 self._say(started_line(e))
             elif isinstance(e, Finished):
                 self._say(downloaded_line(e, e.t - self._task_start[e.task]))
+        elif self.style == "actors":
+            # Part 20: a line per chunk; the main process prints the poems once all are down,
+            # each with its download time (the article's third exercise).
+            if isinstance(e, Received):
+                self._say(received_line(e))
+            elif isinstance(e, Finished):
+                self._say(downloaded_line(e, e.t - self._task_start[e.task]))
+                if self.print_poems:
+                    self._say(e.text.rstrip("\n"))
+        elif self.style == "lazy":
+            # Part 21: a line per line of poetry, and each poem's lines as it is its turn.
+            if isinstance(e, Received):
+                self._say(received_line(e))
+            elif isinstance(e, PoemLine) and self.print_poems:
+                print(e.text, end="" if e.text.endswith("\n") else "\n", file=self.out, flush=True)
         else:
             if isinstance(e, Received):
                 self._say(received_line(e))
@@ -158,7 +185,7 @@ class Reporter:
                 "elapsed": round(summary.elapsed, 6),
             }))
             return summary
-        if self.style != "blocking":
+        if self.style not in ("blocking", "actors", "lazy"):
             for e in summary.finished:
                 self._say(size_line(e))
         self._say(total_line(len(summary.finished), summary.elapsed))

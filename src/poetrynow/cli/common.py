@@ -35,6 +35,10 @@ def positive_int(text: str) -> int:
     return _number(text, int, "a whole number", lambda v: v >= 1, "must be at least 1")
 
 
+def non_negative_int(text: str) -> int:
+    return _number(text, int, "a whole number", lambda v: v >= 0, "must be 0 or more")
+
+
 def non_negative_float(text: str) -> float:
     return _number(text, float, "a number of seconds", lambda v: 0 <= v < float("inf"),
                    "must be a finite number of seconds >= 0")

@@ -7,7 +7,7 @@ import sys
 import time
 
 from poetrynow.cli.common import (FAILED, OK, address_arg, error, exit_on_sigterm,
-                                  non_negative_float, raise_fd_limit)
+                                  non_negative_float, non_negative_int, raise_fd_limit)
 from poetrynow.clients import ENGINES, XFORM, EngineOptions, run_engine
 from poetrynow.report import STYLES, Reporter
 
@@ -32,7 +32,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--transform", default="cummingsify", metavar="NAME",
                    help="the transform to ask for with --xform (default: cummingsify)")
     p.add_argument("--no-poems", dest="print_poems", action="store_false",
-                   help="with --engine twisted, do not print the poems themselves")
+                   help="with the twisted, actors and lazy engines, do not print the poems themselves")
+    p.add_argument("--ordered", action="store_true",
+                   help="with --engine actors, print the poems in command-line order, not as they came")
+    p.add_argument("--supervise", type=non_negative_int, default=0, metavar="N",
+                   help="with --engine actors, restart a crashed process up to N times (default: 0)")
     return p
 
 
@@ -40,10 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     if args.xform and args.engine not in XFORM:
-        p.error(f"--xform works with --engine {' or '.join(sorted(XFORM))}")
+        p.error(f"--xform works with --engine {', '.join(sorted(XFORM))}")
+    if (args.ordered or args.supervise) and args.engine != "actors":
+        p.error("--ordered and --supervise work with --engine actors")
     raise_fd_limit()
     exit_on_sigterm()
-    options = EngineOptions(timeout=args.timeout or None, xform=args.xform, transform=args.transform)
+    options = EngineOptions(timeout=args.timeout or None, xform=args.xform, transform=args.transform,
+                            ordered=args.ordered, supervise=args.supervise)
     reporter = Reporter(STYLES.get(args.engine, "select"), as_json=args.json, print_poems=args.print_poems)
     reporter.begin(options.clock())
     try:

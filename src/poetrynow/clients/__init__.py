@@ -17,15 +17,19 @@ from poetrynow.events import Event, Sink
 
 ENGINES = {
     "blocking": "poetrynow.clients.blocking",
+    "threads": "poetrynow.clients.threads",
     "select": "poetrynow.clients.select_loop",
     "twisted": "poetrynow.clients.twisted_engine",
+    "asyncio": "poetrynow.clients.asyncio_engine",
+    "actors": "poetrynow.clients.actors",
+    "lazy": "poetrynow.clients.lazy",
 }
 
 #: Engines that can send each poem to a transform server (``--xform``).
-XFORM = {"twisted"}
+XFORM = {"threads", "twisted", "asyncio", "actors", "lazy"}
 
 #: Engines that download every poem at once; their ideal is the slowest schedule.
-CONCURRENT = {"select", "twisted"}
+CONCURRENT = {"threads", "select", "twisted", "asyncio", "actors", "lazy"}
 
 
 @dataclass
@@ -34,12 +38,16 @@ class EngineOptions:
 
     ``timeout``: seconds with no data before a task fails. ``xform``: the transform
     server to send each poem to, and ``transform`` the name to ask it for.
+    ``ordered`` and ``supervise`` are the actors engine's: poems in command-line
+    order, and how many times a crashed process is restarted.
     """
 
     timeout: float | None = None
     clock: Callable[[], float] = field(default=time.monotonic)
     xform: Address | None = None
     transform: str = "cummingsify"
+    ordered: bool = False
+    supervise: int = 0
 
 
 def run_engine(name: str, addresses: Sequence[Address], sink: Sink,

@@ -1,0 +1,101 @@
+"""The transform request for engines without Twisted: blocking and asyncio flavours.
+
+The protocol is the sans-I/O netstring codec either way: send ``name.poem`` as
+one netstring, read to the end, and the answer is the one netstring that came
+back. A close without an answer, or a malformed one, is a TransformFailed with
+the same one-line reasons the Twisted client gives, and the task keeps its poem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from poetrynow.address import Address
+from poetrynow.clients.get_poetry import TransformFailed
+from poetrynow.events import TransformFailed as TransformFailedEvent, Transformed, describe_error
+from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
+
+NO_ANSWER = "the transform server closed without an answer"
+READ_SIZE = 65536
+
+
+def request(name: str, poem: bytes) -> bytes:
+    return encode(name.encode("utf-8") + b"." + poem)
+
+
+class Answer:
+    """Feeds the reply's bytes to a netstring decoder; ``result()`` is the poem or raises."""
+
+    def __init__(self, max_length: int = DEFAULT_MAX_LENGTH):
+        self.decoder = NetstringDecoder(max_length)
+        self.payload: bytes | None = None
+
+    def feed(self, data: bytes) -> bool:
+        """True once the answer is complete and reading can stop."""
+        try:
+            payloads = self.decoder.feed(data)
+        except NetstringError as problem:
+            raise TransformFailed(str(problem)) from None
+        if payloads:
+            self.payload = payloads[0]
+        return self.payload is not None
+
+    def result(self) -> bytes:
+        if self.payload is None:
+            raise TransformFailed(NO_ANSWER)
+        return self.payload
+
+
+def xform_blocking(server: Address, name: str, poem: bytes, timeout: float | None = None) -> bytes:
+    """Ask the transform server, with blocking sockets (the threads engine's way)."""
+    answer = Answer()
+    try:
+        with socket.create_connection((server.host, server.port), timeout=timeout) as sock:
+            sock.sendall(request(name, poem))
+            while data := sock.recv(READ_SIZE):
+                if answer.feed(data):
+                    break
+    except OSError as error:
+        raise TransformFailed(describe_error(error)) from None
+    return answer.result()
+
+
+async def xform_async(server: Address, name: str, poem: bytes, timeout: float | None = None) -> bytes:
+    """Ask the transform server with asyncio streams."""
+    answer = Answer()
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(server.host, server.port), timeout)
+        try:
+            writer.write(request(name, poem))
+            await writer.drain()
+            while data := await asyncio.wait_for(reader.read(READ_SIZE), timeout):
+                if answer.feed(data):
+                    break
+        finally:
+            writer.close()
+    except (OSError, asyncio.TimeoutError) as error:
+        raise TransformFailed(describe_error(error)) from None
+    return answer.result()
+
+
+def _failed(task: int, address: Address, options, problem: Exception) -> TransformFailedEvent:
+    return TransformFailedEvent(task, address, options.transform, describe_error(problem), options.clock())
+
+
+def transform_blocking(task: int, address: Address, poem: bytes, options) -> tuple:
+    """Send a task's poem through ``options.xform``: the event it comes to, and the poem kept."""
+    try:
+        answer = xform_blocking(options.xform, options.transform, poem, options.timeout)
+    except Exception as problem:  # any failure keeps the original poem
+        return _failed(task, address, options, problem), poem
+    return Transformed(task, address, options.transform, options.clock()), answer
+
+
+async def transform_async(task: int, address: Address, poem: bytes, options) -> tuple:
+    """:func:`transform_blocking` for coroutines."""
+    try:
+        answer = await xform_async(options.xform, options.transform, poem, options.timeout)
+    except Exception as problem:
+        return _failed(task, address, options, problem), poem
+    return Transformed(task, address, options.transform, options.clock()), answer
