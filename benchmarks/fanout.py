@@ -1,0 +1,126 @@
+"""Fan-out: every concurrent engine against N simultaneous connections to one slow server.
+
+One ``slowpoetry --concurrent`` server per N (kettle, 64 bytes every 0.5 s: ten
+chunks, a 5 s schedule per client). In each round every concurrent engine, in
+turn, downloads N copies of the poem at once, each in a fresh process of its own
+so its CPU time (user + system, all threads) is its alone. Reported per engine:
+the total (first connect call to last poem) against the schedule, and CPU seconds;
+medians over the rounds.
+
+    .venv/bin/python benchmarks/fanout.py [--clients 100,1000,5000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from poetrynow.address import Address
+from poetrynow.cli.common import raise_fd_limit
+from poetrynow.clients import CONCURRENT, ENGINES, EngineOptions, run_engine
+from poetrynow.events import Failed, Finished, Started
+from poetrynow.poems import load_poem
+from poetrynow.report import format_table
+from poetrynow.schedule import PoemSchedule
+
+BIN = Path(sys.executable).parent
+POEM = "kettle"
+ORDER = [name for name in ENGINES if name in CONCURRENT]
+
+
+def child(engine: str, port: int, clients: int) -> None:
+    """Run one engine once and print what it measured as one JSON line."""
+    raise_fd_limit()
+    poem = load_poem(POEM).data
+    first = None
+    last = 0.0
+    whole = failed = 0
+
+    def sink(event) -> None:
+        nonlocal first, last, whole, failed
+        if isinstance(event, Started) and first is None:
+            first = event.t
+        elif isinstance(event, Finished):
+            whole += event.poem == poem
+            last = max(last, event.t)
+        elif isinstance(event, Failed):
+            failed += 1
+
+    importlib.import_module(ENGINES[engine])  # imports are not the engine's running cost
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    run_engine(engine, [Address("127.0.0.1", port)] * clients, sink, EngineOptions(timeout=60))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(json.dumps({"total": last - (first or 0.0), "cpu": cpu, "whole": whole, "failed": failed}))
+
+
+def start_server(num_bytes: int, delay: float) -> tuple[subprocess.Popen, int]:
+    process = subprocess.Popen([str(BIN / "slowpoetry"), POEM, "--concurrent", "--quiet",
+                                "--num-bytes", str(num_bytes), "--delay", str(delay)],
+                               stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    return process, int(line.rsplit(" ", 1)[1].rstrip(".\n"))
+
+
+def measure(engine: str, port: int, clients: int) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--child", engine, str(port), str(clients)],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise SystemExit(f"{engine} at {clients} failed: {result.stderr.strip()[-500:]}")
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", default="100,1000,5000")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--num-bytes", type=int, default=64)
+    p.add_argument("--delay", type=float, default=0.5)
+    p.add_argument("--engines", default=",".join(ORDER))
+    p.add_argument("--child", nargs=3, metavar=("ENGINE", "PORT", "CLIENTS"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args.child[0], int(args.child[1]), int(args.child[2]))
+        return 0
+
+    raise_fd_limit()
+    engines = args.engines.split(",")
+    schedule = PoemSchedule(len(load_poem(POEM).data), args.num_bytes, args.delay)
+    rows = []
+    for clients in [int(n) for n in args.clients.split(",")]:
+        server, port = start_server(args.num_bytes, args.delay)
+        runs: dict[str, list[dict]] = {engine: [] for engine in engines}
+        try:
+            for round_number in range(args.rounds):
+                for engine in engines:  # side by side: each round runs every engine in turn
+                    runs[engine].append(measure(engine, port, clients))
+                    time.sleep(0.5)  # let the server's closed connections drain
+                print(f"{clients} clients: round {round_number + 1} done", file=sys.stderr, flush=True)
+        finally:
+            server.terminate()
+            server.wait()
+        for engine in engines:
+            total = statistics.median(r["total"] for r in runs[engine])
+            cpu = statistics.median(r["cpu"] for r in runs[engine])
+            whole = min(r["whole"] for r in runs[engine])
+            rows.append((str(clients), engine, f"{total:.2f} s", f"{total / schedule.duration:.3f}",
+                         f"{(total / schedule.duration - 1) * 100:+.1f}%", f"{cpu:.2f} s",
+                         f"{cpu / clients * 1e3:.2f} ms", f"{whole}/{clients}"))
+    print(f"{POEM} ({schedule.size} bytes) at {args.num_bytes} bytes every {args.delay:g} s: "
+          f"{schedule.chunks} chunks, schedule {schedule.duration:.2f} s per connection, all connections "
+          f"at once to one 'slowpoetry --concurrent'. Medians of {args.rounds} rounds; each engine run in a "
+          f"fresh process. total: first connect call to last poem.\n")
+    print(format_table(("clients", "engine", "total", "total/schedule", "over", "CPU", "CPU per poem",
+                        "whole poems"), rows, right={0, 2, 3, 4, 5, 6, 7}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
