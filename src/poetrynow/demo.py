@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Sequence, TextIO
 
 from poetrynow.address import Address
-from poetrynow.clients import CONCURRENT, EngineOptions, run_engine
+from poetrynow.clients import CONCURRENT, EngineOptions
 from poetrynow.poems import load_poem
-from poetrynow.report import STYLES, Reporter, Summary, format_table
+from poetrynow.report import Summary, format_table
+from poetrynow.session import fetch
 from poetrynow.schedule import PoemSchedule, ideal_total
 
 #: The article's three servers: (poem, bytes per chunk).
@@ -64,13 +65,12 @@ def start_slow_server(poem: str, num_bytes: int, delay: float, concurrent: bool 
     return RunningServer(process, Address("127.0.0.1", port), PoemSchedule(size, num_bytes, delay))
 
 
-def measure(engine: str, addresses: Sequence[Address], out: TextIO, err: TextIO | None = None) -> Summary:
+def measure(engine: str, addresses: Sequence[Address], out: TextIO, err: TextIO | None = None,
+            progress: bool = False) -> Summary:
     """Run one engine against the servers, its lines going to ``out``."""
-    options = EngineOptions()
-    reporter = Reporter(STYLES.get(engine, "select"), out=out, err=err, print_poems=False)
-    reporter.begin(options.clock())
-    run_engine(engine, addresses, reporter.event, options)
-    return reporter.end(options.clock())
+    # The terminal's stdout is looked up at each line, so a live display can redirect it.
+    out = None if out is sys.stdout else out
+    return fetch(engine, addresses, EngineOptions(), out=out, err=err, print_poems=False, progress=progress)
 
 
 def results_table(results: dict[str, Summary], schedules: Sequence[PoemSchedule]) -> str:
@@ -99,8 +99,17 @@ def verdict(results: dict[str, Summary]) -> str:
             f"of them at once pays only for the slowest.")
 
 
+def draw_panels(results: dict[str, Summary], path: str) -> None:
+    """A panel per engine, in the order they ran, on one time axis."""
+    from poetrynow.timeline import Panel, draw, rows_of
+
+    draw([Panel(f"{engine}: {summary.elapsed:.2f} s", rows_of(summary.events, summary.began))
+          for engine, summary in results.items()], path)
+
+
 def run_demo(delay: float = 0.1, engines: Sequence[str] = ("blocking", "select"),
-             servers: Sequence[tuple[str, int]] = DEMO_SERVERS, out: TextIO | None = None) -> int:
+             servers: Sequence[tuple[str, int]] = DEMO_SERVERS, out: TextIO | None = None,
+             timeline: str | None = None, progress: bool = False) -> int:
     out = out or sys.stdout
     running: list[RunningServer] = []
     try:
@@ -115,11 +124,14 @@ def run_demo(delay: float = 0.1, engines: Sequence[str] = ("blocking", "select")
         for engine in engines:
             print(f"\n== get-poetry --engine {engine} " + " ".join(str(a.port) for a in addresses),
                   file=out, flush=True)
-            results[engine] = measure(engine, addresses, out)
+            results[engine] = measure(engine, addresses, out, progress=progress and out is sys.stdout)
         print("\n" + results_table(results, schedules), file=out)
         line = verdict(results)
         if line:
             print("\n" + line, file=out)
+        if timeline:
+            draw_panels(results, timeline)
+            print(f"\nThe timeline is in {timeline}.", file=out)
         out.flush()
         return 1 if any(summary.failed for summary in results.values()) else 0
     finally:

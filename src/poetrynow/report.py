@@ -104,6 +104,8 @@ class Summary:
     elapsed: float
     finished: list[Finished] = field(default_factory=list)
     failed: list[Failed] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)  # all of them, for a timeline
+    began: float = 0.0
 
     @property
     def exit_status(self) -> int:
@@ -114,15 +116,26 @@ class Reporter:
     """Renders one run's events; call :meth:`begin`, then :meth:`event` per event, then :meth:`end`."""
 
     def __init__(self, style: str = "select", out: TextIO | None = None,
-                 err: TextIO | None = None, as_json: bool = False, print_poems: bool = True):
+                 err: TextIO | None = None, as_json: bool = False, print_poems: bool = True,
+                 chunk_lines: bool = True):
         self.style = style
         self.print_poems = print_poems
-        self.out = out if out is not None else sys.stdout
-        self.err = err if err is not None else sys.stderr
+        # Off while a live progress display shows the chunks instead.
+        self.chunk_lines = chunk_lines
+        self._out, self._err = out, err
         self.as_json = as_json
         self.events: list[Event] = []
         self._began = 0.0
         self._task_start: dict[int, float] = {}
+
+    # Looked up at each line, not kept: a live display swaps sys.stdout while it runs.
+    @property
+    def out(self) -> TextIO:
+        return self._out if self._out is not None else sys.stdout
+
+    @property
+    def err(self) -> TextIO:
+        return self._err if self._err is not None else sys.stderr
 
     def begin(self, t: float) -> None:
         self._began = t
@@ -148,6 +161,8 @@ class Reporter:
                 self._say(started_line(e))
             elif isinstance(e, Finished):
                 self._say(downloaded_line(e, e.t - self._task_start[e.task]))
+        elif isinstance(e, Received) and not self.chunk_lines:
+            return
         elif self.style == "actors":
             # Part 20: a line per chunk; the main process prints the poems once all are down,
             # each with its download time (the article's third exercise).
@@ -176,6 +191,8 @@ class Reporter:
             elapsed=t - self._began,
             finished=sorted((e for e in self.events if isinstance(e, Finished)), key=lambda e: e.task),
             failed=[e for e in self.events if isinstance(e, Failed)],
+            events=self.events,
+            began=self._began,
         )
         if self.as_json:
             self._say(json.dumps({

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from poetrynow.cli.common import (FAILED, OK, address_arg, error, exit_on_sigterm,
+from poetrynow.cli.common import (FAILED, OK, USAGE, address_arg, error, exit_on_sigterm,
                                   non_negative_float, non_negative_int, raise_fd_limit)
-from poetrynow.clients import ENGINES, XFORM, EngineOptions, run_engine
-from poetrynow.report import STYLES, Reporter
+from poetrynow.clients import ENGINES, XFORM, EngineOptions
+from poetrynow.session import fetch
 
 PROG = "get-poetry"
 
@@ -37,6 +36,10 @@ def parser() -> argparse.ArgumentParser:
                    help="with --engine actors, print the poems in command-line order, not as they came")
     p.add_argument("--supervise", type=non_negative_int, default=0, metavar="N",
                    help="with --engine actors, restart a crashed process up to N times (default: 0)")
+    p.add_argument("--timeline", metavar="FILE", default=None,
+                   help="draw the run, a row per task, to FILE (.png or .svg; needs poetrynow[plot])")
+    p.add_argument("--progress", action="store_true",
+                   help="a live table of the tasks while they run (on a terminal; needs poetrynow[progress])")
     return p
 
 
@@ -47,17 +50,31 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--xform works with --engine {', '.join(sorted(XFORM))}")
     if (args.ordered or args.supervise) and args.engine != "actors":
         p.error("--ordered and --supervise work with --engine actors")
+    if args.timeline:
+        from poetrynow.timeline import TimelineError, require
+
+        try:
+            require(args.timeline)
+        except TimelineError as problem:
+            return error(PROG, str(problem), USAGE)
     raise_fd_limit()
     exit_on_sigterm()
     options = EngineOptions(timeout=args.timeout or None, xform=args.xform, transform=args.transform,
                             ordered=args.ordered, supervise=args.supervise)
-    reporter = Reporter(STYLES.get(args.engine, "select"), as_json=args.json, print_poems=args.print_poems)
-    reporter.begin(options.clock())
     try:
-        run_engine(args.engine, args.addresses, reporter.event, options)
+        summary = fetch(args.engine, args.addresses, options, as_json=args.json,
+                        print_poems=args.print_poems, progress=args.progress)
     except KeyboardInterrupt:
         return error(PROG, "interrupted", 130)
-    return reporter.end(options.clock()).exit_status
+    if args.timeline:
+        from poetrynow.timeline import Panel, TimelineError, draw, rows_of
+
+        try:
+            draw([Panel(f"get-poetry --engine {args.engine}", rows_of(summary.events, summary.began))],
+                 args.timeline)
+        except TimelineError as problem:
+            return error(PROG, str(problem), FAILED)
+    return summary.exit_status
 
 
 if __name__ == "__main__":

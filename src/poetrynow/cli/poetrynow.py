@@ -34,6 +34,10 @@ def parser() -> argparse.ArgumentParser:
                       help="the servers' seconds between chunks (default: 0.1)")
     demo.add_argument("--engines", type=engine_list, default=["blocking", "select"],
                       help="comma list of engines, or all (default: blocking,select)")
+    demo.add_argument("--timeline", metavar="FILE", default=None,
+                      help="draw every engine's run, a panel each, to FILE (.png or .svg)")
+    demo.add_argument("--progress", action="store_true",
+                      help="a live table of the tasks while each engine runs (on a terminal)")
     sub.add_parser("poems", help="list the bundled poems")
     return p
 
@@ -52,9 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from poetrynow.demo import run_demo
 
+        if args.timeline:
+            from poetrynow.timeline import TimelineError, require
+
+            try:
+                require(args.timeline)
+            except TimelineError as problem:
+                return error(PROG, str(problem), USAGE)
         exit_on_sigterm()
         try:
-            return run_demo(delay=args.delay, engines=args.engines)
+            return run_demo(delay=args.delay, engines=args.engines, timeline=args.timeline,
+                            progress=args.progress)
         except KeyboardInterrupt:
             return error(PROG, "interrupted; servers stopped", 130)
     p.print_help(sys.stderr)

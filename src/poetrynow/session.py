@@ -1,0 +1,32 @@
+"""One run of one engine: the engine, its reporter, and a live display if asked for.
+
+``get-poetry`` and the demo both run engines through :func:`fetch`, so they
+report, show progress and collect events for a timeline the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Sequence
+
+from poetrynow.address import Address
+from poetrynow.clients import EngineOptions, run_engine
+from poetrynow.progress import live_progress
+from poetrynow.report import STYLES, Reporter, Summary
+
+
+def fetch(engine: str, addresses: Sequence[Address], options: EngineOptions, out=None, err=None,
+          as_json: bool = False, print_poems: bool = True, progress: bool = False) -> Summary:
+    """Run one engine with its reporter (and a live display, when asked for and possible)."""
+    live = live_progress(progress and not as_json)
+    reporter = Reporter(STYLES.get(engine, "select"), out=out, err=err, as_json=as_json,
+                        print_poems=print_poems, chunk_lines=live is None)
+    sink = reporter.event
+    if live is not None:
+        def sink(event):
+            live.event(event)
+            reporter.event(event)
+    reporter.begin(options.clock())
+    with live if live is not None else contextlib.nullcontext():
+        run_engine(engine, addresses, sink, options)
+    return reporter.end(options.clock())
