@@ -25,8 +25,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[speed]"
 	$(BIN)/python benchmarks/seed_table.py
 	$(BIN)/python benchmarks/servers.py
+	$(BIN)/python benchmarks/fanout.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/twisted/plugins/dropin.cache

@@ -45,8 +45,10 @@ def same_lines(text: str) -> list[str]:
 
 
 class GeneratorTests(SynchronousTestCase):
-    def test_gen_1_and_2_interleave_the_generator_with_the_loop(self):
+    def test_gen_1_interleaves_the_generator_with_the_loop(self):
         self.assertEqual(run_example("gen-1").splitlines(), ARTICLE_GEN)
+
+    def test_gen_2_the_same_with_next_by_hand(self):
         self.assertEqual(run_example("gen-2").splitlines(), ARTICLE_GEN)  # gen.next() is next(gen) now
 
     def test_gen_3_two_generators_take_turns(self):
@@ -143,10 +145,12 @@ class CancelTests(SynchronousTestCase):
             "I need to cancel this deferred: <Deferred at 0x...>",
             *f"errback got: {CANCELLED}".splitlines(), "done"])
 
-    def test_6_and_7_the_canceller_fires_it_itself(self):
+    def test_6_the_canceller_fails_it_with_its_own_error(self):
         self.assertEqual(same_lines(run_example("defer-cancel-6")), [
             "I need to cancel this deferred: <Deferred at 0x...>",
             "Firing the deferred with a different error.", "errback got: I was cancelled!", "done"])
+
+    def test_7_the_canceller_gives_a_result(self):
         self.assertEqual(same_lines(run_example("defer-cancel-7")), [
             "I need to cancel this deferred: <Deferred at 0x...>",
             "Firing the deferred with a result.", "callback got: An alternative result", "done"])

@@ -250,3 +250,25 @@ class ActorRuntimeTests(SynchronousTestCase):
         self.assertEqual(sorted(map(str, seen)), sorted(map(str, [
             ("fine", NORMAL), ("crash", ValueError("badmatch")), ("hello", "poem"), ("echo", NORMAL)])))
         self.assertLess(seen.index(("hello", "poem")), [s[0] for s in seen].index("echo"))
+
+
+class AsyncioLoopTests(SynchronousTestCase):
+    def test_uvloop_when_installed_plain_asyncio_otherwise(self):
+        import sys
+
+        from poetrynow.clients.asyncio_engine import loop_factory
+
+        saved = sys.modules.get("uvloop")
+        sys.modules["uvloop"] = None  # as if not installed: import fails
+        try:
+            self.assertIsNone(loop_factory())
+        finally:
+            if saved is None:
+                del sys.modules["uvloop"]
+            else:
+                sys.modules["uvloop"] = saved
+        try:
+            import uvloop
+        except ImportError:
+            return
+        self.assertIs(loop_factory(), uvloop.new_event_loop)
