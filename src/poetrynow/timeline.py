@@ -69,19 +69,19 @@ def format_for(path: str) -> str:
     return FORMATS[suffix]
 
 
-def require(path: str) -> None:
-    """Fail early, in one line, when the picture could not be drawn at the end."""
-    format_for(path)
+def require(path: str) -> str:
+    """The file format; or fail early, in one line, when the picture could not be drawn."""
+    kind = format_for(path)
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise TimelineError(HINT) from None
+    return kind
 
 
 def draw(panels: Sequence[Panel], path: str) -> None:
     """Write the panels, one above the other on a shared time axis, to ``path``."""
-    kind = format_for(path)
-    require(path)
+    kind = require(path)
     import matplotlib
 
     matplotlib.use("Agg")

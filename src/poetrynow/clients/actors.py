@@ -22,7 +22,7 @@ from typing import Sequence
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions
 from poetrynow.clients.actor_runtime import NORMAL, Down, Pid, Process, Runtime
-from poetrynow.clients.get_poetry import PoemTimeout
+from poetrynow.clients.errors import PoemTimeout
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import Connected, Failed, Finished, Received, Restarted, Started, describe_error
 

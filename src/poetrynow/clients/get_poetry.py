@@ -15,12 +15,10 @@ from twisted.internet import defer, error
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.protocols.policies import TimeoutMixin
 
+from poetrynow.clients.errors import PoemTimeout, TransformFailed
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
 
-
-class PoemTimeout(Exception):
-    """The server sent nothing for longer than the client's timeout."""
-
+__all__ = ["get_poetry", "PoemTimeout", "TransformProxy", "TransformFailed", "describe_failure"]
 
 class OneShotClientFactory(ClientFactory):
     """A client factory whose single Deferred fires once, and can be cancelled for real.
@@ -123,10 +121,6 @@ def get_poetry(host: str, port: int, reactor=None, timeout: float | None = None,
     factory = PoetryClientFactory(reactor, timeout, on_connect, on_data)
     factory.connector = reactor.connectTCP(host, port, factory)
     return factory.deferred
-
-
-class TransformFailed(Exception):
-    """The transform server closed without an answer."""
 
 
 class TransformClientProtocol(Protocol):

@@ -22,7 +22,7 @@ from typing import AsyncIterator, Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions
-from poetrynow.clients.get_poetry import PoemTimeout
+from poetrynow.clients.errors import PoemTimeout
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import Connected, Failed, Finished, PoemLine, Received, Started, describe_error
 

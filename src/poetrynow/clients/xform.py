@@ -12,7 +12,7 @@ import asyncio
 import socket
 
 from poetrynow.address import Address
-from poetrynow.clients.get_poetry import TransformFailed
+from poetrynow.clients.errors import TransformFailed
 from poetrynow.events import TransformFailed as TransformFailedEvent, Transformed, describe_error
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
 

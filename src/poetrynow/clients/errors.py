@@ -1,0 +1,13 @@
+"""The clients' own exceptions, in a module without Twisted.
+
+The Twisted API (``get_poetry``, ``TransformProxy``) raises them, and so do the
+asyncio-based engines, which should not have to import Twisted to do it.
+"""
+
+
+class PoemTimeout(Exception):
+    """The server sent nothing for longer than the client's timeout."""
+
+
+class TransformFailed(Exception):
+    """The transform server closed without an answer (or with a malformed one)."""
