@@ -13,7 +13,6 @@ medians over the rounds.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import resource
 import statistics
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from poetrynow.address import Address
 from poetrynow.cli.common import raise_fd_limit
-from poetrynow.clients import CONCURRENT, ENGINES, EngineOptions, run_engine
+from poetrynow.clients import CONCURRENT, ENGINES, EngineOptions, load_engine, run_engine
 from poetrynow.events import Failed, Finished, Started
 from poetrynow.poems import load_poem
 from poetrynow.report import format_table
@@ -53,7 +52,7 @@ def child(engine: str, port: int, clients: int) -> None:
         elif isinstance(event, Failed):
             failed += 1
 
-    importlib.import_module(ENGINES[engine])  # imports are not the engine's running cost
+    load_engine(engine)  # imports are not the engine's running cost
     before = resource.getrusage(resource.RUSAGE_SELF)
     run_engine(engine, [Address("127.0.0.1", port)] * clients, sink, EngineOptions(timeout=60))
     after = resource.getrusage(resource.RUSAGE_SELF)

@@ -10,7 +10,7 @@ import contextlib
 from typing import Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import EngineOptions, run_engine
+from poetrynow.clients import EngineOptions, load_engine, run_engine
 from poetrynow.progress import live_progress
 from poetrynow.report import STYLES, Reporter, Summary
 
@@ -26,6 +26,7 @@ def fetch(engine: str, addresses: Sequence[Address], options: EngineOptions, out
         def sink(event):
             live.event(event)
             reporter.event(event)
+    load_engine(engine)  # imports are not part of the run: time starts at the first task
     reporter.begin(options.clock())
     with live if live is not None else contextlib.nullcontext():
         run_engine(engine, addresses, sink, options)

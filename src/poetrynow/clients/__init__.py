@@ -50,10 +50,14 @@ class EngineOptions:
     supervise: int = 0
 
 
+def load_engine(name: str):
+    """Import an engine's module (Twisted, for one, takes a noticeable fraction of a second)."""
+    return importlib.import_module(ENGINES[name])
+
+
 def run_engine(name: str, addresses: Sequence[Address], sink: Sink,
                options: EngineOptions | None = None) -> None:
-    module = importlib.import_module(ENGINES[name])
-    module.run(list(addresses), sink, options or EngineOptions())
+    load_engine(name).run(list(addresses), sink, options or EngineOptions())
 
 
 def drain(events: Iterable[Event], sink: Sink) -> None:
