@@ -56,6 +56,22 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
                         help="interface to listen on (default: localhost)")
 
 
+def timeline_problem(path: str | None) -> str | None:
+    """Why ``--timeline PATH`` could not be drawn (bad suffix, no matplotlib), or None.
+
+    Asked before a run starts, so a user does not wait for a picture that cannot come.
+    """
+    if not path:
+        return None
+    from poetrynow.timeline import TimelineError, require
+
+    try:
+        require(path)
+    except TimelineError as problem:
+        return str(problem)
+    return None
+
+
 def error(prog: str, message: str, status: int = FAILED) -> int:
     """Print ``prog: error: message`` on stderr and return ``status``."""
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from poetrynow.cli.common import (FAILED, OK, USAGE, address_arg, error, exit_on_sigterm,
-                                  non_negative_float, non_negative_int, raise_fd_limit)
+                                  non_negative_float, non_negative_int, raise_fd_limit,
+                                  timeline_problem)
 from poetrynow.clients import ENGINES, XFORM, EngineOptions
 from poetrynow.session import fetch
 
@@ -50,13 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--xform works with --engine {', '.join(sorted(XFORM))}")
     if (args.ordered or args.supervise) and args.engine != "actors":
         p.error("--ordered and --supervise work with --engine actors")
-    if args.timeline:
-        from poetrynow.timeline import TimelineError, require
-
-        try:
-            require(args.timeline)
-        except TimelineError as problem:
-            return error(PROG, str(problem), USAGE)
+    if problem := timeline_problem(args.timeline):
+        return error(PROG, problem, USAGE)
     raise_fd_limit()
     exit_on_sigterm()
     options = EngineOptions(timeout=args.timeout or None, xform=args.xform, transform=args.transform,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import OK, USAGE, error, exit_on_sigterm, non_negative_float
+from poetrynow.cli.common import OK, USAGE, error, exit_on_sigterm, non_negative_float, timeline_problem
 from poetrynow.clients import ENGINES
 from poetrynow.poems import bundled_poems
 from poetrynow.report import format_table
@@ -56,13 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from poetrynow.demo import run_demo
 
-        if args.timeline:
-            from poetrynow.timeline import TimelineError, require
-
-            try:
-                require(args.timeline)
-            except TimelineError as problem:
-                return error(PROG, str(problem), USAGE)
+        if problem := timeline_problem(args.timeline):
+            return error(PROG, problem, USAGE)
         exit_on_sigterm()
         try:
             return run_demo(delay=args.delay, engines=args.engines, timeline=args.timeline,
