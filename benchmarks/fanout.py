@@ -23,15 +23,15 @@ from pathlib import Path
 
 from poetrynow.address import Address
 from poetrynow.cli.common import raise_fd_limit
-from poetrynow.clients import CONCURRENT, ENGINES, EngineOptions, load_engine, run_engine
+from poetrynow.clients import ENGINES, EngineOptions, load_engine, run_engine
 from poetrynow.events import Failed, Finished, Started
 from poetrynow.poems import load_poem
-from poetrynow.report import format_table
+from poetrynow.tables import format_table
 from poetrynow.schedule import PoemSchedule
 
 BIN = Path(sys.executable).parent
 POEM = "kettle"
-ORDER = [name for name in ENGINES if name in CONCURRENT]
+ORDER = [name for name, info in ENGINES.items() if info.concurrent]
 
 
 def child(engine: str, port: int, clients: int) -> None:

@@ -17,9 +17,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from poetrynow.clients import CONCURRENT
+from poetrynow.clients import ENGINES as TABLE
 from poetrynow.demo import DEMO_SERVERS, measure, start_slow_server
-from poetrynow.report import format_table
+from poetrynow.tables import format_table
 from poetrynow.schedule import ideal_total
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "poetry"
@@ -61,7 +61,7 @@ def main() -> int:
     rows = []
     medians = {engine: statistics.median(values) for engine, values in times.items()}
     for engine in ENGINES:
-        ideal = ideal_total(schedules, concurrent=engine in CONCURRENT)
+        ideal = ideal_total(schedules, concurrent=TABLE[engine].concurrent)
         rows.append((engine, f"{medians[engine]:.3f} s", f"{ideal:.3f} s",
                      f"{medians[engine] / ideal:.4f}", f"{min(times[engine]):.3f}-{max(times[engine]):.3f} s"))
     print(format_table(("engine", "median", "ideal", "median/ideal", "range"), rows, right={1, 2, 3, 4}))

@@ -35,7 +35,7 @@ from poetrynow.cli.common import raise_fd_limit
 from poetrynow.clients import EngineOptions, run_engine
 from poetrynow.events import Failed, Finished, Started
 from poetrynow.poems import load_poem
-from poetrynow.report import format_table
+from poetrynow.tables import format_table
 from poetrynow.schedule import PoemSchedule
 
 HERE = Path(__file__).resolve().parent

@@ -9,6 +9,7 @@ from poetrynow.address import Address
 from poetrynow.plugins import fastpoetry, poetryproxy, slowpoetry, transformedpoetry
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers import deploy
+from poetrynow.servers.startup import BACKLOG
 from poetrynow.servers.fast import PoetryFactory, PoetryService
 from poetrynow.servers.proxy import PoetryProxyFactory
 from poetrynow.servers.slow import SlowPoetryFactory
@@ -32,7 +33,7 @@ class ServerTreeTests(SynchronousTestCase):
         tree = on(reactor, deploy.fast_poetry("kettle", 10007, "localhost"))
         tree.startService()
         [(port, factory, backlog, interface)] = reactor.tcpServers
-        self.assertEqual((port, backlog, interface), (10007, deploy.BACKLOG, "127.0.0.1"))
+        self.assertEqual((port, backlog, interface), (10007, BACKLOG, "127.0.0.1"))
         self.assertIsInstance(factory, PoetryFactory)
         self.assertIs(factory.service, tree.held)
         self.assertEqual(len(tree.held.poem), 636)

@@ -177,7 +177,7 @@ class LineFormatTests(ServersForEveryTest):
         for flag in (["--ordered"], ["--supervise", "2"]):
             result = run("get-poetry", "--engine", "select", *flag, "10000")
             self.assertEqual(result.returncode, 2)
-            self.assertIn("work with --engine actors", result.stderr)
+            self.assertIn("works with --engine actors", result.stderr)
         result = run("get-poetry", "--engine", "actors", "--supervise", "-1", "10000")
         self.assertEqual(result.returncode, 2)
 

@@ -18,10 +18,10 @@ A, B, C = Address("127.0.0.1", 10001), Address("127.0.0.1", 10002), Address("loc
 
 #: Three tasks as the blocking engine would see them, the third refused.
 RECORDED = [
-    Started(1, A, 100.0), Connected(1, A, 100.01), Received(1, A, 10, 100.1), Received(1, A, 10, 100.2),
-    Finished(1, A, b"x" * 20, 100.3),
-    Started(2, B, 100.3), Connected(2, B, 100.31), Received(2, B, 30, 100.4), Finished(2, B, b"y" * 30, 100.5),
-    Started(3, C, 100.5), Failed(3, C, "Connection refused", 100.51),
+    Started(task=1, address=A, t=100.0), Connected(task=1, address=A, t=100.01), Received(task=1, address=A, nbytes=10, t=100.1), Received(task=1, address=A, nbytes=10, t=100.2),
+    Finished(task=1, address=A, poem=b"x" * 20, t=100.3),
+    Started(task=2, address=B, t=100.3), Connected(task=2, address=B, t=100.31), Received(task=2, address=B, nbytes=30, t=100.4), Finished(task=2, address=B, poem=b"y" * 30, t=100.5),
+    Started(task=3, address=C, t=100.5), Failed(task=3, address=C, reason="Connection refused", t=100.51),
 ]
 
 
@@ -41,7 +41,7 @@ class RowsTests(SynchronousTestCase):
         self.assertEqual([r.failed for r in rows], [False, False, True])
 
     def test_a_task_still_running_has_no_end(self):
-        [row] = rows_of([Started(1, A, 5.0), Received(1, A, 3, 5.5)], 5.0)
+        [row] = rows_of([Started(task=1, address=A, t=5.0), Received(task=1, address=A, nbytes=3, t=5.5)], 5.0)
         self.assertIsNone(row.end)
 
     def test_only_png_and_svg(self):
@@ -148,9 +148,9 @@ class LiveDisplayTests(SynchronousTestCase):
 
         tally = Tally()
         for task in range(1, 2001):
-            tally.update(Started(task, A, 0.0))
+            tally.update(Started(task=task, address=A, t=0.0))
         for task in range(1, 1001):
-            tally.update(Finished(task, A, b"", 1.0))
+            tally.update(Finished(task=task, address=A, poem=b"", t=1.0))
         screen = io.StringIO()
         Console(file=screen, width=100, color_system=None).print(render(tally, 2.0, max_rows=5))
         lines = screen.getvalue().splitlines()

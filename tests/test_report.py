@@ -7,7 +7,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.address import Address
 from poetrynow.events import Connected, Failed, Finished, Received, Started
-from poetrynow.report import Reporter, elapsed, format_table
+from poetrynow.report import elapsed, reporter_for
+from poetrynow.tables import format_table
 
 A = Address("127.0.0.1", 10000)
 B = Address("127.0.0.1", 10001)
@@ -15,7 +16,7 @@ B = Address("127.0.0.1", 10001)
 
 def render(style, events, began=100.0, ended=123.065661, as_json=False):
     out, err = io.StringIO(), io.StringIO()
-    reporter = Reporter(style, out=out, err=err, as_json=as_json)
+    reporter = reporter_for(style, as_json, out=out, err=err)
     reporter.begin(began)
     for event in events:
         reporter.event(event)
@@ -35,9 +36,9 @@ class ElapsedTests(SynchronousTestCase):
 class BlockingLinesTests(SynchronousTestCase):
     def test_part_two_blocking_output(self):
         lines, err, summary = render("blocking", [
-            Started(1, A, 100.0), Connected(1, A, 100.001), Received(1, A, 1024, 101.0),
-            Finished(1, A, b"x" * 3003, 110.126361),
-            Started(2, B, 110.2), Finished(2, B, b"y" * 623, 116.521777),
+            Started(task=1, address=A, t=100.0), Connected(task=1, address=A, t=100.001), Received(task=1, address=A, nbytes=1024, t=101.0),
+            Finished(task=1, address=A, poem=b"x" * 3003, t=110.126361),
+            Started(task=2, address=B, t=110.2), Finished(task=2, address=B, poem=b"y" * 623, t=116.521777),
         ])
         self.assertEqual(lines, [
             "Task 1: get poetry from: 127.0.0.1:10000",
@@ -53,9 +54,9 @@ class BlockingLinesTests(SynchronousTestCase):
 class SelectLinesTests(SynchronousTestCase):
     def test_part_two_select_output(self):
         lines, err, _ = render("select", [
-            Started(1, A, 100.0), Started(2, B, 100.0),
-            Received(1, A, 30, 100.1), Received(2, B, 10, 100.1),
-            Finished(2, B, b"y" * 10, 100.2), Finished(1, A, b"x" * 30, 100.3),
+            Started(task=1, address=A, t=100.0), Started(task=2, address=B, t=100.0),
+            Received(task=1, address=A, nbytes=30, t=100.1), Received(task=2, address=B, nbytes=10, t=100.1),
+            Finished(task=2, address=B, poem=b"y" * 10, t=100.2), Finished(task=1, address=A, poem=b"x" * 30, t=100.3),
         ], ended=110.133169)
         self.assertEqual(lines, [
             "Task 1: got 30 bytes of poetry from 127.0.0.1:10000",
@@ -68,15 +69,15 @@ class SelectLinesTests(SynchronousTestCase):
         ])
 
     def test_one_poem_is_singular(self):
-        lines, _, _ = render("select", [Finished(1, A, b"x", 100.5)], ended=101.0)
+        lines, _, _ = render("select", [Finished(task=1, address=A, poem=b"x", t=100.5)], ended=101.0)
         self.assertEqual(lines[-1], "Got 1 poem in 0:00:01")
 
 
 class FailureTests(SynchronousTestCase):
     def test_failure_is_one_stderr_line_and_exit_one(self):
         lines, err, summary = render("select", [
-            Started(1, A, 100.0), Failed(1, A, "Connection refused", 100.0),
-            Started(2, B, 100.0), Finished(2, B, b"poem", 101.0),
+            Started(task=1, address=A, t=100.0), Failed(task=1, address=A, reason="Connection refused", t=100.0),
+            Started(task=2, address=B, t=100.0), Finished(task=2, address=B, poem=b"poem", t=101.0),
         ], ended=101.0)
         self.assertEqual(err, ["Task 1: failed to get poetry from 127.0.0.1:10000: Connection refused"])
         self.assertEqual(lines[-1], "Got 1 poem in 0:00:01")
@@ -87,8 +88,8 @@ class JsonTests(SynchronousTestCase):
     def test_one_object_per_event_and_a_summary(self):
         poem = "Déjà vu\n".encode()
         lines, _, _ = render("select", [
-            Started(1, A, 100.0), Received(1, A, len(poem), 100.5), Finished(1, A, poem, 101.0),
-            Failed(2, B, "Connection refused", 100.0, received=0),
+            Started(task=1, address=A, t=100.0), Received(task=1, address=A, nbytes=len(poem), t=100.5), Finished(task=1, address=A, poem=poem, t=101.0),
+            Failed(task=2, address=B, reason="Connection refused", t=100.0, received=0),
         ], ended=101.0, as_json=True)
         records = [json.loads(line) for line in lines]
         self.assertEqual([r["event"] for r in records], ["started", "received", "finished", "failed", "summary"])

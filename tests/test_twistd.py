@@ -163,7 +163,7 @@ class FastPoetryDaemonTests(TestCase):
         self.assertFalse(os.path.exists(self.pidfile))
         log = self.log()
         self.assertEqual(len([line for line in log.splitlines() if "no such poem" in line]), 1, log)
-        self.assertIn("[poetrynow.servers.deploy#critical] Cannot start: no such poem: no-such-poem", log)
+        self.assertIn("[poetrynow.servers.startup#critical] Cannot start: no such poem: no-such-poem", log)
         self.assertNotIn("Traceback", log)
 
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Sequence, TextIO
 
 from poetrynow.address import Address
-from poetrynow.clients import CONCURRENT, EngineOptions
+from poetrynow.clients import ENGINES, EngineOptions
 from poetrynow.poems import load_poem
-from poetrynow.report import Summary, format_table
+from poetrynow.report import Summary
+from poetrynow.tables import format_table
 from poetrynow.session import fetch
 from poetrynow.schedule import PoemSchedule, ideal_total
 
@@ -78,7 +79,7 @@ def results_table(results: dict[str, Summary], schedules: Sequence[PoemSchedule]
     rows = []
     ranked = sorted(results.items(), key=lambda item: (len(item[1].failed), item[1].elapsed))
     for rank, (engine, summary) in enumerate(ranked, 1):
-        ideal = ideal_total(schedules, concurrent=engine in CONCURRENT)
+        ideal = ideal_total(schedules, concurrent=ENGINES[engine].concurrent)
         ratio = f"{summary.elapsed / ideal:.3f}" if ideal else "-"
         rows.append((str(rank), engine, f"{summary.elapsed:.2f} s", f"{ideal:.2f} s", ratio,
                      f"{len(summary.finished)}/{len(schedules)}"))

@@ -10,45 +10,51 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, ClassVar
 
 from poetrynow.address import Address
 
 
-@dataclass(frozen=True)
-class Started:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """What every event says: which task, which server, and when (the engine's clock).
+
+    Events are keyword-only, so that no engine can put ``t`` where ``nbytes`` goes;
+    ``kind`` names the event in ``--json`` and the reporter's ``on_<kind>`` method.
+    """
+
+    kind: ClassVar[str] = "event"
+    task: int
+    address: Address
+    t: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Started(Event):
     """A task begins: the engine is about to connect to ``address``."""
 
-    task: int
-    address: Address
-    t: float
+    kind: ClassVar[str] = "started"
 
 
-@dataclass(frozen=True)
-class Connected:
-    task: int
-    address: Address
-    t: float
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connected(Event):
+    kind: ClassVar[str] = "connected"
 
 
-@dataclass(frozen=True)
-class Received:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Received(Event):
     """``nbytes`` bytes of the poem arrived in one read (or one batch of reads)."""
 
-    task: int
-    address: Address
+    kind: ClassVar[str] = "received"
     nbytes: int
-    t: float
 
 
-@dataclass(frozen=True)
-class Finished:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finished(Event):
     """The server closed the connection: ``poem`` is every byte it sent."""
 
-    task: int
-    address: Address
+    kind: ClassVar[str] = "finished"
     poem: bytes
-    t: float
 
     @property
     def text(self) -> str:
@@ -56,62 +62,50 @@ class Finished:
         return self.poem.decode("utf-8", errors="replace")
 
 
-@dataclass(frozen=True)
-class Failed:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failed(Event):
     """The task ended without a poem; ``received`` bytes had arrived before."""
 
-    task: int
-    address: Address
+    kind: ClassVar[str] = "failed"
     reason: str
-    t: float
     received: int = 0
 
 
-@dataclass(frozen=True)
-class Transformed:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transformed(Event):
     """The transform server answered; the Finished event that follows has its result."""
 
-    task: int
-    address: Address
+    kind: ClassVar[str] = "transformed"
     transform: str
-    t: float
 
 
-@dataclass(frozen=True)
-class TransformFailed:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransformFailed(Event):
     """The transform failed; the task keeps the original poem and still finishes."""
 
-    task: int
-    address: Address
+    kind: ClassVar[str] = "transformfailed"
     transform: str
     reason: str
-    t: float
 
 
-@dataclass(frozen=True)
-class PoemLine:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoemLine(Event):
     """The lazy engine hands one line of a poem on to be printed (in command-line order)."""
 
-    task: int
-    address: Address
+    kind: ClassVar[str] = "poemline"
     text: str
-    t: float
 
 
-@dataclass(frozen=True)
-class Restarted:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Restarted(Event):
     """A supervised actor crashed and was started again; ``attempt`` counts the restarts."""
 
-    task: int
-    address: Address
+    kind: ClassVar[str] = "restarted"
     reason: str
     attempt: int
     limit: int
-    t: float
 
 
-Event = Union[Started, Connected, Received, Transformed, TransformFailed, Finished, Failed, PoemLine,
-              Restarted]
 Sink = Callable[[Event], None]
 
 

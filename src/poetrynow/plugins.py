@@ -10,29 +10,22 @@ makeService, after twistd has installed the reactor the user asked for.
 
 from __future__ import annotations
 
-import argparse
+import os
+import sys
 
 from twisted.application.service import IServiceMaker
 from twisted.plugin import IPlugin
 from twisted.python import usage
 from zope.interface import implementer
 
-from poetrynow.cli.common import address_arg, non_negative_float, port_arg, positive_int
+from poetrynow import validate
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
-
-
-def checked(convert):
-    """An argparse type function as a usage.Options coercer (which wants ValueError)."""
-    def coerce(text):
-        try:
-            return convert(text)
-        except argparse.ArgumentTypeError as problem:
-            raise ValueError(str(problem)) from None
-    return coerce
+from poetrynow.poems import PoemNotFound
+from poetrynow.servers.listen import ListenError
 
 
 LISTEN = [
-    ["port", "p", 0, "Port to listen on (0: a free one; the log says which).", checked(port_arg)],
+    ["port", "p", 0, "Port to listen on (0: a free one; the log says which).", validate.port],
     ["iface", None, "localhost", "Interface to listen on."],
 ]
 QUIET = [["quiet", "q", "Log no line per client."]]
@@ -53,16 +46,16 @@ class FastPoetryOptions(PoemOptions):
 
 class SlowPoetryOptions(PoemOptions):
     optParameters = PoemOptions.optParameters + [
-        ["num-bytes", "n", 10, "Bytes per chunk.", checked(positive_int)],
-        ["delay", "d", 0.1, "Seconds between chunks.", checked(non_negative_float)],
+        ["num-bytes", "n", 10, "Bytes per chunk.", validate.positive_int],
+        ["delay", "d", 0.1, "Seconds between chunks.", validate.seconds],
     ]
 
 
 class TransformOptions(usage.Options):
     optParameters = LISTEN + [
-        ["max-length", None, DEFAULT_MAX_LENGTH, "Largest request in bytes.", checked(positive_int)],
+        ["max-length", None, DEFAULT_MAX_LENGTH, "Largest request in bytes.", validate.positive_int],
         ["timeout", None, 60.0, "Seconds a client may take to send its request (0: no limit).",
-         checked(non_negative_float)],
+         validate.seconds],
     ]
 
 
@@ -70,15 +63,15 @@ class ProxyOptions(usage.Options):
     synopsis = "[options] [host:]port"
     optParameters = LISTEN + [
         ["timeout", None, 0.0, "Give up on an upstream silent this long (0: never).",
-         checked(non_negative_float)],
+         validate.seconds],
     ]
 
     def parseArgs(self, upstream=None):
         if upstream is None:
             raise usage.UsageError("give the [host:]port of the poetry server to proxy")
         try:
-            self["upstream"] = address_arg(upstream)
-        except argparse.ArgumentTypeError as problem:
+            self["upstream"] = validate.address(upstream)
+        except ValueError as problem:
             raise usage.UsageError(str(problem)) from None
 
 
@@ -90,7 +83,33 @@ class ServerMaker:
         self.tapname, self.description, self.options, self._build = tapname, description, options, build
 
     def makeService(self, options):
+        one_line_startup_errors()
         return self._build(options)
+
+
+def one_line_startup_errors() -> None:
+    """Print a server's start-up failure as one ``twistd: error: ...`` line, not a traceback.
+
+    twistd lets an exception from startService escape to the top level (after
+    removing its pid file and telling a daemon's parent), where Python would print
+    a traceback. The failure is already in the log as one critical line; this hook,
+    installed by the plugin front end (never by a service), prints the reason once
+    on the real stderr. Every other exception keeps Python's usual report.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "poetrynow_hook", False):
+        return
+
+    def hook(kind, value, traceback):
+        if isinstance(value, (PoemNotFound, ListenError)):
+            prog = os.path.basename(sys.argv[0]) or "twistd"
+            # The real stderr: twistd has pointed sys.stderr into the log, which has the line.
+            print(f"{prog}: error: {value}", file=sys.__stderr__, flush=True)
+        else:
+            previous(kind, value, traceback)
+
+    hook.poetrynow_hook = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def _fast(o):

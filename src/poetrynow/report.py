@@ -15,12 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TextIO
 
-from poetrynow.events import (Event, Failed, Finished, PoemLine, Received, Restarted, Started,
+from poetrynow.events import (Connected, Event, Failed, Finished, PoemLine, Received, Restarted, Started,
                               TransformFailed, Transformed)
-
-#: engine name -> line style; engines not listed (threads, asyncio) print the select style.
-STYLES = {"blocking": "blocking", "twisted": "twisted", "actors": "actors", "lazy": "lazy"}
-
 
 def elapsed(seconds: float) -> str:
     """``0:00:10.126361``, the way the articles print durations."""
@@ -70,12 +66,7 @@ def total_line(poems: int, seconds: float) -> str:
 
 def event_json(e: Event, since: float) -> dict:
     """A JSON-ready dict for one event; times are seconds since the run began."""
-    record = {
-        "event": type(e).__name__.lower(),
-        "task": e.task,
-        "address": str(e.address),
-        "t": round(e.t - since, 6),
-    }
+    record: dict = {"event": e.kind, "task": e.task, "address": str(e.address), "t": round(e.t - since, 6)}
     if isinstance(e, Received):
         record["bytes"] = e.nbytes
     elif isinstance(e, Finished):
@@ -113,20 +104,22 @@ class Summary:
 
 
 class Reporter:
-    """Renders one run's events; call :meth:`begin`, then :meth:`event` per event, then :meth:`end`."""
+    """Renders one run's events; call :meth:`begin`, then :meth:`event` per event, then :meth:`end`.
 
-    def __init__(self, style: str = "select", out: TextIO | None = None,
-                 err: TextIO | None = None, as_json: bool = False, print_poems: bool = True,
+    Each event goes to the method ``on_<kind>`` of the output style (a subclass);
+    what a style does not print, it does not mention. Failures go to stderr, one
+    line each, in every style.
+    """
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, print_poems: bool = True,
                  chunk_lines: bool = True):
-        self.style = style
         self.print_poems = print_poems
         # Off while a live progress display shows the chunks instead.
         self.chunk_lines = chunk_lines
         self._out, self._err = out, err
-        self.as_json = as_json
         self.events: list[Event] = []
-        self._began = 0.0
-        self._task_start: dict[int, float] = {}
+        self.began = 0.0
+        self.task_start: dict[int, float] = {}
 
     # Looked up at each line, not kept: a live display swaps sys.stdout while it runs.
     @property
@@ -137,85 +130,140 @@ class Reporter:
     def err(self) -> TextIO:
         return self._err if self._err is not None else sys.stderr
 
-    def begin(self, t: float) -> None:
-        self._began = t
-
-    def _say(self, line: str) -> None:
+    def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
+
+    def complain(self, line: str) -> None:
+        print(line, file=self.err, flush=True)
+
+    def begin(self, t: float) -> None:
+        self.began = t
 
     def event(self, e: Event) -> None:
         self.events.append(e)
-        self._task_start.setdefault(e.task, e.t)
-        if isinstance(e, Failed):
-            line = download_failed_line(e) if self.style == "twisted" else failed_line(e)
-            print(line, file=self.err, flush=True)
-        elif isinstance(e, TransformFailed):
-            print(transform_failed_line(e), file=self.err, flush=True)
-        elif isinstance(e, Restarted):
-            print(restarted_line(e), file=self.err, flush=True)
-        if self.as_json:
-            self._say(json.dumps(event_json(e, self._began), ensure_ascii=False))
+        self.task_start.setdefault(e.task, e.t)
+        if isinstance(e, Received) and not self.chunk_lines:
             return
-        if self.style == "blocking":
-            if isinstance(e, Started):
-                self._say(started_line(e))
-            elif isinstance(e, Finished):
-                self._say(downloaded_line(e, e.t - self._task_start[e.task]))
-        elif isinstance(e, Received) and not self.chunk_lines:
-            return
-        elif self.style == "actors":
-            # Part 20: a line per chunk; the main process prints the poems once all are down,
-            # each with its download time (the article's third exercise).
-            if isinstance(e, Received):
-                self._say(received_line(e))
-            elif isinstance(e, Finished):
-                self._say(downloaded_line(e, e.t - self._task_start[e.task]))
-                if self.print_poems:
-                    self._say(e.text.rstrip("\n"))
-        elif self.style == "lazy":
-            # Part 21: a line per line of poetry, and each poem's lines as it is its turn.
-            if isinstance(e, Received):
-                self._say(received_line(e))
-            elif isinstance(e, PoemLine) and self.print_poems:
-                print(e.text, end="" if e.text.endswith("\n") else "\n", file=self.out, flush=True)
-        else:
-            if isinstance(e, Received):
-                self._say(received_line(e))
-            elif isinstance(e, Finished):
-                self._say(finished_line(e))
-                if self.style == "twisted" and self.print_poems:
-                    self._say(e.text.rstrip("\n"))
+        getattr(self, "on_" + e.kind)(e)
 
     def end(self, t: float) -> Summary:
         summary = Summary(
-            elapsed=t - self._began,
+            elapsed=t - self.began,
             finished=sorted((e for e in self.events if isinstance(e, Finished)), key=lambda e: e.task),
             failed=[e for e in self.events if isinstance(e, Failed)],
             events=self.events,
-            began=self._began,
+            began=self.began,
         )
-        if self.as_json:
-            self._say(json.dumps({
-                "event": "summary",
-                "poems": len(summary.finished),
-                "failed": len(summary.failed),
-                "elapsed": round(summary.elapsed, 6),
-            }))
-            return summary
-        if self.style not in ("blocking", "actors", "lazy"):
-            for e in summary.finished:
-                self._say(size_line(e))
-        self._say(total_line(len(summary.finished), summary.elapsed))
+        self.closing(summary)
         return summary
 
+    def since_start(self, e: Event) -> float:
+        return e.t - self.task_start[e.task]
+
+    # What every style does; a style overrides the events it prints.
+    def on_started(self, e: Started) -> None: ...
+    def on_connected(self, e: Connected) -> None: ...
+    def on_received(self, e: Received) -> None: ...
+    def on_finished(self, e: Finished) -> None: ...
+    def on_transformed(self, e: Transformed) -> None: ...
+    def on_poemline(self, e: PoemLine) -> None: ...
+
+    def on_failed(self, e: Failed) -> None:
+        self.complain(failed_line(e))
+
+    def on_transformfailed(self, e: TransformFailed) -> None:
+        self.complain(transform_failed_line(e))
+
+    def on_restarted(self, e: Restarted) -> None:
+        self.complain(restarted_line(e))
+
+    def closing(self, summary: Summary) -> None:
+        self.say(total_line(len(summary.finished), summary.elapsed))
 
 
+class BlockingStyle(Reporter):
+    """Part 2's blocking client: each task announced, then its size and download time."""
 
-def format_table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int] = frozenset()) -> str:
-    """Plain aligned columns; the column numbers in ``right`` align right."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for row in [header, *rows]:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    def on_started(self, e: Started) -> None:
+        self.say(started_line(e))
+
+    def on_finished(self, e: Finished) -> None:
+        self.say(downloaded_line(e, self.since_start(e)))
+
+
+class SelectStyle(Reporter):
+    """Part 2's select client: a line per read, a line per close, the sizes at the end."""
+
+    def on_received(self, e: Received) -> None:
+        self.say(received_line(e))
+
+    def on_finished(self, e: Finished) -> None:
+        self.say(finished_line(e))
+
+    def closing(self, summary: Summary) -> None:
+        for e in summary.finished:
+            self.say(size_line(e))
+        super().closing(summary)
+
+
+class TwistedStyle(SelectStyle):
+    """Client 7.0/8.0: the select lines, each poem printed as it is done."""
+
+    def on_finished(self, e: Finished) -> None:
+        super().on_finished(e)
+        if self.print_poems:
+            self.say(e.text.rstrip("\n"))
+
+    def on_failed(self, e: Failed) -> None:
+        self.complain(download_failed_line(e))
+
+
+class ActorsStyle(Reporter):
+    """Part 20: a line per chunk; each poem with its download time, as the main process gets it."""
+
+    def on_received(self, e: Received) -> None:
+        self.say(received_line(e))
+
+    def on_finished(self, e: Finished) -> None:
+        self.say(downloaded_line(e, self.since_start(e)))
+        if self.print_poems:
+            self.say(e.text.rstrip("\n"))
+
+
+class LazyStyle(Reporter):
+    """Part 21: a line per line of poetry, and each poem's lines when it is its turn."""
+
+    def on_received(self, e: Received) -> None:
+        self.say(received_line(e))
+
+    def on_poemline(self, e: PoemLine) -> None:
+        if self.print_poems:
+            print(e.text, end="" if e.text.endswith("\n") else "\n", file=self.out, flush=True)
+
+
+class JsonStyle(Reporter):
+    """``--json``: one object per event on stdout (failures still a line on stderr), then a summary."""
+
+    def event(self, e: Event) -> None:
+        super().event(e)
+        self.say(json.dumps(event_json(e, self.began), ensure_ascii=False))
+
+    def closing(self, summary: Summary) -> None:
+        self.say(json.dumps({"event": "summary", "poems": len(summary.finished), "failed": len(summary.failed),
+                             "elapsed": round(summary.elapsed, 6)}))
+
+
+#: Output style name (a row's ``style`` in the engine table) -> its reporter.
+STYLES: dict[str, type[Reporter]] = {
+    "blocking": BlockingStyle,
+    "select": SelectStyle,
+    "twisted": TwistedStyle,
+    "actors": ActorsStyle,
+    "lazy": LazyStyle,
+    "json": JsonStyle,
+}
+
+
+def reporter_for(style: str, as_json: bool = False, **settings) -> Reporter:
+    """The reporter of an output style; ``--json`` replaces any style."""
+    return STYLES["json" if as_json else style](**settings)

@@ -10,24 +10,26 @@ import contextlib
 from typing import Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import EngineOptions, load_engine, run_engine
+from poetrynow.clients import ENGINES, EngineOptions
+from poetrynow.events import Event
 from poetrynow.progress import live_progress
-from poetrynow.report import STYLES, Reporter, Summary
+from poetrynow.report import Summary, reporter_for
 
 
 def fetch(engine: str, addresses: Sequence[Address], options: EngineOptions, out=None, err=None,
           as_json: bool = False, print_poems: bool = True, progress: bool = False) -> Summary:
     """Run one engine with its reporter (and a live display, when asked for and possible)."""
     live = live_progress(progress and not as_json)
-    reporter = Reporter(STYLES.get(engine, "select"), out=out, err=err, as_json=as_json,
-                        print_poems=print_poems, chunk_lines=live is None)
+    info = ENGINES[engine]
+    reporter = reporter_for(info.style, as_json, out=out, err=err, print_poems=print_poems,
+                            chunk_lines=live is None)
     sink = reporter.event
     if live is not None:
-        def sink(event):
+        def sink(event: Event) -> None:
             live.event(event)
             reporter.event(event)
-    load_engine(engine)  # imports are not part of the run: time starts at the first task
+    runner = info.load()  # imports are not part of the run: time starts at the first task
     reporter.begin(options.clock())
     with live if live is not None else contextlib.nullcontext():
-        run_engine(engine, addresses, sink, options)
+        runner.run(list(addresses), sink, options)
     return reporter.end(options.clock())

@@ -7,45 +7,32 @@ import resource
 import signal
 import sys
 
-from poetrynow.address import AddressError, parse_address
+from typing import Callable, TypeVar
+
+from poetrynow import validate
+
+T = TypeVar("T")
 
 #: Exit statuses, the same for every command.
 OK, FAILED, USAGE = 0, 1, 2
 
 
-def address_arg(text: str):
-    try:
-        return parse_address(text)
-    except AddressError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def arg(check: Callable[[str], T]) -> Callable[[str], T]:
+    """A :mod:`poetrynow.validate` check as an argparse type: its ValueError, one usage line."""
+    def convert(text: str) -> T:
+        try:
+            return check(text)
+        except ValueError as problem:
+            raise argparse.ArgumentTypeError(str(problem)) from None
+    convert.__name__ = check.__name__
+    return convert
 
 
-def _number(text: str, convert, expected: str, valid, rule: str):
-    """Convert an option's text, or raise the one-line error argparse prints."""
-    try:
-        value = convert(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not valid(value):
-        raise argparse.ArgumentTypeError(f"{rule}, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return _number(text, int, "a whole number", lambda v: v >= 1, "must be at least 1")
-
-
-def non_negative_int(text: str) -> int:
-    return _number(text, int, "a whole number", lambda v: v >= 0, "must be 0 or more")
-
-
-def non_negative_float(text: str) -> float:
-    return _number(text, float, "a number of seconds", lambda v: 0 <= v < float("inf"),
-                   "must be a finite number of seconds >= 0")
-
-
-def port_arg(text: str) -> int:
-    return _number(text, int, "a port number", lambda v: 0 <= v <= 65535, "a port is from 0 to 65535")
+address_arg = arg(validate.address)
+positive_int = arg(validate.positive_int)
+non_negative_int = arg(validate.non_negative_int)
+seconds = arg(validate.seconds)
+port_arg = arg(validate.port)
 
 
 def add_listen_options(parser: argparse.ArgumentParser) -> None:

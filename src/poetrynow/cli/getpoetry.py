@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
-from poetrynow.cli.common import (FAILED, OK, USAGE, address_arg, error, exit_on_sigterm,
-                                  non_negative_float, non_negative_int, raise_fd_limit,
-                                  timeline_problem)
-from poetrynow.clients import ENGINES, XFORM, EngineOptions
+from poetrynow.cli.common import (FAILED, USAGE, address_arg, error, exit_on_sigterm, non_negative_int,
+                                  raise_fd_limit, seconds, timeline_problem)
+from poetrynow.clients import ENGINES, ORDERED, SUPERVISE, XFORM, EngineOptions, engines_taking
 from poetrynow.session import fetch
 
 PROG = "get-poetry"
@@ -25,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
                    help="model of concurrency (default: blocking)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per event instead of the text lines")
-    p.add_argument("--timeout", type=non_negative_float, default=None,
+    p.add_argument("--timeout", type=seconds, default=None,
                    help="give up on a server that sends nothing for this many seconds")
     p.add_argument("--xform", type=address_arg, metavar="ADDRESS", default=None,
                    help="[host:]port of a transform server to send each poem through")
@@ -41,16 +41,29 @@ def parser() -> argparse.ArgumentParser:
                    help="draw the run, a row per task, to FILE (.png or .svg; needs poetrynow[plot])")
     p.add_argument("--progress", action="store_true",
                    help="a live table of the tasks while they run (on a terminal; needs poetrynow[progress])")
+    p.add_argument("--debug", action="store_true",
+                   help="on stderr, the traceback of any error that is not the network's (a bug)")
     return p
+
+
+def settings_problem(args: argparse.Namespace) -> str | None:
+    """An option the chosen engine does not honour, in one line; or None."""
+    takes = ENGINES[args.engine].takes
+    if args.xform and XFORM not in takes:
+        return f"--xform works with --engine {', '.join(engines_taking(XFORM))}"
+    for setting, given in ((ORDERED, args.ordered), (SUPERVISE, args.supervise)):
+        if given and setting not in takes:
+            return f"--{setting} works with --engine {', '.join(engines_taking(setting))}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.xform and args.engine not in XFORM:
-        p.error(f"--xform works with --engine {', '.join(sorted(XFORM))}")
-    if (args.ordered or args.supervise) and args.engine != "actors":
-        p.error("--ordered and --supervise work with --engine actors")
+    if problem := settings_problem(args):
+        p.error(problem)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     if problem := timeline_problem(args.timeline):
         return error(PROG, problem, USAGE)
     raise_fd_limit()

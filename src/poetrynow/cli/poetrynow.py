@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import OK, USAGE, error, exit_on_sigterm, non_negative_float, timeline_problem
+from poetrynow.cli.common import OK, USAGE, error, exit_on_sigterm, seconds, timeline_problem
 from poetrynow.clients import ENGINES
 from poetrynow.poems import bundled_poems
-from poetrynow.report import format_table
+from poetrynow.tables import format_table
 
 PROG = "poetrynow"
 
@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run Part 2's experiment on the bundled poems",
                           description="Start three slow poetry servers, download from them "
                                       "with each engine in turn, and compare the times.")
-    demo.add_argument("--delay", type=non_negative_float, default=0.1,
+    demo.add_argument("--delay", type=seconds, default=0.1,
                       help="the servers' seconds between chunks (default: 0.1)")
     demo.add_argument("--engines", type=engine_list, default=["blocking", "select"],
                       help="comma list of engines, or all (default: blocking,select)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import add_listen_options, address_arg, non_negative_float, raise_fd_limit
+from poetrynow.cli.common import add_listen_options, address_arg, seconds, raise_fd_limit
 from poetrynow.cli.serving import serve
 
 PROG = "poetry-proxy"
@@ -18,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("upstream", type=address_arg, metavar="ADDRESS",
                    help="[host:]port of the poetry server to proxy")
     add_listen_options(p)
-    p.add_argument("--timeout", type=non_negative_float, default=None,
+    p.add_argument("--timeout", type=seconds, default=None,
                    help="give up on an upstream that sends nothing for this many seconds")
     return p
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from poetrynow.cli.common import (FAILED, OK, USAGE, add_listen_options, error,
-                                  exit_on_sigterm, non_negative_float, positive_int)
+                                  exit_on_sigterm, seconds, positive_int)
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.schedule import PoemSchedule
 from poetrynow.servers.blocking import serve_forever
@@ -23,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("poem", help="a bundled poem's name (see 'poetrynow poems') or a file path")
     p.add_argument("--num-bytes", type=positive_int, default=10,
                    help="bytes per chunk (default: 10)")
-    p.add_argument("--delay", type=non_negative_float, default=0.1,
+    p.add_argument("--delay", type=seconds, default=0.1,
                    help="seconds between chunks (default: 0.1)")
     add_listen_options(p)
     p.add_argument("--quiet", action="store_true",

@@ -1,35 +1,41 @@
 """Client engines: each turns addresses into events, and none of them prints.
 
-An engine module has ``run(addresses, sink, options)``; ``ENGINES`` maps the
-names ``get-poetry --engine`` accepts to those modules, imported only when used
-so that a blocking run never loads Twisted.
+:data:`ENGINES` is the one table of what an engine is: the module that runs it,
+the reporter style it prints in, whether it fetches every poem at once, and
+which of the optional settings it honours. The CLI, the reporter, the demo and
+the benchmarks all read it, so a new engine is a new module and one row here.
+Modules are imported only when used, so that a blocking run never loads Twisted.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Protocol, Sequence, cast
 
 from poetrynow.address import Address
-from poetrynow.events import Event, Sink
+from poetrynow.events import Sink
 
-ENGINES = {
-    "blocking": "poetrynow.clients.blocking",
-    "threads": "poetrynow.clients.threads",
-    "select": "poetrynow.clients.select_loop",
-    "twisted": "poetrynow.clients.twisted_engine",
-    "asyncio": "poetrynow.clients.asyncio_engine",
-    "actors": "poetrynow.clients.actors",
-    "lazy": "poetrynow.clients.lazy",
-}
+#: Bytes asked for in one read, by every engine.
+READ_SIZE = 65536
 
-#: Engines that can send each poem to a transform server (``--xform``).
-XFORM = {"threads", "twisted", "asyncio", "actors", "lazy"}
+log = logging.getLogger("poetrynow.clients")
 
-#: Engines that download every poem at once; their ideal is the slowest schedule.
-CONCURRENT = {"threads", "select", "twisted", "asyncio", "actors", "lazy"}
+
+def no_data(timeout: float | None) -> str:
+    """The one-line reason every engine gives when a server goes silent too long."""
+    return f"no data for {timeout:g} s"
+
+
+def unexpected(problem: BaseException) -> None:
+    """Log a catch-all's exception with its traceback, at debug level.
+
+    A catch-all keeps one task's bug from ending the run, but a bug must not pass
+    for a network failure: ``get-poetry --debug`` shows where it came from.
+    """
+    log.debug("unexpected error in an engine", exc_info=problem)
 
 
 @dataclass
@@ -50,17 +56,69 @@ class EngineOptions:
     supervise: int = 0
 
 
-def load_engine(name: str):
-    """Import an engine's module (Twisted, for one, takes a noticeable fraction of a second)."""
-    return importlib.import_module(ENGINES[name])
+class Engine(Protocol):
+    """What an engine module provides."""
+
+    def run(self, addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None: ...
+
+
+#: The optional settings an engine may honour (the names of EngineOptions fields).
+XFORM, ORDERED, SUPERVISE = "xform", "ordered", "supervise"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """One row of the engine table.
+
+    ``style`` is the reporter's output style (:mod:`poetrynow.report`);
+    ``concurrent`` engines fetch every poem at once, so their ideal time is the
+    slowest schedule, not the sum; ``takes`` names the optional settings it honours.
+    """
+
+    name: str
+    module: str
+    style: str
+    concurrent: bool
+    model: str
+    takes: frozenset[str] = frozenset()
+
+    def load(self) -> Engine:
+        """Import the module (Twisted, for one, takes a noticeable fraction of a second)."""
+        return cast(Engine, importlib.import_module(self.module))
+
+
+def _table(*rows: EngineInfo) -> dict[str, EngineInfo]:
+    return {row.name: row for row in rows}
+
+
+ENGINES = _table(
+    EngineInfo("blocking", "poetrynow.clients.blocking", "blocking", False,
+               "one poem after another, blocking sockets"),
+    EngineInfo("threads", "poetrynow.clients.threads", "select", True,
+               "a thread per poem, blocking sockets", frozenset({XFORM})),
+    EngineInfo("select", "poetrynow.clients.select_loop", "select", True,
+               "one loop over non-blocking sockets"),
+    EngineInfo("twisted", "poetrynow.clients.twisted_engine", "twisted", True,
+               "get_poetry Deferreds, inlineCallbacks, a DeferredList", frozenset({XFORM})),
+    EngineInfo("asyncio", "poetrynow.clients.asyncio_engine", "select", True,
+               "async/await over asyncio streams", frozenset({XFORM})),
+    EngineInfo("actors", "poetrynow.clients.actors", "actors", True,
+               "Erlang-style processes, messages and monitors",
+               frozenset({XFORM, ORDERED, SUPERVISE})),
+    EngineInfo("lazy", "poetrynow.clients.lazy", "lazy", True,
+               "Haskell-style lazy streams of lines", frozenset({XFORM})),
+)
+
+
+def engines_taking(setting: str) -> list[str]:
+    """The names of the engines that honour ``setting``, sorted."""
+    return sorted(name for name, info in ENGINES.items() if setting in info.takes)
+
+
+def load_engine(name: str) -> Engine:
+    return ENGINES[name].load()
 
 
 def run_engine(name: str, addresses: Sequence[Address], sink: Sink,
                options: EngineOptions | None = None) -> None:
     load_engine(name).run(list(addresses), sink, options or EngineOptions())
-
-
-def drain(events: Iterable[Event], sink: Sink) -> None:
-    """Feed a generator engine's events to a sink."""
-    for event in events:
-        sink(event)

@@ -20,13 +20,12 @@ import asyncio
 from typing import Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import EngineOptions
+from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
 from poetrynow.clients.actor_runtime import NORMAL, Down, Pid, Process, Runtime
 from poetrynow.clients.errors import PoemTimeout
+from poetrynow.clients.task import PoemTask
 from poetrynow.clients.xform import transform_async
-from poetrynow.events import Connected, Failed, Finished, Received, Restarted, Started, describe_error
-
-READ_SIZE = 65536
+from poetrynow.events import Restarted, Sink, describe_error
 
 
 async def get_poetry(me: Process, task: int, address: Address, main: Pid, options: EngineOptions) -> None:
@@ -40,8 +39,8 @@ async def get_poetry(me: Process, task: int, address: Address, main: Pid, option
         while True:
             try:
                 packet = await asyncio.wait_for(reader.read(READ_SIZE), options.timeout)
-            except asyncio.TimeoutError:
-                raise PoemTimeout(f"no data for {options.timeout:g} s") from None
+            except TimeoutError:
+                raise PoemTimeout(no_data(options.timeout)) from None
             if not packet:
                 break
             packets.append(packet)
@@ -50,53 +49,57 @@ async def get_poetry(me: Process, task: int, address: Address, main: Pid, option
         writer.close()
     poem = b"".join(packets)
     if options.xform is not None:
-        event, poem = await transform_async(task, address, poem, options)
-        main.send(("event", event))
+        # The transform's events travel as messages too: this process owns no sink.
+        told = PoemTask(task, address, lambda event: main.send(("event", event)), clock)
+        poem = await transform_async(told, poem, options)
     main.send(("poem", task, poem, clock()))
 
 
-async def collect_poems(me: Process, addresses: Sequence[Address], options: EngineOptions, sink) -> None:
+async def collect_poems(me: Process, addresses: Sequence[Address], options: EngineOptions, sink: Sink) -> None:
     """The main process: spawn a monitored worker per address, then receive until all are DOWN."""
     clock = options.clock
     workers: dict[int, tuple[int, int]] = {}  # monitor ref -> (task, restarts so far)
-    received: dict[int, int] = {}
-    poems: dict[int, Finished] = {}  # in arrival order
+    tasks = {number: PoemTask(number, address, sink, clock) for number, address in enumerate(addresses, 1)}
+    poems: dict[int, tuple[bytes, float]] = {}  # in arrival order
 
-    def start(task: int, restarts: int) -> None:
-        _, ref = me.spawn_monitor(get_poetry, task, addresses[task - 1], me.pid, options)
-        workers[ref] = (task, restarts)
-        received[task] = 0
+    def start(number: int, restarts: int) -> None:
+        _, ref = me.spawn_monitor(get_poetry, number, addresses[number - 1], me.pid, options)
+        workers[ref] = (number, restarts)
+        tasks[number].received = 0
 
-    for task, address in enumerate(addresses, 1):
-        sink(Started(task, address, clock()))
-        start(task, 0)
+    for number in tasks:
+        tasks[number].started()
+        start(number, 0)
 
     while workers:
         message = await me.receive()
         match message:
             case Down(ref=ref, reason=reason):
-                task, restarts = workers.pop(ref)
+                number, restarts = workers.pop(ref)
                 if reason == NORMAL:
                     continue
+                if not isinstance(reason, (OSError, TimeoutError, PoemTimeout)):
+                    unexpected(reason)
                 why = describe_error(reason)
                 if restarts < options.supervise:
-                    sink(Restarted(task, addresses[task - 1], why, restarts + 1, options.supervise, clock()))
-                    start(task, restarts + 1)
+                    sink(Restarted(task=number, address=addresses[number - 1], reason=why,
+                                   attempt=restarts + 1, limit=options.supervise, t=clock()))
+                    start(number, restarts + 1)
                 else:
-                    sink(Failed(task, addresses[task - 1], why, clock(), received[task]))
-            case ("connected", task, t):
-                sink(Connected(task, addresses[task - 1], t))
-            case ("got", task, nbytes, t):
-                received[task] += nbytes
-                sink(Received(task, addresses[task - 1], nbytes, t))
+                    tasks[number].failed(why)
+            case ("connected", number, t):
+                tasks[number].connected(t)
+            case ("got", number, nbytes, t):
+                tasks[number].counted(nbytes, t)
             case ("event", event):
                 sink(event)
-            case ("poem", task, poem, t):
-                poems[task] = Finished(task, addresses[task - 1], poem, t)
+            case ("poem", number, poem, t):
+                poems[number] = (poem, t)
 
-    for task in (sorted(poems) if options.ordered else poems):
-        sink(poems[task])
+    for number in (sorted(poems) if options.ordered else poems):
+        poem, t = poems[number]
+        tasks[number].finished(poem, t)
 
 
-def run(addresses: Sequence[Address], sink, options: EngineOptions) -> None:
+def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     Runtime().run(collect_poems, list(addresses), options, sink)

@@ -9,17 +9,16 @@ the loop is uvloop's (libuv underneath); otherwise plain asyncio.
 from __future__ import annotations
 
 import asyncio
-from typing import Sequence
+from typing import Callable, Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import EngineOptions
+from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
+from poetrynow.clients.task import PoemTask
 from poetrynow.clients.xform import transform_async
-from poetrynow.events import Connected, Failed, Finished, Received, Started, describe_error
-
-READ_SIZE = 65536
+from poetrynow.events import Sink, describe_error
 
 
-def loop_factory():
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop when it is installed, else None (asyncio's own)."""
     try:
         import uvloop
@@ -28,46 +27,41 @@ def loop_factory():
     return uvloop.new_event_loop
 
 
-async def get_poetry(task: int, address: Address, options: EngineOptions, sink) -> None:
-    clock = options.clock
-    sink(Started(task, address, clock()))
-    received = 0
+async def get_poetry(task: PoemTask, options: EngineOptions) -> None:
+    task.started()
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address.host, address.port),
-                                                options.timeout)
-    except (OSError, asyncio.TimeoutError) as error:
-        sink(Failed(task, address, describe_error(error), clock()))
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(task.address.host, task.address.port), options.timeout)
+    except (OSError, TimeoutError) as error:
+        task.failed(describe_error(error))
         return
-    sink(Connected(task, address, clock()))
-    chunks: list[bytes] = []
+    task.connected()
     try:
         while data := await asyncio.wait_for(reader.read(READ_SIZE), options.timeout):
-            chunks.append(data)
-            received += len(data)
-            sink(Received(task, address, len(data), clock()))
-    except asyncio.TimeoutError:
-        sink(Failed(task, address, f"no data for {options.timeout:g} s", clock(), received))
+            task.got(data)
+    except TimeoutError:
+        task.failed(no_data(options.timeout))
         return
     except OSError as error:
-        sink(Failed(task, address, describe_error(error), clock(), received))
+        task.failed(describe_error(error))
         return
     finally:
         writer.close()
-    poem = b"".join(chunks)
+    poem = task.poem
     if options.xform is not None:
-        event, poem = await transform_async(task, address, poem, options)
-        sink(event)
-    sink(Finished(task, address, poem, clock()))
+        poem = await transform_async(task, poem, options)
+    task.finished(poem)
 
 
-async def get_all(addresses: Sequence[Address], options: EngineOptions, sink) -> None:
-    results = await asyncio.gather(*(get_poetry(task, address, options, sink)
-                                     for task, address in enumerate(addresses, 1)), return_exceptions=True)
-    for (task, address), result in zip(enumerate(addresses, 1), results):
+async def get_all(tasks: Sequence[PoemTask], options: EngineOptions) -> None:
+    results = await asyncio.gather(*(get_poetry(task, options) for task in tasks), return_exceptions=True)
+    for task, result in zip(tasks, results):
         if isinstance(result, Exception):  # a bug costs one task, not the run
-            sink(Failed(task, address, describe_error(result), options.clock()))
+            unexpected(result)
+            task.failed(describe_error(result))
 
 
-def run(addresses: Sequence[Address], sink, options: EngineOptions) -> None:
+def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
+    tasks = [PoemTask(number, address, sink, options.clock) for number, address in enumerate(addresses, 1)]
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(get_all(addresses, options, sink))
+        runner.run(get_all(tasks, options))

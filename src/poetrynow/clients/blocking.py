@@ -7,43 +7,44 @@ the servers' schedules: Figure 1 of Part 1, in text.
 from __future__ import annotations
 
 import socket
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import EngineOptions, drain
-from poetrynow.events import Connected, Event, Failed, Finished, Received, Started, describe_error
+from poetrynow.clients import READ_SIZE, EngineOptions, no_data
+from poetrynow.clients.task import PoemTask
+from poetrynow.clients.xform import transform_blocking
+from poetrynow.events import Sink, describe_error
 
-READ_SIZE = 65536
 
+def get_poetry(task: PoemTask, options: EngineOptions) -> None:
+    """Download one poem, blocking, and report what happens on the way.
 
-def get_poetry(task: int, address: Address, options: EngineOptions) -> Iterator[Event]:
-    """Download one poem, blocking, and yield what happens on the way."""
-    clock = options.clock
-    yield Started(task, address, clock())
+    The threads engine runs this same function on a thread per poem; with
+    ``options.xform`` the poem then goes through the transform server.
+    """
+    task.started()
     try:
-        sock = socket.create_connection((address.host, address.port), timeout=options.timeout)
+        sock = socket.create_connection((task.address.host, task.address.port), timeout=options.timeout)
     except OSError as error:
-        yield Failed(task, address, describe_error(error), clock())
+        task.failed(describe_error(error))
         return
-    yield Connected(task, address, clock())
-    chunks: list[bytes] = []
-    received = 0
+    task.connected()
     with sock:
         try:
             while data := sock.recv(READ_SIZE):
-                chunks.append(data)
-                received += len(data)
-                yield Received(task, address, len(data), clock())
-        except OSError as error:
-            yield Failed(task, address, describe_error(error), clock(), received)
+                task.got(data)
+        except TimeoutError:
+            task.failed(no_data(options.timeout))
             return
-    yield Finished(task, address, b"".join(chunks), clock())
+        except OSError as error:
+            task.failed(describe_error(error))
+            return
+    poem = task.poem
+    if options.xform is not None:
+        poem = transform_blocking(task, poem, options)
+    task.finished(poem)
 
 
-def events(addresses: Sequence[Address], options: EngineOptions) -> Iterator[Event]:
-    for task, address in enumerate(addresses, 1):
-        yield from get_poetry(task, address, options)
-
-
-def run(addresses: Sequence[Address], sink, options: EngineOptions) -> None:
-    drain(events(addresses, options), sink)
+def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
+    for number, address in enumerate(addresses, 1):
+        get_poetry(PoemTask(number, address, sink, options.clock), options)

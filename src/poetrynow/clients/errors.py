@@ -11,3 +11,7 @@ class PoemTimeout(Exception):
 
 class TransformFailed(Exception):
     """The transform server closed without an answer (or with a malformed one)."""
+
+
+#: Why a transform failed when the server closed without answering.
+NO_ANSWER = "the transform server closed without an answer"

@@ -15,10 +15,12 @@ from twisted.internet import defer, error
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.protocols.policies import TimeoutMixin
 
-from poetrynow.clients.errors import PoemTimeout, TransformFailed
+from poetrynow.clients import no_data
+from poetrynow.clients.errors import NO_ANSWER, PoemTimeout, TransformFailed
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
 
 __all__ = ["get_poetry", "PoemTimeout", "TransformProxy", "TransformFailed", "describe_failure"]
+
 
 class OneShotClientFactory(ClientFactory):
     """A client factory whose single Deferred fires once, and can be cancelled for real.
@@ -100,7 +102,7 @@ class PoetryClientFactory(OneShotClientFactory):
 
     def poem_finished(self, poem: bytes, reason):
         if self.timed_out:
-            self._fire(defer.Deferred.errback, PoemTimeout(f"no data for {self.timeout:g} s"))
+            self._fire(defer.Deferred.errback, PoemTimeout(no_data(self.timeout)))
         elif reason.check(error.ConnectionDone):
             self._fire(defer.Deferred.callback, poem)
         else:
@@ -153,7 +155,7 @@ class TransformClientFactory(OneShotClientFactory):
         super().__init__()
         self.request = name.encode("utf-8") + b"." + poem
         self.max_length = max_length
-        self.problem = "the transform server closed without an answer"
+        self.problem = NO_ANSWER
 
     def finished(self, answer: bytes | None):
         if answer is None:
@@ -174,6 +176,12 @@ class TransformProxy:
         factory = TransformClientFactory(name, poem, self.max_length)
         factory.connector = self.reactor.connectTCP(self.host, self.port, factory)
         return factory.deferred
+
+
+def expected_failure(problem: BaseException) -> bool:
+    """Whether a download or transform failed the way networks fail (not by a bug)."""
+    return isinstance(problem, (error.ConnectError, error.ConnectionLost, error.ConnectionDone,
+                                defer.CancelledError, PoemTimeout, TransformFailed, OSError))
 
 
 def describe_failure(failure) -> str:

@@ -21,12 +21,12 @@ import codecs
 from typing import AsyncIterator, Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import EngineOptions
+from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
 from poetrynow.clients.errors import PoemTimeout
+from poetrynow.clients.task import PoemTask
 from poetrynow.clients.xform import transform_async
-from poetrynow.events import Connected, Failed, Finished, PoemLine, Received, Started, describe_error
+from poetrynow.events import PoemLine, Sink, describe_error
 
-READ_SIZE = 65536
 END = object()
 
 
@@ -36,8 +36,8 @@ async def poem_lines(reader: asyncio.StreamReader, timeout: float | None) -> Asy
     while True:
         try:
             data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
-        except asyncio.TimeoutError:
-            raise PoemTimeout(f"no data for {timeout:g} s") from None
+        except TimeoutError:
+            raise PoemTimeout(no_data(timeout)) from None
         if not data:
             break
         *lines, pending = (pending + data).split(b"\n")
@@ -50,63 +50,60 @@ async def poem_lines(reader: asyncio.StreamReader, timeout: float | None) -> Asy
 class LazyPoem:
     """One task: the forcing task fills ``buffer``; ``lines()`` is the poem as it comes."""
 
-    def __init__(self, task: int, address: Address, options: EngineOptions, sink):
-        self.task, self.address, self.options, self.sink = task, address, options, sink
+    def __init__(self, task: PoemTask, options: EngineOptions):
+        self.task, self.options = task, options
         self.buffer: asyncio.Queue = asyncio.Queue()
 
     async def force(self) -> None:
         try:
             await self._download()
         except Exception as problem:  # a failure ends this poem's stream, not the run
-            self.sink(Failed(self.task, self.address, describe_error(problem), self.options.clock()))
+            if not isinstance(problem, (OSError, TimeoutError, PoemTimeout)):
+                unexpected(problem)
+            self.task.failed(describe_error(problem))
         finally:
             self.buffer.put_nowait(END)
 
     async def _download(self) -> None:
-        task, address, options, sink = self.task, self.address, self.options, self.sink
-        clock = options.clock
-        sink(Started(task, address, clock()))
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address.host, address.port),
-                                                options.timeout)
-        sink(Connected(task, address, clock()))
-        got: list[bytes] = []
+        task, options = self.task, self.options
+        task.started()
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(task.address.host, task.address.port), options.timeout)
+        task.connected()
         try:
             async for line in poem_lines(reader, options.timeout):
-                got.append(line)
-                sink(Received(task, address, len(line), clock()))
+                task.got(line)
                 if options.xform is None:
                     self.buffer.put_nowait(line)
-        except Exception as problem:
-            sink(Failed(task, address, describe_error(problem), clock(), sum(map(len, got))))
-            return
         finally:
             writer.close()
-        poem = b"".join(got)
+        poem = task.poem
         if options.xform is not None:
             # A transform needs the whole poem; its answer becomes the stream.
-            event, poem = await transform_async(task, address, poem, options)
-            sink(event)
+            poem = await transform_async(task, poem, options)
             for line in poem.splitlines(keepends=True):
                 self.buffer.put_nowait(line)
-        sink(Finished(task, address, poem, clock()))
+        task.finished(poem)
 
     async def lines(self) -> AsyncIterator[bytes]:
         while (line := await self.buffer.get()) is not END:
             yield line
 
 
-async def get_poetry(addresses: Sequence[Address], options: EngineOptions, sink) -> None:
-    poems = [LazyPoem(task, address, options, sink) for task, address in enumerate(addresses, 1)]
+async def get_poetry(tasks: Sequence[PoemTask], options: EngineOptions, sink: Sink) -> None:
+    poems = [LazyPoem(task, options) for task in tasks]
     forcing = [asyncio.create_task(poem.force()) for poem in poems]
     for poem in poems:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        task = poem.task
         async for line in poem.lines():
-            sink(PoemLine(poem.task, poem.address, decoder.decode(line), options.clock()))
+            sink(PoemLine(task=task.task, address=task.address, text=decoder.decode(line), t=options.clock()))
         tail = decoder.decode(b"", final=True)
         if tail:
-            sink(PoemLine(poem.task, poem.address, tail, options.clock()))
+            sink(PoemLine(task=task.task, address=task.address, text=tail, t=options.clock()))
     await asyncio.gather(*forcing)
 
 
-def run(addresses: Sequence[Address], sink, options: EngineOptions) -> None:
-    asyncio.run(get_poetry(list(addresses), options, sink))
+def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
+    tasks = [PoemTask(number, address, sink, options.clock) for number, address in enumerate(addresses, 1)]
+    asyncio.run(get_poetry(tasks, options, sink))

@@ -12,31 +12,25 @@ import errno
 import os
 import selectors
 import socket
-from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import EngineOptions, drain
-from poetrynow.events import Connected, Event, Failed, Finished, Received, Started, describe_error
+from poetrynow.clients import READ_SIZE, EngineOptions, no_data
+from poetrynow.clients.task import PoemTask
+from poetrynow.events import Sink, describe_error
 
-READ_SIZE = 65536
 _IN_PROGRESS = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY}
 
 
 @dataclass
 class Download:
-    """One task's state between trips round the loop."""
+    """One task's socket and state between trips round the loop."""
 
-    task: int
-    address: Address
+    task: PoemTask
     sock: socket.socket
     last_activity: float
     connected: bool = False
-    chunks: list[bytes] = field(default_factory=list)
-
-    @property
-    def received(self) -> int:
-        return sum(map(len, self.chunks))
 
 
 def _connect(address: Address) -> tuple[socket.socket, int]:
@@ -48,93 +42,97 @@ def _connect(address: Address) -> tuple[socket.socket, int]:
     return sock, sock.connect_ex(sockaddr)
 
 
-def events(addresses: Sequence[Address], options: EngineOptions) -> Iterator[Event]:
-    clock = options.clock
-    selector = selectors.DefaultSelector()
+class SelectLoop:
+    """The loop: every download registered with one selector until it ends."""
 
-    def drop(download: Download) -> None:
-        selector.unregister(download.sock)
+    def __init__(self, options: EngineOptions):
+        self.options = options
+        self.selector = selectors.DefaultSelector()
+
+    def start(self, task: PoemTask) -> None:
+        task.started()
+        try:
+            sock, code = _connect(task.address)
+        except OSError as error:
+            task.failed(describe_error(error))
+            return
+        if code not in _IN_PROGRESS:
+            sock.close()
+            task.failed(os.strerror(code))
+            return
+        self.selector.register(sock, selectors.EVENT_WRITE, Download(task, sock, self.options.clock()))
+
+    def drop(self, download: Download) -> None:
+        self.selector.unregister(download.sock)
         download.sock.close()
 
-    try:
-        for task, address in enumerate(addresses, 1):
-            yield Started(task, address, clock())
-            try:
-                sock, code = _connect(address)
-            except OSError as error:
-                yield Failed(task, address, describe_error(error), clock())
-                continue
-            if code not in _IN_PROGRESS:
-                sock.close()
-                yield Failed(task, address, os.strerror(code), clock())
-                continue
-            selector.register(sock, selectors.EVENT_WRITE, Download(task, address, sock, clock()))
+    def run(self, tasks: Sequence[PoemTask]) -> None:
+        clock = self.options.clock
+        try:
+            for task in tasks:
+                self.start(task)
+            while self.selector.get_map():
+                for key, _ in self.selector.select(self._wait()):
+                    download: Download = key.data
+                    download.last_activity = clock()
+                    if download.connected:
+                        self._read(download)
+                    else:
+                        self._connected(download)
+                if self.options.timeout is not None:
+                    self._expire()
+        finally:
+            for key in list(self.selector.get_map().values()):
+                key.fileobj.close()  # type: ignore[union-attr]
+            self.selector.close()
 
-        while selector.get_map():
-            for key, _ in selector.select(_wait(selector, options)):
-                download: Download = key.data
-                download.last_activity = clock()
-                if not download.connected:
-                    code = download.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    if code:
-                        drop(download)
-                        yield Failed(download.task, download.address, os.strerror(code), clock())
-                        continue
-                    download.connected = True
-                    selector.modify(download.sock, selectors.EVENT_READ, download)
-                    yield Connected(download.task, download.address, clock())
-                    continue
-                yield from _read(download, drop, clock)
-            if options.timeout is not None:
-                yield from _expire(selector, options, drop)
-    finally:
-        for key in list(selector.get_map().values()):
-            key.fileobj.close()
-        selector.close()
+    def _connected(self, download: Download) -> None:
+        code = download.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self.drop(download)
+            download.task.failed(os.strerror(code))
+            return
+        download.connected = True
+        self.selector.modify(download.sock, selectors.EVENT_READ, download)
+        download.task.connected()
 
+    def _read(self, download: Download) -> None:
+        """Read what is there without blocking; report it as one batch, and the end if it came."""
+        task = download.task
+        got: list[bytes] = []
+        closed = False
+        try:
+            while data := download.sock.recv(READ_SIZE):
+                got.append(data)
+            closed = True
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as error:
+            self.drop(download)
+            task.failed(describe_error(error))
+            return
+        if got:
+            task.got(b"".join(got) if len(got) > 1 else got[0])
+        if closed:
+            self.drop(download)
+            task.finished()
 
-def _read(download: Download, drop, clock) -> Iterator[Event]:
-    """Read what is there without blocking; report it, and the end if it came."""
-    got = 0
-    closed = False
-    try:
-        while True:
-            data = download.sock.recv(READ_SIZE)
-            if not data:
-                closed = True
-                break
-            download.chunks.append(data)
-            got += len(data)
-    except (BlockingIOError, InterruptedError):
-        pass
-    except OSError as error:
-        drop(download)
-        yield Failed(download.task, download.address, describe_error(error), clock(), download.received)
-        return
-    if got:
-        yield Received(download.task, download.address, got, clock())
-    if closed:
-        drop(download)
-        yield Finished(download.task, download.address, b"".join(download.chunks), clock())
+    def _wait(self) -> float | None:
+        """How long select may block: until the first idle deadline, or forever."""
+        if self.options.timeout is None:
+            return None
+        first = min(key.data.last_activity for key in self.selector.get_map().values())
+        return max(0.0, first + self.options.timeout - self.options.clock())
 
-
-def _wait(selector, options: EngineOptions) -> float | None:
-    """How long select may block: until the first idle deadline, or forever."""
-    if options.timeout is None:
-        return None
-    first = min(key.data.last_activity for key in selector.get_map().values())
-    return max(0.0, first + options.timeout - options.clock())
+    def _expire(self) -> None:
+        now = self.options.clock()
+        for key in list(self.selector.get_map().values()):
+            download: Download = key.data
+            if now - download.last_activity >= self.options.timeout:  # type: ignore[operator]
+                self.drop(download)
+                download.task.failed(no_data(self.options.timeout))
 
 
-def _expire(selector, options: EngineOptions, drop) -> Iterator[Event]:
-    now = options.clock()
-    for key in list(selector.get_map().values()):
-        download: Download = key.data
-        if now - download.last_activity >= options.timeout:
-            drop(download)
-            yield Failed(download.task, download.address,
-                         f"no data for {options.timeout:g} s", now, download.received)
-
-
-def run(addresses: Sequence[Address], sink, options: EngineOptions) -> None:
-    drain(events(addresses, options), sink)
+def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
+    SelectLoop(options).run([PoemTask(number, address, sink, options.clock)
+                             for number, address in enumerate(addresses, 1)])

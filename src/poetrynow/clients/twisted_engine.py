@@ -15,9 +15,10 @@ from typing import Sequence
 from twisted.internet import defer
 
 from poetrynow.address import Address
-from poetrynow.clients import EngineOptions
-from poetrynow.clients.get_poetry import TransformProxy, describe_failure, get_poetry
-from poetrynow.events import Connected, Failed, Finished, Received, Started, TransformFailed, Transformed
+from poetrynow.clients import EngineOptions, unexpected
+from poetrynow.clients.get_poetry import TransformProxy, describe_failure, expected_failure, get_poetry
+from poetrynow.clients.task import PoemTask
+from poetrynow.events import Sink
 
 
 def new_reactor():
@@ -25,43 +26,39 @@ def new_reactor():
     try:
         from twisted.internet.epollreactor import EPollReactor as Reactor
     except ImportError:  # not Linux
-        from twisted.internet.pollreactor import PollReactor as Reactor
+        from twisted.internet.pollreactor import PollReactor as Reactor  # type: ignore[assignment]
     return Reactor()
 
 
-def run(addresses: Sequence[Address], sink, options: EngineOptions) -> None:
+def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     reactor = new_reactor()
-    clock = options.clock
     proxy = TransformProxy(options.xform.host, options.xform.port, reactor) if options.xform else None
 
     @defer.inlineCallbacks
-    def get_transformed_poem(task: int, address: Address):
-        received = 0
-
-        def on_data(nbytes: int):
-            nonlocal received
-            received += nbytes
-            sink(Received(task, address, nbytes, clock()))
-
-        sink(Started(task, address, clock()))
+    def get_transformed_poem(task: PoemTask):
+        task.started()
         try:
-            poem = yield get_poetry(address.host, address.port, reactor, options.timeout,
-                                    on_connect=lambda: sink(Connected(task, address, clock())),
-                                    on_data=on_data)
+            poem = yield get_poetry(task.address.host, task.address.port, reactor, options.timeout,
+                                    on_connect=task.connected, on_data=task.counted)
         except Exception as problem:
-            sink(Failed(task, address, describe_failure(problem), clock(), received))
+            if not expected_failure(problem):
+                unexpected(problem)
+            task.failed(describe_failure(problem))
             return
         if proxy is not None:
             try:
                 poem = yield proxy.xform(options.transform, poem)
             except Exception as problem:
-                sink(TransformFailed(task, address, options.transform, describe_failure(problem), clock()))
+                if not expected_failure(problem):
+                    unexpected(problem)
+                task.transform_failed(options.transform, describe_failure(problem))
             else:
-                sink(Transformed(task, address, options.transform, clock()))
-        sink(Finished(task, address, poem, clock()))
+                task.transformed(options.transform)
+        task.finished(poem)
 
     def start():
-        tasks = [get_transformed_poem(task, address) for task, address in enumerate(addresses, 1)]
+        tasks = [get_transformed_poem(PoemTask(number, address, sink, options.clock))
+                 for number, address in enumerate(addresses, 1)]
         done = defer.DeferredList(tasks, consumeErrors=True)
         done.addBoth(lambda _: reactor.stop())
 

@@ -12,12 +12,11 @@ import asyncio
 import socket
 
 from poetrynow.address import Address
-from poetrynow.clients.errors import TransformFailed
-from poetrynow.events import TransformFailed as TransformFailedEvent, Transformed, describe_error
+from poetrynow.clients import READ_SIZE, EngineOptions, unexpected
+from poetrynow.clients.errors import NO_ANSWER, TransformFailed
+from poetrynow.clients.task import PoemTask
+from poetrynow.events import describe_error
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
-
-NO_ANSWER = "the transform server closed without an answer"
-READ_SIZE = 65536
 
 
 def request(name: str, poem: bytes) -> bytes:
@@ -74,28 +73,35 @@ async def xform_async(server: Address, name: str, poem: bytes, timeout: float | 
                     break
         finally:
             writer.close()
-    except (OSError, asyncio.TimeoutError) as error:
+    except (OSError, TimeoutError) as error:
         raise TransformFailed(describe_error(error)) from None
     return answer.result()
 
 
-def _failed(task: int, address: Address, options, problem: Exception) -> TransformFailedEvent:
-    return TransformFailedEvent(task, address, options.transform, describe_error(problem), options.clock())
-
-
-def transform_blocking(task: int, address: Address, poem: bytes, options) -> tuple:
-    """Send a task's poem through ``options.xform``: the event it comes to, and the poem kept."""
+def transform_blocking(task: PoemTask, poem: bytes, options: EngineOptions) -> bytes:
+    """Send a task's poem through ``options.xform``; report how it went; return the poem to keep."""
+    assert options.xform is not None
     try:
         answer = xform_blocking(options.xform, options.transform, poem, options.timeout)
     except Exception as problem:  # any failure keeps the original poem
-        return _failed(task, address, options, problem), poem
-    return Transformed(task, address, options.transform, options.clock()), answer
+        return _kept(task, options, problem, poem)
+    task.transformed(options.transform)
+    return answer
 
 
-async def transform_async(task: int, address: Address, poem: bytes, options) -> tuple:
+async def transform_async(task: PoemTask, poem: bytes, options: EngineOptions) -> bytes:
     """:func:`transform_blocking` for coroutines."""
+    assert options.xform is not None
     try:
         answer = await xform_async(options.xform, options.transform, poem, options.timeout)
     except Exception as problem:
-        return _failed(task, address, options, problem), poem
-    return Transformed(task, address, options.transform, options.clock()), answer
+        return _kept(task, options, problem, poem)
+    task.transformed(options.transform)
+    return answer
+
+
+def _kept(task: PoemTask, options: EngineOptions, problem: Exception, poem: bytes) -> bytes:
+    if not isinstance(problem, TransformFailed):
+        unexpected(problem)
+    task.transform_failed(options.transform, describe_error(problem))
+    return poem

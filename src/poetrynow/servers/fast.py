@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 from poetrynow.interfaces import IPoetryService
 from poetrynow.poems import PoemNotFound, load_poem
+from poetrynow.servers.startup import cannot_start
 
 STREAM_THRESHOLD = 4 << 20  # bytes; below this one write is cheaper than a producer
 SLICE = 64 << 10
@@ -22,23 +23,34 @@ SLICE = 64 << 10
 
 @implementer(IPoetryService)
 class PoetryService(service.Service):
-    """Holds the poem; reads it in startService, so a bad path stops start-up."""
+    """Holds the poem; reads it when started, so a bad path stops start-up."""
 
     log = Logger()
 
     def __init__(self, poem: str):
         self.poem_name = poem
         self.poem: bytes = b""
+        self.loaded = False
+
+    def privilegedStartService(self):
+        # twistd calls this on the whole tree before startService: the poem is
+        # read here, so that it is read before the listener beside it binds.
+        self._load()
+        service.Service.privilegedStartService(self)
 
     def startService(self):
-        from poetrynow.servers.deploy import cannot_start
+        self._load()
+        service.Service.startService(self)
 
+    def _load(self) -> None:
+        if self.loaded:
+            return
         try:
             self.poem = load_poem(self.poem_name).data
         except PoemNotFound as problem:
             raise cannot_start(problem) from None
+        self.loaded = True
         self.log.info("Loaded {poem} ({nbytes} bytes).", poem=self.poem_name, nbytes=len(self.poem))
-        service.Service.startService(self)
 
 
 @implementer(IPullProducer)

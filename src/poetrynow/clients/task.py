@@ -1,0 +1,63 @@
+"""One task's poem as it arrives, told to a sink as events.
+
+Every engine does the same bookkeeping whatever its model of concurrency: stamp
+each event with the clock, keep the bytes, count them so that a failure can say
+how many had arrived. :class:`PoemTask` does it once, without I/O; the engines
+only decide when to call it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from poetrynow.address import Address
+from poetrynow.events import (Connected, Failed, Finished, Received, Sink, Started, TransformFailed,
+                              Transformed)
+
+
+class PoemTask:
+    """Task ``task``'s events for ``address``; its ``received`` bytes and its ``poem`` so far."""
+
+    def __init__(self, task: int, address: Address, sink: Sink, clock: Callable[[], float]):
+        self.task, self.address, self.sink, self.clock = task, address, sink, clock
+        self.chunks: list[bytes] = []
+        self.received = 0
+
+    @property
+    def poem(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def started(self) -> None:
+        self.sink(Started(task=self.task, address=self.address, t=self.clock()))
+
+    def connected(self, t: float | None = None) -> None:
+        self.sink(Connected(task=self.task, address=self.address, t=self.clock() if t is None else t))
+
+    def got(self, data: bytes) -> None:
+        """Keep ``data`` and report it as one Received event."""
+        self.chunks.append(data)
+        self.counted(len(data))
+
+    def counted(self, nbytes: int, t: float | None = None) -> None:
+        """Report ``nbytes`` that arrived where the engine keeps the bytes itself."""
+        self.received += nbytes
+        self.sink(Received(task=self.task, address=self.address, nbytes=nbytes,
+                           t=self.clock() if t is None else t))
+
+    def failed(self, reason: str) -> None:
+        self.sink(Failed(task=self.task, address=self.address, reason=reason, received=self.received,
+                         t=self.clock()))
+
+    def finished(self, poem: bytes | None = None, t: float | None = None) -> Finished:
+        """Report the whole poem (the bytes kept, unless the engine hands another)."""
+        event = Finished(task=self.task, address=self.address, poem=self.poem if poem is None else poem,
+                         t=self.clock() if t is None else t)
+        self.sink(event)
+        return event
+
+    def transformed(self, transform: str) -> None:
+        self.sink(Transformed(task=self.task, address=self.address, transform=transform, t=self.clock()))
+
+    def transform_failed(self, transform: str, reason: str) -> None:
+        self.sink(TransformFailed(task=self.task, address=self.address, transform=transform,
+                                  reason=reason, t=self.clock()))

@@ -1,0 +1,50 @@
+"""The checks every front end makes on numbers and addresses it is given.
+
+Each check takes the text a user typed and returns the value, or raises
+ValueError with a reason a person can act on. argparse (:mod:`poetrynow.cli`)
+and twistd's usage.Options (:mod:`poetrynow.plugins`) each word the error their
+own way around that reason.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, TypeVar
+
+from poetrynow.address import Address, parse_address
+
+T = TypeVar("T")
+
+
+def _number(text: str, convert: Callable[[str], T], expected: str, valid: Callable[[T], bool],
+            rule: str) -> T:
+    try:
+        value = convert(text)
+    except ValueError:
+        raise ValueError(f"expected {expected}, got {text!r}") from None
+    if not valid(value):
+        raise ValueError(f"{rule}, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, "a whole number", lambda v: v >= 1, "must be at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(text, int, "a whole number", lambda v: v >= 0, "must be 0 or more")
+
+
+def seconds(text: str) -> float:
+    """A finite, non-negative number of seconds."""
+    return _number(text, float, "a number of seconds", lambda v: 0 <= v and math.isfinite(v),
+                   "must be a finite number of seconds >= 0")
+
+
+def port(text: str) -> int:
+    return _number(text, int, "a port number", lambda v: 0 <= v <= 65535, "a port is from 0 to 65535")
+
+
+def address(text: str) -> Address:
+    """``[host:]port``; AddressError is a ValueError."""
+    return parse_address(text)
