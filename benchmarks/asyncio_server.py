@@ -1,6 +1,6 @@
 """The plain asyncio competitor of fastpoetry: write the poem, close. Nothing else.
 
-    python benchmarks/asyncio_server.py POEM_FILE [--uvloop]
+python benchmarks/asyncio_server.py POEM_FILE [--uvloop]
 """
 
 import asyncio

@@ -26,8 +26,8 @@ from poetrynow.cli.common import raise_fd_limit
 from poetrynow.clients import ENGINES, EngineOptions, load_engine, run_engine
 from poetrynow.events import Failed, Finished, Started
 from poetrynow.poems import load_poem
-from poetrynow.tables import format_table
 from poetrynow.schedule import PoemSchedule
+from poetrynow.tables import format_table
 
 BIN = Path(sys.executable).parent
 POEM = "kettle"
@@ -61,16 +61,31 @@ def child(engine: str, port: int, clients: int) -> None:
 
 
 def start_server(num_bytes: int, delay: float) -> tuple[subprocess.Popen, int]:
-    process = subprocess.Popen([str(BIN / "slowpoetry"), POEM, "--concurrent", "--quiet",
-                                "--num-bytes", str(num_bytes), "--delay", str(delay)],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            str(BIN / "slowpoetry"),
+            POEM,
+            "--concurrent",
+            "--quiet",
+            "--num-bytes",
+            str(num_bytes),
+            "--delay",
+            str(delay),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = process.stdout.readline()
     return process, int(line.rsplit(" ", 1)[1].rstrip(".\n"))
 
 
 def measure(engine: str, port: int, clients: int) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", engine, str(port), str(clients)],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", engine, str(port), str(clients)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if result.returncode != 0:
         raise SystemExit(f"{engine} at {clients} failed: {result.stderr.strip()[-500:]}")
     return json.loads(result.stdout.splitlines()[-1])
@@ -109,15 +124,31 @@ def main() -> int:
             total = statistics.median(r["total"] for r in runs[engine])
             cpu = statistics.median(r["cpu"] for r in runs[engine])
             whole = min(r["whole"] for r in runs[engine])
-            rows.append((str(clients), engine, f"{total:.2f} s", f"{total / schedule.duration:.3f}",
-                         f"{(total / schedule.duration - 1) * 100:+.1f}%", f"{cpu:.2f} s",
-                         f"{cpu / clients * 1e3:.2f} ms", f"{whole}/{clients}"))
-    print(f"{POEM} ({schedule.size} bytes) at {args.num_bytes} bytes every {args.delay:g} s: "
-          f"{schedule.chunks} chunks, schedule {schedule.duration:.2f} s per connection, all connections "
-          f"at once to one 'slowpoetry --concurrent'. Medians of {args.rounds} rounds; each engine run in a "
-          f"fresh process. total: first connect call to last poem.\n")
-    print(format_table(("clients", "engine", "total", "total/schedule", "over", "CPU", "CPU per poem",
-                        "whole poems"), rows, right={0, 2, 3, 4, 5, 6, 7}))
+            rows.append(
+                (
+                    str(clients),
+                    engine,
+                    f"{total:.2f} s",
+                    f"{total / schedule.duration:.3f}",
+                    f"{(total / schedule.duration - 1) * 100:+.1f}%",
+                    f"{cpu:.2f} s",
+                    f"{cpu / clients * 1e3:.2f} ms",
+                    f"{whole}/{clients}",
+                )
+            )
+    print(
+        f"{POEM} ({schedule.size} bytes) at {args.num_bytes} bytes every {args.delay:g} s: "
+        f"{schedule.chunks} chunks, schedule {schedule.duration:.2f} s per connection, all connections "
+        f"at once to one 'slowpoetry --concurrent'. Medians of {args.rounds} rounds; each engine run in a "
+        f"fresh process. total: first connect call to last poem.\n"
+    )
+    print(
+        format_table(
+            ("clients", "engine", "total", "total/schedule", "over", "CPU", "CPU per poem", "whole poems"),
+            rows,
+            right={0, 2, 3, 4, 5, 6, 7},
+        )
+    )
     return 0
 
 

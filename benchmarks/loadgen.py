@@ -6,6 +6,7 @@ whole, poems cut short, and the measured window. uvloop when installed.
 """
 
 import asyncio
+import functools
 import json
 import sys
 import time
@@ -29,7 +30,7 @@ async def client(port: int, deadline: float, expected: int, counts: dict) -> Non
     while time.monotonic() < deadline:
         done = loop.create_future()
         try:
-            await loop.create_connection(lambda: Fetch(done), "127.0.0.1", port)
+            await loop.create_connection(functools.partial(Fetch, done), "127.0.0.1", port)
             size = await done
         except OSError:
             counts["errors"] += 1

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from poetrynow.clients import ENGINES as TABLE
 from poetrynow.demo import DEMO_SERVERS, measure, start_slow_server
-from poetrynow.tables import format_table
 from poetrynow.schedule import ideal_total
+from poetrynow.tables import format_table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "poetry"
 ARTICLE_SERVERS = [("ecstasy.txt", 30), ("fascination.txt", 10), ("science.txt", 10)]
@@ -62,11 +62,20 @@ def main() -> int:
     medians = {engine: statistics.median(values) for engine, values in times.items()}
     for engine in ENGINES:
         ideal = ideal_total(schedules, concurrent=TABLE[engine].concurrent)
-        rows.append((engine, f"{medians[engine]:.3f} s", f"{ideal:.3f} s",
-                     f"{medians[engine] / ideal:.4f}", f"{min(times[engine]):.3f}-{max(times[engine]):.3f} s"))
+        rows.append(
+            (
+                engine,
+                f"{medians[engine]:.3f} s",
+                f"{ideal:.3f} s",
+                f"{medians[engine] / ideal:.4f}",
+                f"{min(times[engine]):.3f}-{max(times[engine]):.3f} s",
+            )
+        )
     print(format_table(("engine", "median", "ideal", "median/ideal", "range"), rows, right={1, 2, 3, 4}))
-    print(f"\nblocking/select: {medians['blocking'] / medians['select']:.3f} "
-          f"(the article: 23.07 s / 10.13 s = 2.277)")
+    print(
+        f"\nblocking/select: {medians['blocking'] / medians['select']:.3f} "
+        f"(the article: 23.07 s / 10.13 s = 2.277)"
+    )
     return 0
 
 

@@ -35,8 +35,8 @@ from poetrynow.cli.common import raise_fd_limit
 from poetrynow.clients import EngineOptions, run_engine
 from poetrynow.events import Failed, Finished, Started
 from poetrynow.poems import load_poem
-from poetrynow.tables import format_table
 from poetrynow.schedule import PoemSchedule
+from poetrynow.tables import format_table
 
 HERE = Path(__file__).resolve().parent
 SHARED_POEM = HERE.parents[1] / "shared" / "poetry" / "ecstasy.txt"
@@ -79,8 +79,9 @@ class Competitor:
         self.name, self.command, self.fixed_port, self.cleanup = name, command, port, cleanup
 
     def start(self):
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+        )
         if self.fixed_port is None:
             line = self.process.stdout.readline()
             self.port = int(line.rsplit(" ", 1)[1].rstrip(".\n"))
@@ -128,7 +129,8 @@ def nginx_competitor(poem: bytes, workdir: str) -> Competitor | None:
     conf.write_text(
         f"{load}daemon off;\nworker_processes 1;\npid {workdir}/nginx.pid;\nerror_log stderr error;\n"
         f"events {{ worker_connections 8192; }}\n"
-        f"stream {{ server {{ listen 127.0.0.1:{port} backlog=4096; return '{text}'; }} }}\n")
+        f"stream {{ server {{ listen 127.0.0.1:{port} backlog=4096; return '{text}'; }} }}\n"
+    )
     return Competitor("nginx stream return", [nginx, "-p", workdir, "-c", str(conf), "-e", "stderr"], port)
 
 
@@ -142,8 +144,12 @@ def fast_competitors(path: str, poem: bytes, workdir: str) -> list[Competitor]:
     try:
         import uvloop  # noqa: F401
 
-        found.append(Competitor("asyncio + uvloop",
-                                [sys.executable, str(HERE / "asyncio_server.py"), str(poem_file), "--uvloop"]))
+        found.append(
+            Competitor(
+                "asyncio + uvloop",
+                [sys.executable, str(HERE / "asyncio_server.py"), str(poem_file), "--uvloop"],
+            )
+        )
     except ImportError:
         print("uvloop not installed: pip install uvloop to compare it", file=sys.stderr)
     nginx = nginx_competitor(poem, workdir)
@@ -157,8 +163,19 @@ def fast_competitors(path: str, poem: bytes, workdir: str) -> list[Competitor]:
 def load(competitor: Competitor, seconds: float, concurrency: int, size: int) -> tuple[float, float]:
     """Poems per second and server CPU microseconds per poem, for one round."""
     before = cpu_seconds(competitor.pids())
-    result = subprocess.run([sys.executable, str(HERE / "loadgen.py"), str(competitor.port), str(seconds),
-                             str(concurrency), str(size)], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "loadgen.py"),
+            str(competitor.port),
+            str(seconds),
+            str(concurrency),
+            str(size),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     after = cpu_seconds(competitor.pids())
     counts = json.loads(result.stdout)
     if counts["short"] or counts["errors"]:
@@ -179,8 +196,11 @@ def fast_part(rounds: int, seconds: float, concurrency: int) -> None:
                     rate, cpu = load(competitor, seconds, concurrency, len(poem))
                     rates[competitor.name].append(rate)
                     cpus[competitor.name].append(cpu)
-                    print(f"round {round_ + 1}: {competitor.name}: {rate:.0f} poems/s, {cpu:.1f} us/poem",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"round {round_ + 1}: {competitor.name}: {rate:.0f} poems/s, {cpu:.1f} us/poem",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         finally:
             for competitor in competitors:
                 competitor.stop()
@@ -189,8 +209,10 @@ def fast_part(rounds: int, seconds: float, concurrency: int) -> None:
     for name in rates:
         cpu = statistics.median(cpus[name])
         rows.append((name, f"{statistics.median(rates[name]):.0f}", f"{cpu:.1f}", f"{base / cpu:.2f}"))
-    print(f"Fast servers: a {len(poem)}-byte poem, {concurrency} clients looping for {seconds:g} s, "
-          f"{rounds} rounds, medians.\n")
+    print(
+        f"Fast servers: a {len(poem)}-byte poem, {concurrency} clients looping for {seconds:g} s, "
+        f"{rounds} rounds, medians.\n"
+    )
     print(format_table(("server", "poems/s", "CPU us/poem", "fastpoetry CPU / this"), rows, right={1, 2, 3}))
     print()
 
@@ -201,14 +223,28 @@ def slow_part(counts: list[int], num_bytes: int, delay: float) -> None:
     schedule = PoemSchedule(len(poem), num_bytes, delay)
     rows = []
     for clients in counts:
-        server = Competitor("slowpoetry --concurrent",
-                            [str(BIN / "slowpoetry"), "kettle", "--concurrent", "--quiet",
-                             "--num-bytes", str(num_bytes), "--delay", str(delay)]).start()
+        server = Competitor(
+            "slowpoetry --concurrent",
+            [
+                str(BIN / "slowpoetry"),
+                "kettle",
+                "--concurrent",
+                "--quiet",
+                "--num-bytes",
+                str(num_bytes),
+                "--delay",
+                str(delay),
+            ],
+        ).start()
         try:
             events = []
             start_cpu = cpu_seconds(server.pids())
-            run_engine("select", [Address("127.0.0.1", server.port)] * clients, events.append,
-                       EngineOptions(timeout=60))
+            run_engine(
+                "select",
+                [Address("127.0.0.1", server.port)] * clients,
+                events.append,
+                EngineOptions(timeout=60),
+            )
             server_cpu = cpu_seconds(server.pids()) - start_cpu
         finally:
             server.stop()
@@ -219,16 +255,44 @@ def slow_part(counts: list[int], num_bytes: int, delay: float) -> None:
         late = sorted(finished[t] - connected[t] - schedule.duration for t in finished)
         first = min(connected.values())
         whole = max(finished.values()) - first
-        rows.append((f"{clients}", f"{len(finished)}", f"{failed}", f"{schedule.duration:.2f} s",
-                     f"{statistics.median(late) * 1000:.0f} ms", f"{late[int(len(late) * 0.99) - 1] * 1000:.0f} ms",
-                     f"{late[-1] * 1000:.0f} ms", f"{late[-1] / schedule.duration * 100:.1f}%",
-                     f"{whole:.2f} s", f"{server_cpu:.2f} s"))
+        rows.append(
+            (
+                f"{clients}",
+                f"{len(finished)}",
+                f"{failed}",
+                f"{schedule.duration:.2f} s",
+                f"{statistics.median(late) * 1000:.0f} ms",
+                f"{late[int(len(late) * 0.99) - 1] * 1000:.0f} ms",
+                f"{late[-1] * 1000:.0f} ms",
+                f"{late[-1] / schedule.duration * 100:.1f}%",
+                f"{whole:.2f} s",
+                f"{server_cpu:.2f} s",
+            )
+        )
         print(f"{clients} clients done: worst {late[-1] * 1000:.0f} ms late", file=sys.stderr, flush=True)
-    print(f"Concurrent slow server: kettle ({len(poem)} bytes) at {num_bytes} bytes every {delay:g} s "
-          f"= {schedule.chunks} chunks, schedule {schedule.duration:.2f} s per client; clients: the select "
-          f"engine in one process. 'late': last byte, minus the client's connect call, minus the schedule.\n")
-    print(format_table(("clients", "whole", "failed", "schedule", "median late", "p99 late", "worst late",
-                        "worst/schedule", "all done in", "server CPU"), rows, right=set(range(10))))
+    print(
+        f"Concurrent slow server: kettle ({len(poem)} bytes) at {num_bytes} bytes every {delay:g} s "
+        f"= {schedule.chunks} chunks, schedule {schedule.duration:.2f} s per client; clients: the select "
+        f"engine in one process. 'late': last byte, minus the client's connect call, minus the schedule.\n"
+    )
+    print(
+        format_table(
+            (
+                "clients",
+                "whole",
+                "failed",
+                "schedule",
+                "median late",
+                "p99 late",
+                "worst late",
+                "worst/schedule",
+                "all done in",
+                "server CPU",
+            ),
+            rows,
+            right=set(range(10)),
+        )
+    )
 
 
 def main() -> int:

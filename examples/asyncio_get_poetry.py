@@ -34,7 +34,10 @@ def main() -> int:
     else:
         service = PoetryService("caffe")
         service.startService()
-        host, port = "127.0.0.1", reactor.listenTCP(0, PoetryFactory(service), interface="127.0.0.1").getHost().port
+        host, port = (
+            "127.0.0.1",
+            reactor.listenTCP(0, PoetryFactory(service), interface="127.0.0.1").getHost().port,
+        )
     loop = reactor._asyncioEventloop
     task = loop.create_task(fetch(host, port))
     task.add_done_callback(lambda _: reactor.stop())

@@ -4,9 +4,8 @@ Cancelling a Deferred without a canceller only drops the result: the
 operation itself goes on ("Sending poem"), and the callback never runs.
 """
 
-from twisted.internet.defer import Deferred
-
 from _timescale import seconds
+from twisted.internet.defer import Deferred
 
 
 def send_poem(d):

@@ -3,9 +3,8 @@
 "Sending poem" never appears: cancelling the Deferred aborted the operation.
 """
 
-from twisted.internet.defer import Deferred
-
 from _timescale import seconds
+from twisted.internet.defer import Deferred
 
 
 def send_poem(d):

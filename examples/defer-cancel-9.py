@@ -5,9 +5,8 @@ the next examples can show what happens after a cancel.
 POETRYNOW_TIME_SCALE shortens the seconds (see _timescale.py).
 """
 
-from twisted.internet.defer import Deferred
-
 from _timescale import seconds
+from twisted.internet.defer import Deferred
 
 
 def send_poem(d):

@@ -5,9 +5,8 @@ generator until it fires, and then the yield gives its result, or raises its
 failure as an ordinary exception.
 """
 
-from twisted.internet.defer import Deferred, inlineCallbacks
-
 from _timescale import seconds
+from twisted.internet.defer import Deferred, inlineCallbacks
 
 
 @inlineCallbacks

@@ -6,9 +6,8 @@ Twisted's machinery in between, and the generator at the bottom.
 
 import traceback
 
-from twisted.internet.defer import Deferred, inlineCallbacks
-
 from _timescale import seconds
+from twisted.internet.defer import Deferred, inlineCallbacks
 
 
 @inlineCallbacks

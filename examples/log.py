@@ -16,6 +16,6 @@ log.startLogging(sys.stdout)
 log.msg("This is logged to stdout.")
 
 try:
-    1 / 0
+    1 / 0  # noqa: B018 (the point is the exception)
 except ZeroDivisionError:
     log.err(None, "This error is logged with its traceback:")

@@ -30,8 +30,9 @@ def command(name: str) -> list[str]:
 
 
 def run(name: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(command(name) + list(args), capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        command(name) + list(args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 def free_port() -> int:
@@ -45,8 +46,13 @@ class Server:
     """A real server subprocess (``slowpoetry`` unless ``command_name`` says), on a free port."""
 
     def __init__(self, *args: str, command_name: str = "slowpoetry"):
-        self.process = subprocess.Popen(command(command_name) + list(args), stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command(command_name) + list(args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         self.first_line = self.process.stdout.readline()
         if not self.first_line.endswith(".\n") or " on port " not in self.first_line:
             self.stop()
@@ -86,7 +92,7 @@ def write_poem(directory: str, name: str, data: bytes) -> str:
 
 
 #: A poem whose non-ASCII characters are split by one-byte chunks.
-UTF8_POEM = "Ça va, José?\nDéjà vu — naïve «café» über 🌙.\n".encode("utf-8")
+UTF8_POEM = "Ça va, José?\nDéjà vu — naïve «café» über 🌙.\n".encode()
 
 
 def temp_dir(case) -> str:

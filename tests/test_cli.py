@@ -1,6 +1,5 @@
 """Exit codes and one-line errors of the real commands, run as subprocesses."""
 
-import os
 import re
 import signal
 import socket
@@ -35,10 +34,13 @@ class GetPoetryCommandTests(SynchronousTestCase):
             with self.subTest(engine=engine):
                 result = run("get-poetry", "--engine", engine, *ports)
                 self.assertEqual(result.returncode, 1)
-                self.assertEqual(result.stderr.splitlines(), [
-                    f"Task 1: failed to get poetry from 127.0.0.1:{ports[0]}: Connection refused",
-                    f"Task 2: failed to get poetry from 127.0.0.1:{ports[1]}: Connection refused",
-                ])
+                self.assertEqual(
+                    result.stderr.splitlines(),
+                    [
+                        f"Task 1: failed to get poetry from 127.0.0.1:{ports[0]}: Connection refused",
+                        f"Task 2: failed to get poetry from 127.0.0.1:{ports[1]}: Connection refused",
+                    ],
+                )
                 self.assertRegex(result.stdout.splitlines()[-1], r"^Got 0 poems in ")
 
     def test_some_failed_is_exit_one_but_the_rest_arrive(self):
@@ -72,8 +74,10 @@ class SlowPoetryCommandTests(SynchronousTestCase):
             port = str(taken.getsockname()[1])
             result = run("slowpoetry", "kettle", "--port", port, "--iface", "127.0.0.1")
         self.assertEqual(result.returncode, 1)
-        self.assertEqual(result.stderr.splitlines(),
-                         [f"slowpoetry: error: cannot listen on 127.0.0.1:{port}: Address already in use"])
+        self.assertEqual(
+            result.stderr.splitlines(),
+            [f"slowpoetry: error: cannot listen on 127.0.0.1:{port}: Address already in use"],
+        )
 
     def test_bad_numbers_are_usage_errors(self):
         for args in [("--num-bytes", "0"), ("--delay", "-1"), ("--delay", "soon"), ("--port", "70000")]:
@@ -140,9 +144,9 @@ class DemoTests(SynchronousTestCase):
             self.assertIn(f"== get-poetry --engine {engine} ", out)
         self.assertIn("Task 1: get poetry from: 127.0.0.1:", out)
         self.assertIn("Task 1 finished", out)
-        table = out[out.index("rank  "):].splitlines()
+        table = out[out.index("rank  ") :].splitlines()
         self.assertEqual(table[0].split(), ["rank", "engine", "measured", "ideal", "measured/ideal", "poems"])
-        rows = [line.split() for line in table[1:1 + len(ENGINES)]]
+        rows = [line.split() for line in table[1 : 1 + len(ENGINES)]]
         self.assertEqual([row[0] for row in rows], [str(n) for n in range(1, len(ENGINES) + 1)])
         self.assertEqual(sorted(row[1] for row in rows), sorted(ENGINES))
         self.assertTrue(all(row[-1] == "3/3" for row in rows))
@@ -163,8 +167,11 @@ class DemoTests(SynchronousTestCase):
         # Port numbers printed by the demo are closed once it has exited.
         result = run("poetrynow", "demo", "--delay", "0", "--engines", "select", timeout=60)
         self.assertEqual(result.returncode, 0, result.stderr)
-        ports = [int(line.rsplit(" ", 1)[1].rstrip(".")) for line in result.stdout.splitlines()
-                 if line.startswith("Serving ")]
+        ports = [
+            int(line.rsplit(" ", 1)[1].rstrip("."))
+            for line in result.stdout.splitlines()
+            if line.startswith("Serving ")
+        ]
         self.assertEqual(len(ports), 3)
         for port in ports:
             with socket.socket() as probe:

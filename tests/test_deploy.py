@@ -9,10 +9,10 @@ from poetrynow.address import Address
 from poetrynow.plugins import fastpoetry, poetryproxy, slowpoetry, transformedpoetry
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers import deploy
-from poetrynow.servers.startup import BACKLOG
 from poetrynow.servers.fast import PoetryFactory, PoetryService
 from poetrynow.servers.proxy import PoetryProxyFactory
 from poetrynow.servers.slow import SlowPoetryFactory
+from poetrynow.servers.startup import BACKLOG
 from poetrynow.servers.transform import TransformFactory
 
 

@@ -9,7 +9,6 @@ from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, run_engine
 from poetrynow.events import Failed, Finished
 from poetrynow.poems import load_poem
-
 from tests.support import UTF8_POEM, free_port, run, servers, temp_dir, write_poem
 
 ENGINES = ["blocking", "select"]
@@ -23,9 +22,11 @@ def collect(engine, addresses, **options):
 
 class EngineTests(SynchronousTestCase):
     def test_both_engines_fetch_every_poem_byte_for_byte(self):
-        specs = [("lighthouse", "--num-bytes", "300", "--delay", "0.01", "--quiet"),
-                 ("kettle", "--num-bytes", "100", "--delay", "0.01", "--quiet"),
-                 ("caffe", "--num-bytes", "100", "--delay", "0.01", "--quiet")]
+        specs = [
+            ("lighthouse", "--num-bytes", "300", "--delay", "0.01", "--quiet"),
+            ("kettle", "--num-bytes", "100", "--delay", "0.01", "--quiet"),
+            ("caffe", "--num-bytes", "100", "--delay", "0.01", "--quiet"),
+        ]
         with servers(*specs) as running:
             addresses = [Address("127.0.0.1", s.port) for s in running]
             for engine in ENGINES:
@@ -38,8 +39,10 @@ class EngineTests(SynchronousTestCase):
     def test_split_multibyte_characters_arrive_intact(self):
         # One byte per send: every non-ASCII character is split across reads.
         path = write_poem(temp_dir(self), "utf8.txt", UTF8_POEM)
-        with servers((path, "--num-bytes", "1", "--delay", "0.002", "--quiet"),
-                     (path, "--num-bytes", "1", "--delay", "0.002", "--quiet")) as running:
+        with servers(
+            (path, "--num-bytes", "1", "--delay", "0.002", "--quiet"),
+            (path, "--num-bytes", "1", "--delay", "0.002", "--quiet"),
+        ) as running:
             for engine, server in zip(ENGINES, running):
                 with self.subTest(engine=engine):
                     result = run("get-poetry", "--engine", engine, "--json", str(server.port))
@@ -52,11 +55,16 @@ class EngineTests(SynchronousTestCase):
                     self.assertEqual(sum(r["bytes"] for r in received), len(UTF8_POEM))
 
     def test_a_refused_connection_among_good_ones(self):
-        with servers(("kettle", "--num-bytes", "200", "--delay", "0.005", "--quiet"),
-                     ("relay", "--num-bytes", "200", "--delay", "0.005", "--quiet")) as running:
+        with servers(
+            ("kettle", "--num-bytes", "200", "--delay", "0.005", "--quiet"),
+            ("relay", "--num-bytes", "200", "--delay", "0.005", "--quiet"),
+        ) as running:
             dead = free_port()
-            addresses = [Address("127.0.0.1", running[0].port), Address("127.0.0.1", dead),
-                         Address("127.0.0.1", running[1].port)]
+            addresses = [
+                Address("127.0.0.1", running[0].port),
+                Address("127.0.0.1", dead),
+                Address("127.0.0.1", running[1].port),
+            ]
             for engine in ENGINES:
                 with self.subTest(engine=engine):
                     events = collect(engine, addresses)
@@ -70,23 +78,31 @@ class CommandLineOutputTests(SynchronousTestCase):
     """The lines ``get-poetry`` prints, engine by engine, as Part 2 shows them."""
 
     def test_blocking_lines(self):
-        with servers(("kettle", "--num-bytes", "100", "--delay", "0.005", "--quiet"),
-                     ("relay", "--num-bytes", "100", "--delay", "0.005", "--quiet")) as running:
+        with servers(
+            ("kettle", "--num-bytes", "100", "--delay", "0.005", "--quiet"),
+            ("relay", "--num-bytes", "100", "--delay", "0.005", "--quiet"),
+        ) as running:
             ports = [str(s.port) for s in running]
             result = run("get-poetry", *ports)
         self.assertEqual(result.returncode, 0, result.stderr)
         lines = result.stdout.splitlines()
         self.assertEqual(lines[0], f"Task 1: get poetry from: 127.0.0.1:{ports[0]}")
-        self.assertRegex(lines[1], rf"^Task 1: got 636 bytes of poetry from 127\.0\.0\.1:{ports[0]} in 0:00:\d\d\.\d{{6}}$")
+        self.assertRegex(
+            lines[1], rf"^Task 1: got 636 bytes of poetry from 127\.0\.0\.1:{ports[0]} in 0:00:\d\d\.\d{{6}}$"
+        )
         self.assertEqual(lines[2], f"Task 2: get poetry from: 127.0.0.1:{ports[1]}")
-        self.assertRegex(lines[3], rf"^Task 2: got 658 bytes of poetry from 127\.0\.0\.1:{ports[1]} in 0:00:\d\d\.\d{{6}}$")
+        self.assertRegex(
+            lines[3], rf"^Task 2: got 658 bytes of poetry from 127\.0\.0\.1:{ports[1]} in 0:00:\d\d\.\d{{6}}$"
+        )
         self.assertRegex(lines[4], r"^Got 2 poems in 0:00:\d\d\.\d{6}$")
         self.assertEqual(len(lines), 5)
         self.assertEqual(result.stderr, "")
 
     def test_select_lines(self):
-        with servers(("lighthouse", "--num-bytes", "300", "--delay", "0.01", "--quiet"),
-                     ("kettle", "--num-bytes", "100", "--delay", "0.01", "--quiet")) as running:
+        with servers(
+            ("lighthouse", "--num-bytes", "300", "--delay", "0.01", "--quiet"),
+            ("kettle", "--num-bytes", "100", "--delay", "0.01", "--quiet"),
+        ) as running:
             ports = [str(s.port) for s in running]
             result = run("get-poetry", "--engine", "select", *ports)
         self.assertEqual(result.returncode, 0, result.stderr)

@@ -23,8 +23,10 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-CANCELLED = ("[Failure instance: Traceback (failure with no frames): "
-             "<class 'twisted.internet.defer.CancelledError'>: \n]")
+CANCELLED = (
+    "[Failure instance: Traceback (failure with no frames): "
+    "<class 'twisted.internet.defer.CancelledError'>: \n]"
+)
 DEFERRED = re.compile(r"<Deferred at 0x[0-9a-f]+>")
 ARTICLE_GEN = ["starting up", "1", "workin'", "2", "still workin'", "3", "done"]
 
@@ -34,8 +36,14 @@ def run_example(name: str, fast: bool = False) -> str:
     env = dict(os.environ)
     if fast:
         env["POETRYNOW_TIME_SCALE"] = "0.01"  # 5 s delays become 50 ms
-    result = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py")], capture_output=True, text=True,
-                            cwd=EXAMPLES, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py")],
+        capture_output=True,
+        text=True,
+        cwd=EXAMPLES,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout + result.stderr
 
@@ -58,20 +66,29 @@ class GeneratorTests(SynchronousTestCase):
         self.assertEqual(run_example("gen-3").splitlines(), expected + ["a: done", "b: done"])
 
     def test_gen_4_send_and_throw(self):
-        self.assertEqual(run_example("gen-4").splitlines(), [
-            "starting up", "1", "got: 10", "2", "got: 20", "3", "malfunction!", "4", "done"])
+        self.assertEqual(
+            run_example("gen-4").splitlines(),
+            ["starting up", "1", "got: 10", "2", "got: 20", "3", "malfunction!", "4", "done"],
+        )
 
 
 class InlineCallbacksTests(SynchronousTestCase):
     def test_inline_callbacks_1(self):
-        self.assertEqual(run_example("inline-callbacks-1", fast=True).splitlines(), [
-            "first callback", "second callback got 1", "third callback got 2",
-            "fourth callback got Exception(3)",  # Python 2 printed Exception(3,)
-        ])
+        self.assertEqual(
+            run_example("inline-callbacks-1", fast=True).splitlines(),
+            [
+                "first callback",
+                "second callback got 1",
+                "third callback got 2",
+                "fourth callback got Exception(3)",  # Python 2 printed Exception(3,)
+            ],
+        )
 
     def test_inline_callbacks_2_returns_and_raises(self):
-        self.assertEqual(run_example("inline-callbacks-2").splitlines(),
-                         ["callback got: the value", "errback got: the error"])
+        self.assertEqual(
+            run_example("inline-callbacks-2").splitlines(),
+            ["callback got: the value", "errback got: the error"],
+        )
 
     def test_inline_callbacks_tb_shows_the_reactor_calling_the_generator(self):
         lines = run_example("inline-callbacks-tb", fast=True).splitlines()
@@ -85,38 +102,66 @@ class InlineCallbacksTests(SynchronousTestCase):
 
 class DeferredListTests(SynchronousTestCase):
     def test_1_empty(self):
-        self.assertEqual(run_example("deferred-list-1").splitlines(),
-                         ["Empty List.", "Adding Callback.", "We got: []"])
+        self.assertEqual(
+            run_example("deferred-list-1").splitlines(), ["Empty List.", "Adding Callback.", "We got: []"]
+        )
 
     def test_2_one(self):
-        self.assertEqual(run_example("deferred-list-2").splitlines(),
-                         ["One Deferred.", "Adding Callback.", "Firing d1.", "We got: [(True, 'd1 result')]"])
+        self.assertEqual(
+            run_example("deferred-list-2").splitlines(),
+            ["One Deferred.", "Adding Callback.", "Firing d1.", "We got: [(True, 'd1 result')]"],
+        )
 
     def test_3_two(self):
-        self.assertEqual(run_example("deferred-list-3").splitlines(), [
-            "Two Deferreds.", "Adding Callback.", "Firing d1.", "Firing d2.",
-            "We got: [(True, 'd1 result'), (True, 'd2 result')]"])
+        self.assertEqual(
+            run_example("deferred-list-3").splitlines(),
+            [
+                "Two Deferreds.",
+                "Adding Callback.",
+                "Firing d1.",
+                "Firing d2.",
+                "We got: [(True, 'd1 result'), (True, 'd2 result')]",
+            ],
+        )
 
     def test_4_results_in_list_order(self):
-        self.assertEqual(run_example("deferred-list-4").splitlines(), [
-            "Two Deferreds.", "Adding Callback.", "Firing d2.", "Firing d1.",
-            "We got: [(True, 'd1 result'), (True, 'd2 result')]"])
+        self.assertEqual(
+            run_example("deferred-list-4").splitlines(),
+            [
+                "Two Deferreds.",
+                "Adding Callback.",
+                "Firing d2.",
+                "Firing d1.",
+                "We got: [(True, 'd1 result'), (True, 'd2 result')]",
+            ],
+        )
 
     def test_5_a_failure_in_the_list(self):
-        self.assertEqual(run_example("deferred-list-5").splitlines(), [
-            "Firing d1.", "Firing d2 with errback.",
-            "We got: [(True, 'd1 result'), (False, <twisted.python.failure.Failure builtins.Exception: "
-            "d2 failure>)]"])
+        self.assertEqual(
+            run_example("deferred-list-5").splitlines(),
+            [
+                "Firing d1.",
+                "Firing d2 with errback.",
+                "We got: [(True, 'd1 result'), (False, <twisted.python.failure.Failure builtins.Exception: "
+                "d2 failure>)]",
+            ],
+        )
 
     def test_6_unhandled_without_consume_errors(self):
-        self.assertEqual(run_example("deferred-list-6").splitlines(), [
-            "Firing d1.", "Firing d2 with errback.",
-            "We got: [(True, 'd1 result'), (False, <twisted.python.failure.Failure builtins.Exception: "
-            "d2 failure>)]",
-            "Unhandled error in Deferred:", "",
-            "Traceback (most recent call last):",
-            "Failure: builtins.Exception: d2 failure", "",  # exceptions.Exception in Python 2
-        ])
+        self.assertEqual(
+            run_example("deferred-list-6").splitlines(),
+            [
+                "Firing d1.",
+                "Firing d2 with errback.",
+                "We got: [(True, 'd1 result'), (False, <twisted.python.failure.Failure builtins.Exception: "
+                "d2 failure>)]",
+                "Unhandled error in Deferred:",
+                "",
+                "Traceback (most recent call last):",
+                "Failure: builtins.Exception: d2 failure",
+                "",  # exceptions.Exception in Python 2
+            ],
+        )
 
     def test_7_our_own_errback_handles_it(self):
         out = run_example("deferred-list-7")
@@ -126,10 +171,17 @@ class DeferredListTests(SynchronousTestCase):
 
 class CancelTests(SynchronousTestCase):
     def test_1_unhandled_cancelled_error(self):
-        self.assertEqual(run_example("defer-cancel-1").splitlines(), [
-            "done", "Unhandled error in Deferred:", "",
-            "Traceback (most recent call last):",
-            "Failure: twisted.internet.defer.CancelledError: ", ""])
+        self.assertEqual(
+            run_example("defer-cancel-1").splitlines(),
+            [
+                "done",
+                "Unhandled error in Deferred:",
+                "",
+                "Traceback (most recent call last):",
+                "Failure: twisted.internet.defer.CancelledError: ",
+                "",
+            ],
+        )
 
     def test_2_the_errback_gets_it(self):
         self.assertEqual(run_example("defer-cancel-2"), f"errback got: {CANCELLED}\ndone\n")
@@ -141,37 +193,65 @@ class CancelTests(SynchronousTestCase):
         self.assertEqual(run_example("defer-cancel-4"), f"errback got: {CANCELLED}\ndone\n")
 
     def test_5_the_canceller_runs_first(self):
-        self.assertEqual(same_lines(run_example("defer-cancel-5")), [
-            "I need to cancel this deferred: <Deferred at 0x...>",
-            *f"errback got: {CANCELLED}".splitlines(), "done"])
+        self.assertEqual(
+            same_lines(run_example("defer-cancel-5")),
+            [
+                "I need to cancel this deferred: <Deferred at 0x...>",
+                *f"errback got: {CANCELLED}".splitlines(),
+                "done",
+            ],
+        )
 
     def test_6_the_canceller_fails_it_with_its_own_error(self):
-        self.assertEqual(same_lines(run_example("defer-cancel-6")), [
-            "I need to cancel this deferred: <Deferred at 0x...>",
-            "Firing the deferred with a different error.", "errback got: I was cancelled!", "done"])
+        self.assertEqual(
+            same_lines(run_example("defer-cancel-6")),
+            [
+                "I need to cancel this deferred: <Deferred at 0x...>",
+                "Firing the deferred with a different error.",
+                "errback got: I was cancelled!",
+                "done",
+            ],
+        )
 
     def test_7_the_canceller_gives_a_result(self):
-        self.assertEqual(same_lines(run_example("defer-cancel-7")), [
-            "I need to cancel this deferred: <Deferred at 0x...>",
-            "Firing the deferred with a result.", "callback got: An alternative result", "done"])
+        self.assertEqual(
+            same_lines(run_example("defer-cancel-7")),
+            [
+                "I need to cancel this deferred: <Deferred at 0x...>",
+                "Firing the deferred with a result.",
+                "callback got: An alternative result",
+                "done",
+            ],
+        )
 
     def test_8_no_canceller_once_fired(self):
         self.assertEqual(run_example("defer-cancel-8"), "callback got: result\ndone\n")
 
     def test_9_a_poem_later(self):
-        self.assertEqual(run_example("defer-cancel-9", fast=True).splitlines(),
-                         ["Sending poem", "I got a poem: Once upon a midnight dreary"])
+        self.assertEqual(
+            run_example("defer-cancel-9", fast=True).splitlines(),
+            ["Sending poem", "I got a poem: Once upon a midnight dreary"],
+        )
 
     def test_10_cancel_without_a_canceller_lets_the_work_go_on(self):
-        self.assertEqual(run_example("defer-cancel-10", fast=True), f"get_poem failed: {CANCELLED}\nSending poem\n")
+        self.assertEqual(
+            run_example("defer-cancel-10", fast=True), f"get_poem failed: {CANCELLED}\nSending poem\n"
+        )
 
     def test_11_a_real_cancel(self):
         self.assertEqual(run_example("defer-cancel-11", fast=True), f"get_poem failed: {CANCELLED}\n")
 
     def test_12_cancelling_the_outer_cancels_the_inner(self):
-        self.assertEqual(run_example("defer-cancel-12").splitlines(), [
-            "first outer callback, returning inner deferred", "canceling outer deferred.",
-            "inner cancel callback.", *f"outer errback got: {CANCELLED}".splitlines(), "done"])
+        self.assertEqual(
+            run_example("defer-cancel-12").splitlines(),
+            [
+                "first outer callback, returning inner deferred",
+                "canceling outer deferred.",
+                "inner cancel callback.",
+                *f"outer errback got: {CANCELLED}".splitlines(),
+                "done",
+            ],
+        )
 
 
 class LogTests(SynchronousTestCase):

@@ -1,13 +1,19 @@
 """get_poetry: the article's two tests (Part 15), cancellation (Part 19), and more."""
 
-from twisted.internet import defer, error, reactor, task
+from twisted.internet import defer, error, task
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from poetrynow.clients.get_poetry import PoemTimeout, PoetryClientFactory, describe_failure, get_poetry
 from tests.support import free_port
-from tests.twisted_support import (TEST_POEM, HalfThenAbort, Silent, WatchedSlowFactory,
-                                   factory_of, fast_server, listen)
+from tests.twisted_support import (
+    TEST_POEM,
+    HalfThenAbort,
+    WatchedSlowFactory,
+    factory_of,
+    fast_server,
+    listen,
+)
 
 
 class PoetryTestCase(TestCase):
@@ -30,12 +36,14 @@ class PoetryTestCase(TestCase):
 
     def test_progress_callbacks(self):
         seen = []
-        d = get_poetry("127.0.0.1", self.portnum, on_connect=lambda: seen.append("connected"),
-                       on_data=seen.append)
+        d = get_poetry(
+            "127.0.0.1", self.portnum, on_connect=lambda: seen.append("connected"), on_data=seen.append
+        )
 
         def check(poem):
             self.assertEqual(seen[0], "connected")
             self.assertEqual(sum(seen[1:]), len(TEST_POEM))
+
         return d.addCallback(check)
 
 

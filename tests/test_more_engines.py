@@ -9,10 +9,18 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, run_engine
-from poetrynow.events import (Connected, Failed, Finished, PoemLine, Received, Restarted, Started,
-                              TransformFailed, Transformed)
+from poetrynow.events import (
+    Connected,
+    Failed,
+    Finished,
+    Received,
+    Restarted,
+    Started,
+    Transformed,
+    TransformFailed,
+)
 from poetrynow.poems import load_poem
-from tests.support import UTF8_POEM, ResettingServer, Server, free_port, run, temp_dir, write_poem
+from tests.support import UTF8_POEM, ResettingServer, Server, free_port, run, write_poem
 
 NEW_ENGINES = ["threads", "asyncio", "actors", "lazy"]
 
@@ -56,10 +64,12 @@ class EveryNewEngineTests(ServersForEveryTest):
             with self.subTest(engine=engine):
                 events = collect(engine, addresses)
                 finished = {e.task: e.poem for e in events if isinstance(e, Finished)}
-                self.assertEqual(finished, {1: load_poem("lighthouse").data, 3: UTF8_POEM,
-                                            4: load_poem("caffe").data})
-                self.assertEqual([(e.task, e.reason) for e in events if isinstance(e, Failed)],
-                                 [(2, "Connection refused")])
+                self.assertEqual(
+                    finished, {1: load_poem("lighthouse").data, 3: UTF8_POEM, 4: load_poem("caffe").data}
+                )
+                self.assertEqual(
+                    [(e.task, e.reason) for e in events if isinstance(e, Failed)], [(2, "Connection refused")]
+                )
                 for task in (1, 3, 4):
                     kinds = [type(e) for e in events if e.task == task]
                     self.assertEqual(kinds[:2], [Started, Connected])
@@ -76,22 +86,33 @@ class EveryNewEngineTests(ServersForEveryTest):
                 [done] = [e for e in events if isinstance(e, Finished)]
                 self.assertEqual(done.text, caffe.decode().lower())
 
-                events = collect(engine, [local(self.fast.port)], xform=local(self.xform.port),
-                                 transform="explode")
-                self.assertEqual([e.reason for e in events if isinstance(e, TransformFailed)],
-                                 ["the transform server closed without an answer"])
+                events = collect(
+                    engine, [local(self.fast.port)], xform=local(self.xform.port), transform="explode"
+                )
+                self.assertEqual(
+                    [e.reason for e in events if isinstance(e, TransformFailed)],
+                    ["the transform server closed without an answer"],
+                )
                 self.assertEqual([e.poem for e in events if isinstance(e, Finished)], [caffe])
 
                 events = collect(engine, [local(self.fast.port)], xform=local(free_port()))
-                self.assertEqual([e.reason for e in events if isinstance(e, TransformFailed)],
-                                 ["Connection refused"])
+                self.assertEqual(
+                    [e.reason for e in events if isinstance(e, TransformFailed)], ["Connection refused"]
+                )
                 self.assertEqual([e.poem for e in events if isinstance(e, Finished)], [caffe])
 
     def test_json_from_the_command_line(self):
         for engine in NEW_ENGINES:
             with self.subTest(engine=engine):
-                result = run("get-poetry", "--engine", engine, "--json", "--xform", str(self.xform.port),
-                             str(self.split.port))
+                result = run(
+                    "get-poetry",
+                    "--engine",
+                    engine,
+                    "--json",
+                    "--xform",
+                    str(self.xform.port),
+                    str(self.split.port),
+                )
                 self.assertEqual(result.returncode, 0, result.stderr)
                 records = [json.loads(line) for line in result.stdout.splitlines()]
                 [finished] = [r for r in records if r["event"] == "finished"]
@@ -121,8 +142,10 @@ class LineFormatTests(ServersForEveryTest):
                 dead = str(free_port())
                 result = run("get-poetry", "--engine", engine, str(self.slow.port), dead)
                 self.assertEqual(result.returncode, 1)
-                self.assertEqual(result.stderr.splitlines(),
-                                 [f"Task 2: failed to get poetry from 127.0.0.1:{dead}: Connection refused"])
+                self.assertEqual(
+                    result.stderr.splitlines(),
+                    [f"Task 2: failed to get poetry from 127.0.0.1:{dead}: Connection refused"],
+                )
                 lines = result.stdout.splitlines()
                 chunk = re.compile(rf"^Task 1: got \d+ bytes of poetry from 127\.0\.0\.1:{self.slow.port}$")
                 self.assertTrue(all(chunk.match(line) for line in lines[:-3]), lines)
@@ -137,16 +160,23 @@ class LineFormatTests(ServersForEveryTest):
         self.assertRegex(lines[0], r"^Task [12]: got \d+ bytes of poetry from 127\.0\.0\.1:\d+$")
         headers = [line for line in lines if re.match(r"^Task \d: got \d+ bytes of poetry from .* in ", line)]
         self.assertEqual([h.split(":")[0] for h in headers], ["Task 2", "Task 1"])
-        self.assertRegex(headers[0], rf"^Task 2: got 610 bytes of poetry from 127\.0\.0\.1:{ports[1]} "
-                                     r"in 0:00:\d\d\.\d{6}$")
+        self.assertRegex(
+            headers[0],
+            rf"^Task 2: got 610 bytes of poetry from 127\.0\.0\.1:{ports[1]} "
+            r"in 0:00:\d\d\.\d{6}$",
+        )
         self.assertLess(lines.index(headers[0]), lines.index("Al caffè della stazione"))
         self.assertRegex(lines[-1], r"^Got 2 poems in ")
 
         ordered = run("get-poetry", "--engine", "actors", "--ordered", *ports).stdout.splitlines()
-        headers = [line for line in ordered if re.match(r"^Task \d: got \d+ bytes of poetry from .* in ", line)]
+        headers = [
+            line for line in ordered if re.match(r"^Task \d: got \d+ bytes of poetry from .* in ", line)
+        ]
         self.assertEqual([h.split(":")[0] for h in headers], ["Task 1", "Task 2"])
-        self.assertLess(ordered.index(load_poem("lighthouse").data.decode().splitlines()[0]),
-                        ordered.index("Al caffè della stazione"))
+        self.assertLess(
+            ordered.index(load_poem("lighthouse").data.decode().splitlines()[0]),
+            ordered.index("Al caffè della stazione"),
+        )
 
     def test_lazy_prints_a_line_per_line_and_the_first_poem_as_it_arrives(self):
         # Task 1 is the slowest server; its first line must be out long before it finishes.
@@ -167,7 +197,9 @@ class LineFormatTests(ServersForEveryTest):
         out = text.splitlines()
         per_line = re.compile(r"^Task ([12]): got (\d+) bytes of poetry from 127\.0\.0\.1:\d+$")
         counts = [int(m.group(2)) for m in map(per_line.match, out) if m and m.group(1) == "1"]
-        self.assertEqual(counts, [len(line) for line in load_poem("lighthouse").data.splitlines(keepends=True)])
+        self.assertEqual(
+            counts, [len(line) for line in load_poem("lighthouse").data.splitlines(keepends=True)]
+        )
         first_line = load_poem("lighthouse").data.decode().splitlines()[0]
         last_got_1 = max(i for i, line in enumerate(out) if line.startswith("Task 1: got"))
         self.assertLess(out.index(first_line), last_got_1)
@@ -191,16 +223,19 @@ class ActorTests(SynchronousTestCase):
         events = collect("actors", [local(crashing.port), local(good.port)])
         [failed] = [e for e in events if isinstance(e, Failed)]
         self.assertEqual((failed.task, failed.reason), (1, "Connection reset by peer"))
-        self.assertEqual([(e.task, e.poem) for e in events if isinstance(e, Finished)],
-                         [(2, load_poem("relay").data)])
+        self.assertEqual(
+            [(e.task, e.poem) for e in events if isinstance(e, Finished)], [(2, load_poem("relay").data)]
+        )
 
     def test_supervise_restarts_a_crashed_process(self):
         kettle = load_poem("kettle").data
         crashing = ResettingServer(kettle, resets=2)
         self.addCleanup(crashing.close)
         events = collect("actors", [local(crashing.port)], supervise=2)
-        self.assertEqual([(e.attempt, e.reason) for e in events if isinstance(e, Restarted)],
-                         [(1, "Connection reset by peer"), (2, "Connection reset by peer")])
+        self.assertEqual(
+            [(e.attempt, e.reason) for e in events if isinstance(e, Restarted)],
+            [(1, "Connection reset by peer"), (2, "Connection reset by peer")],
+        )
         self.assertEqual([e.poem for e in events if isinstance(e, Finished)], [kettle])
         self.assertEqual(crashing.accepted, 3)
 
@@ -208,11 +243,14 @@ class ActorTests(SynchronousTestCase):
         dead = str(free_port())
         result = run("get-poetry", "--engine", "actors", "--supervise", "2", dead)
         self.assertEqual(result.returncode, 1)
-        self.assertEqual(result.stderr.splitlines(), [
-            "Task 1 crashed (Connection refused); restarting it (1 of 2)",
-            "Task 1 crashed (Connection refused); restarting it (2 of 2)",
-            f"Task 1: failed to get poetry from 127.0.0.1:{dead}: Connection refused",
-        ])
+        self.assertEqual(
+            result.stderr.splitlines(),
+            [
+                "Task 1 crashed (Connection refused); restarting it (1 of 2)",
+                "Task 1 crashed (Connection refused); restarting it (2 of 2)",
+                f"Task 1: failed to get poetry from 127.0.0.1:{dead}: Connection refused",
+            ],
+        )
         self.assertNotIn("Traceback", result.stderr)
 
 
@@ -247,8 +285,20 @@ class ActorRuntimeTests(SynchronousTestCase):
                     seen.append(message)
 
         Runtime().run(main)
-        self.assertEqual(sorted(map(str, seen)), sorted(map(str, [
-            ("fine", NORMAL), ("crash", ValueError("badmatch")), ("hello", "poem"), ("echo", NORMAL)])))
+        self.assertEqual(
+            sorted(map(str, seen)),
+            sorted(
+                map(
+                    str,
+                    [
+                        ("fine", NORMAL),
+                        ("crash", ValueError("badmatch")),
+                        ("hello", "poem"),
+                        ("echo", NORMAL),
+                    ],
+                )
+            ),
+        )
         self.assertLess(seen.index(("hello", "poem")), [s[0] for s in seen].index("echo"))
 
 

@@ -18,10 +18,17 @@ A, B, C = Address("127.0.0.1", 10001), Address("127.0.0.1", 10002), Address("loc
 
 #: Three tasks as the blocking engine would see them, the third refused.
 RECORDED = [
-    Started(task=1, address=A, t=100.0), Connected(task=1, address=A, t=100.01), Received(task=1, address=A, nbytes=10, t=100.1), Received(task=1, address=A, nbytes=10, t=100.2),
+    Started(task=1, address=A, t=100.0),
+    Connected(task=1, address=A, t=100.01),
+    Received(task=1, address=A, nbytes=10, t=100.1),
+    Received(task=1, address=A, nbytes=10, t=100.2),
     Finished(task=1, address=A, poem=b"x" * 20, t=100.3),
-    Started(task=2, address=B, t=100.3), Connected(task=2, address=B, t=100.31), Received(task=2, address=B, nbytes=30, t=100.4), Finished(task=2, address=B, poem=b"y" * 30, t=100.5),
-    Started(task=3, address=C, t=100.5), Failed(task=3, address=C, reason="Connection refused", t=100.51),
+    Started(task=2, address=B, t=100.3),
+    Connected(task=2, address=B, t=100.31),
+    Received(task=2, address=B, nbytes=30, t=100.4),
+    Finished(task=2, address=B, poem=b"y" * 30, t=100.5),
+    Started(task=3, address=C, t=100.5),
+    Failed(task=3, address=C, reason="Connection refused", t=100.51),
 ]
 
 
@@ -33,15 +40,19 @@ def svg_texts(path: str) -> list[str]:
 class RowsTests(SynchronousTestCase):
     def test_rows_are_tasks_with_their_chunks_and_ends(self):
         rows = rows_of(RECORDED, 100.0)
-        self.assertEqual([r.label for r in rows], ["Task 1  127.0.0.1:10001", "Task 2  127.0.0.1:10002",
-                                                   "Task 3  localhost:10003"])
+        self.assertEqual(
+            [r.label for r in rows],
+            ["Task 1  127.0.0.1:10001", "Task 2  127.0.0.1:10002", "Task 3  localhost:10003"],
+        )
         self.assertEqual([round(t, 3) for t in rows[0].chunks], [0.1, 0.2])
         self.assertAlmostEqual(rows[1].start, 0.3)
         self.assertAlmostEqual(rows[1].end, 0.5)
         self.assertEqual([r.failed for r in rows], [False, False, True])
 
     def test_a_task_still_running_has_no_end(self):
-        [row] = rows_of([Started(task=1, address=A, t=5.0), Received(task=1, address=A, nbytes=3, t=5.5)], 5.0)
+        [row] = rows_of(
+            [Started(task=1, address=A, t=5.0), Received(task=1, address=A, nbytes=3, t=5.5)], 5.0
+        )
         self.assertIsNone(row.end)
 
     def test_only_png_and_svg(self):
@@ -62,8 +73,13 @@ class DrawTests(SynchronousTestCase):
 
     def test_svg_has_a_text_node_per_task_label_and_panel(self):
         path = os.path.join(temp_dir(self), "run.svg")
-        draw([Panel("blocking: 0.51 s", rows_of(RECORDED, 100.0)),
-              Panel("select: 0.20 s", rows_of(RECORDED[:5], 100.0))], path)
+        draw(
+            [
+                Panel("blocking: 0.51 s", rows_of(RECORDED, 100.0)),
+                Panel("select: 0.20 s", rows_of(RECORDED[:5], 100.0)),
+            ],
+            path,
+        )
         self.assertGreater(os.path.getsize(path), 5000)
         texts = svg_texts(path)
         for label in ["Task 1  127.0.0.1:10001", "Task 2  127.0.0.1:10002", "Task 3  localhost:10003"]:
@@ -94,27 +110,34 @@ class CommandTests(SynchronousTestCase):
     def test_bad_timeline_name_is_a_usage_error_before_anything_runs(self):
         result = run("get-poetry", "--timeline", "run.gif", "10000")
         self.assertEqual(result.returncode, 2)
-        self.assertEqual(result.stderr.splitlines(),
-                         ["get-poetry: error: --timeline writes .png or .svg, not '.gif'"])
+        self.assertEqual(
+            result.stderr.splitlines(), ["get-poetry: error: --timeline writes .png or .svg, not '.gif'"]
+        )
 
     def test_demo_timeline_has_a_panel_per_engine(self):
         path = os.path.join(temp_dir(self), "demo.svg")
-        result = run("poetrynow", "demo", "--delay", "0", "--engines", "blocking,threads,lazy",
-                     "--timeline", path)
+        result = run(
+            "poetrynow", "demo", "--delay", "0", "--engines", "blocking,threads,lazy", "--timeline", path
+        )
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn(f"The timeline is in {path}.", result.stdout)
         panels = [t for t in svg_texts(path) if re.match(r"^\w+: \d+\.\d\d s$", t)]
         self.assertEqual([p.split(":")[0] for p in panels], ["blocking", "threads", "lazy"])
 
     def test_progress_falls_back_to_plain_lines_on_a_pipe(self):
-        with servers(("kettle", "--num-bytes", "300", "--delay", "0.01", "--quiet"),
-                     ("relay", "--num-bytes", "300", "--delay", "0.01", "--quiet")) as running:
+        with servers(
+            ("kettle", "--num-bytes", "300", "--delay", "0.01", "--quiet"),
+            ("relay", "--num-bytes", "300", "--delay", "0.01", "--quiet"),
+        ) as running:
             port = str(running[0].port)
             plain = run("get-poetry", "--engine", "select", port)
             progress = run("get-poetry", "--engine", "select", "--progress", port)
         self.assertEqual(progress.returncode, 0, progress.stderr)
         self.assertEqual(progress.stderr, "")
-        strip = lambda out: [line for line in out.splitlines() if not line.startswith("Got ")]
+
+        def strip(out):
+            return [line for line in out.splitlines() if not line.startswith("Got ")]
+
         self.assertEqual(strip(progress.stdout), strip(plain.stdout))
         self.assertNotIn("\x1b[", progress.stdout)  # no terminal codes in a pipe
 
@@ -164,9 +187,12 @@ class LiveDisplayTests(SynchronousTestCase):
 
         with servers(("kettle", "--num-bytes", "50", "--delay", "0.05", "--quiet")) as running:
             leader, follower = pty.openpty()
-            process = subprocess.Popen(command("get-poetry") + ["--engine", "select", "--progress",
-                                                                str(running[0].port)],
-                                       stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+            process = subprocess.Popen(
+                command("get-poetry") + ["--engine", "select", "--progress", str(running[0].port)],
+                stdout=follower,
+                stderr=follower,
+                stdin=subprocess.DEVNULL,
+            )
             os.close(follower)
             chunks = []
             while True:

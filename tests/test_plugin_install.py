@@ -27,9 +27,9 @@ PLUGINS = ["fastpoetry", "poetryproxy", "slowpoetry", "transformedpoetry"]
 
 #: What an earlier release's plugin module could have held: one plugin, under a name
 #: since dropped, so that trusting its cache would make twistd look for a missing name.
-OLD_PLUGIN_MODULE = '''
+OLD_PLUGIN_MODULE = """
 from poetrynow.plugins import fastpoetry as fastpoetry_v0
-'''
+"""
 
 
 def copy_of_the_tree(into: str) -> str:
@@ -38,29 +38,59 @@ def copy_of_the_tree(into: str) -> str:
     os.makedirs(tree)
     for name in ["pyproject.toml", "README.md"]:
         shutil.copy(ROOT / name, tree)
-    shutil.copytree(ROOT / "src", os.path.join(tree, "src"),
-                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "dropin.cache"))
+    shutil.copytree(
+        ROOT / "src",
+        os.path.join(tree, "src"),
+        ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "dropin.cache"),
+    )
     with open(os.path.join(tree, "src", "twisted", "plugins", "dropin.cache"), "wb") as f:
         f.write(pickle.dumps({"somebody_elses_plugin": "stale"}))
     return tree
 
 
 def pip_install(tree: str, target: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                             "--disable-pip-version-check", "--target", target, tree],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--target",
+            target,
+            tree,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def twistd_commands(target: str, cwd: str) -> dict[str, str]:
     """The commands a twistd sees with only ``target`` and Twisted itself on its path."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([target, sysconfig.get_paths()["purelib"]]))
-    result = subprocess.run([sys.executable, "-S", "-c",
-                             "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()",
-                             "--help"], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()",
+            "--help",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = result.stdout.split("Commands:", 1)[1].splitlines()
-    return {row.split()[0]: row.strip() for row in rows if row.startswith("    ") and not row.startswith("     ")}
+    return {
+        row.split()[0]: row.strip() for row in rows if row.startswith("    ") and not row.startswith("     ")
+    }
 
 
 class PluginInstallTests(SynchronousTestCase):
@@ -73,8 +103,9 @@ class PluginInstallTests(SynchronousTestCase):
         pip_install(copy_of_the_tree(self.dir), self.target)
 
     def test_install_ships_no_cache_and_twistd_finds_all_four(self):
-        self.assertEqual(sorted(p.name for p in self.plugin_dir.iterdir() if p.suffix != ""),
-                         ["poetrynow_plugins.py"])
+        self.assertEqual(
+            sorted(p.name for p in self.plugin_dir.iterdir() if p.suffix != ""), ["poetrynow_plugins.py"]
+        )
         self.assertFalse((self.plugin_dir / "__init__.py").exists())  # a namespace, as twistd requires
         commands = twistd_commands(self.target, self.run_in)
         for name in PLUGINS:
@@ -85,7 +116,9 @@ class PluginInstallTests(SynchronousTestCase):
         plugin = self.plugin_dir / "poetrynow_plugins.py"
         current = plugin.read_bytes()
         plugin.write_text(OLD_PLUGIN_MODULE)
-        self.assertEqual([n for n in twistd_commands(self.target, self.run_in) if "poetry" in n], ["fastpoetry"])
+        self.assertEqual(
+            [n for n in twistd_commands(self.target, self.run_in) if "poetry" in n], ["fastpoetry"]
+        )
         # The upgrade, as pip does it in site-packages: the old file goes, the new one is
         # written, and the cache the old version left stays behind.
         cache_time = (self.plugin_dir / "dropin.cache").stat().st_mtime

@@ -1,7 +1,6 @@
 from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.poems import PoemNotFound, bundled_names, load_poem
-
 from tests.support import temp_dir, write_poem
 
 
@@ -13,8 +12,7 @@ class BundledPoemsTests(SynchronousTestCase):
         self.assertTrue(all(550 <= size <= 700 for size in sizes[:3]), sizes)
 
     def test_one_poem_has_non_ascii_utf8(self):
-        non_ascii = [name for name in bundled_names()
-                     if any(byte > 127 for byte in load_poem(name).data)]
+        non_ascii = [name for name in bundled_names() if any(byte > 127 for byte in load_poem(name).data)]
         self.assertTrue(non_ascii)
         for name in non_ascii:
             load_poem(name).data.decode("utf-8")  # valid UTF-8

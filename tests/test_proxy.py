@@ -20,8 +20,9 @@ class ProxyTests(TestCase):
         upstream = WatchedSlowFactory(num_bytes=10, delay=0.01)
         service, port = self.proxy(listen(self, upstream))
         with capturedLogs() as logs:
-            first, second = yield defer.gatherResults([get_poetry("127.0.0.1", port),
-                                                       get_poetry("127.0.0.1", port)])
+            first, second = yield defer.gatherResults(
+                [get_poetry("127.0.0.1", port), get_poetry("127.0.0.1", port)]
+            )
             third = yield get_poetry("127.0.0.1", port)
         self.assertEqual([first, second, third], [TEST_POEM] * 3)
         self.assertEqual(upstream.connections, 1)
@@ -46,7 +47,7 @@ class ProxyTests(TestCase):
     @defer.inlineCallbacks
     def test_one_of_two_clients_hanging_up_keeps_the_fetch(self):
         upstream = WatchedSlowFactory(num_bytes=10, delay=0.02)
-        service, port = self.proxy(listen(self, upstream))
+        _service, port = self.proxy(listen(self, upstream))
         leaving = get_poetry("127.0.0.1", port)
         staying = get_poetry("127.0.0.1", port)
         yield upstream.connected

@@ -35,38 +35,57 @@ class ElapsedTests(SynchronousTestCase):
 
 class BlockingLinesTests(SynchronousTestCase):
     def test_part_two_blocking_output(self):
-        lines, err, summary = render("blocking", [
-            Started(task=1, address=A, t=100.0), Connected(task=1, address=A, t=100.001), Received(task=1, address=A, nbytes=1024, t=101.0),
-            Finished(task=1, address=A, poem=b"x" * 3003, t=110.126361),
-            Started(task=2, address=B, t=110.2), Finished(task=2, address=B, poem=b"y" * 623, t=116.521777),
-        ])
-        self.assertEqual(lines, [
-            "Task 1: get poetry from: 127.0.0.1:10000",
-            "Task 1: got 3003 bytes of poetry from 127.0.0.1:10000 in 0:00:10.126361",
-            "Task 2: get poetry from: 127.0.0.1:10001",
-            "Task 2: got 623 bytes of poetry from 127.0.0.1:10001 in 0:00:06.321777",
-            "Got 2 poems in 0:00:23.065661",
-        ])
+        lines, err, summary = render(
+            "blocking",
+            [
+                Started(task=1, address=A, t=100.0),
+                Connected(task=1, address=A, t=100.001),
+                Received(task=1, address=A, nbytes=1024, t=101.0),
+                Finished(task=1, address=A, poem=b"x" * 3003, t=110.126361),
+                Started(task=2, address=B, t=110.2),
+                Finished(task=2, address=B, poem=b"y" * 623, t=116.521777),
+            ],
+        )
+        self.assertEqual(
+            lines,
+            [
+                "Task 1: get poetry from: 127.0.0.1:10000",
+                "Task 1: got 3003 bytes of poetry from 127.0.0.1:10000 in 0:00:10.126361",
+                "Task 2: get poetry from: 127.0.0.1:10001",
+                "Task 2: got 623 bytes of poetry from 127.0.0.1:10001 in 0:00:06.321777",
+                "Got 2 poems in 0:00:23.065661",
+            ],
+        )
         self.assertEqual(err, [])
         self.assertEqual(summary.exit_status, 0)
 
 
 class SelectLinesTests(SynchronousTestCase):
     def test_part_two_select_output(self):
-        lines, err, _ = render("select", [
-            Started(task=1, address=A, t=100.0), Started(task=2, address=B, t=100.0),
-            Received(task=1, address=A, nbytes=30, t=100.1), Received(task=2, address=B, nbytes=10, t=100.1),
-            Finished(task=2, address=B, poem=b"y" * 10, t=100.2), Finished(task=1, address=A, poem=b"x" * 30, t=100.3),
-        ], ended=110.133169)
-        self.assertEqual(lines, [
-            "Task 1: got 30 bytes of poetry from 127.0.0.1:10000",
-            "Task 2: got 10 bytes of poetry from 127.0.0.1:10001",
-            "Task 2 finished",
-            "Task 1 finished",
-            "Task 1: 30 bytes of poetry",
-            "Task 2: 10 bytes of poetry",
-            "Got 2 poems in 0:00:10.133169",
-        ])
+        lines, _err, _ = render(
+            "select",
+            [
+                Started(task=1, address=A, t=100.0),
+                Started(task=2, address=B, t=100.0),
+                Received(task=1, address=A, nbytes=30, t=100.1),
+                Received(task=2, address=B, nbytes=10, t=100.1),
+                Finished(task=2, address=B, poem=b"y" * 10, t=100.2),
+                Finished(task=1, address=A, poem=b"x" * 30, t=100.3),
+            ],
+            ended=110.133169,
+        )
+        self.assertEqual(
+            lines,
+            [
+                "Task 1: got 30 bytes of poetry from 127.0.0.1:10000",
+                "Task 2: got 10 bytes of poetry from 127.0.0.1:10001",
+                "Task 2 finished",
+                "Task 1 finished",
+                "Task 1: 30 bytes of poetry",
+                "Task 2: 10 bytes of poetry",
+                "Got 2 poems in 0:00:10.133169",
+            ],
+        )
 
     def test_one_poem_is_singular(self):
         lines, _, _ = render("select", [Finished(task=1, address=A, poem=b"x", t=100.5)], ended=101.0)
@@ -75,10 +94,16 @@ class SelectLinesTests(SynchronousTestCase):
 
 class FailureTests(SynchronousTestCase):
     def test_failure_is_one_stderr_line_and_exit_one(self):
-        lines, err, summary = render("select", [
-            Started(task=1, address=A, t=100.0), Failed(task=1, address=A, reason="Connection refused", t=100.0),
-            Started(task=2, address=B, t=100.0), Finished(task=2, address=B, poem=b"poem", t=101.0),
-        ], ended=101.0)
+        lines, err, summary = render(
+            "select",
+            [
+                Started(task=1, address=A, t=100.0),
+                Failed(task=1, address=A, reason="Connection refused", t=100.0),
+                Started(task=2, address=B, t=100.0),
+                Finished(task=2, address=B, poem=b"poem", t=101.0),
+            ],
+            ended=101.0,
+        )
         self.assertEqual(err, ["Task 1: failed to get poetry from 127.0.0.1:10000: Connection refused"])
         self.assertEqual(lines[-1], "Got 1 poem in 0:00:01")
         self.assertEqual(summary.exit_status, 1)
@@ -87,14 +112,25 @@ class FailureTests(SynchronousTestCase):
 class JsonTests(SynchronousTestCase):
     def test_one_object_per_event_and_a_summary(self):
         poem = "Déjà vu\n".encode()
-        lines, _, _ = render("select", [
-            Started(task=1, address=A, t=100.0), Received(task=1, address=A, nbytes=len(poem), t=100.5), Finished(task=1, address=A, poem=poem, t=101.0),
-            Failed(task=2, address=B, reason="Connection refused", t=100.0, received=0),
-        ], ended=101.0, as_json=True)
+        lines, _, _ = render(
+            "select",
+            [
+                Started(task=1, address=A, t=100.0),
+                Received(task=1, address=A, nbytes=len(poem), t=100.5),
+                Finished(task=1, address=A, poem=poem, t=101.0),
+                Failed(task=2, address=B, reason="Connection refused", t=100.0, received=0),
+            ],
+            ended=101.0,
+            as_json=True,
+        )
         records = [json.loads(line) for line in lines]
-        self.assertEqual([r["event"] for r in records], ["started", "received", "finished", "failed", "summary"])
-        self.assertEqual(records[1], {"event": "received", "task": 1, "address": "127.0.0.1:10000",
-                                      "t": 0.5, "bytes": len(poem)})
+        self.assertEqual(
+            [r["event"] for r in records], ["started", "received", "finished", "failed", "summary"]
+        )
+        self.assertEqual(
+            records[1],
+            {"event": "received", "task": 1, "address": "127.0.0.1:10000", "t": 0.5, "bytes": len(poem)},
+        )
         self.assertEqual(records[2]["poem"], "Déjà vu\n")
         self.assertEqual(records[2]["bytes"], 10)  # bytes, not characters
         self.assertEqual(records[3]["reason"], "Connection refused")

@@ -63,8 +63,9 @@ class ServeClientTests(SynchronousTestCase):
     def test_chunks_go_out_on_schedule_then_close_one_delay_later(self):
         clock = FakeClock()
         conn = FakeConnection(clock)
-        sent = serve_client(conn, b"abcdefghijklmnopqrstuvw", PoemSchedule(23, 10, 0.5),
-                            clock=clock, sleep=clock.sleep)
+        sent = serve_client(
+            conn, b"abcdefghijklmnopqrstuvw", PoemSchedule(23, 10, 0.5), clock=clock, sleep=clock.sleep
+        )
         self.assertEqual(conn.sent, [(0.0, b"abcdefghij"), (0.5, b"klmnopqrst"), (1.0, b"uvw")])
         self.assertEqual(conn.closed_at, 1.5)
         self.assertEqual(sent, 23)
@@ -93,8 +94,9 @@ class ServeClientTests(SynchronousTestCase):
         clock = FakeClock()
         conn = FakeConnection(clock, hang_up_after=2)
         log = []
-        sent = serve_client(conn, b"x" * 50, PoemSchedule(50, 10, 0.1), clock=clock,
-                            sleep=clock.sleep, log=log.append)
+        sent = serve_client(
+            conn, b"x" * 50, PoemSchedule(50, 10, 0.1), clock=clock, sleep=clock.sleep, log=log.append
+        )
         self.assertEqual(sent, 20)
         self.assertEqual(conn.closed_at, 0.2)
         self.assertEqual(log[-1], "Client hung up after 20 of 50 bytes (Broken pipe).")
@@ -102,6 +104,12 @@ class ServeClientTests(SynchronousTestCase):
     def test_logs_a_line_per_chunk(self):
         clock = FakeClock()
         log = []
-        serve_client(FakeConnection(clock), b"x" * 25, PoemSchedule(25, 10, 0.1), clock=clock,
-                     sleep=clock.sleep, log=log.append)
+        serve_client(
+            FakeConnection(clock),
+            b"x" * 25,
+            PoemSchedule(25, 10, 0.1),
+            clock=clock,
+            sleep=clock.sleep,
+            log=log.append,
+        )
         self.assertEqual(log, ["Sending 10 bytes", "Sending 10 bytes", "Sending 5 bytes"])

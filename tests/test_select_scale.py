@@ -61,8 +61,9 @@ class ManyDownloadsTests(SynchronousTestCase):
         server.listener.setblocking(False)
         server.start()
         events = []
-        run_engine("select", [Address("127.0.0.1", server.port)] * CLIENTS, events.append,
-                   EngineOptions(timeout=60))
+        run_engine(
+            "select", [Address("127.0.0.1", server.port)] * CLIENTS, events.append, EngineOptions(timeout=60)
+        )
         server.join(30)
         self.assertIsNone(server.error)
         self.assertEqual(server.peak, CLIENTS)

@@ -30,7 +30,7 @@ class FastPoetryTests(SynchronousTestCase):
         self.assertNotIn("Traceback", server.stderr)
 
     def test_large_poem_is_streamed_whole(self):
-        big = (b"a line of a very long poem, repeated until it is large\n" * 150_000)  # ~8 MB
+        big = b"a line of a very long poem, repeated until it is large\n" * 150_000  # ~8 MB
         path = write_poem(temp_dir(self), "epic.txt", big)
         server = Server(path, "--quiet", command_name="fastpoetry")
         try:
@@ -47,8 +47,10 @@ class FastPoetryTests(SynchronousTestCase):
             port = str(taken.getsockname()[1])
             result = run("fastpoetry", "kettle", "--port", port)
         self.assertEqual(result.returncode, 1)
-        self.assertEqual(result.stderr.splitlines(),
-                         [f"fastpoetry: error: cannot listen on localhost:{port}: Address already in use"])
+        self.assertEqual(
+            result.stderr.splitlines(),
+            [f"fastpoetry: error: cannot listen on localhost:{port}: Address already in use"],
+        )
 
 
 class ConcurrentSlowPoetryTests(SynchronousTestCase):
@@ -60,7 +62,7 @@ class ConcurrentSlowPoetryTests(SynchronousTestCase):
         finally:
             server.stop()
         self.assertEqual(result.returncode, 0, result.stderr)
-        summary = [line for line in result.stdout.splitlines() if '"summary"' in line][0]
+        summary = next(line for line in result.stdout.splitlines() if '"summary"' in line)
         self.assertIn('"poems": 10', summary)
         elapsed = float(summary.rsplit(":", 1)[1].rstrip("}"))
         self.assertLess(elapsed, 5.0)  # generous bound on a loaded machine; sequential is 10 s
@@ -118,8 +120,7 @@ class PoetryProxyCommandTests(SynchronousTestCase):
         upstream = Server("kettle", "--concurrent", "--num-bytes", "100", "--delay", "0.01", "--quiet")
         proxy = Server(str(upstream.port), command_name="poetry-proxy")
         try:
-            self.assertEqual(proxy.first_line,
-                             f"Proxying 127.0.0.1:{upstream.port} on port {proxy.port}.\n")
+            self.assertEqual(proxy.first_line, f"Proxying 127.0.0.1:{upstream.port} on port {proxy.port}.\n")
             self.assertEqual(fetch(proxy.port), load_poem("kettle").data)
             upstream.stop()  # the cache answers without the upstream
             self.assertEqual(fetch(proxy.port), load_poem("kettle").data)

@@ -32,26 +32,26 @@ class ConcurrentScheduleTests(SynchronousTestCase):
         self.factory = SlowPoetryFactory(poetry_service(POEM), num_bytes=10, delay=1.0, clock=self.clock)
 
     def test_three_clients_each_on_their_own_schedule(self):
-        a = Client(self.factory, 1)          # connects at 0.0
+        a = Client(self.factory, 1)  # connects at 0.0
         self.clock.advance(0.25)
-        b = Client(self.factory, 2)          # at 0.25
+        b = Client(self.factory, 2)  # at 0.25
         self.clock.advance(0.25)
-        c = Client(self.factory, 3)          # at 0.5
+        c = Client(self.factory, 3)  # at 0.5
         self.assertEqual((a.got, b.got, c.got), (b"abcdefghij",) * 3)
-        self.clock.advance(0.5)              # t = 1.0: only a's second chunk is due
+        self.clock.advance(0.5)  # t = 1.0: only a's second chunk is due
         self.assertEqual((a.got, b.got, c.got), (POEM[:20], POEM[:10], POEM[:10]))
-        self.clock.advance(0.25)             # 1.25: b's
+        self.clock.advance(0.25)  # 1.25: b's
         self.assertEqual(b.got, POEM[:20])
         self.assertEqual(c.got, POEM[:10])
-        self.clock.advance(0.25)             # 1.5: c's
+        self.clock.advance(0.25)  # 1.5: c's
         self.assertEqual(c.got, POEM[:20])
-        self.clock.advance(0.5)              # 2.0: a's last chunk
+        self.clock.advance(0.5)  # 2.0: a's last chunk
         self.assertEqual(a.got, POEM)
         self.assertFalse(a.closed)
-        self.clock.advance(1.0)              # 3.0: a closes one delay after its last chunk
+        self.clock.advance(1.0)  # 3.0: a closes one delay after its last chunk
         self.assertTrue(a.closed)
         self.assertFalse(b.closed)
-        self.clock.advance(0.5)              # 3.5: all done
+        self.clock.advance(0.5)  # 3.5: all done
         self.assertTrue(b.closed and c.closed)
         self.assertEqual((b.got, c.got), (POEM, POEM))
 

@@ -72,7 +72,7 @@ class TransformProtocolTests(SynchronousTestCase):
                 self.assertTrue(logs[0]["log_format"].startswith("Refused"))
 
     def test_no_request_times_out(self):
-        protocol, transport = self.connect(timeout=5)
+        _protocol, transport = self.connect(timeout=5)
         with capturedLogs() as logs:
             self.clock.advance(4.9)
             self.assertFalse(transport.disconnecting)

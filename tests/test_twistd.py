@@ -24,16 +24,30 @@ from poetrynow.transforms import cummingsify
 from tests.support import BIN, Server, temp_dir
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-TWISTD = [str(BIN / "twistd")] if (BIN / "twistd").exists() else [
-    sys.executable, "-c", "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"]
+TWISTD = (
+    [str(BIN / "twistd")]
+    if (BIN / "twistd").exists()
+    else [
+        sys.executable,
+        "-c",
+        "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()",
+    ]
+)
 SERVING = re.compile(r"(?:Serving|Proxying) .* on port (\d+)\.$")
 FACTORY_STARTED = re.compile(r"PoetryFactory starting on (\d+)$")
 PLUGINS = ["fastpoetry", "slowpoetry", "transformedpoetry", "poetryproxy"]
 
 
 def twistd(*args: str, cwd: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(TWISTD + list(args), capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env=env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        TWISTD + list(args),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 class Foreground:
@@ -41,9 +55,15 @@ class Foreground:
 
     def __init__(self, case, *args: str, env: dict | None = None):
         self.cwd = temp_dir(case)
-        self.process = subprocess.Popen(TWISTD + ["-n", "--pidfile", "twistd.pid"] + list(args),
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        cwd=self.cwd, env=env, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            TWISTD + ["-n", "--pidfile", "twistd.pid"] + list(args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         # A server that never logs what we wait for is killed, so readline cannot hang the suite.
         self.watchdog = threading.Timer(60, self.process.kill)
         self.watchdog.start()
@@ -97,10 +117,12 @@ class PluginListingTests(SynchronousTestCase):
                 self.assertIn(option, result.stdout, name)
 
     def test_bad_options_are_usage_errors(self):
-        for args, words in [(["fastpoetry"], "--poem is required"),
-                            (["slowpoetry", "--poem", "kettle", "--delay", "-1"], "must be a finite number"),
-                            (["poetryproxy"], "give the [host:]port"),
-                            (["poetryproxy", "here:there"], "bad address 'here:there'")]:
+        for args, words in [
+            (["fastpoetry"], "--poem is required"),
+            (["slowpoetry", "--poem", "kettle", "--delay", "-1"], "must be a finite number"),
+            (["poetryproxy"], "give the [host:]port"),
+            (["poetryproxy", "here:there"], "bad address 'here:there'"),
+        ]:
             result = twistd("-n", *args, cwd=temp_dir(self))
             self.assertEqual(result.returncode, 1, args)
             self.assertIn(words, result.stdout.splitlines()[-1])
@@ -133,8 +155,18 @@ class FastPoetryDaemonTests(TestCase):
 
     @defer.inlineCallbacks
     def test_daemon_serves_logs_and_stops_on_sigterm(self):
-        started = twistd("--pidfile", self.pidfile, "--logfile", self.logfile,
-                         "fastpoetry", "--port", "0", "--poem", "kettle", cwd=self.dir)
+        started = twistd(
+            "--pidfile",
+            self.pidfile,
+            "--logfile",
+            self.logfile,
+            "fastpoetry",
+            "--port",
+            "0",
+            "--poem",
+            "kettle",
+            cwd=self.dir,
+        )
         self.assertEqual(started.returncode, 0, started.stderr)  # the parent returns once the child started
         with open(self.pidfile) as f:
             pid = int(f.read())
@@ -148,16 +180,30 @@ class FastPoetryDaemonTests(TestCase):
         self.wait_until_stopped(pid)
         self.assertFalse(os.path.exists(self.pidfile))
         log = self.log()
-        for line in ["twistd ", " starting up.", f"Serving kettle on port {port}.",
-                     f"sending {len(poem)} bytes of poetry to 127.0.0.1:", "Received SIGTERM, shutting down.",
-                     f"No longer serving kettle on port {port}.", "Server Shut Down."]:
+        for line in [
+            "twistd ",
+            " starting up.",
+            f"Serving kettle on port {port}.",
+            f"sending {len(poem)} bytes of poetry to 127.0.0.1:",
+            "Received SIGTERM, shutting down.",
+            f"No longer serving kettle on port {port}.",
+            "Server Shut Down.",
+        ]:
             self.assertIn(line, log)
         self.assertLess(log.index("starting up."), log.index("sending "))
         self.assertLess(log.index("sending "), log.index("Server Shut Down."))
 
     def test_a_daemon_without_its_poem_exits_with_one_log_line(self):
-        result = twistd("--pidfile", self.pidfile, "--logfile", self.logfile,
-                        "fastpoetry", "--poem", "no-such-poem", cwd=self.dir)
+        result = twistd(
+            "--pidfile",
+            self.pidfile,
+            "--logfile",
+            self.logfile,
+            "fastpoetry",
+            "--poem",
+            "no-such-poem",
+            cwd=self.dir,
+        )
         self.assertEqual(result.returncode, 1)
         self.assertIn("no such poem: no-such-poem", result.stderr)  # twistd's parent relays the reason
         self.assertFalse(os.path.exists(self.pidfile))
@@ -169,11 +215,14 @@ class FastPoetryDaemonTests(TestCase):
 
 class ForegroundStartupFailureTests(SynchronousTestCase):
     def test_missing_poem_is_one_line_on_stderr_and_one_in_the_log(self):
-        result = twistd("-n", "--pidfile", "twistd.pid", "fastpoetry", "--poem", "no-such-poem",
-                        cwd=temp_dir(self))
+        result = twistd(
+            "-n", "--pidfile", "twistd.pid", "fastpoetry", "--poem", "no-such-poem", cwd=temp_dir(self)
+        )
         self.assertEqual(result.returncode, 1)
-        self.assertEqual(result.stderr.splitlines(), [
-            "twistd: error: no such poem: no-such-poem (bundled poems: caffe, kettle, lighthouse, relay)"])
+        self.assertEqual(
+            result.stderr.splitlines(),
+            ["twistd: error: no such poem: no-such-poem (bundled poems: caffe, kettle, lighthouse, relay)"],
+        )
         self.assertEqual(len([line for line in result.stdout.splitlines() if "Cannot start" in line]), 1)
         self.assertNotIn("Traceback", result.stdout)
 
@@ -182,11 +231,22 @@ class ForegroundStartupFailureTests(SynchronousTestCase):
 
         with socket.create_server(("127.0.0.1", 0)) as taken:
             port = taken.getsockname()[1]
-            result = twistd("-n", "--pidfile", "twistd.pid", "slowpoetry", "--poem", "kettle",
-                            "--port", str(port), cwd=temp_dir(self))
+            result = twistd(
+                "-n",
+                "--pidfile",
+                "twistd.pid",
+                "slowpoetry",
+                "--poem",
+                "kettle",
+                "--port",
+                str(port),
+                cwd=temp_dir(self),
+            )
         self.assertEqual(result.returncode, 1)
-        self.assertEqual(result.stderr.splitlines(),
-                         [f"twistd: error: cannot listen on localhost:{port}: Address already in use"])
+        self.assertEqual(
+            result.stderr.splitlines(),
+            [f"twistd: error: cannot listen on localhost:{port}: Address already in use"],
+        )
 
 
 class ForegroundPluginTests(TestCase):
@@ -234,8 +294,12 @@ class ForegroundPluginTests(TestCase):
 class TacFileTests(TestCase):
     @defer.inlineCallbacks
     def test_fastpoetry_tac(self):
-        server = Foreground(self, "-y", str(EXAMPLES / "fastpoetry.tac"),
-                            env=env_with(FASTPOETRY_PORT="0", FASTPOETRY_POEM="caffe"))
+        server = Foreground(
+            self,
+            "-y",
+            str(EXAMPLES / "fastpoetry.tac"),
+            env=env_with(FASTPOETRY_PORT="0", FASTPOETRY_POEM="caffe"),
+        )
         port = int(server.wait_for(FACTORY_STARTED).group(1))
         poem = yield get_poetry("127.0.0.1", port, timeout=30)
         self.assertEqual(poem, load_poem("caffe").data)
@@ -245,14 +309,23 @@ class TacFileTests(TestCase):
 
     @defer.inlineCallbacks
     def test_twopoems_tac_serves_each_poem_on_its_own_port(self):
-        server = Foreground(self, "-y", str(EXAMPLES / "twopoems.tac"),
-                            env=env_with(TWOPOEMS_PORT_1="0", TWOPOEMS_PORT_2="0",
-                                         TWOPOEMS_POEM_1="kettle", TWOPOEMS_POEM_2="lighthouse"))
+        server = Foreground(
+            self,
+            "-y",
+            str(EXAMPLES / "twopoems.tac"),
+            env=env_with(
+                TWOPOEMS_PORT_1="0",
+                TWOPOEMS_PORT_2="0",
+                TWOPOEMS_POEM_1="kettle",
+                TWOPOEMS_POEM_2="lighthouse",
+            ),
+        )
         first = int(server.wait_for(FACTORY_STARTED).group(1))
         second = int(server.wait_for(FACTORY_STARTED).group(1))
         self.assertNotEqual(first, second)
-        poems = yield defer.gatherResults([get_poetry("127.0.0.1", first, timeout=30),
-                                           get_poetry("127.0.0.1", second, timeout=30)])
+        poems = yield defer.gatherResults(
+            [get_poetry("127.0.0.1", first, timeout=30), get_poetry("127.0.0.1", second, timeout=30)]
+        )
         self.assertEqual(poems, [load_poem("kettle").data, load_poem("lighthouse").data])
         log = server.stop()
         self.assertIn("Loaded kettle (636 bytes).", log)

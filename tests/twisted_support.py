@@ -8,7 +8,7 @@ from twisted.internet.protocol import Factory, Protocol
 from poetrynow.servers.fast import PoetryFactory, PoetryService
 from poetrynow.servers.slow import SlowPoetryFactory, SlowPoetryProtocol
 
-TEST_POEM = "This is a test.\nThis is only a test. Ça va.\n".encode("utf-8")
+TEST_POEM = "This is a test.\nThis is only a test. Ça va.\n".encode()
 
 
 def poetry_service(poem: bytes = TEST_POEM) -> PoetryService:

@@ -9,8 +9,9 @@ passes another), so the reporter can compute every duration itself.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 from poetrynow.address import Address
 

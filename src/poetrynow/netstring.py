@@ -37,7 +37,7 @@ class NetstringDecoder:
         if self._error:
             raise self._error
         self._buffer += data
-        payloads = []
+        payloads: list[bytes] = []
         try:
             while True:
                 payload = self._next()

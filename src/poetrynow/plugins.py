@@ -23,7 +23,6 @@ from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers.listen import ListenError
 
-
 LISTEN = [
     ["port", "p", 0, "Port to listen on (0: a free one; the log says which).", validate.port],
     ["iface", None, "localhost", "Interface to listen on."],
@@ -54,16 +53,20 @@ class SlowPoetryOptions(PoemOptions):
 class TransformOptions(usage.Options):
     optParameters = LISTEN + [
         ["max-length", None, DEFAULT_MAX_LENGTH, "Largest request in bytes.", validate.positive_int],
-        ["timeout", None, 60.0, "Seconds a client may take to send its request (0: no limit).",
-         validate.seconds],
+        [
+            "timeout",
+            None,
+            60.0,
+            "Seconds a client may take to send its request (0: no limit).",
+            validate.seconds,
+        ],
     ]
 
 
 class ProxyOptions(usage.Options):
     synopsis = "[options] [host:]port"
     optParameters = LISTEN + [
-        ["timeout", None, 0.0, "Give up on an upstream silent this long (0: never).",
-         validate.seconds],
+        ["timeout", None, 0.0, "Give up on an upstream silent this long (0: never).", validate.seconds],
     ]
 
     def parseArgs(self, upstream=None):
@@ -114,31 +117,38 @@ def one_line_startup_errors() -> None:
 
 def _fast(o):
     from poetrynow.servers.deploy import fast_poetry
+
     return fast_poetry(o["poem"], o["port"], o["iface"], log_clients=not o["quiet"])
 
 
 def _slow(o):
     from poetrynow.servers.deploy import slow_poetry
-    return slow_poetry(o["poem"], o["num-bytes"], o["delay"], o["port"], o["iface"],
-                       log_clients=not o["quiet"])
+
+    return slow_poetry(
+        o["poem"], o["num-bytes"], o["delay"], o["port"], o["iface"], log_clients=not o["quiet"]
+    )
 
 
 def _transform(o):
     from poetrynow.servers.deploy import transformed_poetry
+
     return transformed_poetry(o["port"], o["iface"], o["max-length"], o["timeout"] or None)
 
 
 def _proxy(o):
     from poetrynow.servers.deploy import poetry_proxy
+
     return poetry_proxy(o["upstream"], o["port"], o["iface"], o["timeout"] or None)
 
 
 # Descriptions fit twistd's help column on one line.
-fastpoetry = ServerMaker("fastpoetry", "poetrynow: the whole poem at once, then close.",
-                         FastPoetryOptions, _fast)
-slowpoetry = ServerMaker("slowpoetry", "poetrynow: a poem a few bytes at a time.",
-                         SlowPoetryOptions, _slow)
-transformedpoetry = ServerMaker("transformedpoetry", "poetrynow: cummingsify and other transforms.",
-                                TransformOptions, _transform)
-poetryproxy = ServerMaker("poetryproxy", "poetrynow: a caching, cancelling poetry proxy.",
-                          ProxyOptions, _proxy)
+fastpoetry = ServerMaker(
+    "fastpoetry", "poetrynow: the whole poem at once, then close.", FastPoetryOptions, _fast
+)
+slowpoetry = ServerMaker("slowpoetry", "poetrynow: a poem a few bytes at a time.", SlowPoetryOptions, _slow)
+transformedpoetry = ServerMaker(
+    "transformedpoetry", "poetrynow: cummingsify and other transforms.", TransformOptions, _transform
+)
+poetryproxy = ServerMaker(
+    "poetryproxy", "poetrynow: a caching, cancelling poetry proxy.", ProxyOptions, _proxy
+)

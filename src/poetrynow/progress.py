@@ -29,7 +29,6 @@ class TaskState:
     state: str = "connecting"
     nbytes: int = 0
     first_byte: float | None = None
-    last_byte: float | None = None
     ended: float | None = None
 
     def rate(self, now: float) -> float:
@@ -58,7 +57,6 @@ class Tally:
             task.state = "receiving"
             task.nbytes += e.nbytes
             task.first_byte = e.t if task.first_byte is None else task.first_byte
-            task.last_byte = e.t
         elif isinstance(e, Finished):
             task.state, task.ended = "done", e.t
         elif isinstance(e, Failed):
@@ -78,14 +76,24 @@ def render(tally: Tally, now: float, max_rows: int = MAX_ROWS):
     from rich.text import Text
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for name, justify in [("task", "right"), ("server", "left"), ("state", "left"),
-                          ("bytes", "right"), ("rate", "right")]:
-        table.add_column(name, justify=justify)
+    for name, justify in [
+        ("task", "right"),
+        ("server", "left"),
+        ("state", "left"),
+        ("bytes", "right"),
+        ("rate", "right"),
+    ]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
     order = sorted(tally.tasks.items(), key=lambda item: (item[1].ended is not None, item[0]))
     style = {"done": "green", "failed": "red", "receiving": "cyan"}
     for number, task in order[:max_rows]:
-        table.add_row(str(number), task.address, f"[{style.get(task.state, 'yellow')}]{task.state}",
-                      f"{task.nbytes:,}", f"{task.rate(now):,.0f} B/s")
+        table.add_row(
+            str(number),
+            task.address,
+            f"[{style.get(task.state, 'yellow')}]{task.state}",
+            f"{task.nbytes:,}",
+            f"{task.rate(now):,.0f} B/s",
+        )
     counts = tally.counts()
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     hidden = len(order) - max_rows
@@ -103,10 +111,16 @@ class LiveProgress:
         self.clock = clock
         self.max_rows = max_rows
         self._drawn = float("-inf")
-        self.live = Live(render(self.tally, clock(), max_rows), console=console, transient=True,
-                         auto_refresh=False, redirect_stdout=True, redirect_stderr=True)
+        self.live = Live(
+            render(self.tally, clock(), max_rows),
+            console=console,
+            transient=True,
+            auto_refresh=False,
+            redirect_stdout=True,
+            redirect_stderr=True,
+        )
 
-    def __enter__(self) -> "LiveProgress":
+    def __enter__(self) -> LiveProgress:
         self.live.start()
         return self
 

@@ -15,8 +15,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TextIO
 
-from poetrynow.events import (Connected, Event, Failed, Finished, PoemLine, Received, Restarted, Started,
-                              TransformFailed, Transformed)
+from poetrynow.events import (
+    Connected,
+    Event,
+    Failed,
+    Finished,
+    PoemLine,
+    Received,
+    Restarted,
+    Started,
+    Transformed,
+    TransformFailed,
+)
+
 
 def elapsed(seconds: float) -> str:
     """``0:00:10.126361``, the way the articles print durations."""
@@ -111,8 +122,13 @@ class Reporter:
     line each, in every style.
     """
 
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, print_poems: bool = True,
-                 chunk_lines: bool = True):
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        print_poems: bool = True,
+        chunk_lines: bool = True,
+    ):
         self.print_poems = print_poems
         # Off while a live progress display shows the chunks instead.
         self.chunk_lines = chunk_lines
@@ -249,8 +265,16 @@ class JsonStyle(Reporter):
         self.say(json.dumps(event_json(e, self.began), ensure_ascii=False))
 
     def closing(self, summary: Summary) -> None:
-        self.say(json.dumps({"event": "summary", "poems": len(summary.finished), "failed": len(summary.failed),
-                             "elapsed": round(summary.elapsed, 6)}))
+        self.say(
+            json.dumps(
+                {
+                    "event": "summary",
+                    "poems": len(summary.finished),
+                    "failed": len(summary.failed),
+                    "elapsed": round(summary.elapsed, 6),
+                }
+            )
+        )
 
 
 #: Output style name (a row's ``style`` in the engine table) -> its reporter.

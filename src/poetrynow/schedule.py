@@ -11,8 +11,8 @@ previous send, keeps the schedule from drifting.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 
 @dataclass(frozen=True)

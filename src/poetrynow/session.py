@@ -7,27 +7,39 @@ report, show progress and collect events for a timeline the same way.
 from __future__ import annotations
 
 import contextlib
-from typing import Sequence
+from collections.abc import Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions
-from poetrynow.events import Event
+from poetrynow.events import Event, Sink
 from poetrynow.progress import live_progress
 from poetrynow.report import Summary, reporter_for
 
 
-def fetch(engine: str, addresses: Sequence[Address], options: EngineOptions, out=None, err=None,
-          as_json: bool = False, print_poems: bool = True, progress: bool = False) -> Summary:
+def fetch(
+    engine: str,
+    addresses: Sequence[Address],
+    options: EngineOptions,
+    out=None,
+    err=None,
+    as_json: bool = False,
+    print_poems: bool = True,
+    progress: bool = False,
+) -> Summary:
     """Run one engine with its reporter (and a live display, when asked for and possible)."""
     live = live_progress(progress and not as_json)
     info = ENGINES[engine]
-    reporter = reporter_for(info.style, as_json, out=out, err=err, print_poems=print_poems,
-                            chunk_lines=live is None)
-    sink = reporter.event
+    reporter = reporter_for(
+        info.style, as_json, out=out, err=err, print_poems=print_poems, chunk_lines=live is None
+    )
+    sink: Sink = reporter.event
     if live is not None:
+        shown = live
+
         def sink(event: Event) -> None:
-            live.event(event)
+            shown.event(event)
             reporter.event(event)
+
     runner = info.load()  # imports are not part of the run: time starts at the first task
     reporter.begin(options.clock())
     with live if live is not None else contextlib.nullcontext():

@@ -12,9 +12,9 @@ to get it in one line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from poetrynow.events import Event, Failed, Finished, Received, Started
 
@@ -47,8 +47,16 @@ def rows_of(events: Sequence[Event], began: float) -> tuple[Row, ...]:
     """Turn one run's events into rows, task by task, times relative to ``began``."""
     tasks: dict[int, dict] = {}
     for e in events:
-        task = tasks.setdefault(e.task, {"label": f"Task {e.task}  {e.address}", "start": None,
-                                          "end": None, "chunks": [], "failed": False})
+        task = tasks.setdefault(
+            e.task,
+            {
+                "label": f"Task {e.task}  {e.address}",
+                "start": None,
+                "end": None,
+                "chunks": [],
+                "failed": False,
+            },
+        )
         t = e.t - began
         if isinstance(e, Started):
             task["start"] = t
@@ -58,8 +66,16 @@ def rows_of(events: Sequence[Event], began: float) -> tuple[Row, ...]:
             task["end"] = t
         elif isinstance(e, Failed):
             task["end"], task["failed"] = t, True
-    return tuple(Row(v["label"], v["start"] if v["start"] is not None else 0.0, v["end"],
-                     tuple(v["chunks"]), v["failed"]) for _, v in sorted(tasks.items()))
+    return tuple(
+        Row(
+            v["label"],
+            v["start"] if v["start"] is not None else 0.0,
+            v["end"],
+            tuple(v["chunks"]),
+            v["failed"],
+        )
+        for _, v in sorted(tasks.items())
+    )
 
 
 def format_for(path: str) -> str:
@@ -90,9 +106,14 @@ def draw(panels: Sequence[Panel], path: str) -> None:
     # Keep text as text in SVG: labels stay searchable, selectable and testable.
     plt.rcParams["svg.fonttype"] = "none"
     heights = [max(len(panel.rows), 1) for panel in panels]
-    figure, axes = plt.subplots(len(panels), 1, sharex=True, squeeze=False,
-                                figsize=(10, 1.2 + 0.45 * sum(heights) + 0.5 * len(panels)),
-                                gridspec_kw={"height_ratios": heights})
+    figure, axes = plt.subplots(
+        len(panels),
+        1,
+        sharex=True,
+        squeeze=False,
+        figsize=(10, 1.2 + 0.45 * sum(heights) + 0.5 * len(panels)),
+        gridspec_kw={"height_ratios": heights},
+    )
     times = [0.1]
     for panel in panels:
         for row in panel.rows:

@@ -7,7 +7,7 @@ seen working on demand.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 Transform = Callable[[str], str]
 

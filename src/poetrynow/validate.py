@@ -9,15 +9,17 @@ own way around that reason.
 from __future__ import annotations
 
 import math
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from poetrynow.address import Address, parse_address
 
 T = TypeVar("T")
 
 
-def _number(text: str, convert: Callable[[str], T], expected: str, valid: Callable[[T], bool],
-            rule: str) -> T:
+def _number(
+    text: str, convert: Callable[[str], T], expected: str, valid: Callable[[T], bool], rule: str
+) -> T:
     try:
         value = convert(text)
     except ValueError:
@@ -37,8 +39,13 @@ def non_negative_int(text: str) -> int:
 
 def seconds(text: str) -> float:
     """A finite, non-negative number of seconds."""
-    return _number(text, float, "a number of seconds", lambda v: 0 <= v and math.isfinite(v),
-                   "must be a finite number of seconds >= 0")
+    return _number(
+        text,
+        float,
+        "a number of seconds",
+        lambda v: v >= 0 and math.isfinite(v),
+        "must be a finite number of seconds >= 0",
+    )
 
 
 def port(text: str) -> int:

@@ -6,8 +6,8 @@ import argparse
 import resource
 import signal
 import sys
-
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from poetrynow import validate
 
@@ -19,11 +19,13 @@ OK, FAILED, USAGE = 0, 1, 2
 
 def arg(check: Callable[[str], T]) -> Callable[[str], T]:
     """A :mod:`poetrynow.validate` check as an argparse type: its ValueError, one usage line."""
+
     def convert(text: str) -> T:
         try:
             return check(text)
         except ValueError as problem:
             raise argparse.ArgumentTypeError(str(problem)) from None
+
     convert.__name__ = check.__name__
     return convert
 
@@ -37,10 +39,10 @@ port_arg = arg(validate.port)
 
 def add_listen_options(parser: argparse.ArgumentParser) -> None:
     """``--port`` and ``--iface``, which every listening command takes."""
-    parser.add_argument("--port", type=port_arg, default=0,
-                        help="port to listen on (default: 0, a free port)")
-    parser.add_argument("--iface", default="localhost",
-                        help="interface to listen on (default: localhost)")
+    parser.add_argument(
+        "--port", type=port_arg, default=0, help="port to listen on (default: 0, a free port)"
+    )
+    parser.add_argument("--iface", default="localhost", help="interface to listen on (default: localhost)")
 
 
 def timeline_problem(path: str | None) -> str | None:

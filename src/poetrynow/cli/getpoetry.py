@@ -6,8 +6,17 @@ import argparse
 import logging
 import sys
 
-from poetrynow.cli.common import (FAILED, USAGE, address_arg, error, exit_on_sigterm, non_negative_int,
-                                  raise_fd_limit, seconds, timeline_problem)
+from poetrynow.cli.common import (
+    FAILED,
+    USAGE,
+    address_arg,
+    error,
+    exit_on_sigterm,
+    non_negative_int,
+    raise_fd_limit,
+    seconds,
+    timeline_problem,
+)
 from poetrynow.clients import ENGINES, ORDERED, SUPERVISE, XFORM, EngineOptions, engines_taking
 from poetrynow.session import fetch
 
@@ -18,31 +27,77 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Download a poem from each poetry server, the way the chosen "
-                    "model of concurrency would, and report as the articles do.")
-    p.add_argument("addresses", nargs="+", type=address_arg, metavar="ADDRESS",
-                   help="[host:]port of a poetry server; host defaults to 127.0.0.1")
-    p.add_argument("--engine", choices=sorted(ENGINES), default="blocking",
-                   help="model of concurrency (default: blocking)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object per event instead of the text lines")
-    p.add_argument("--timeout", type=seconds, default=None,
-                   help="give up on a server that sends nothing for this many seconds")
-    p.add_argument("--xform", type=address_arg, metavar="ADDRESS", default=None,
-                   help="[host:]port of a transform server to send each poem through")
-    p.add_argument("--transform", default="cummingsify", metavar="NAME",
-                   help="the transform to ask for with --xform (default: cummingsify)")
-    p.add_argument("--no-poems", dest="print_poems", action="store_false",
-                   help="with the twisted, actors and lazy engines, do not print the poems themselves")
-    p.add_argument("--ordered", action="store_true",
-                   help="with --engine actors, print the poems in command-line order, not as they came")
-    p.add_argument("--supervise", type=non_negative_int, default=0, metavar="N",
-                   help="with --engine actors, restart a crashed process up to N times (default: 0)")
-    p.add_argument("--timeline", metavar="FILE", default=None,
-                   help="draw the run, a row per task, to FILE (.png or .svg; needs poetrynow[plot])")
-    p.add_argument("--progress", action="store_true",
-                   help="a live table of the tasks while they run (on a terminal; needs poetrynow[progress])")
-    p.add_argument("--debug", action="store_true",
-                   help="on stderr, the traceback of any error that is not the network's (a bug)")
+        "model of concurrency would, and report as the articles do.",
+    )
+    p.add_argument(
+        "addresses",
+        nargs="+",
+        type=address_arg,
+        metavar="ADDRESS",
+        help="[host:]port of a poetry server; host defaults to 127.0.0.1",
+    )
+    p.add_argument(
+        "--engine",
+        choices=sorted(ENGINES),
+        default="blocking",
+        help="model of concurrency (default: blocking)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object per event instead of the text lines"
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=None,
+        help="give up on a server that sends nothing for this many seconds",
+    )
+    p.add_argument(
+        "--xform",
+        type=address_arg,
+        metavar="ADDRESS",
+        default=None,
+        help="[host:]port of a transform server to send each poem through",
+    )
+    p.add_argument(
+        "--transform",
+        default="cummingsify",
+        metavar="NAME",
+        help="the transform to ask for with --xform (default: cummingsify)",
+    )
+    p.add_argument(
+        "--no-poems",
+        dest="print_poems",
+        action="store_false",
+        help="with the twisted, actors and lazy engines, do not print the poems themselves",
+    )
+    p.add_argument(
+        "--ordered",
+        action="store_true",
+        help="with --engine actors, print the poems in command-line order, not as they came",
+    )
+    p.add_argument(
+        "--supervise",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="with --engine actors, restart a crashed process up to N times (default: 0)",
+    )
+    p.add_argument(
+        "--timeline",
+        metavar="FILE",
+        default=None,
+        help="draw the run, a row per task, to FILE (.png or .svg; needs poetrynow[plot])",
+    )
+    p.add_argument(
+        "--progress",
+        action="store_true",
+        help="a live table of the tasks while they run (on a terminal; needs poetrynow[progress])",
+    )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="on stderr, the traceback of any error that is not the network's (a bug)",
+    )
     return p
 
 
@@ -68,19 +123,32 @@ def main(argv: list[str] | None = None) -> int:
         return error(PROG, problem, USAGE)
     raise_fd_limit()
     exit_on_sigterm()
-    options = EngineOptions(timeout=args.timeout or None, xform=args.xform, transform=args.transform,
-                            ordered=args.ordered, supervise=args.supervise)
+    options = EngineOptions(
+        timeout=args.timeout or None,
+        xform=args.xform,
+        transform=args.transform,
+        ordered=args.ordered,
+        supervise=args.supervise,
+    )
     try:
-        summary = fetch(args.engine, args.addresses, options, as_json=args.json,
-                        print_poems=args.print_poems, progress=args.progress)
+        summary = fetch(
+            args.engine,
+            args.addresses,
+            options,
+            as_json=args.json,
+            print_poems=args.print_poems,
+            progress=args.progress,
+        )
     except KeyboardInterrupt:
         return error(PROG, "interrupted", 130)
     if args.timeline:
         from poetrynow.timeline import Panel, TimelineError, draw, rows_of
 
         try:
-            draw([Panel(f"get-poetry --engine {args.engine}", rows_of(summary.events, summary.began))],
-                 args.timeline)
+            draw(
+                [Panel(f"get-poetry --engine {args.engine}", rows_of(summary.events, summary.began))],
+                args.timeline,
+            )
         except TimelineError as problem:
             return error(PROG, str(problem), FAILED)
     return summary.exit_status

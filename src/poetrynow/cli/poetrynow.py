@@ -19,25 +19,40 @@ def engine_list(text: str) -> list[str]:
         return list(ENGINES)
     unknown = [name for name in names if name not in ENGINES]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown engine {', '.join(map(repr, unknown)) or repr(text)}; choose from {', '.join(ENGINES)} or all")
+        named = ", ".join(map(repr, unknown)) or repr(text)
+        raise argparse.ArgumentTypeError(f"unknown engine {named}; choose from {', '.join(ENGINES)} or all")
     return names
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Get Poetry Now!")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="run Part 2's experiment on the bundled poems",
-                          description="Start three slow poetry servers, download from them "
-                                      "with each engine in turn, and compare the times.")
-    demo.add_argument("--delay", type=seconds, default=0.1,
-                      help="the servers' seconds between chunks (default: 0.1)")
-    demo.add_argument("--engines", type=engine_list, default=["blocking", "select"],
-                      help="comma list of engines, or all (default: blocking,select)")
-    demo.add_argument("--timeline", metavar="FILE", default=None,
-                      help="draw every engine's run, a panel each, to FILE (.png or .svg)")
-    demo.add_argument("--progress", action="store_true",
-                      help="a live table of the tasks while each engine runs (on a terminal)")
+    demo = sub.add_parser(
+        "demo",
+        help="run Part 2's experiment on the bundled poems",
+        description="Start three slow poetry servers, download from them "
+        "with each engine in turn, and compare the times.",
+    )
+    demo.add_argument(
+        "--delay", type=seconds, default=0.1, help="the servers' seconds between chunks (default: 0.1)"
+    )
+    demo.add_argument(
+        "--engines",
+        type=engine_list,
+        default=["blocking", "select"],
+        help="comma list of engines, or all (default: blocking,select)",
+    )
+    demo.add_argument(
+        "--timeline",
+        metavar="FILE",
+        default=None,
+        help="draw every engine's run, a panel each, to FILE (.png or .svg)",
+    )
+    demo.add_argument(
+        "--progress",
+        action="store_true",
+        help="a live table of the tasks while each engine runs (on a terminal)",
+    )
     sub.add_parser("poems", help="list the bundled poems")
     return p
 
@@ -60,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             return error(PROG, problem, USAGE)
         exit_on_sigterm()
         try:
-            return run_demo(delay=args.delay, engines=args.engines, timeline=args.timeline,
-                            progress=args.progress)
+            return run_demo(
+                delay=args.delay, engines=args.engines, timeline=args.timeline, progress=args.progress
+            )
         except KeyboardInterrupt:
             return error(PROG, "interrupted; servers stopped", 130)
     p.print_help(sys.stderr)

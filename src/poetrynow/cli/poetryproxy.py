@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import add_listen_options, address_arg, seconds, raise_fd_limit
+from poetrynow.cli.common import add_listen_options, address_arg, raise_fd_limit, seconds
 from poetrynow.cli.serving import serve
 
 PROG = "poetry-proxy"
@@ -13,13 +13,20 @@ PROG = "poetry-proxy"
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG, description="Serve the poem of another poetry server: fetched once, then "
-                               "cached; a fetch nobody waits for any more is cancelled.")
-    p.add_argument("upstream", type=address_arg, metavar="ADDRESS",
-                   help="[host:]port of the poetry server to proxy")
+        prog=PROG,
+        description="Serve the poem of another poetry server: fetched once, then "
+        "cached; a fetch nobody waits for any more is cancelled.",
+    )
+    p.add_argument(
+        "upstream", type=address_arg, metavar="ADDRESS", help="[host:]port of the poetry server to proxy"
+    )
     add_listen_options(p)
-    p.add_argument("--timeout", type=seconds, default=None,
-                   help="give up on an upstream that sends nothing for this many seconds")
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=None,
+        help="give up on an upstream that sends nothing for this many seconds",
+    )
     return p
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from twisted.logger import LogLevel, formatEvent, globalLogBeginner
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
+from zope.interface import provider
 
 from poetrynow.cli.common import FAILED, OK, USAGE, error
 from poetrynow.poems import PoemNotFound
@@ -20,6 +21,7 @@ from poetrynow.servers.listen import ListenError
 
 def plain_observer(min_level: LogLevel, out=None):
     """A log observer that prints each event's text alone, one line, flushed."""
+
     def observe(event):
         if event.get("log_level", LogLevel.info) < min_level:
             return
@@ -28,6 +30,7 @@ def plain_observer(min_level: LogLevel, out=None):
         if failure is not None:
             text = f"{text}: {failure.getErrorMessage()}"
         print(text, file=out or sys.stdout, flush=True)
+
     return observe
 
 
@@ -41,8 +44,13 @@ def serve(prog: str, tree, quiet: bool = False, verbose: bool = False) -> int:
     level = LogLevel.warn if quiet else (LogLevel.debug if verbose else LogLevel.info)
     observe = plain_observer(level)
     started = False
-    globalLogBeginner.beginLoggingTo([lambda event: started and observe(event)],
-                                     discardBuffer=True, redirectStandardIO=False)
+
+    @provider(ILogObserver)
+    def after_start(event: dict) -> None:
+        if started:
+            observe(event)
+
+    globalLogBeginner.beginLoggingTo([after_start], discardBuffer=True, redirectStandardIO=False)
     try:
         tree.startService()
     except PoemNotFound as problem:

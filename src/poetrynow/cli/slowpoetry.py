@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import (FAILED, OK, USAGE, add_listen_options, error,
-                                  exit_on_sigterm, seconds, positive_int)
+from poetrynow.cli.common import (
+    FAILED,
+    OK,
+    USAGE,
+    add_listen_options,
+    error,
+    exit_on_sigterm,
+    positive_int,
+    seconds,
+)
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.schedule import PoemSchedule
 from poetrynow.servers.blocking import serve_forever
@@ -19,17 +27,20 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Serve a poem slowly: NUM_BYTES bytes every DELAY seconds, "
-                    "one client at a time, then close the connection.")
+        "one client at a time, then close the connection.",
+    )
     p.add_argument("poem", help="a bundled poem's name (see 'poetrynow poems') or a file path")
-    p.add_argument("--num-bytes", type=positive_int, default=10,
-                   help="bytes per chunk (default: 10)")
-    p.add_argument("--delay", type=seconds, default=0.1,
-                   help="seconds between chunks (default: 0.1)")
+    p.add_argument("--num-bytes", type=positive_int, default=10, help="bytes per chunk (default: 10)")
+    p.add_argument("--delay", type=seconds, default=0.1, help="seconds between chunks (default: 0.1)")
     add_listen_options(p)
-    p.add_argument("--quiet", action="store_true",
-                   help="print only the listening line, not a line per client and chunk")
-    p.add_argument("--concurrent", action="store_true",
-                   help="the Twisted edition: serve every client at once, each on its own schedule")
+    p.add_argument(
+        "--quiet", action="store_true", help="print only the listening line, not a line per client and chunk"
+    )
+    p.add_argument(
+        "--concurrent",
+        action="store_true",
+        help="the Twisted edition: serve every client at once, each on its own schedule",
+    )
     return p
 
 
@@ -64,8 +75,9 @@ def serve_concurrently(args) -> int:
     from poetrynow.servers.deploy import slow_poetry
 
     raise_fd_limit()
-    tree = slow_poetry(args.poem, args.num_bytes, args.delay, args.port, args.iface,
-                       log_clients=not args.quiet)
+    tree = slow_poetry(
+        args.poem, args.num_bytes, args.delay, args.port, args.iface, log_clients=not args.quiet
+    )
     return serve(PROG, tree, quiet=args.quiet, verbose=True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import add_listen_options, seconds, positive_int, raise_fd_limit
+from poetrynow.cli.common import add_listen_options, positive_int, raise_fd_limit, seconds
 from poetrynow.cli.serving import serve
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.transforms import TRANSFORMS
@@ -15,13 +15,23 @@ PROG = "transformedpoetry"
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG, description="Transform poems: send one netstring 'name.poem', get the "
-                               f"transformed poem back. Transforms: {', '.join(TRANSFORMS)}.")
+        prog=PROG,
+        description="Transform poems: send one netstring 'name.poem', get the "
+        f"transformed poem back. Transforms: {', '.join(TRANSFORMS)}.",
+    )
     add_listen_options(p)
-    p.add_argument("--max-length", type=positive_int, default=DEFAULT_MAX_LENGTH,
-                   help=f"largest request in bytes (default: {DEFAULT_MAX_LENGTH})")
-    p.add_argument("--timeout", type=seconds, default=60.0,
-                   help="seconds a client may take to send its request (default: 60)")
+    p.add_argument(
+        "--max-length",
+        type=positive_int,
+        default=DEFAULT_MAX_LENGTH,
+        help=f"largest request in bytes (default: {DEFAULT_MAX_LENGTH})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=seconds,
+        default=60.0,
+        help="seconds a client may take to send its request (default: 60)",
+    )
     p.add_argument("--quiet", action="store_true", help="log only refused requests")
     return p
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence, cast
+from typing import Protocol, cast
 
 from poetrynow.address import Address
 from poetrynow.events import Sink
@@ -92,21 +93,56 @@ def _table(*rows: EngineInfo) -> dict[str, EngineInfo]:
 
 
 ENGINES = _table(
-    EngineInfo("blocking", "poetrynow.clients.blocking", "blocking", False,
-               "one poem after another, blocking sockets"),
-    EngineInfo("threads", "poetrynow.clients.threads", "select", True,
-               "a thread per poem, blocking sockets", frozenset({XFORM})),
-    EngineInfo("select", "poetrynow.clients.select_loop", "select", True,
-               "one loop over non-blocking sockets"),
-    EngineInfo("twisted", "poetrynow.clients.twisted_engine", "twisted", True,
-               "get_poetry Deferreds, inlineCallbacks, a DeferredList", frozenset({XFORM})),
-    EngineInfo("asyncio", "poetrynow.clients.asyncio_engine", "select", True,
-               "async/await over asyncio streams", frozenset({XFORM})),
-    EngineInfo("actors", "poetrynow.clients.actors", "actors", True,
-               "Erlang-style processes, messages and monitors",
-               frozenset({XFORM, ORDERED, SUPERVISE})),
-    EngineInfo("lazy", "poetrynow.clients.lazy", "lazy", True,
-               "Haskell-style lazy streams of lines", frozenset({XFORM})),
+    EngineInfo(
+        "blocking",
+        "poetrynow.clients.blocking",
+        "blocking",
+        False,
+        "one poem after another, blocking sockets",
+    ),
+    EngineInfo(
+        "threads",
+        "poetrynow.clients.threads",
+        "select",
+        True,
+        "a thread per poem, blocking sockets",
+        frozenset({XFORM}),
+    ),
+    EngineInfo(
+        "select", "poetrynow.clients.select_loop", "select", True, "one loop over non-blocking sockets"
+    ),
+    EngineInfo(
+        "twisted",
+        "poetrynow.clients.twisted_engine",
+        "twisted",
+        True,
+        "get_poetry Deferreds, inlineCallbacks, a DeferredList",
+        frozenset({XFORM}),
+    ),
+    EngineInfo(
+        "asyncio",
+        "poetrynow.clients.asyncio_engine",
+        "select",
+        True,
+        "async/await over asyncio streams",
+        frozenset({XFORM}),
+    ),
+    EngineInfo(
+        "actors",
+        "poetrynow.clients.actors",
+        "actors",
+        True,
+        "Erlang-style processes, messages and monitors",
+        frozenset({XFORM, ORDERED, SUPERVISE}),
+    ),
+    EngineInfo(
+        "lazy",
+        "poetrynow.clients.lazy",
+        "lazy",
+        True,
+        "Haskell-style lazy streams of lines",
+        frozenset({XFORM}),
+    ),
 )
 
 
@@ -119,6 +155,7 @@ def load_engine(name: str) -> Engine:
     return ENGINES[name].load()
 
 
-def run_engine(name: str, addresses: Sequence[Address], sink: Sink,
-               options: EngineOptions | None = None) -> None:
+def run_engine(
+    name: str, addresses: Sequence[Address], sink: Sink, options: EngineOptions | None = None
+) -> None:
     load_engine(name).run(list(addresses), sink, options or EngineOptions())

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 NORMAL = "normal"
 
@@ -45,7 +46,7 @@ class Down:
 class Process:
     """What a process function is given: its own pid, its mailbox and the runtime."""
 
-    def __init__(self, runtime: "Runtime", pid: Pid):
+    def __init__(self, runtime: Runtime, pid: Pid):
         self.runtime, self.pid = runtime, pid
 
     async def receive(self) -> Any:
@@ -84,6 +85,7 @@ class Runtime:
 
     def run(self, main: Callable[..., Awaitable], *args, loop_factory=None) -> None:
         """Run ``main`` as the first process until it ends (the others with it)."""
+
         async def first():
             await main(Process(self, Pid(next(self._numbers))), *args)
 

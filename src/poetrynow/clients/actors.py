@@ -17,7 +17,7 @@ would.
 from __future__ import annotations
 
 import asyncio
-from typing import Sequence
+from collections.abc import Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
@@ -31,8 +31,9 @@ from poetrynow.events import Restarted, Sink, describe_error
 async def get_poetry(me: Process, task: int, address: Address, main: Pid, options: EngineOptions) -> None:
     """A worker process: its socket, its poem, and messages to ``main``; nothing else."""
     clock = options.clock
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(address.host, address.port),
-                                            options.timeout)
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(address.host, address.port), options.timeout
+    )
     main.send(("connected", task, clock()))
     packets: list[bytes] = []
     try:
@@ -55,7 +56,9 @@ async def get_poetry(me: Process, task: int, address: Address, main: Pid, option
     main.send(("poem", task, poem, clock()))
 
 
-async def collect_poems(me: Process, addresses: Sequence[Address], options: EngineOptions, sink: Sink) -> None:
+async def collect_poems(
+    me: Process, addresses: Sequence[Address], options: EngineOptions, sink: Sink
+) -> None:
     """The main process: spawn a monitored worker per address, then receive until all are DOWN."""
     clock = options.clock
     workers: dict[int, tuple[int, int]] = {}  # monitor ref -> (task, restarts so far)
@@ -82,8 +85,16 @@ async def collect_poems(me: Process, addresses: Sequence[Address], options: Engi
                     unexpected(reason)
                 why = describe_error(reason)
                 if restarts < options.supervise:
-                    sink(Restarted(task=number, address=addresses[number - 1], reason=why,
-                                   attempt=restarts + 1, limit=options.supervise, t=clock()))
+                    sink(
+                        Restarted(
+                            task=number,
+                            address=addresses[number - 1],
+                            reason=why,
+                            attempt=restarts + 1,
+                            limit=options.supervise,
+                            t=clock(),
+                        )
+                    )
                     start(number, restarts + 1)
                 else:
                     tasks[number].failed(why)
@@ -96,7 +107,7 @@ async def collect_poems(me: Process, addresses: Sequence[Address], options: Engi
             case ("poem", number, poem, t):
                 poems[number] = (poem, t)
 
-    for number in (sorted(poems) if options.ordered else poems):
+    for number in sorted(poems) if options.ordered else poems:
         poem, t = poems[number]
         tasks[number].finished(poem, t)
 

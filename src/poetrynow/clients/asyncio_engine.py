@@ -9,7 +9,7 @@ the loop is uvloop's (libuv underneath); otherwise plain asyncio.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
@@ -31,7 +31,8 @@ async def get_poetry(task: PoemTask, options: EngineOptions) -> None:
     task.started()
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(task.address.host, task.address.port), options.timeout)
+            asyncio.open_connection(task.address.host, task.address.port), options.timeout
+        )
     except (OSError, TimeoutError) as error:
         task.failed(describe_error(error))
         return

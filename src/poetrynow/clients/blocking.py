@@ -7,7 +7,7 @@ the servers' schedules: Figure 1 of Part 1, in text.
 from __future__ import annotations
 
 import socket
-from typing import Sequence
+from collections.abc import Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data

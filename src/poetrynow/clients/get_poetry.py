@@ -9,17 +9,19 @@ even if bytes had arrived: half a poem is not a poem.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import defer, error
-from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
 
 from poetrynow.clients import no_data
 from poetrynow.clients.errors import NO_ANSWER, PoemTimeout, TransformFailed
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
 
-__all__ = ["get_poetry", "PoemTimeout", "TransformProxy", "TransformFailed", "describe_failure"]
+__all__ = ["PoemTimeout", "TransformFailed", "TransformProxy", "describe_failure", "get_poetry"]
 
 
 class OneShotClientFactory(ClientFactory):
@@ -32,7 +34,9 @@ class OneShotClientFactory(ClientFactory):
     noisy = False
 
     def __init__(self):
-        self.deferred: defer.Deferred | None = defer.Deferred(lambda d: self.cancel())
+        #: What the caller is given; ``deferred`` is forgotten once it has fired or been cancelled.
+        self.result: defer.Deferred = defer.Deferred(lambda d: self.cancel())
+        self.deferred: defer.Deferred | None = self.result
         self.connector = None
         self.protocol_instance = None
 
@@ -59,9 +63,11 @@ class OneShotClientFactory(ClientFactory):
 class PoetryClientProtocol(Protocol, TimeoutMixin):
     """Collects the poem in ``dataReceived``; the factory decides what it means."""
 
+    transport: Any  # a TCP transport, which can also abort and take a producer
+
     def connectionMade(self):
         self.chunks: list[bytes] = []
-        self.callLater = self.factory.reactor.callLater  # the reactor we run on, not the global one
+        self.callLater = self.factory.reactor.callLater  # type: ignore[method-assign]  # our reactor's
         self.setTimeout(self.factory.timeout)
         self.factory.connected()
 
@@ -74,7 +80,7 @@ class PoetryClientProtocol(Protocol, TimeoutMixin):
         self.factory.timed_out = True
         self.transport.abortConnection()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
         self.factory.poem_finished(b"".join(self.chunks), reason)
 
@@ -82,9 +88,13 @@ class PoetryClientProtocol(Protocol, TimeoutMixin):
 class PoetryClientFactory(OneShotClientFactory):
     protocol = PoetryClientProtocol
 
-    def __init__(self, reactor, timeout: float | None = None,
-                 on_connect: Callable[[], None] | None = None,
-                 on_data: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        reactor,
+        timeout: float | None = None,
+        on_connect: Callable[[], None] | None = None,
+        on_data: Callable[[int], None] | None = None,
+    ):
         super().__init__()
         self.reactor = reactor
         self.timeout = timeout
@@ -109,9 +119,14 @@ class PoetryClientFactory(OneShotClientFactory):
             self._fire(defer.Deferred.errback, reason)
 
 
-def get_poetry(host: str, port: int, reactor=None, timeout: float | None = None,
-               on_connect: Callable[[], None] | None = None,
-               on_data: Callable[[int], None] | None = None) -> defer.Deferred:
+def get_poetry(
+    host: str,
+    port: int,
+    reactor=None,
+    timeout: float | None = None,
+    on_connect: Callable[[], None] | None = None,
+    on_data: Callable[[int], None] | None = None,
+) -> defer.Deferred:
     """Download a poem; the Deferred fires with its bytes.
 
     ``on_connect()`` and ``on_data(nbytes)`` report progress (the engines turn
@@ -122,11 +137,13 @@ def get_poetry(host: str, port: int, reactor=None, timeout: float | None = None,
         from twisted.internet import reactor
     factory = PoetryClientFactory(reactor, timeout, on_connect, on_data)
     factory.connector = reactor.connectTCP(host, port, factory)
-    return factory.deferred
+    return factory.result
 
 
 class TransformClientProtocol(Protocol):
     """Sends ``name.poem`` as one netstring; the answer is one netstring back."""
+
+    transport: Any  # a TCP transport, which can also abort and take a producer
 
     def connectionMade(self):
         self.decoder = NetstringDecoder(self.factory.max_length)
@@ -144,7 +161,7 @@ class TransformClientProtocol(Protocol):
             self.answer = payloads[0]
             self.transport.loseConnection()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.finished(self.answer)
 
 
@@ -175,13 +192,23 @@ class TransformProxy:
     def xform(self, name: str, poem: bytes) -> defer.Deferred:
         factory = TransformClientFactory(name, poem, self.max_length)
         factory.connector = self.reactor.connectTCP(self.host, self.port, factory)
-        return factory.deferred
+        return factory.result
 
 
 def expected_failure(problem: BaseException) -> bool:
     """Whether a download or transform failed the way networks fail (not by a bug)."""
-    return isinstance(problem, (error.ConnectError, error.ConnectionLost, error.ConnectionDone,
-                                defer.CancelledError, PoemTimeout, TransformFailed, OSError))
+    return isinstance(
+        problem,
+        (
+            error.ConnectError,
+            error.ConnectionLost,
+            error.ConnectionDone,
+            defer.CancelledError,
+            PoemTimeout,
+            TransformFailed,
+            OSError,
+        ),
+    )
 
 
 def describe_failure(failure) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-from typing import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
@@ -68,7 +68,8 @@ class LazyPoem:
         task, options = self.task, self.options
         task.started()
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(task.address.host, task.address.port), options.timeout)
+            asyncio.open_connection(task.address.host, task.address.port), options.timeout
+        )
         task.connected()
         try:
             async for line in poem_lines(reader, options.timeout):

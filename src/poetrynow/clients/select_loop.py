@@ -12,8 +12,8 @@ import errno
 import os
 import selectors
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data
@@ -36,7 +36,8 @@ class Download:
 def _connect(address: Address) -> tuple[socket.socket, int]:
     """Start a non-blocking connect; returns the socket and connect_ex's code."""
     family, type_, proto, _, sockaddr = socket.getaddrinfo(
-        address.host, address.port, type=socket.SOCK_STREAM)[0]
+        address.host, address.port, type=socket.SOCK_STREAM
+    )[0]
     sock = socket.socket(family, type_, proto)
     sock.setblocking(False)
     return sock, sock.connect_ex(sockaddr)
@@ -134,5 +135,6 @@ class SelectLoop:
 
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
-    SelectLoop(options).run([PoemTask(number, address, sink, options.clock)
-                             for number, address in enumerate(addresses, 1)])
+    SelectLoop(options).run(
+        [PoemTask(number, address, sink, options.clock) for number, address in enumerate(addresses, 1)]
+    )

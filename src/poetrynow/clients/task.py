@@ -8,11 +8,19 @@ only decide when to call it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from poetrynow.address import Address
-from poetrynow.events import (Connected, Failed, Finished, Received, Sink, Started, TransformFailed,
-                              Transformed)
+from poetrynow.events import (
+    Connected,
+    Failed,
+    Finished,
+    Received,
+    Sink,
+    Started,
+    Transformed,
+    TransformFailed,
+)
 
 
 class PoemTask:
@@ -41,17 +49,25 @@ class PoemTask:
     def counted(self, nbytes: int, t: float | None = None) -> None:
         """Report ``nbytes`` that arrived where the engine keeps the bytes itself."""
         self.received += nbytes
-        self.sink(Received(task=self.task, address=self.address, nbytes=nbytes,
-                           t=self.clock() if t is None else t))
+        self.sink(
+            Received(task=self.task, address=self.address, nbytes=nbytes, t=self.clock() if t is None else t)
+        )
 
     def failed(self, reason: str) -> None:
-        self.sink(Failed(task=self.task, address=self.address, reason=reason, received=self.received,
-                         t=self.clock()))
+        self.sink(
+            Failed(
+                task=self.task, address=self.address, reason=reason, received=self.received, t=self.clock()
+            )
+        )
 
     def finished(self, poem: bytes | None = None, t: float | None = None) -> Finished:
         """Report the whole poem (the bytes kept, unless the engine hands another)."""
-        event = Finished(task=self.task, address=self.address, poem=self.poem if poem is None else poem,
-                         t=self.clock() if t is None else t)
+        event = Finished(
+            task=self.task,
+            address=self.address,
+            poem=self.poem if poem is None else poem,
+            t=self.clock() if t is None else t,
+        )
         self.sink(event)
         return event
 
@@ -59,5 +75,8 @@ class PoemTask:
         self.sink(Transformed(task=self.task, address=self.address, transform=transform, t=self.clock()))
 
     def transform_failed(self, transform: str, reason: str) -> None:
-        self.sink(TransformFailed(task=self.task, address=self.address, transform=transform,
-                                  reason=reason, t=self.clock()))
+        self.sink(
+            TransformFailed(
+                task=self.task, address=self.address, transform=transform, reason=reason, t=self.clock()
+            )
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, unexpected
@@ -37,9 +37,15 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
 
     previous = threading.stack_size(STACK_SIZE)
     try:
-        threads = [threading.Thread(target=worker, args=(PoemTask(number, address, events.put, options.clock),),
-                                    daemon=True, name=f"poem-{number}")
-                   for number, address in enumerate(addresses, 1)]
+        threads = [
+            threading.Thread(
+                target=worker,
+                args=(PoemTask(number, address, events.put, options.clock),),
+                daemon=True,
+                name=f"poem-{number}",
+            )
+            for number, address in enumerate(addresses, 1)
+        ]
         for thread in threads:
             thread.start()
     finally:

@@ -10,7 +10,7 @@ many times in one process (the global reactor cannot be restarted).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from twisted.internet import defer
 
@@ -38,8 +38,14 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
     def get_transformed_poem(task: PoemTask):
         task.started()
         try:
-            poem = yield get_poetry(task.address.host, task.address.port, reactor, options.timeout,
-                                    on_connect=task.connected, on_data=task.counted)
+            poem = yield get_poetry(
+                task.address.host,
+                task.address.port,
+                reactor,
+                options.timeout,
+                on_connect=task.connected,
+                on_data=task.counted,
+            )
         except Exception as problem:
             if not expected_failure(problem):
                 unexpected(problem)
@@ -57,8 +63,10 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
         task.finished(poem)
 
     def start():
-        tasks = [get_transformed_poem(PoemTask(number, address, sink, options.clock))
-                 for number, address in enumerate(addresses, 1)]
+        tasks = [
+            get_transformed_poem(PoemTask(number, address, sink, options.clock))
+            for number, address in enumerate(addresses, 1)
+        ]
         done = defer.DeferredList(tasks, consumeErrors=True)
         done.addBoth(lambda _: reactor.stop())
 

@@ -42,9 +42,7 @@ def _bundled_dir():
 def bundled_names() -> list[str]:
     """Names of the bundled poems, sorted."""
     return sorted(
-        entry.name[: -len(".txt")]
-        for entry in _bundled_dir().iterdir()
-        if entry.name.endswith(".txt")
+        entry.name[: -len(".txt")] for entry in _bundled_dir().iterdir() if entry.name.endswith(".txt")
     )
 
 
@@ -61,9 +59,7 @@ def load_poem(name_or_path: str | os.PathLike) -> Poem:
     try:
         return Poem(path.stem, path.read_bytes())
     except FileNotFoundError:
-        raise PoemNotFound(
-            f"no such poem: {text} (bundled poems: {', '.join(bundled_names())})"
-        ) from None
+        raise PoemNotFound(f"no such poem: {text} (bundled poems: {', '.join(bundled_names())})") from None
     except IsADirectoryError:
         raise PoemNotFound(f"cannot read poem {text}: it is a directory") from None
     except OSError as error:

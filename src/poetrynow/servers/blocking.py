@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from poetrynow.schedule import PoemSchedule
 
 Log = Callable[[str], None]
 
 
-def serve_client(conn, poem: bytes, schedule: PoemSchedule,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep,
-                 log: Log = lambda line: None) -> int:
+def serve_client(
+    conn,
+    poem: bytes,
+    schedule: PoemSchedule,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    log: Log = lambda line: None,
+) -> int:
     """Send ``poem`` to one connected client on ``schedule``; return bytes sent.
 
     Chunk ``i`` goes out at ``start + i * delay`` and the connection is closed one
@@ -49,8 +53,9 @@ def _sleep_until(deadline: float, clock, sleep) -> None:
         sleep(remaining)
 
 
-def serve_forever(listener: socket.socket, poem: bytes, schedule: PoemSchedule,
-                  log: Log = lambda line: None) -> None:
+def serve_forever(
+    listener: socket.socket, poem: bytes, schedule: PoemSchedule, log: Log = lambda line: None
+) -> None:
     """Accept clients one after another, forever; each gets the whole poem."""
     while True:
         conn, peer = listener.accept()

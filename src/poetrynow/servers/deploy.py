@@ -38,29 +38,58 @@ class ServerTree(service.MultiService):
         self.listener.setServiceParent(self)
 
 
-def fast_poetry(poem: str, port: int = 0, iface: str = "localhost", log_clients: bool = True,
-                reactor=None) -> ServerTree:
+def fast_poetry(
+    poem: str, port: int = 0, iface: str = "localhost", log_clients: bool = True, reactor=None
+) -> ServerTree:
     held = PoetryService(poem)
-    return ServerTree("fastpoetry", held, PoetryFactory(held, log_clients=log_clients), port, iface,
-                      f"Serving {poem}", reactor)
+    return ServerTree(
+        "fastpoetry",
+        held,
+        PoetryFactory(held, log_clients=log_clients),
+        port,
+        iface,
+        f"Serving {poem}",
+        reactor,
+    )
 
 
-def slow_poetry(poem: str, num_bytes: int = 10, delay: float = 0.1, port: int = 0,
-                iface: str = "localhost", log_clients: bool = True, reactor=None) -> ServerTree:
+def slow_poetry(
+    poem: str,
+    num_bytes: int = 10,
+    delay: float = 0.1,
+    port: int = 0,
+    iface: str = "localhost",
+    log_clients: bool = True,
+    reactor=None,
+) -> ServerTree:
     held = PoetryService(poem)
     factory = SlowPoetryFactory(held, num_bytes, delay, clock=reactor, log_clients=log_clients)
     return ServerTree("slowpoetry", held, factory, port, iface, f"Serving {poem}", reactor)
 
 
-def transformed_poetry(port: int = 0, iface: str = "localhost", max_length: int = DEFAULT_MAX_LENGTH,
-                       timeout: float | None = 60.0, reactor=None) -> ServerTree:
+def transformed_poetry(
+    port: int = 0,
+    iface: str = "localhost",
+    max_length: int = DEFAULT_MAX_LENGTH,
+    timeout: float | None = 60.0,
+    reactor=None,
+) -> ServerTree:
     held = TransformService(max_length=max_length)
-    return ServerTree("transformedpoetry", held, TransformFactory(held, timeout=timeout, clock=reactor),
-                      port, iface, "Serving transforms", reactor)
+    return ServerTree(
+        "transformedpoetry",
+        held,
+        TransformFactory(held, timeout=timeout, clock=reactor),
+        port,
+        iface,
+        "Serving transforms",
+        reactor,
+    )
 
 
-def poetry_proxy(upstream: Address, port: int = 0, iface: str = "localhost", timeout: float | None = None,
-                 reactor=None) -> ServerTree:
+def poetry_proxy(
+    upstream: Address, port: int = 0, iface: str = "localhost", timeout: float | None = None, reactor=None
+) -> ServerTree:
     held = ProxyService(upstream.host, upstream.port, reactor=reactor, timeout=timeout)
-    return ServerTree("poetryproxy", held, PoetryProxyFactory(held), port, iface, f"Proxying {upstream}",
-                      reactor)
+    return ServerTree(
+        "poetryproxy", held, PoetryProxyFactory(held), port, iface, f"Proxying {upstream}", reactor
+    )

@@ -7,6 +7,8 @@ buffers, not a thousand copies of the poem in the transports' write queues.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.application import service
 from twisted.internet.interfaces import IPullProducer
 from twisted.internet.protocol import Factory, Protocol
@@ -75,14 +77,19 @@ class PoemProducer:
 
 
 class PoetryProtocol(Protocol):
+    transport: Any  # a TCP transport, which can also abort and take a producer
+
     log = Logger()
 
     def connectionMade(self):
         poem = self.factory.service.poem
         if self.factory.log_clients:
             peer = self.transport.getPeer()
-            self.log.info("sending {nbytes} bytes of poetry to {peer}", nbytes=len(poem),
-                          peer=f"{peer.host}:{peer.port}")
+            self.log.info(
+                "sending {nbytes} bytes of poetry to {peer}",
+                nbytes=len(poem),
+                peer=f"{peer.host}:{peer.port}",
+            )
         if len(poem) >= STREAM_THRESHOLD:
             self.transport.registerProducer(PoemProducer(poem, self.transport), False)
         else:

@@ -17,7 +17,7 @@ def cannot_listen(iface: str, port: int, error: OSError) -> str:
         words = (error.strerror or "").partition(" (while attempting")[0]
         return f"cannot listen on {iface}:{port}: unknown interface ({words})"
     # create_server() and Twisted both wrap the OS's words in their own: keep the reason alone.
-    reason = os.strerror(error.errno) if getattr(error, "errno", None) else str(error)
+    reason = os.strerror(error.errno) if error.errno else str(error)
     return f"cannot listen on {iface}:{port}: {reason}"
 
 

@@ -9,10 +9,13 @@ clients are disconnected and the next request tries again.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from poetrynow.clients.get_poetry import describe_failure, get_poetry
@@ -33,7 +36,7 @@ class ProxyService(service.Service):
         if self.poem is not None:
             self.log.info("Using cached poem.")
             return defer.succeed(self.poem)
-        waiter = defer.Deferred(self._forget)
+        waiter: defer.Deferred[bytes] = defer.Deferred(self._forget)
         self._waiters.append(waiter)
         if self._fetch is None:
             self.log.info("Fetching poem from server.")
@@ -69,6 +72,8 @@ class ProxyService(service.Service):
 
 
 class PoetryProxyProtocol(Protocol):
+    transport: Any  # a TCP transport, which can also abort and take a producer
+
     def connectionMade(self):
         self.deferred = self.factory.service.get_poem()
         self.deferred.addCallbacks(self._send, self._fail)
@@ -82,7 +87,7 @@ class PoetryProxyProtocol(Protocol):
         # client sees a failure, not an empty poem.
         self.transport.abortConnection()
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.deferred is not None:
             deferred, self.deferred = self.deferred, None
             deferred.cancel()  # no effect if the poem was already sent

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from poetrynow.schedule import PoemSchedule
@@ -29,12 +31,12 @@ class Pacer:
 
     def __init__(self, clock):
         self.clock = clock
-        self._heap: list[tuple[float, int, object]] = []
+        self._heap: list[tuple[float, int, SlowPoetryProtocol]] = []
         self._order = itertools.count()
         self._call = None
-        self._armed_for: float | None = None
+        self._armed_for = 0.0
 
-    def at(self, due: float, protocol) -> None:
+    def at(self, due: float, protocol: SlowPoetryProtocol) -> None:
         heapq.heappush(self._heap, (due, next(self._order), protocol))
         self._arm()
 
@@ -65,6 +67,8 @@ class Pacer:
 
 @implementer(IPushProducer)
 class SlowPoetryProtocol(Protocol):
+    transport: Any  # a TCP transport, which can also abort and take a producer
+
     log = Logger()
 
     def connectionMade(self):
@@ -121,10 +125,14 @@ class SlowPoetryProtocol(Protocol):
     def stopProducing(self):
         self.done = True
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self.served and self.chatty:
-            self.log.info("Client at {peer} hung up after {sent} of {size} bytes.", peer=self.peer,
-                          sent=self.schedule.span(self.index)[0], size=len(self.poem))
+            self.log.info(
+                "Client at {peer} hung up after {sent} of {size} bytes.",
+                peer=self.peer,
+                sent=self.schedule.span(self.index)[0],
+                size=len(self.poem),
+            )
         self.done = True
 
 
@@ -134,8 +142,9 @@ class SlowPoetryFactory(Factory):
     protocol = SlowPoetryProtocol
     noisy = False
 
-    def __init__(self, service, num_bytes: int = 10, delay: float = 0.1, clock=None,
-                 log_clients: bool = True):
+    def __init__(
+        self, service, num_bytes: int = 10, delay: float = 0.1, clock=None, log_clients: bool = True
+    ):
         if clock is None:
             from twisted.internet import reactor as clock
         self.service = service

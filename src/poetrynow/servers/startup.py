@@ -9,6 +9,7 @@ once, as a critical line, and raised for the front end (a command, twistd) to wo
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from twisted.application import service
 from twisted.internet.error import CannotListenError
@@ -29,7 +30,7 @@ def cannot_start(problem: Exception) -> Exception:
 
 def resolve_iface(iface: str) -> str:
     """Twisted listens on addresses, not names: ``localhost`` -> ``127.0.0.1``."""
-    return socket.getaddrinfo(iface, None, type=socket.SOCK_STREAM)[0][4][0]
+    return str(socket.getaddrinfo(iface, None, type=socket.SOCK_STREAM)[0][4][0])
 
 
 class ListeningService(service.Service):
@@ -45,7 +46,7 @@ class ListeningService(service.Service):
             from twisted.internet import reactor
         self.factory, self.port_number, self.iface, self.what = factory, port, iface, what
         self.reactor = reactor
-        self.listening = None  # the IListeningPort, once listening
+        self.listening: Any = None  # the IListeningPort, once listening
 
     @property
     def port(self) -> int:
@@ -80,7 +81,10 @@ class ListeningService(service.Service):
         service.Service.stopService(self)
         listening, self.listening = self.listening, None
         if listening is not None:
-            log.info("No longer {what} on port {port}.", what=self.what[:1].lower() + self.what[1:],
-                     port=listening.getHost().port)
+            log.info(
+                "No longer {what} on port {port}.",
+                what=self.what[:1].lower() + self.what[1:],
+                port=listening.getHost().port,
+            )
             return listening.stopListening()
         return None

@@ -7,10 +7,13 @@ connection without an answer and logs one line; the server goes on serving.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.application import service
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from poetrynow.interfaces import ITransformService
@@ -29,6 +32,8 @@ class TransformService(service.Service):
 
 
 class TransformProtocol(Protocol, TimeoutMixin):
+    transport: Any  # a TCP transport, which can also abort and take a producer
+
     log = Logger()
 
     def connectionMade(self):
@@ -36,7 +41,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
         self.answered = False
         peer = self.transport.getPeer()
         self.peer = f"{peer.host}:{peer.port}"
-        self.callLater = self.factory.clock.callLater
+        self.callLater = self.factory.clock.callLater  # type: ignore[method-assign]  # the factory's clock
         self.setTimeout(self.factory.timeout)
 
     def dataReceived(self, data: bytes):
@@ -62,8 +67,12 @@ class TransformProtocol(Protocol, TimeoutMixin):
         except TransformError as problem:
             self._refuse(str(problem))
             return
-        self.log.info("{name} of {nbytes} bytes for {peer}", name=name.decode("utf-8", "replace"),
-                      nbytes=len(poem), peer=self.peer)
+        self.log.info(
+            "{name} of {nbytes} bytes for {peer}",
+            name=name.decode("utf-8", "replace"),
+            nbytes=len(poem),
+            peer=self.peer,
+        )
         self.transport.write(encode(result))
         self.transport.loseConnection()
 
@@ -75,7 +84,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
     def timeoutConnection(self):
         self._refuse(f"no request within {self.factory.timeout:g} s")
 
-    def connectionLost(self, reason):
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
 
 

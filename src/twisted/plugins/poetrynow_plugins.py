@@ -7,4 +7,4 @@ This directory has no ``__init__.py`` on purpose: twistd finds plugins in every
 
 from poetrynow.plugins import fastpoetry, poetryproxy, slowpoetry, transformedpoetry
 
-__all__ = ["fastpoetry", "slowpoetry", "transformedpoetry", "poetryproxy"]
+__all__ = ["fastpoetry", "poetryproxy", "slowpoetry", "transformedpoetry"]
