@@ -13,7 +13,7 @@ Part 2, the concurrent slow server: ``slowpoetry --concurrent`` with N clients
 at once (the select engine, in this process), reporting how late each client's
 last byte arrives against its schedule, measured from the client's own connect call.
 
-    .venv/bin/python benchmarks/servers.py [--rounds 3] [--seconds 3] [--clients 1000,10000]
+    .venv/bin/python benchmarks/servers.py [--rounds 3] [--seconds 3] [--clients 1000,10000] [--poem FILE]
 """
 
 from __future__ import annotations
@@ -39,15 +39,14 @@ from poetrynow.schedule import PoemSchedule
 from poetrynow.tables import format_table
 
 HERE = Path(__file__).resolve().parent
-SHARED_POEM = HERE.parents[1] / "shared" / "poetry" / "ecstasy.txt"
 BIN = Path(sys.executable).parent
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def poem_path() -> tuple[str, bytes]:
-    if SHARED_POEM.is_file():
-        return str(SHARED_POEM), SHARED_POEM.read_bytes()
-    return "lighthouse", load_poem("lighthouse").data
+def poem_path(name: str) -> tuple[str, bytes]:
+    """The poem to serve, as fastpoetry names it and as bytes: a bundled name or a file path."""
+    poem = load_poem(name)
+    return name, poem.data
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -184,8 +183,8 @@ def load(competitor: Competitor, seconds: float, concurrency: int, size: int) ->
     return poems / counts["seconds"], (after - before) / poems * 1e6
 
 
-def fast_part(rounds: int, seconds: float, concurrency: int) -> None:
-    path, poem = poem_path()
+def fast_part(rounds: int, seconds: float, concurrency: int, poem_name: str) -> None:
+    path, poem = poem_path(poem_name)
     with tempfile.TemporaryDirectory(prefix="poetrynow-bench-") as workdir:
         competitors = [c.start() for c in fast_competitors(path, poem, workdir)]
         try:
@@ -304,9 +303,14 @@ def main() -> int:
     p.add_argument("--num-bytes", type=int, default=64)
     p.add_argument("--delay", type=float, default=1.0)
     p.add_argument("--part", choices=["fast", "slow", "all"], default="all")
+    p.add_argument(
+        "--poem",
+        default="lighthouse",
+        help="the fast servers' poem: a bundled name or a file path (default: lighthouse)",
+    )
     args = p.parse_args()
     if args.part in ("fast", "all"):
-        fast_part(args.rounds, args.seconds, args.concurrency)
+        fast_part(args.rounds, args.seconds, args.concurrency, args.poem)
     if args.part in ("slow", "all"):
         slow_part([int(n) for n in args.clients.split(",")], args.num_bytes, args.delay)
     return 0

@@ -144,3 +144,67 @@ class ResettingServer:
             pass
         self.listener.close()
         self.thread.join(5)
+
+
+class ServersInAThread:
+    """Real poetry servers (the project's own service trees) on a private reactor in a thread.
+
+    The engines under test run their own loops in the test's thread; these servers
+    answer them on 127.0.0.1 from a reactor of their own, so a test needs no server
+    subprocess and no shared class fixture, under pytest and trial alike.
+    """
+
+    def __init__(self, case):
+        import threading
+
+        from poetrynow.clients.twisted_engine import new_reactor
+
+        self.reactor = new_reactor()
+        self.trees: list = []
+        self.thread = threading.Thread(
+            target=self.reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
+        )
+        self.thread.start()
+        case.addCleanup(self.stop)
+
+    def _start(self, tree) -> int:
+        from poetrynow.servers.deploy import ServerTree
+
+        assert isinstance(tree, ServerTree)
+        tree.startService()
+        self.trees.append(tree)
+        return tree.listener.port
+
+    def start(self, build, *args, **kwargs) -> int:
+        """Build a tree with ``build(*args, reactor=..., iface="127.0.0.1")``, start it; its port."""
+        from twisted.internet.threads import blockingCallFromThread
+
+        tree = build(*args, iface="127.0.0.1", reactor=self.reactor, **kwargs)
+        return blockingCallFromThread(self.reactor, self._start, tree)
+
+    def slow(self, poem: str, num_bytes: int, delay: float) -> int:
+        from poetrynow.servers.deploy import slow_poetry
+
+        return self.start(slow_poetry, poem, num_bytes, delay, log_clients=False)
+
+    def fast(self, poem: str) -> int:
+        from poetrynow.servers.deploy import fast_poetry
+
+        return self.start(fast_poetry, poem, log_clients=False)
+
+    def transforms(self) -> int:
+        from poetrynow.servers.deploy import transformed_poetry
+
+        return self.start(transformed_poetry)
+
+    def stop(self) -> None:
+        from twisted.internet.defer import DeferredList
+        from twisted.internet.threads import blockingCallFromThread
+
+        def stop_all():
+            return DeferredList([d for tree in self.trees if (d := tree.stopService()) is not None])
+
+        if self.thread.is_alive():
+            blockingCallFromThread(self.reactor, stop_all)
+            self.reactor.callFromThread(self.reactor.stop)
+            self.thread.join(10)

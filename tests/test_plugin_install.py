@@ -48,7 +48,41 @@ def copy_of_the_tree(into: str) -> str:
     return tree
 
 
-def pip_install(tree: str, target: str) -> None:
+_WHEEL: list[str] = []
+
+
+def wheel_of_the_tree() -> str:
+    """The package's wheel, built once per test run from a copy of the tree (build isolation and all)."""
+    if not _WHEEL:
+        import atexit
+        import tempfile
+
+        into = tempfile.mkdtemp(prefix="poetrynow-wheel-")
+        atexit.register(shutil.rmtree, into, True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "--wheel-dir",
+                os.path.join(into, "dist"),
+                copy_of_the_tree(into),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        [name] = os.listdir(os.path.join(into, "dist"))
+        _WHEEL.append(os.path.join(into, "dist", name))
+    return _WHEEL[0]
+
+
+def pip_install(target: str) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -57,10 +91,11 @@ def pip_install(tree: str, target: str) -> None:
             "install",
             "--quiet",
             "--no-deps",
+            "--no-index",
             "--disable-pip-version-check",
             "--target",
             target,
-            tree,
+            wheel_of_the_tree(),
         ],
         capture_output=True,
         text=True,
@@ -100,7 +135,7 @@ class PluginInstallTests(SynchronousTestCase):
         self.run_in = os.path.join(self.dir, "cwd")
         os.makedirs(self.run_in)
         self.plugin_dir = Path(self.target, "twisted", "plugins")
-        pip_install(copy_of_the_tree(self.dir), self.target)
+        pip_install(self.target)
 
     def test_install_ships_no_cache_and_twistd_finds_all_four(self):
         self.assertEqual(

@@ -58,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         return error(PROG, str(problem), FAILED)
     schedule = PoemSchedule(len(poem.data), args.num_bytes, args.delay)
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
-    print(f"Serving {args.poem} on port {listener.getsockname()[1]}.", flush=True)
     exit_on_sigterm()
     try:
         with listener:
+            # Printed inside the try: a Ctrl-C that comes as soon as a script reads the line is clean.
+            print(f"Serving {args.poem} on port {listener.getsockname()[1]}.", flush=True)
             serve_forever(listener, poem.data, schedule, log)
     except KeyboardInterrupt:
         pass

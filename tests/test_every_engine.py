@@ -1,0 +1,256 @@
+"""What every engine must do, engine by engine, against real servers on 127.0.0.1.
+
+One contract, :class:`EngineContract`, is run once per row of the engine table
+(``BlockingEngineTests``, ``ThreadsEngineTests``, ...), so a new engine is held to
+it by adding its row. The servers are the project's own service trees on a
+private reactor in a thread (tests.support.ServersInAThread). What each engine's
+lines look like is tested on made-up events in test_report.py; what is particular
+to one model (actors' supervision, the lazy engine's order) is tested below.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from contextlib import redirect_stderr, redirect_stdout
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from poetrynow.address import Address
+from poetrynow.cli import getpoetry
+from poetrynow.clients import ENGINES, XFORM, EngineOptions, run_engine
+from poetrynow.clients.errors import NO_ANSWER
+from poetrynow.events import (
+    Connected,
+    Failed,
+    Finished,
+    PoemLine,
+    Received,
+    Restarted,
+    Started,
+    Transformed,
+    TransformFailed,
+)
+from poetrynow.poems import load_poem
+from tests.support import UTF8_POEM, ResettingServer, ServersInAThread, free_port, temp_dir, write_poem
+
+
+def local(port: int) -> Address:
+    return Address("127.0.0.1", port)
+
+
+def collect(engine: str, addresses, **options) -> list:
+    events: list = []
+    run_engine(engine, addresses, events.append, EngineOptions(**options))
+    return events
+
+
+def get_poetry_main(*argv: str) -> tuple[int, str, str]:
+    """``get-poetry`` itself, run in this process: its exit status, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        status = getpoetry.main(list(argv))
+    return status, out.getvalue(), err.getvalue()
+
+
+class EngineContract:
+    """Mixed into one TestCase per engine; ``engine`` names it."""
+
+    engine = ""
+
+    def setUp(self):
+        self.servers = ServersInAThread(self)
+
+    def test_poems_byte_for_byte_split_characters_and_a_refused_connection(self):
+        utf8 = write_poem(temp_dir(self), "utf8.txt", UTF8_POEM)
+        addresses = [
+            local(self.servers.slow("lighthouse", 300, 0.005)),
+            local(free_port()),
+            local(self.servers.slow(utf8, 1, 0.0005)),  # one byte a chunk: every character split
+            local(self.servers.fast("caffe")),
+        ]
+        events = collect(self.engine, addresses)
+        finished = {e.task: e.poem for e in events if isinstance(e, Finished)}
+        self.assertEqual(
+            finished, {1: load_poem("lighthouse").data, 3: UTF8_POEM, 4: load_poem("caffe").data}
+        )
+        self.assertEqual(
+            [(e.task, e.reason) for e in events if isinstance(e, Failed)], [(2, "Connection refused")]
+        )
+        for task in (1, 3, 4):
+            mine = [e for e in events if e.task == task]
+            self.assertEqual([type(e) for e in mine[:2]], [Started, Connected])
+            self.assertEqual(sum(e.nbytes for e in mine if isinstance(e, Received)), len(finished[task]))
+            self.assertEqual(len([e for e in mine if isinstance(e, Finished)]), 1)
+            self.assertEqual(
+                [e.t for e in mine if not isinstance(e, PoemLine)],
+                sorted(e.t for e in mine if not isinstance(e, PoemLine)),
+            )
+
+    def test_a_silent_server_costs_one_task(self):
+        # A listener that never accepts: the kernel completes the connection, then nothing comes.
+        silent = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(silent.close)
+        addresses = [local(silent.getsockname()[1]), local(self.servers.fast("kettle"))]
+        events = collect(self.engine, addresses, timeout=0.2)
+        self.assertEqual(
+            [(e.task, e.reason) for e in events if isinstance(e, Failed)], [(1, "no data for 0.2 s")]
+        )
+        self.assertEqual([e.task for e in events if isinstance(e, Finished)], [2])
+
+    def test_a_reset_mid_poem_fails_with_the_bytes_that_arrived(self):
+        kettle = load_poem("kettle").data
+        crashing = ResettingServer(kettle, resets=1)
+        self.addCleanup(crashing.close)
+        events = collect(self.engine, [local(crashing.port)])
+        [failed] = [e for e in events if isinstance(e, Failed)]
+        self.assertEqual(failed.task, 1)
+        self.assertLessEqual(failed.received, len(kettle) // 2)  # a reset may discard what was unread
+        self.assertEqual(failed.received, sum(e.nbytes for e in events if isinstance(e, Received)))
+        self.assertEqual([e for e in events if isinstance(e, Finished)], [])
+
+    def test_runs_twice_in_one_process(self):
+        port = self.servers.fast("caffe")
+        for _ in range(2):
+            events = collect(self.engine, [local(port)])
+            self.assertEqual(len([e for e in events if isinstance(e, Finished)]), 1)
+
+    def test_json_from_the_command_itself(self):
+        port = self.servers.fast("caffe")
+        status, out, err = get_poetry_main("--engine", self.engine, "--json", str(port))
+        self.assertEqual((status, err), (0, ""))
+        records = [json.loads(line) for line in out.splitlines()]
+        [finished] = [r for r in records if r["event"] == "finished"]
+        self.assertEqual(finished["poem"], load_poem("caffe").data.decode())
+        self.assertEqual(
+            (records[-1]["event"], records[-1]["poems"], records[-1]["failed"]), ("summary", 1, 0)
+        )
+
+
+class XformContract:
+    """For the engines whose row says they take ``--xform``."""
+
+    engine = ""
+
+    def test_xform_cummingsifies_and_a_failed_transform_keeps_the_poem(self):
+        caffe = load_poem("caffe").data
+        poem, xform = local(self.servers.fast("caffe")), local(self.servers.transforms())
+
+        events = collect(self.engine, [poem], xform=xform)
+        self.assertEqual(len([e for e in events if isinstance(e, Transformed)]), 1)
+        self.assertEqual([e.text for e in events if isinstance(e, Finished)], [caffe.decode().lower()])
+
+        events = collect(self.engine, [poem], xform=xform, transform="explode")
+        self.assertEqual([e.reason for e in events if isinstance(e, TransformFailed)], [NO_ANSWER])
+        self.assertEqual([e.poem for e in events if isinstance(e, Finished)], [caffe])
+
+        events = collect(self.engine, [poem], xform=local(free_port()))
+        self.assertEqual([e.reason for e in events if isinstance(e, TransformFailed)], ["Connection refused"])
+        self.assertEqual([e.poem for e in events if isinstance(e, Finished)], [caffe])
+
+
+def _engine_cases() -> dict[str, type]:
+    cases = {}
+    for name, info in ENGINES.items():
+        bases: tuple[type, ...] = (EngineContract,)
+        if XFORM in info.takes:
+            bases += (XformContract,)
+        title = f"{name.capitalize()}EngineTests"
+        cases[title] = type(title, (*bases, SynchronousTestCase), {"engine": name, "__module__": __name__})
+    return cases
+
+
+globals().update(_engine_cases())
+
+
+class ActorsTests(SynchronousTestCase):
+    """Part 20: poems in arrival order (or command-line order), and supervision."""
+
+    def setUp(self):
+        self.servers = ServersInAThread(self)
+
+    def test_poems_come_in_arrival_order_or_in_command_line_order(self):
+        addresses = [local(self.servers.slow("lighthouse", 300, 0.005)), local(self.servers.fast("caffe"))]
+        arrived = [e.task for e in collect("actors", addresses) if isinstance(e, Finished)]
+        self.assertEqual(arrived, [2, 1])
+        ordered = [e.task for e in collect("actors", addresses, ordered=True) if isinstance(e, Finished)]
+        self.assertEqual(ordered, [1, 2])
+
+    def test_a_crashed_process_is_counted_down_and_the_others_finish(self):
+        crashing = ResettingServer(load_poem("kettle").data, resets=1)
+        self.addCleanup(crashing.close)
+        events = collect("actors", [local(crashing.port), local(self.servers.slow("relay", 200, 0.005))])
+        [failed] = [e for e in events if isinstance(e, Failed)]
+        self.assertEqual((failed.task, failed.reason), (1, "Connection reset by peer"))
+        self.assertEqual(
+            [(e.task, e.poem) for e in events if isinstance(e, Finished)], [(2, load_poem("relay").data)]
+        )
+
+    def test_supervise_restarts_a_crashed_process(self):
+        kettle = load_poem("kettle").data
+        crashing = ResettingServer(kettle, resets=2)
+        self.addCleanup(crashing.close)
+        events = collect("actors", [local(crashing.port)], supervise=2)
+        self.assertEqual(
+            [(e.attempt, e.limit, e.reason) for e in events if isinstance(e, Restarted)],
+            [(1, 2, "Connection reset by peer"), (2, 2, "Connection reset by peer")],
+        )
+        self.assertEqual([e.poem for e in events if isinstance(e, Finished)], [kettle])
+        self.assertEqual(crashing.accepted, 3)
+
+    def test_supervise_gives_up_after_n_restarts(self):
+        events = collect("actors", [local(free_port())], supervise=2)
+        self.assertEqual([e.attempt for e in events if isinstance(e, Restarted)], [1, 2])
+        self.assertEqual([e.reason for e in events if isinstance(e, Failed)], ["Connection refused"])
+
+
+class LazyTests(SynchronousTestCase):
+    """Part 21: the first poem line by line as it arrives; later poems when their turn comes."""
+
+    def setUp(self):
+        self.servers = ServersInAThread(self)
+
+    def test_lines_in_command_line_order_the_first_poem_as_it_arrives(self):
+        lighthouse, caffe = load_poem("lighthouse").data, load_poem("caffe").data
+        addresses = [local(self.servers.slow("lighthouse", 300, 0.02)), local(self.servers.fast("caffe"))]
+        events = collect("lazy", addresses)
+        lines = [e for e in events if isinstance(e, PoemLine)]
+        self.assertEqual("".join(e.text for e in lines if e.task == 1), lighthouse.decode())
+        self.assertEqual("".join(e.text for e in lines if e.task == 2), caffe.decode())
+        done = {e.task: e.t for e in events if isinstance(e, Finished)}
+        first_line_1 = next(e for e in lines if e.task == 1).t
+        self.assertLess(first_line_1, done[1] - 0.1)  # printed long before poem 1 was whole
+        self.assertLess(done[2], first_line_1 + 0.1)  # poem 2 was in early...
+        last_line_1 = events.index([e for e in lines if e.task == 1][-1])
+        first_line_2 = events.index(next(e for e in lines if e.task == 2))
+        self.assertLess(last_line_1, first_line_2)  # ...but printed after poem 1
+
+    def test_a_received_event_per_line(self):
+        events = collect("lazy", [local(self.servers.fast("lighthouse"))])
+        self.assertEqual(
+            [e.nbytes for e in events if isinstance(e, Received)],
+            [len(line) for line in load_poem("lighthouse").data.splitlines(keepends=True)],
+        )
+
+
+class AsyncioLoopTests(SynchronousTestCase):
+    def test_uvloop_when_installed_plain_asyncio_otherwise(self):
+        import sys
+
+        from poetrynow.clients.asyncio_engine import loop_factory
+
+        saved = sys.modules.get("uvloop")
+        sys.modules["uvloop"] = None  # type: ignore[assignment]  # as if not installed: import fails
+        try:
+            self.assertIsNone(loop_factory())
+        finally:
+            if saved is None:
+                del sys.modules["uvloop"]
+            else:
+                sys.modules["uvloop"] = saved
+        try:
+            import uvloop
+        except ImportError:
+            return
+        self.assertIs(loop_factory(), uvloop.new_event_loop)
