@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from poetrynow.address import Address
-from poetrynow.events import Sink
+from poetrynow.events import Sink, describe_error
 
 #: Bytes asked for in one read, by every engine.
 READ_SIZE = 65536
@@ -28,6 +28,11 @@ log = logging.getLogger("poetrynow.clients")
 def no_data(timeout: float | None) -> str:
     """The one-line reason every engine gives when a server goes silent too long."""
     return f"no data for {timeout:g} s"
+
+
+def read_failure(error: OSError, timeout: float | None) -> str:
+    """Why a read ended early: silence past the timeout (a TimeoutError), or the OS's words."""
+    return no_data(timeout) if isinstance(error, TimeoutError) else describe_error(error)
 
 
 def unexpected(problem: BaseException) -> None:

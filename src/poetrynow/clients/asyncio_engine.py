@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
+from poetrynow.clients import READ_SIZE, EngineOptions, read_failure, unexpected
 from poetrynow.clients.task import PoemTask
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import Sink, describe_error
@@ -40,11 +40,8 @@ async def get_poetry(task: PoemTask, options: EngineOptions) -> None:
     try:
         while data := await asyncio.wait_for(reader.read(READ_SIZE), options.timeout):
             task.got(data)
-    except TimeoutError:
-        task.failed(no_data(options.timeout))
-        return
-    except OSError as error:
-        task.failed(describe_error(error))
+    except OSError as error:  # TimeoutError too, from wait_for
+        task.failed(read_failure(error, options.timeout))
         return
     finally:
         writer.close()

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import READ_SIZE, EngineOptions, no_data
+from poetrynow.clients import READ_SIZE, EngineOptions, read_failure
 from poetrynow.clients.task import PoemTask
 from poetrynow.clients.xform import transform_blocking
 from poetrynow.events import Sink, describe_error
@@ -33,11 +33,8 @@ def get_poetry(task: PoemTask, options: EngineOptions) -> None:
         try:
             while data := sock.recv(READ_SIZE):
                 task.got(data)
-        except TimeoutError:
-            task.failed(no_data(options.timeout))
-            return
-        except OSError as error:
-            task.failed(describe_error(error))
+        except OSError as error:  # TimeoutError too: the socket's timeout is --timeout
+            task.failed(read_failure(error, options.timeout))
             return
     poem = task.poem
     if options.xform is not None:
