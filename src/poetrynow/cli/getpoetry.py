@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Download a poem from each poetry server, the way the chosen "
         "model of concurrency would, and report as the articles do.",
+        epilog="engines:\n" + "\n".join(f"  {name:<9} {info.model}" for name, info in ENGINES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "addresses",
@@ -38,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--engine",
-        choices=sorted(ENGINES),
+        choices=list(ENGINES),
         default="blocking",
         help="model of concurrency (default: blocking)",
     )

@@ -13,6 +13,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -82,11 +83,15 @@ class EngineInfo:
     """
 
     name: str
-    module: str
+    module_name: str  # under poetrynow.clients
     style: str
     concurrent: bool
     model: str
-    takes: frozenset[str] = frozenset()
+    takes: AbstractSet[str] = frozenset()
+
+    @property
+    def module(self) -> str:
+        return f"{__name__}.{self.module_name}"
 
     def load(self) -> Engine:
         """Import the module (Twisted, for one, takes a noticeable fraction of a second)."""
@@ -97,58 +102,20 @@ def _table(*rows: EngineInfo) -> dict[str, EngineInfo]:
     return {row.name: row for row in rows}
 
 
+# fmt: off
 ENGINES = _table(
-    EngineInfo(
-        "blocking",
-        "poetrynow.clients.blocking",
-        "blocking",
-        False,
-        "one poem after another, blocking sockets",
-    ),
-    EngineInfo(
-        "threads",
-        "poetrynow.clients.threads",
-        "select",
-        True,
-        "a thread per poem, blocking sockets",
-        frozenset({XFORM}),
-    ),
-    EngineInfo(
-        "select", "poetrynow.clients.select_loop", "select", True, "one loop over non-blocking sockets"
-    ),
-    EngineInfo(
-        "twisted",
-        "poetrynow.clients.twisted_engine",
-        "twisted",
-        True,
-        "get_poetry Deferreds, inlineCallbacks, a DeferredList",
-        frozenset({XFORM}),
-    ),
-    EngineInfo(
-        "asyncio",
-        "poetrynow.clients.asyncio_engine",
-        "select",
-        True,
-        "async/await over asyncio streams",
-        frozenset({XFORM}),
-    ),
-    EngineInfo(
-        "actors",
-        "poetrynow.clients.actors",
-        "actors",
-        True,
-        "Erlang-style processes, messages and monitors",
-        frozenset({XFORM, ORDERED, SUPERVISE}),
-    ),
-    EngineInfo(
-        "lazy",
-        "poetrynow.clients.lazy",
-        "lazy",
-        True,
-        "Haskell-style lazy streams of lines",
-        frozenset({XFORM}),
-    ),
+    #          name        module          style      concurrent  the model                 settings
+    EngineInfo("blocking", "blocking",     "blocking", False, "one poem after another, blocking sockets"),
+    EngineInfo("threads",  "threads",      "select",   True,  "a thread per poem, blocking sockets", {XFORM}),
+    EngineInfo("select",   "select_loop",  "select",   True,  "one loop over non-blocking sockets"),
+    EngineInfo("twisted",  "twisted_engine", "twisted", True, "Deferreds, inlineCallbacks, a DeferredList",
+               {XFORM}),
+    EngineInfo("asyncio",  "asyncio_engine", "select",  True, "async/await over asyncio streams", {XFORM}),
+    EngineInfo("actors",   "actors",       "actors",   True,  "Erlang-style processes, messages, monitors",
+               {XFORM, ORDERED, SUPERVISE}),
+    EngineInfo("lazy",     "lazy",         "lazy",     True,  "Haskell-style lazy streams of lines", {XFORM}),
 )
+# fmt: on
 
 
 def engines_taking(setting: str) -> list[str]:
