@@ -33,7 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[speed]"
 	$(BIN)/python benchmarks/seed_table.py
-	$(BIN)/python benchmarks/servers.py
+	$(BIN)/python benchmarks/servers.py $(if $(wildcard ../shared/poetry/ecstasy.txt),--poem ../shared/poetry/ecstasy.txt)
 	$(BIN)/python benchmarks/fanout.py
 
 clean:

@@ -14,7 +14,7 @@ from tests.support import Server, free_port, run, servers
 
 
 def usage_error(*argv: str) -> tuple[int, str]:
-    """Run ``get-poetry`` in this process, expecting argparse to stop it: the status and stderr."""
+    """Run ``get-poetry`` in this process (argparse may stop it): the status and stderr."""
     err = io.StringIO()
     with redirect_stderr(err):
         try:
@@ -57,6 +57,34 @@ class GetPoetryCommandTests(SynchronousTestCase):
                 status, err = usage_error(*argv, "10000")
                 self.assertEqual(status, 2)
                 self.assertIn(words, err.splitlines()[-1])
+
+    def test_debug_shows_the_traceback_of_a_bug_that_cost_a_task(self):
+        import logging
+
+        from poetrynow.clients.task import PoemTask
+
+        ours = logging.getLogger("poetrynow")
+        self.addCleanup(setattr, ours, "handlers", list(ours.handlers))
+        self.addCleanup(ours.setLevel, ours.level)
+
+        def broken(task, data):
+            raise RuntimeError("a bug in the engine")
+
+        self.patch(PoemTask, "got", broken)
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            import threading
+
+            def serve_one():
+                conn, _ = listener.accept()
+                with conn:
+                    conn.sendall(b"a line of poetry\n")
+
+            threading.Thread(target=serve_one, daemon=True).start()
+            status, err = usage_error("--engine", "threads", "--debug", str(listener.getsockname()[1]))
+        self.assertEqual(status, 1)
+        self.assertIn("Traceback", err)
+        self.assertIn("RuntimeError: a bug in the engine", err)
+        self.assertIn("Task 1: failed to get poetry from 127.0.0.1:", err.splitlines()[-1])
 
     def test_refused_everywhere_is_exit_one_with_a_line_per_task(self):
         ports = [str(free_port()), str(free_port())]

@@ -103,6 +103,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def show_debug_log() -> None:
+    """``--debug``: poetrynow's debug log (the tracebacks of engine bugs) on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger = logging.getLogger("poetrynow")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 def settings_problem(args: argparse.Namespace) -> str | None:
     """An option the chosen engine does not honour, in one line; or None."""
     takes = ENGINES[args.engine].takes
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem := settings_problem(args):
         p.error(problem)
     if args.debug:
-        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+        show_debug_log()
     if problem := timeline_problem(args.timeline):
         return error(PROG, problem, USAGE)
     raise_fd_limit()
