@@ -179,7 +179,9 @@ class ServersInAThread:
         """Build a tree with ``build(*args, reactor=..., iface="127.0.0.1")``, start it; its port."""
         from twisted.internet.threads import blockingCallFromThread
 
-        tree = build(*args, iface="127.0.0.1", reactor=self.reactor, **kwargs)
+        from poetrynow.servers.listen import Where
+
+        tree = build(*args, where=Where(0, "127.0.0.1"), reactor=self.reactor, **kwargs)
         return blockingCallFromThread(self.reactor, self._start, tree)
 
     def slow(self, poem: str, num_bytes: int, delay: float) -> int:

@@ -29,3 +29,18 @@ class ParseAddressTests(SynchronousTestCase):
     def test_error_names_the_input(self):
         error = self.assertRaises(AddressError, parse_address, "nonsense")
         self.assertIn("'nonsense'", str(error))
+
+    def test_port_zero_and_non_ascii_digits_are_rejected(self):
+        for text in ["0", "localhost:0", "[::1]:0", "\u0661\u0660\u0660\u0660\u0660", "tcp:localhost:0"]:
+            with self.subTest(text=text):
+                self.assertRaises(AddressError, parse_address, text)
+
+    def test_client_endpoints(self):
+        self.assertEqual(parse_address("tcp:localhost:10000"), Address("localhost", 10000))
+        self.assertEqual(parse_address("tcp:host=\\:\\:1:port=10000"), Address("::1", 10000))
+        unix = parse_address("unix:/tmp/poetry.sock")
+        self.assertEqual((unix.endpoint, unix.tcp), ("unix:/tmp/poetry.sock", False))
+        self.assertEqual(str(unix), "unix:/tmp/poetry.sock")
+        for text in ["tcp:10000", "unix:", "tcp:host:"]:
+            with self.subTest(text=text):
+                self.assertRaises(AddressError, parse_address, text)

@@ -10,22 +10,22 @@ from poetrynow.plugins import fastpoetry, poetryproxy, slowpoetry, transformedpo
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers import deploy
 from poetrynow.servers.fast import PoetryFactory, PoetryService
+from poetrynow.servers.listen import BACKLOG, Where
 from poetrynow.servers.proxy import PoetryProxyFactory
 from poetrynow.servers.slow import SlowPoetryFactory
-from poetrynow.servers.startup import BACKLOG
 from poetrynow.servers.transform import TransformFactory
 
 
 class ServerTreeTests(SynchronousTestCase):
     def test_the_poem_is_read_before_anything_listens(self):
         reactor = MemoryReactor()
-        tree = deploy.fast_poetry("no-such-poem", 0, "127.0.0.1", reactor=reactor)
+        tree = deploy.fast_poetry("no-such-poem", Where(0, "127.0.0.1"), reactor=reactor)
         self.assertRaises(PoemNotFound, tree.startService)
         self.assertEqual(reactor.tcpServers, [])
 
     def test_listens_where_asked_with_a_deep_backlog(self):
         reactor = MemoryReactor()
-        tree = deploy.fast_poetry("kettle", 10007, "localhost", reactor=reactor)
+        tree = deploy.fast_poetry("kettle", Where(10007, "localhost"), reactor=reactor)
         tree.startService()
         [(port, factory, backlog, interface)] = reactor.tcpServers
         self.assertEqual((port, backlog, interface), (10007, BACKLOG, "127.0.0.1"))
@@ -36,7 +36,7 @@ class ServerTreeTests(SynchronousTestCase):
 
     def test_stopping_the_tree_stops_listening(self):
         reactor = MemoryReactor()
-        tree = deploy.transformed_poetry(10008, "127.0.0.1", reactor=reactor)
+        tree = deploy.transformed_poetry(Where(10008, "127.0.0.1"), reactor=reactor)
         tree.startService()
         stopped = []
         tree.listener.listening.stopListening = lambda: stopped.append(True)
@@ -48,17 +48,17 @@ class ServerTreeTests(SynchronousTestCase):
     def test_twistd_reads_the_poem_before_it_binds(self):
         # twistd calls privilegedStartService on the whole tree first: the poem must be read there.
         reactor = MemoryReactor()
-        tree = deploy.fast_poetry("no-such-poem", 10012, "127.0.0.1", reactor=reactor)
+        tree = deploy.fast_poetry("no-such-poem", Where(10012, "127.0.0.1"), reactor=reactor)
         self.assertRaises(PoemNotFound, tree.privilegedStartService)
         self.assertEqual(reactor.tcpServers, [])
 
     def test_every_builder_runs_on_the_reactor_it_is_given(self):
         reactor = MemoryReactor()
         trees = [
-            deploy.fast_poetry("kettle", 0, "127.0.0.1", reactor=reactor),
-            deploy.slow_poetry("kettle", 7, 0.5, 0, "127.0.0.1", reactor=reactor),
-            deploy.transformed_poetry(0, "127.0.0.1", reactor=reactor),
-            deploy.poetry_proxy(Address("127.0.0.1", 1), 0, "127.0.0.1", reactor=reactor),
+            deploy.fast_poetry("kettle", Where(0, "127.0.0.1"), reactor=reactor),
+            deploy.slow_poetry("kettle", 7, 0.5, Where(0, "127.0.0.1"), reactor=reactor),
+            deploy.transformed_poetry(Where(0, "127.0.0.1"), reactor=reactor),
+            deploy.poetry_proxy(Address("127.0.0.1", 1), Where(0, "127.0.0.1"), reactor=reactor),
         ]
         for tree in trees:
             tree.startService()
@@ -70,7 +70,7 @@ class ServerTreeTests(SynchronousTestCase):
     def test_twistd_listens_in_privileged_start_then_starts_once(self):
         # twistd binds before dropping privileges; startService must not bind again.
         reactor = MemoryReactor()
-        tree = deploy.slow_poetry("relay", 7, 0.5, 10009, "127.0.0.1", reactor=reactor)
+        tree = deploy.slow_poetry("relay", 7, 0.5, Where(10009, "127.0.0.1"), reactor=reactor)
         tree.privilegedStartService()
         tree.startService()
         self.assertEqual(len(reactor.tcpServers), 1)
@@ -78,7 +78,7 @@ class ServerTreeTests(SynchronousTestCase):
     def test_each_plugin_builds_the_commands_tree(self):
         cases = [
             (fastpoetry, ["--poem", "kettle", "--port", "10010", "--quiet"], PoetryFactory),
-            (slowpoetry, ["--poem", "kettle", "-n", "7", "-d", "0.5"], SlowPoetryFactory),
+            (slowpoetry, ["--poem", "kettle", "--num-bytes", "7", "--delay", "0.5"], SlowPoetryFactory),
             (transformedpoetry, ["--max-length", "99", "--timeout", "0"], TransformFactory),
             (poetryproxy, ["10011"], PoetryProxyFactory),
         ]
@@ -90,7 +90,7 @@ class ServerTreeTests(SynchronousTestCase):
             self.assertEqual(tree.name, maker.tapname)
             self.assertIsInstance(tree.listener.factory, factory_class)
         slow = slowpoetry.options()
-        slow.parseOptions(["--poem", "kettle", "-n", "7", "-d", "0.5"])
+        slow.parseOptions(["--poem", "kettle", "--num-bytes", "7", "--delay", "0.5"])
         factory = slowpoetry.makeService(slow).listener.factory
         self.assertEqual((factory.num_bytes, factory.delay), (7, 0.5))
         proxy = poetryproxy.options()

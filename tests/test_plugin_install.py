@@ -36,8 +36,9 @@ def copy_of_the_tree(into: str) -> str:
     """The package's sources as a clean checkout would have them, plus a developer's plugin cache."""
     tree = os.path.join(into, "tree")
     os.makedirs(tree)
-    for name in ["pyproject.toml", "README.md"]:
-        shutil.copy(ROOT / name, tree)
+    for name in ["pyproject.toml", "README.md", "LICENSE", "docs/description.md"]:
+        os.makedirs(os.path.dirname(os.path.join(tree, name)), exist_ok=True)
+        shutil.copy(ROOT / name, os.path.join(tree, name))
     shutil.copytree(
         ROOT / "src",
         os.path.join(tree, "src"),

@@ -4,6 +4,7 @@ from twisted.internet import defer, error
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import TestCase
 
+from poetrynow.address import Address
 from poetrynow.clients.get_poetry import get_poetry
 from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
 from tests.support import free_port
@@ -12,7 +13,7 @@ from tests.twisted_support import TEST_POEM, HalfThenAbort, WatchedSlowFactory, 
 
 class ProxyTests(TestCase):
     def proxy(self, upstream_port: int) -> tuple[ProxyService, int]:
-        service = ProxyService("127.0.0.1", upstream_port)
+        service = ProxyService(Address("127.0.0.1", upstream_port))
         return service, listen(self, PoetryProxyFactory(service))
 
     @defer.inlineCallbacks

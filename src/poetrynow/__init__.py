@@ -6,4 +6,10 @@ netstrings, transforms) that any engine can drive, and client engines that only
 produce events (:mod:`poetrynow.events`) which one reporter renders.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    # One source: the version in pyproject.toml, as the installed metadata has it.
+    __version__ = version("poetrynow")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"

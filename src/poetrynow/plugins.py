@@ -20,13 +20,31 @@ from zope.interface import implementer
 
 from poetrynow import validate
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
-from poetrynow.poems import PoemNotFound
-from poetrynow.servers.listen import ListenError
+from poetrynow.poems import PoemNotFound, load_poem
+from poetrynow.servers.listen import ListenError, Where
 
 LISTEN = [
     ["port", "p", 0, "Port to listen on (0: a free one; the log says which).", validate.port],
     ["iface", None, "localhost", "Interface to listen on."],
+    [
+        "listen",
+        None,
+        None,
+        "A server endpoint (tcp:10000, unix:/tmp/p.sock) instead of --port/--iface.",
+        validate.server_endpoint,
+    ],
 ]
+
+
+def where(options) -> Where:
+    """Where the plugin's server listens: ``--listen``, or ``--port`` and ``--iface``."""
+    if options["listen"] is not None:
+        if options["port"] != 0 or options["iface"] != "localhost":
+            raise usage.UsageError("give --listen, or --port and --iface, not both")
+        return Where(endpoint=options["listen"])
+    return Where(options["port"], options["iface"])
+
+
 QUIET = [["quiet", "q", "Log no line per client."]]
 
 
@@ -45,12 +63,14 @@ class FastPoetryOptions(PoemOptions):
 
 class SlowPoetryOptions(PoemOptions):
     optParameters = PoemOptions.optParameters + [
-        ["num-bytes", "n", 10, "Bytes per chunk.", validate.positive_int],
-        ["delay", "d", 0.1, "Seconds between chunks.", validate.seconds],
+        # No short forms: twistd's own -n (--nodaemon) and -d (--rundir) come first in a reader's eye.
+        ["num-bytes", None, 10, "Bytes per chunk.", validate.positive_int],
+        ["delay", None, 0.1, "Seconds between chunks.", validate.seconds],
     ]
 
 
 class TransformOptions(usage.Options):
+    optFlags = QUIET
     optParameters = LISTEN + [
         ["max-length", None, DEFAULT_MAX_LENGTH, "Largest request in bytes.", validate.positive_int],
         [
@@ -64,6 +84,7 @@ class TransformOptions(usage.Options):
 
 
 class ProxyOptions(usage.Options):
+    optFlags = QUIET
     synopsis = "[options] [host:]port"
     optParameters = LISTEN + [
         ["timeout", None, 0.0, "Give up on an upstream silent this long (0: never).", validate.seconds],
@@ -86,59 +107,62 @@ class ServerMaker:
         self.tapname, self.description, self.options, self._build = tapname, description, options, build
 
     def makeService(self, options):
-        one_line_startup_errors()
-        return self._build(options)
+        tree = self._build(options)
+        preflight(tree)
+        return tree
 
 
-def one_line_startup_errors() -> None:
-    """Print a server's start-up failure as one ``twistd: error: ...`` line, not a traceback.
+def preflight(tree) -> None:
+    """Find what would stop the server starting while twistd can still say so on the terminal.
 
-    twistd lets an exception from startService escape to the top level (after
-    removing its pid file and telling a daemon's parent), where Python would print
-    a traceback. The failure is already in the log as one critical line; this hook,
-    installed by the plugin front end (never by a service), prints the reason once
-    on the real stderr. Every other exception keeps Python's usual report.
+    twistd calls makeService before it daemonizes or starts logging, and exits with
+    a message, as twistd itself does for its own start-up errors ("Another twistd
+    server is running"), when makeService calls ``sys.exit(message)``. So the poem
+    is read here, and the place to listen is tried with a plain socket (a port 0
+    always binds, so it is not tried). What could still fail later (another
+    process taking the port in between) goes the usual twistd way: a critical log line.
     """
-    previous = sys.excepthook
-    if getattr(previous, "poetrynow_hook", False):
-        return
+    from poetrynow.servers.fast import PoetryService
+    from poetrynow.servers.listen import listen
 
-    def hook(kind, value, traceback):
-        if isinstance(value, (PoemNotFound, ListenError)):
-            prog = os.path.basename(sys.argv[0]) or "twistd"
-            # The real stderr: twistd has pointed sys.stderr into the log, which has the line.
-            print(f"{prog}: error: {value}", file=sys.__stderr__, flush=True)
-        else:
-            previous(kind, value, traceback)
-
-    hook.poetrynow_hook = True  # type: ignore[attr-defined]
-    sys.excepthook = hook
+    prog = os.path.basename(sys.argv[0]) or "twistd"
+    try:
+        if isinstance(tree.held, PoetryService):
+            load_poem(tree.held.poem_name)  # the service reads it again, and logs it, when it starts
+        where = tree.listener.where
+        if where.endpoint is not None or where.port != 0:
+            kind = where.description().split(":", 1)[0].lower()
+            if kind in ("tcp", "tcp6", "unix"):
+                with listen(where) as probe:
+                    made = probe.getsockname() if kind == "unix" else None
+                if made:
+                    os.unlink(made)
+    except (PoemNotFound, ListenError) as problem:
+        sys.exit(f"{prog}: error: {problem}")
 
 
 def _fast(o):
     from poetrynow.servers.deploy import fast_poetry
 
-    return fast_poetry(o["poem"], o["port"], o["iface"], log_clients=not o["quiet"])
+    return fast_poetry(o["poem"], where(o), log_clients=not o["quiet"])
 
 
 def _slow(o):
     from poetrynow.servers.deploy import slow_poetry
 
-    return slow_poetry(
-        o["poem"], o["num-bytes"], o["delay"], o["port"], o["iface"], log_clients=not o["quiet"]
-    )
+    return slow_poetry(o["poem"], o["num-bytes"], o["delay"], where(o), log_clients=not o["quiet"])
 
 
 def _transform(o):
     from poetrynow.servers.deploy import transformed_poetry
 
-    return transformed_poetry(o["port"], o["iface"], o["max-length"], o["timeout"] or None)
+    return transformed_poetry(where(o), o["max-length"], o["timeout"] or None, log_clients=not o["quiet"])
 
 
 def _proxy(o):
     from poetrynow.servers.deploy import poetry_proxy
 
-    return poetry_proxy(o["upstream"], o["port"], o["iface"], o["timeout"] or None)
+    return poetry_proxy(o["upstream"], where(o), o["timeout"] or None, log_clients=not o["quiet"])
 
 
 # Descriptions fit twistd's help column on one line.

@@ -19,7 +19,7 @@ from pathlib import Path
 from poetrynow.events import Event, Failed, Finished, Received, Started
 
 FORMATS = {".png": "png", ".svg": "svg"}
-HINT = "--timeline needs matplotlib: pip install 'poetrynow[plot]' (make demo installs it)"
+HINT = "--timeline needs matplotlib: pip install 'poetrynow[plot]' (or 'poetrynow[all]')"
 
 
 class TimelineError(Exception):

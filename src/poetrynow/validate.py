@@ -55,3 +55,25 @@ def port(text: str) -> int:
 def address(text: str) -> Address:
     """``[host:]port``; AddressError is a ValueError."""
     return parse_address(text)
+
+
+def server_endpoint(text: str) -> str:
+    """A Twisted server endpoint description that ``serverFromString`` can build.
+
+    Built on a MemoryReactor, so nothing listens and no reactor is installed: a
+    twistd plugin's options are read before twistd installs the reactor asked for.
+    """
+    from twisted.internet.endpoints import serverFromString
+    from twisted.internet.testing import MemoryReactor
+
+    if not text or ":" not in text:
+        raise ValueError(f"expected an endpoint such as tcp:10000 or unix:/tmp/poetry.sock, got {text!r}")
+    try:
+        serverFromString(MemoryReactor(), text)
+    except ImportError:
+        raise ValueError(
+            f"{text.split(':', 1)[0]}: needs Twisted's TLS support: pip install 'poetrynow[tls]'"
+        ) from None
+    except Exception as problem:  # serverFromString says what is wrong in many ways
+        raise ValueError(f"bad endpoint {text!r}: {problem or type(problem).__name__}") from None
+    return text

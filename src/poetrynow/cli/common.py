@@ -35,14 +35,42 @@ positive_int = arg(validate.positive_int)
 non_negative_int = arg(validate.non_negative_int)
 seconds = arg(validate.seconds)
 port_arg = arg(validate.port)
+server_endpoint = arg(validate.server_endpoint)
+
+
+def command_parser(prog: str, description: str, **settings) -> argparse.ArgumentParser:
+    """An argparse parser for one of the commands, with ``--version`` from the package metadata."""
+    from poetrynow import __version__
+
+    parser = argparse.ArgumentParser(prog=prog, description=description, **settings)
+    parser.add_argument("--version", action="version", version=f"{prog} (poetrynow) {__version__}")
+    return parser
 
 
 def add_listen_options(parser: argparse.ArgumentParser) -> None:
-    """``--port`` and ``--iface``, which every listening command takes."""
+    """``--listen``, or its short form ``--port`` and ``--iface``, which every server takes."""
     parser.add_argument(
-        "--port", type=port_arg, default=0, help="port to listen on (default: 0, a free port)"
+        "--port", type=port_arg, default=None, help="port to listen on (default: 0, a free port)"
     )
-    parser.add_argument("--iface", default="localhost", help="interface to listen on (default: localhost)")
+    parser.add_argument("--iface", default=None, help="interface to listen on (default: localhost)")
+    parser.add_argument(
+        "--listen",
+        type=server_endpoint,
+        metavar="DESCRIPTION",
+        default=None,
+        help="a Twisted server endpoint instead: tcp:10000, tcp6:10000:interface=\\:\\:1, unix:/tmp/p.sock",
+    )
+
+
+def where(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """Where the server listens; ``--listen`` with ``--port`` or ``--iface`` is a usage error."""
+    from poetrynow.servers.listen import Where
+
+    if args.listen is not None:
+        if args.port is not None or args.iface is not None:
+            parser.error("give --listen, or --port and --iface, not both")
+        return Where(endpoint=args.listen)
+    return Where(args.port or 0, args.iface or "localhost")
 
 
 def timeline_problem(path: str | None) -> str | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import add_listen_options, raise_fd_limit
+from poetrynow.cli.common import add_listen_options, command_parser, raise_fd_limit, where
 from poetrynow.cli.serving import serve
 
 PROG = "fastpoetry"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Serve a poem as fast as the network allows.")
+    p = command_parser(prog=PROG, description="Serve a poem as fast as the network allows.")
     p.add_argument("poem", help="a bundled poem's name (see 'poetrynow poems') or a file path")
     add_listen_options(p)
     p.add_argument("--quiet", action="store_true", help="no line per client")
@@ -20,11 +20,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     from poetrynow.servers.deploy import fast_poetry
 
     raise_fd_limit()
-    tree = fast_poetry(args.poem, args.port, args.iface, log_clients=not args.quiet)
+    tree = fast_poetry(args.poem, where(p, args), log_clients=not args.quiet)
     return serve(PROG, tree, quiet=args.quiet)
 
 

@@ -10,6 +10,7 @@ from poetrynow.cli.common import (
     FAILED,
     USAGE,
     address_arg,
+    command_parser,
     error,
     exit_on_sigterm,
     non_negative_int,
@@ -24,7 +25,7 @@ PROG = "get-poetry"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog=PROG,
         description="Download a poem from each poetry server, the way the chosen "
         "model of concurrency would, and report as the articles do.",

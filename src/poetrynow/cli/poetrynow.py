@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import OK, USAGE, error, exit_on_sigterm, seconds, timeline_problem
+from poetrynow.cli.common import OK, USAGE, command_parser, error, exit_on_sigterm, seconds, timeline_problem
 from poetrynow.clients import ENGINES
 from poetrynow.poems import bundled_poems
 from poetrynow.tables import format_table
@@ -25,7 +25,7 @@ def engine_list(text: str) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Get Poetry Now!")
+    p = command_parser(prog=PROG, description="Get Poetry Now!")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser(
         "demo",

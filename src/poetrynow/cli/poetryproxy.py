@@ -5,14 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import add_listen_options, address_arg, raise_fd_limit, seconds
+from poetrynow.cli.common import (
+    add_listen_options,
+    address_arg,
+    command_parser,
+    raise_fd_limit,
+    seconds,
+    where,
+)
 from poetrynow.cli.serving import serve
 
 PROG = "poetry-proxy"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog=PROG,
         description="Serve the poem of another poetry server: fetched once, then "
         "cached; a fetch nobody waits for any more is cancelled.",
@@ -21,6 +28,7 @@ def parser() -> argparse.ArgumentParser:
         "upstream", type=address_arg, metavar="ADDRESS", help="[host:]port of the poetry server to proxy"
     )
     add_listen_options(p)
+    p.add_argument("--quiet", action="store_true", help="log no line per client (cache hits are counted)")
     p.add_argument(
         "--timeout",
         type=seconds,
@@ -31,11 +39,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     from poetrynow.servers.deploy import poetry_proxy
 
     raise_fd_limit()
-    return serve(PROG, poetry_proxy(args.upstream, args.port, args.iface, args.timeout or None))
+    return serve(
+        PROG,
+        poetry_proxy(args.upstream, where(p, args), args.timeout or None, log_clients=not args.quiet),
+        quiet=args.quiet,
+    )
 
 
 if __name__ == "__main__":

@@ -10,21 +10,23 @@ from poetrynow.cli.common import (
     OK,
     USAGE,
     add_listen_options,
+    command_parser,
     error,
     exit_on_sigterm,
     positive_int,
     seconds,
+    where,
 )
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.schedule import PoemSchedule
 from poetrynow.servers.blocking import serve_forever
-from poetrynow.servers.listen import ListenError, listen
+from poetrynow.servers.listen import ListenError, bound_name, listen
 
 PROG = "slowpoetry"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog=PROG,
         description="Serve a poem slowly: NUM_BYTES bytes every DELAY seconds, "
         "one client at a time, then close the connection.",
@@ -45,15 +47,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    place = where(p, args)
     if args.concurrent:
-        return serve_concurrently(args)
+        return serve_concurrently(args, place)
     try:
         poem = load_poem(args.poem)
     except PoemNotFound as problem:
         return error(PROG, str(problem), USAGE)
     try:
-        listener = listen(args.iface, args.port)
+        listener = listen(place)
     except ListenError as problem:
         return error(PROG, str(problem), FAILED)
     schedule = PoemSchedule(len(poem.data), args.num_bytes, args.delay)
@@ -62,23 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with listener:
             # Printed inside the try: a Ctrl-C that comes as soon as a script reads the line is clean.
-            print(f"Serving {args.poem} on port {listener.getsockname()[1]}.", flush=True)
+            print(f"Serving {args.poem} on {bound_name(listener)}.", flush=True)
             serve_forever(listener, poem.data, schedule, log)
     except KeyboardInterrupt:
         pass
     return OK
 
 
-def serve_concurrently(args) -> int:
+def serve_concurrently(args, place) -> int:
     """The Twisted edition; it logs per-chunk lines at debug level, so only without --quiet."""
     from poetrynow.cli.common import raise_fd_limit
     from poetrynow.cli.serving import serve
     from poetrynow.servers.deploy import slow_poetry
 
     raise_fd_limit()
-    tree = slow_poetry(
-        args.poem, args.num_bytes, args.delay, args.port, args.iface, log_clients=not args.quiet
-    )
+    tree = slow_poetry(args.poem, args.num_bytes, args.delay, place, log_clients=not args.quiet)
     return serve(PROG, tree, quiet=args.quiet, verbose=True)
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import add_listen_options, positive_int, raise_fd_limit, seconds
+from poetrynow.cli.common import (
+    add_listen_options,
+    command_parser,
+    positive_int,
+    raise_fd_limit,
+    seconds,
+    where,
+)
 from poetrynow.cli.serving import serve
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.transforms import TRANSFORMS
@@ -14,7 +21,7 @@ PROG = "transformedpoetry"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = command_parser(
         prog=PROG,
         description="Transform poems: send one netstring 'name.poem', get the "
         f"transformed poem back. Transforms: {', '.join(TRANSFORMS)}.",
@@ -37,11 +44,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     from poetrynow.servers.deploy import transformed_poetry
 
     raise_fd_limit()
-    tree = transformed_poetry(args.port, args.iface, args.max_length, args.timeout or None)
+    tree = transformed_poetry(
+        where(p, args), args.max_length, args.timeout or None, log_clients=not args.quiet
+    )
     return serve(PROG, tree, quiet=args.quiet)
 
 

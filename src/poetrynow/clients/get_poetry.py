@@ -4,7 +4,8 @@
 closes the connection cleanly. It can be cancelled for real (Part 19): the
 canceller drops the connection at once and the Deferred fails with
 CancelledError, and nothing fires later. A connection lost uncleanly is a failure
-even if bytes had arrived: half a poem is not a poem.
+even if bytes had arrived: half a poem is not a poem. ``get_poetry_at`` takes any
+address, a client endpoint description (``unix:/tmp/poetry.sock``) included.
 """
 
 from __future__ import annotations
@@ -13,22 +14,42 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, error
-from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, clientFromString
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from poetrynow.address import Address
 from poetrynow.clients import no_data
 from poetrynow.clients.errors import NO_ANSWER, PoemTimeout, TransformFailed
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
 
-__all__ = ["PoemTimeout", "TransformFailed", "TransformProxy", "describe_failure", "get_poetry"]
+__all__ = [
+    "PoemTimeout",
+    "TransformFailed",
+    "TransformProxy",
+    "describe_failure",
+    "get_poetry",
+    "get_poetry_at",
+]
 
 
-class OneShotClientFactory(ClientFactory):
+def client_endpoint(reactor, address: Address, timeout: float | None = None):
+    """The Twisted client endpoint for an address: TCP (IPv4, IPv6 or a name), or its description."""
+    if address.endpoint is not None:
+        return clientFromString(reactor, address.endpoint)
+    connect_timeout = timeout or 30
+    if ":" in address.host:
+        return TCP6ClientEndpoint(reactor, address.host, address.port, timeout=connect_timeout)
+    return TCP4ClientEndpoint(reactor, address.host, address.port, timeout=connect_timeout)
+
+
+class OneShotClientFactory(Factory):
     """A client factory whose single Deferred fires once, and can be cancelled for real.
 
-    Cancelling forgets the Deferred first, so that the connection's loss cannot fire
-    it again, then aborts the connection (or stops the connection attempt).
+    It connects through an endpoint. Cancelling forgets the Deferred first, so that
+    the connection's loss cannot fire it again, then aborts the connection (or
+    cancels the connection attempt).
     """
 
     noisy = False
@@ -37,8 +58,14 @@ class OneShotClientFactory(ClientFactory):
         #: What the caller is given; ``deferred`` is forgotten once it has fired or been cancelled.
         self.result: defer.Deferred = defer.Deferred(lambda d: self.cancel())
         self.deferred: defer.Deferred | None = self.result
-        self.connector = None
+        self.connecting: defer.Deferred | None = None
         self.protocol_instance = None
+
+    def connect(self, endpoint) -> defer.Deferred:
+        """Connect through ``endpoint``; the Deferred the caller gets."""
+        self.connecting = endpoint.connect(self)
+        self.connecting.addErrback(self._connection_failed)
+        return self.result
 
     def buildProtocol(self, addr):
         self.protocol_instance = super().buildProtocol(addr)
@@ -48,15 +75,15 @@ class OneShotClientFactory(ClientFactory):
         self.deferred = None
         if self.protocol_instance is not None and self.protocol_instance.transport:
             self.protocol_instance.transport.abortConnection()
-        elif self.connector is not None:
-            self.connector.disconnect()
+        elif self.connecting is not None:
+            self.connecting.cancel()
 
     def _fire(self, fire, value):
         if self.deferred is not None:
             deferred, self.deferred = self.deferred, None
             fire(deferred, value)
 
-    def clientConnectionFailed(self, connector, reason):
+    def _connection_failed(self, reason: Failure) -> None:
         self._fire(defer.Deferred.errback, reason)
 
 
@@ -133,11 +160,21 @@ def get_poetry(
     them into events); ``timeout`` fails the download after that many seconds
     with no data.
     """
+    return get_poetry_at(Address(host, port), reactor, timeout, on_connect, on_data)
+
+
+def get_poetry_at(
+    address: Address,
+    reactor=None,
+    timeout: float | None = None,
+    on_connect: Callable[[], None] | None = None,
+    on_data: Callable[[int], None] | None = None,
+) -> defer.Deferred:
+    """:func:`get_poetry` for any address, a client endpoint description (``unix:/path``) included."""
     if reactor is None:
         from twisted.internet import reactor
     factory = PoetryClientFactory(reactor, timeout, on_connect, on_data)
-    factory.connector = reactor.connectTCP(host, port, factory)
-    return factory.result
+    return factory.connect(client_endpoint(reactor, address, timeout))
 
 
 class TransformClientProtocol(Protocol):
@@ -184,15 +221,22 @@ class TransformClientFactory(OneShotClientFactory):
 class TransformProxy:
     """A client of the transform service: ``xform(name, poem)`` -> Deferred of bytes."""
 
-    def __init__(self, host: str, port: int, reactor=None, max_length: int = DEFAULT_MAX_LENGTH):
+    def __init__(
+        self,
+        host: str | Address,
+        port: int = 0,
+        reactor=None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        timeout: float | None = None,
+    ):
         if reactor is None:
             from twisted.internet import reactor
-        self.host, self.port, self.reactor, self.max_length = host, port, reactor, max_length
+        self.address = host if isinstance(host, Address) else Address(host, port)
+        self.reactor, self.max_length, self.timeout = reactor, max_length, timeout
 
     def xform(self, name: str, poem: bytes) -> defer.Deferred:
         factory = TransformClientFactory(name, poem, self.max_length)
-        factory.connector = self.reactor.connectTCP(self.host, self.port, factory)
-        return factory.result
+        return factory.connect(client_endpoint(self.reactor, self.address, self.timeout))
 
 
 def expected_failure(problem: BaseException) -> bool:

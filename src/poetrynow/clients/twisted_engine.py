@@ -16,7 +16,7 @@ from twisted.internet import defer
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, unexpected
-from poetrynow.clients.get_poetry import TransformProxy, describe_failure, expected_failure, get_poetry
+from poetrynow.clients.get_poetry import TransformProxy, describe_failure, expected_failure, get_poetry_at
 from poetrynow.clients.task import PoemTask
 from poetrynow.events import Sink
 
@@ -32,15 +32,14 @@ def new_reactor():
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     reactor = new_reactor()
-    proxy = TransformProxy(options.xform.host, options.xform.port, reactor) if options.xform else None
+    proxy = TransformProxy(options.xform, reactor=reactor, timeout=options.timeout) if options.xform else None
 
     @defer.inlineCallbacks
     def get_transformed_poem(task: PoemTask):
         task.started()
         try:
-            poem = yield get_poetry(
-                task.address.host,
-                task.address.port,
+            poem = yield get_poetry_at(
+                task.address,
                 reactor,
                 options.timeout,
                 on_connect=task.connected,

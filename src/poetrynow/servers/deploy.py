@@ -15,6 +15,7 @@ from twisted.application import service
 from poetrynow.address import Address
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.servers.fast import PoetryFactory, PoetryService
+from poetrynow.servers.listen import Where
 from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
 from poetrynow.servers.slow import SlowPoetryFactory
 from poetrynow.servers.startup import ListeningService
@@ -29,67 +30,56 @@ class ServerTree(service.MultiService):
     is read before anything listens and a missing poem never opens a port.
     """
 
-    def __init__(self, name: str, held, factory, port: int, iface: str, what: str, reactor=None):
+    def __init__(self, name: str, held, factory, where: Where, what: str, reactor=None):
         service.MultiService.__init__(self)
         self.setName(name)
         self.held = held
-        self.listener = ListeningService(factory, port, iface, what, reactor)
+        self.listener = ListeningService(factory, where, what, reactor)
         held.setServiceParent(self)
         self.listener.setServiceParent(self)
 
 
-def fast_poetry(
-    poem: str, port: int = 0, iface: str = "localhost", log_clients: bool = True, reactor=None
-) -> ServerTree:
+HERE = Where()  # port 0 on localhost
+
+
+def fast_poetry(poem: str, where: Where = HERE, log_clients: bool = True, reactor=None) -> ServerTree:
     held = PoetryService(poem)
-    return ServerTree(
-        "fastpoetry",
-        held,
-        PoetryFactory(held, log_clients=log_clients),
-        port,
-        iface,
-        f"Serving {poem}",
-        reactor,
-    )
+    factory = PoetryFactory(held, log_clients=log_clients)
+    return ServerTree("fastpoetry", held, factory, where, f"Serving {poem}", reactor)
 
 
 def slow_poetry(
     poem: str,
     num_bytes: int = 10,
     delay: float = 0.1,
-    port: int = 0,
-    iface: str = "localhost",
+    where: Where = HERE,
     log_clients: bool = True,
     reactor=None,
 ) -> ServerTree:
     held = PoetryService(poem)
     factory = SlowPoetryFactory(held, num_bytes, delay, clock=reactor, log_clients=log_clients)
-    return ServerTree("slowpoetry", held, factory, port, iface, f"Serving {poem}", reactor)
+    return ServerTree("slowpoetry", held, factory, where, f"Serving {poem}", reactor)
 
 
 def transformed_poetry(
-    port: int = 0,
-    iface: str = "localhost",
+    where: Where = HERE,
     max_length: int = DEFAULT_MAX_LENGTH,
     timeout: float | None = 60.0,
+    log_clients: bool = True,
     reactor=None,
 ) -> ServerTree:
     held = TransformService(max_length=max_length)
-    return ServerTree(
-        "transformedpoetry",
-        held,
-        TransformFactory(held, timeout=timeout, clock=reactor),
-        port,
-        iface,
-        "Serving transforms",
-        reactor,
-    )
+    factory = TransformFactory(held, timeout=timeout, clock=reactor, log_clients=log_clients)
+    return ServerTree("transformedpoetry", held, factory, where, "Serving transforms", reactor)
 
 
 def poetry_proxy(
-    upstream: Address, port: int = 0, iface: str = "localhost", timeout: float | None = None, reactor=None
+    upstream: Address,
+    where: Where = HERE,
+    timeout: float | None = None,
+    log_clients: bool = True,
+    reactor=None,
 ) -> ServerTree:
-    held = ProxyService(upstream.host, upstream.port, reactor=reactor, timeout=timeout)
-    return ServerTree(
-        "poetryproxy", held, PoetryProxyFactory(held), port, iface, f"Proxying {upstream}", reactor
-    )
+    held = ProxyService(upstream, reactor=reactor, timeout=timeout, log_clients=log_clients)
+    factory = PoetryProxyFactory(held)
+    return ServerTree("poetryproxy", held, factory, where, f"Proxying {upstream}", reactor)

@@ -37,14 +37,15 @@ class PoetryService(service.Service):
     def privilegedStartService(self):
         # twistd calls this on the whole tree before startService: the poem is
         # read here, so that it is read before the listener beside it binds.
-        self._load()
+        self.load()
         service.Service.privilegedStartService(self)
 
     def startService(self):
-        self._load()
+        self.load()
         service.Service.startService(self)
 
-    def _load(self) -> None:
+    def load(self) -> None:
+        """Read the poem, once; a poem that cannot be read is one critical log line and PoemNotFound."""
         if self.loaded:
             return
         try:

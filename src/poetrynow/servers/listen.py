@@ -1,29 +1,109 @@
-"""Opening a listening socket, with the one-line errors every server shares."""
+"""Where a server listens, and the one-line errors every server gives when it cannot.
+
+A server is told where to listen either by ``--port``/``--iface`` (the short form)
+or by ``--listen``, a Twisted server endpoint description (``tcp:10000``,
+``tcp6:10000:interface=\\:\\:1``, ``unix:/tmp/poetry.sock``, ``ssl:...``).
+:class:`Where` holds either, and turns both into a description: the Twisted
+servers hand it to ``serverFromString``, and the blocking server, which has no
+reactor, reads the tcp, tcp6 and unix forms itself (:func:`listen`). This module
+does not import Twisted.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
+
+from poetrynow.address import split_description
+
+#: A connect storm of thousands must not overflow the accept queue.
+BACKLOG = 4096
 
 
 class ListenError(OSError):
     """The server could not listen: port in use, unknown interface, no permission."""
 
 
-def cannot_listen(iface: str, port: int, error: OSError) -> str:
-    """The one-line reason every server gives when it cannot listen."""
+def cannot_listen(label: str, error: OSError) -> str:
+    """The one-line reason every server gives when it cannot listen on ``label``."""
     # A resolver error: a gaierror, or (from create_server) an OSError with its negative code.
     if isinstance(error, socket.gaierror) or (getattr(error, "errno", None) or 0) < 0:
         words = (error.strerror or "").partition(" (while attempting")[0]
-        return f"cannot listen on {iface}:{port}: unknown interface ({words})"
+        return f"cannot listen on {label}: unknown interface ({words})"
     # create_server() and Twisted both wrap the OS's words in their own: keep the reason alone.
     reason = os.strerror(error.errno) if error.errno else str(error)
-    return f"cannot listen on {iface}:{port}: {reason}"
+    return f"cannot listen on {label}: {reason}"
 
 
-def listen(iface: str, port: int, backlog: int = 1024) -> socket.socket:
-    """A TCP socket listening on ``iface:port`` (port 0 picks a free one)."""
+def resolve_iface(iface: str) -> str:
+    """Servers listen on addresses, not names: ``localhost`` -> ``127.0.0.1``."""
+    return str(socket.getaddrinfo(iface, None, type=socket.SOCK_STREAM)[0][4][0])
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(":", "\\:")
+
+
+@dataclass(frozen=True)
+class Where:
+    """``--port``/``--iface``, or ``--listen DESCRIPTION``."""
+
+    port: int = 0
+    iface: str = "localhost"
+    endpoint: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How errors and logs name the place: ``localhost:10000`` or the description."""
+        return self.endpoint if self.endpoint is not None else f"{self.iface}:{self.port}"
+
+    def description(self) -> str:
+        """The Twisted server endpoint description; TCP gets a deep backlog unless it names one."""
+        if self.endpoint is not None:
+            kind, _, kwargs = split_description(self.endpoint)
+            if kind in ("tcp", "tcp6") and "backlog" not in kwargs:
+                return f"{self.endpoint}:backlog={BACKLOG}"
+            return self.endpoint
+        try:
+            address = resolve_iface(self.iface)
+        except socket.gaierror as error:
+            raise ListenError(cannot_listen(self.label, error)) from None
+        kind = "tcp6" if ":" in address else "tcp"
+        return f"{kind}:{self.port}:interface={_escape(address)}:backlog={BACKLOG}"
+
+
+def listen(where: Where) -> socket.socket:
+    """A blocking listening socket for the blocking server: tcp, tcp6 or unix."""
     try:
-        return socket.create_server((iface, port), backlog=backlog)
+        kind, args, kwargs = split_description(where.description())
+        if kind == "unix":
+            path = args[0] if args else kwargs["address"]
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(path)
+                sock.listen(int(kwargs.get("backlog", BACKLOG)))
+            except OSError:
+                sock.close()
+                raise
+            return sock
+        if kind not in ("tcp", "tcp6"):
+            raise ListenError(f"cannot listen on {where.label}: the blocking server takes tcp, tcp6 or unix")
+        port = int(args[0] if args else kwargs["port"])
+        interface = kwargs.get("interface", "::" if kind == "tcp6" else "0.0.0.0")
+        family = socket.AF_INET6 if kind == "tcp6" else socket.AF_INET
+        return socket.create_server(
+            (interface, port), family=family, backlog=int(kwargs.get("backlog", BACKLOG))
+        )
+    except ListenError:
+        raise
     except OSError as error:
-        raise ListenError(cannot_listen(iface, port, error)) from None
+        raise ListenError(cannot_listen(where.label, error)) from None
+    except (IndexError, KeyError, ValueError):
+        raise ListenError(f"cannot listen on {where.label}: not an endpoint description") from None
+
+
+def bound_name(sock: socket.socket) -> str:
+    """``port N`` for a TCP socket, ``unix:PATH`` for a Unix one: the end of the listening line."""
+    name = sock.getsockname()
+    return f"unix:{name}" if isinstance(name, str) else f"port {name[1]}"

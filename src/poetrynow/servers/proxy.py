@@ -18,7 +18,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from poetrynow.clients.get_poetry import describe_failure, get_poetry
+from poetrynow.address import Address
+from poetrynow.clients.get_poetry import describe_failure, get_poetry_at
 from poetrynow.interfaces import IPoetryProxyService
 
 
@@ -26,23 +27,30 @@ from poetrynow.interfaces import IPoetryProxyService
 class ProxyService(service.Service):
     log = Logger()
 
-    def __init__(self, host: str, port: int, reactor=None, timeout: float | None = None):
-        self.host, self.port, self.reactor, self.timeout = host, port, reactor, timeout
+    def __init__(
+        self, upstream: Address, reactor=None, timeout: float | None = None, log_clients: bool = True
+    ):
+        self.upstream, self.reactor, self.timeout = upstream, reactor, timeout
+        # Off with --quiet: a cache hit is then counted, not logged.
+        self.log_clients = log_clients
+        self.cache_hits = 0
         self.poem: bytes | None = None
         self._fetch: defer.Deferred | None = None
         self._waiters: list[defer.Deferred] = []
 
     def get_poem(self) -> defer.Deferred:
         if self.poem is not None:
-            self.log.info("Using cached poem.")
+            self.cache_hits += 1
+            if self.log_clients:
+                self.log.info("Using cached poem.")
             return defer.succeed(self.poem)
         waiter: defer.Deferred[bytes] = defer.Deferred(self._forget)
         self._waiters.append(waiter)
         if self._fetch is None:
             self.log.info("Fetching poem from server.")
-            self._fetch = get_poetry(self.host, self.port, self.reactor, self.timeout)
+            self._fetch = get_poetry_at(self.upstream, self.reactor, self.timeout)
             self._fetch.addCallbacks(self._fetched, self._failed)
-        else:
+        elif self.log_clients:
             self.log.info("Joining the poem download under way.")
         return waiter
 

@@ -8,16 +8,16 @@ once, as a critical line, and raised for the front end (a command, twistd) to wo
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from twisted.application import service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from poetrynow.servers.listen import ListenError, cannot_listen
-
-BACKLOG = 4096  # a connect storm of thousands must not overflow the accept queue
+from poetrynow.servers.listen import ListenError, Where, cannot_listen
 
 log = Logger()
 
@@ -28,32 +28,43 @@ def cannot_start(problem: Exception) -> Exception:
     return problem
 
 
-def resolve_iface(iface: str) -> str:
-    """Twisted listens on addresses, not names: ``localhost`` -> ``127.0.0.1``."""
-    return str(socket.getaddrinfo(iface, None, type=socket.SOCK_STREAM)[0][4][0])
+def listened(deferred: Deferred) -> Any:
+    """What an endpoint's listen Deferred fired with, at once (TCP, Unix and SSL all fire at once)."""
+    outcome: list = []
+    deferred.addBoth(outcome.append)
+    if not outcome:
+        deferred.cancel()
+        raise ListenError("the endpoint did not listen at once")
+    return outcome[0]
 
 
 class ListeningService(service.Service):
-    """Twisted's TCPServer, plus a log line that names the port really bound.
+    """Listens on a server endpoint, and logs where it really listens.
 
     With ``--port 0`` the kernel picks the port, and the log is the only place a
-    daemon can tell where it listens. Like TCPServer it listens in
-    privilegedStartService, so twistd can bind a low port before dropping root.
+    daemon can tell where it listens. Like Twisted's own endpoint services it
+    listens in privilegedStartService, so twistd can bind a low port before
+    dropping root; unlike them it fails there at once, with one line.
     """
 
-    def __init__(self, factory, port: int, iface: str, what: str, reactor=None):
+    def __init__(self, factory, where: Where, what: str, reactor=None):
         if reactor is None:
             from twisted.internet import reactor
-        self.factory, self.port_number, self.iface, self.what = factory, port, iface, what
+        self.factory, self.where, self.what = factory, where, what
         self.reactor = reactor
         self.listening: Any = None  # the IListeningPort, once listening
 
     @property
     def port(self) -> int:
-        return self.listening.getHost().port
+        return int(self.listening.getHost().port)
+
+    def place(self) -> str:
+        """``port N`` for TCP, the description otherwise."""
+        host = self.listening.getHost()
+        return f"port {host.port}" if hasattr(host, "port") else self.where.label
 
     def listening_line(self) -> str:
-        return f"{self.what} on port {self.port}."
+        return f"{self.what} on {self.place()}."
 
     def privilegedStartService(self):
         service.Service.privilegedStartService(self)
@@ -61,15 +72,22 @@ class ListeningService(service.Service):
             self.listening = self._listen()
 
     def _listen(self):
-        problem: OSError
+        label = self.where.label
         try:
-            address = resolve_iface(self.iface)
-            return self.reactor.listenTCP(self.port_number, self.factory, interface=address, backlog=BACKLOG)
-        except socket.gaierror as error:
-            problem = error
-        except CannotListenError as error:
-            problem = error.socketError
-        raise cannot_start(ListenError(cannot_listen(self.iface, self.port_number, problem))) from None
+            endpoint = serverFromString(self.reactor, self.where.description())
+            result = listened(endpoint.listen(self.factory))
+        except ListenError as problem:
+            raise cannot_start(problem) from None
+        except Exception as problem:  # a description serverFromString cannot use
+            raise cannot_start(ListenError(f"cannot listen on {label}: {problem}")) from None
+        if isinstance(result, Failure):
+            error = result.value
+            if isinstance(error, CannotListenError):
+                error = error.socketError
+            if not isinstance(error, OSError):
+                error = OSError(str(error))
+            raise cannot_start(ListenError(cannot_listen(label, error)))
+        return result
 
     def startService(self):
         if self.listening is None:
@@ -81,10 +99,8 @@ class ListeningService(service.Service):
         service.Service.stopService(self)
         listening, self.listening = self.listening, None
         if listening is not None:
-            log.info(
-                "No longer {what} on port {port}.",
-                what=self.what[:1].lower() + self.what[1:],
-                port=listening.getHost().port,
-            )
+            host = listening.getHost()
+            place = f"port {host.port}" if hasattr(host, "port") else self.where.label
+            log.info("No longer {what} on {place}.", what=self.what[:1].lower() + self.what[1:], place=place)
             return listening.stopListening()
         return None

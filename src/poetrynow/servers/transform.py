@@ -67,12 +67,13 @@ class TransformProtocol(Protocol, TimeoutMixin):
         except TransformError as problem:
             self._refuse(str(problem))
             return
-        self.log.info(
-            "{name} of {nbytes} bytes for {peer}",
-            name=name.decode("utf-8", "replace"),
-            nbytes=len(poem),
-            peer=self.peer,
-        )
+        if self.factory.log_clients:
+            self.log.info(
+                "{name} of {nbytes} bytes for {peer}",
+                name=name.decode("utf-8", "replace"),
+                nbytes=len(poem),
+                peer=self.peer,
+            )
         self.transport.write(encode(result))
         self.transport.loseConnection()
 
@@ -92,9 +93,13 @@ class TransformFactory(Factory):
     protocol = TransformProtocol
     noisy = False
 
-    def __init__(self, service: TransformService, timeout: float | None = 60.0, clock=None):
+    def __init__(
+        self, service: TransformService, timeout: float | None = 60.0, clock=None, log_clients: bool = True
+    ):
         if clock is None:
             from twisted.internet import reactor as clock
         self.service = service
+        # Off with --quiet: refusals are still logged, answers are not.
+        self.log_clients = log_clients
         self.timeout = timeout
         self.clock = clock
