@@ -54,10 +54,12 @@ class Server:
             stdin=subprocess.DEVNULL,
         )
         self.first_line = self.process.stdout.readline()
-        if not self.first_line.endswith(".\n") or " on port " not in self.first_line:
+        if not self.first_line.endswith(".\n") or " on " not in self.first_line:
             self.stop()
             raise RuntimeError(f"server did not start: {self.first_line!r} {self.stderr!r}")
-        self.port = int(self.first_line.rsplit(" ", 1)[1].rstrip(".\n"))
+        # ``Serving kettle on port 10000.``; a Unix socket's line names its path and has no port.
+        tail = self.first_line.rsplit(" ", 1)[1].rstrip(".\n")
+        self.port = int(tail) if tail.isdigit() else 0
         self.stdout = self.stderr = ""
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
@@ -198,6 +200,14 @@ class ServersInAThread:
         from poetrynow.servers.deploy import transformed_poetry
 
         return self.start(transformed_poetry)
+
+    def call_stop(self, tree) -> None:
+        """Stop one tree (it stops listening) before the test goes on."""
+        from twisted.internet.defer import maybeDeferred
+        from twisted.internet.threads import blockingCallFromThread
+
+        self.trees.remove(tree)
+        blockingCallFromThread(self.reactor, maybeDeferred, tree.stopService)
 
     def stop(self) -> None:
         from twisted.internet.defer import DeferredList

@@ -156,11 +156,11 @@ class SlowPoetryCommandTests(SynchronousTestCase):
         self.assertRegex(rest[0], r"^Somebody at 127\.0\.0\.1:\d+ wants poetry!$")
         self.assertEqual(rest[1:], ["Sending 400 bytes", "Sending 236 bytes"])
 
-    def test_ctrl_c_is_a_clean_exit(self):
+    def test_ctrl_c_is_a_clean_exit_with_130_and_one_line(self):
         server = Server("kettle", "--quiet")
         status = server.stop(signal.SIGINT)
-        self.assertEqual(status, 0)
-        self.assertEqual(server.stderr, "")
+        self.assertEqual(status, 130)
+        self.assertEqual(server.stderr, "slowpoetry: stopped by SIGINT: no client was being served\n")
 
     def test_client_hanging_up_mid_poem_costs_only_that_connection(self):
         server = Server("lighthouse", "--num-bytes", "10", "--delay", "0.001", "--quiet")
@@ -171,8 +171,8 @@ class SlowPoetryCommandTests(SynchronousTestCase):
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertIn("got 3073 bytes", result.stdout)
         finally:
-            self.assertEqual(server.stop(), 0)
-        self.assertEqual(server.stderr, "")
+            self.assertEqual(server.stop(), 143)
+        self.assertEqual(server.stderr, "slowpoetry: stopped by SIGTERM: no client was being served\n")
 
 
 class PoetrynowCommandTests(SynchronousTestCase):

@@ -25,7 +25,7 @@ class FastPoetryTests(SynchronousTestCase):
             self.assertEqual(server.first_line, f"Serving relay on port {server.port}.\n")
             self.assertEqual(fetch(server.port), load_poem("relay").data)
         finally:
-            self.assertEqual(server.stop(), 0)
+            self.assertEqual(server.stop(), 143)
         self.assertRegex(server.stdout, r"sending 658 bytes of poetry to 127\.0\.0\.1:\d+")
         self.assertNotIn("Traceback", server.stderr)
 

@@ -21,6 +21,7 @@ from poetrynow.poems import load_poem
 from poetrynow.report import Summary
 from poetrynow.schedule import PoemSchedule, ideal_total
 from poetrynow.session import fetch
+from poetrynow.stopping import Interrupted
 from poetrynow.tables import format_table
 
 #: The article's three servers: (poem, bytes per chunk).
@@ -164,7 +165,11 @@ def run_demo(
                 file=out,
                 flush=True,
             )
-            results[engine] = measure(engine, addresses, out, progress=progress and out is sys.stdout)
+            try:
+                results[engine] = measure(engine, addresses, out, progress=progress and out is sys.stdout)
+            except Interrupted as stop:
+                stop.engine = engine  # type: ignore[attr-defined]
+                raise
         print("\n" + results_table(results, schedules), file=out)
         line = verdict(results)
         if line:

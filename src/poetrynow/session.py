@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions
-from poetrynow.events import Event, Sink
+from poetrynow.events import Event, Finished, Sink
 from poetrynow.progress import live_progress
 from poetrynow.report import Summary, reporter_for
+from poetrynow.stopping import Interrupted
 
 
 def fetch(
@@ -42,6 +43,12 @@ def fetch(
 
     runner = info.load()  # imports are not part of the run: time starts at the first task
     reporter.begin(options.clock())
-    with live if live is not None else contextlib.nullcontext():
-        runner.run(list(addresses), sink, options)
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            runner.run(list(addresses), sink, options)
+    except Interrupted as stop:
+        # What was cut short: the caller says so in one line.
+        stop.arrived = sum(isinstance(e, Finished) for e in reporter.events)  # type: ignore[attr-defined]
+        stop.tasks = len(addresses)  # type: ignore[attr-defined]
+        raise
     return reporter.end(options.clock())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import resource
-import signal
 import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 from poetrynow import validate
+from poetrynow.stopping import Interrupted, interrupt_on_signals
+
+__all__ = ["Interrupted", "interrupt_on_signals"]  # for the commands, with the helpers below
 
 T = TypeVar("T")
 
@@ -95,9 +97,16 @@ def error(prog: str, message: str, status: int = FAILED) -> int:
     return status
 
 
-def exit_on_sigterm() -> None:
-    """Let SIGTERM end a command the way Ctrl-C does: cleanly, through finally blocks."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(OK))
+def poems_line(stop: Interrupted) -> str:
+    """How many poems had arrived when a run was stopped, as ``session.fetch`` counted them."""
+    arrived, tasks = getattr(stop, "arrived", 0), getattr(stop, "tasks", 0)
+    return f"{arrived} of {tasks} poem{'s' if tasks != 1 else ''} had arrived; the rest were cut short"
+
+
+def stopped(prog: str, stop: Interrupted, what: str) -> int:
+    """The one line a command prints on stderr when a signal stops it; its exit status."""
+    print(f"{prog}: stopped by {stop.name}: {what}", file=sys.stderr, flush=True)
+    return stop.status
 
 
 def raise_fd_limit() -> int:

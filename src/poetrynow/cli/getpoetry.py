@@ -9,16 +9,19 @@ import sys
 from poetrynow.cli.common import (
     FAILED,
     USAGE,
+    Interrupted,
     address_arg,
     command_parser,
     error,
-    exit_on_sigterm,
+    interrupt_on_signals,
     non_negative_int,
+    poems_line,
     raise_fd_limit,
     seconds,
+    stopped,
     timeline_problem,
 )
-from poetrynow.clients import ENGINES, ORDERED, SUPERVISE, XFORM, EngineOptions, engines_taking
+from poetrynow.clients import ENDPOINTS, ENGINES, ORDERED, SUPERVISE, XFORM, EngineOptions, engines_taking
 from poetrynow.session import fetch
 
 PROG = "get-poetry"
@@ -63,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--transform",
-        default="cummingsify",
+        default=None,
         metavar="NAME",
         help="the transform to ask for with --xform (default: cummingsify)",
     )
@@ -118,6 +121,12 @@ def settings_problem(args: argparse.Namespace) -> str | None:
     takes = ENGINES[args.engine].takes
     if args.xform and XFORM not in takes:
         return f"--xform works with --engine {', '.join(engines_taking(XFORM))}"
+    endpoints = [str(a) for a in [*args.addresses, args.xform] if a is not None and not a.tcp]
+    if endpoints and ENDPOINTS not in takes:
+        engines = ", ".join(engines_taking(ENDPOINTS))
+        return f"{endpoints[0]} is not a TCP address: endpoints work with --engine {engines}"
+    if args.transform is not None and not args.xform:
+        return "--transform works with --xform (the transform server's address)"
     for setting, given in ((ORDERED, args.ordered), (SUPERVISE, args.supervise)):
         if given and setting not in takes:
             return f"--{setting} works with --engine {', '.join(engines_taking(setting))}"
@@ -134,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     if problem := timeline_problem(args.timeline):
         return error(PROG, problem, USAGE)
     raise_fd_limit()
-    exit_on_sigterm()
+    interrupt_on_signals()
     options = EngineOptions(
         timeout=args.timeout or None,
         xform=args.xform,
-        transform=args.transform,
+        transform=args.transform or "cummingsify",
         ordered=args.ordered,
         supervise=args.supervise,
     )
@@ -151,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             print_poems=args.print_poems,
             progress=args.progress,
         )
-    except KeyboardInterrupt:
-        return error(PROG, "interrupted", 130)
+    except Interrupted as stop:
+        return stopped(PROG, stop, poems_line(stop))
     if args.timeline:
         from poetrynow.timeline import Panel, TimelineError, draw, rows_of
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import OK, USAGE, command_parser, error, exit_on_sigterm, seconds, timeline_problem
+from poetrynow.cli.common import (
+    OK,
+    USAGE,
+    Interrupted,
+    command_parser,
+    error,
+    interrupt_on_signals,
+    poems_line,
+    seconds,
+    stopped,
+    timeline_problem,
+)
 from poetrynow.clients import ENGINES
 from poetrynow.poems import bundled_poems
 from poetrynow.tables import format_table
@@ -73,13 +84,15 @@ def main(argv: list[str] | None = None) -> int:
 
         if problem := timeline_problem(args.timeline):
             return error(PROG, problem, USAGE)
-        exit_on_sigterm()
+        interrupt_on_signals()
         try:
             return run_demo(
                 delay=args.delay, engines=args.engines, timeline=args.timeline, progress=args.progress
             )
-        except KeyboardInterrupt:
-            return error(PROG, "interrupted; servers stopped", 130)
+        except Interrupted as stop:
+            during = getattr(stop, "engine", None)
+            what = f"during --engine {during}, {poems_line(stop)}" if during else "while starting its servers"
+            return stopped(PROG, stop, f"{what}; its servers are stopped")
     p.print_help(sys.stderr)
     return USAGE
 

@@ -14,16 +14,22 @@ import sys
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
 from zope.interface import provider
 
-from poetrynow.cli.common import FAILED, OK, USAGE, error
+from poetrynow.cli.common import FAILED, OK, USAGE, error, stopped
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers.listen import ListenError
+from poetrynow.stopping import Interrupted, on_signals
 
 
 def plain_observer(min_level: LogLevel, out=None):
     """A log observer that prints each event's text alone, one line, flushed."""
 
     def observe(event):
-        if event.get("log_level", LogLevel.info) < min_level:
+        level = event.get("log_level", LogLevel.info)
+        if level < min_level:
+            return
+        # Twisted's own info lines ("(TCP Port N Closed)", "Main loop terminated.") are
+        # for a log file; on the terminal the server says what it did in its own words.
+        if level < LogLevel.warn and not event.get("log_namespace", "").startswith("poetrynow"):
             return
         text = formatEvent(event)
         failure = event.get("log_failure")
@@ -60,5 +66,16 @@ def serve(prog: str, tree, quiet: bool = False, verbose: bool = False) -> int:
     print(tree.listener.listening_line(), flush=True)
     started = True
     reactor.addSystemEventTrigger("before", "shutdown", tree.stopService)
-    reactor.run()  # Twisted turns SIGINT and SIGTERM into a clean stop
-    return OK
+    caught: list[int] = []
+
+    def stop(signum: int) -> None:
+        caught.append(signum)
+        reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
+
+    with on_signals(stop):
+        reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
+    if not caught:
+        return OK
+    cut = getattr(tree.listener.factory, "cut_short", 0)
+    what = f"{cut} client{'s' if cut != 1 else ''} cut short mid-poem" if cut else "no client was cut short"
+    return stopped(prog, Interrupted(caught[0]), what)

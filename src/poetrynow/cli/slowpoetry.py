@@ -9,18 +9,20 @@ from poetrynow.cli.common import (
     FAILED,
     OK,
     USAGE,
+    Interrupted,
     add_listen_options,
     command_parser,
     error,
-    exit_on_sigterm,
+    interrupt_on_signals,
     positive_int,
     seconds,
+    stopped,
     where,
 )
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.schedule import PoemSchedule
 from poetrynow.servers.blocking import serve_forever
-from poetrynow.servers.listen import ListenError, bound_name, listen
+from poetrynow.servers.listen import ListenError, bound_name, closing_listener, listen
 
 PROG = "slowpoetry"
 
@@ -62,14 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         return error(PROG, str(problem), FAILED)
     schedule = PoemSchedule(len(poem.data), args.num_bytes, args.delay)
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
-    exit_on_sigterm()
+    interrupt_on_signals()
     try:
-        with listener:
-            # Printed inside the try: a Ctrl-C that comes as soon as a script reads the line is clean.
+        with closing_listener(listener):
+            # Printed inside the try: a signal that comes as soon as a script reads the line is clean.
             print(f"Serving {args.poem} on {bound_name(listener)}.", flush=True)
             serve_forever(listener, poem.data, schedule, log)
-    except KeyboardInterrupt:
-        pass
+    except Interrupted as stop:
+        cut = getattr(stop, "cut_short", None)
+        what = (
+            f"a client was cut short at {cut[0]} of {cut[1]} bytes" if cut else "no client was being served"
+        )
+        return stopped(PROG, stop, what)
     return OK
 
 

@@ -71,6 +71,8 @@ class Engine(Protocol):
 
 #: The optional settings an engine may honour (the names of EngineOptions fields).
 XFORM, ORDERED, SUPERVISE = "xform", "ordered", "supervise"
+#: Addresses that are client endpoint descriptions (``unix:/path``, ``ssl:...``), not plain TCP.
+ENDPOINTS = "endpoints"
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ ENGINES = _table(
     EngineInfo("threads",  "threads",      "select",   True,  "a thread per poem, blocking sockets", {XFORM}),
     EngineInfo("select",   "select_loop",  "select",   True,  "one loop over non-blocking sockets"),
     EngineInfo("twisted",  "twisted_engine", "twisted", True, "Deferreds, inlineCallbacks, a DeferredList",
-               {XFORM}),
+               {XFORM, ENDPOINTS}),
     EngineInfo("asyncio",  "asyncio_engine", "select",  True, "async/await over asyncio streams", {XFORM}),
     EngineInfo("actors",   "actors",       "actors",   True,  "Erlang-style processes, messages, monitors",
                {XFORM, ORDERED, SUPERVISE}),

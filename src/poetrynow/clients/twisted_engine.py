@@ -19,6 +19,7 @@ from poetrynow.clients import EngineOptions, unexpected
 from poetrynow.clients.get_poetry import TransformProxy, describe_failure, expected_failure, get_poetry_at
 from poetrynow.clients.task import PoemTask
 from poetrynow.events import Sink
+from poetrynow.stopping import Interrupted, on_signals
 
 
 def new_reactor():
@@ -69,5 +70,16 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
         done = defer.DeferredList(tasks, consumeErrors=True)
         done.addBoth(lambda _: reactor.stop())
 
+    # The reactor logs an exception raised by a signal handler and goes on, so a
+    # signal stops the reactor instead (closing every connection), and is raised after.
+    caught: list[int] = []
+
+    def stop(signum: int) -> None:
+        caught.append(signum)
+        reactor.callFromThread(reactor.stop)
+
     reactor.callWhenRunning(start)
-    reactor.run(installSignalHandlers=False)
+    with on_signals(stop):
+        reactor.run(installSignalHandlers=False)
+    if caught:
+        raise Interrupted(caught[0])

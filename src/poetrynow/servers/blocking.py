@@ -9,10 +9,12 @@ boundary can split a UTF-8 character, as a real network would.
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from collections.abc import Callable
 
 from poetrynow.schedule import PoemSchedule
+from poetrynow.stopping import Interrupted
 
 Log = Callable[[str], None]
 
@@ -42,9 +44,23 @@ def serve_client(
         _sleep_until(start + schedule.due(schedule.chunks), clock, sleep)
     except OSError as error:
         log(f"Client hung up after {sent} of {len(poem)} bytes ({error.strerror or error}).")
+    except Interrupted as stop:
+        # The server is stopping mid-poem: reset the connection, so the client sees a
+        # failure and not a clean close of a short poem.
+        abort(conn)
+        stop.cut_short = (sent, len(poem))  # type: ignore[attr-defined]
+        raise
     finally:
         conn.close()
     return sent
+
+
+def abort(conn) -> None:
+    """Close with a TCP reset (SO_LINGER 0) rather than a clean FIN."""
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass  # not TCP (a Unix socket), or already gone
 
 
 def _sleep_until(deadline: float, clock, sleep) -> None:
@@ -59,5 +75,7 @@ def serve_forever(
     """Accept clients one after another, forever; each gets the whole poem."""
     while True:
         conn, peer = listener.accept()
-        log(f"Somebody at {peer[0]}:{peer[1]} wants poetry!")
+        # A TCP peer is (host, port); a Unix socket's peer is a path, often empty.
+        who = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else (peer or "a Unix socket")
+        log(f"Somebody at {who} wants poetry!")
         serve_client(conn, poem, schedule, log=log)

@@ -17,6 +17,7 @@ from zope.interface import implementer
 
 from poetrynow.interfaces import IPoetryService
 from poetrynow.poems import PoemNotFound, load_poem
+from poetrynow.servers.listen import peer_name
 from poetrynow.servers.startup import cannot_start
 
 STREAM_THRESHOLD = 4 << 20  # bytes; below this one write is cheaper than a producer
@@ -85,11 +86,10 @@ class PoetryProtocol(Protocol):
     def connectionMade(self):
         poem = self.factory.service.poem
         if self.factory.log_clients:
-            peer = self.transport.getPeer()
             self.log.info(
                 "sending {nbytes} bytes of poetry to {peer}",
                 nbytes=len(poem),
-                peer=f"{peer.host}:{peer.port}",
+                peer=peer_name(self.transport.getPeer()),
             )
         if len(poem) >= STREAM_THRESHOLD:
             self.transport.registerProducer(PoemProducer(poem, self.transport), False)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from poetrynow.address import split_description
@@ -107,3 +109,26 @@ def bound_name(sock: socket.socket) -> str:
     """``port N`` for a TCP socket, ``unix:PATH`` for a Unix one: the end of the listening line."""
     name = sock.getsockname()
     return f"unix:{name}" if isinstance(name, str) else f"port {name[1]}"
+
+
+def peer_name(address) -> str:
+    """A client's address for a log line: ``host:port``, or a Unix socket's path."""
+    if hasattr(address, "host"):
+        return f"{address.host}:{address.port}"
+    name = getattr(address, "name", None)
+    return (name.decode() if isinstance(name, bytes) else name) or "a Unix socket"
+
+
+@contextmanager
+def closing_listener(sock: socket.socket) -> Iterator[socket.socket]:
+    """Close a listening socket on the way out; a Unix socket's file goes with it."""
+    name = sock.getsockname()
+    try:
+        yield sock
+    finally:
+        sock.close()
+        if isinstance(name, str) and name:
+            try:
+                os.unlink(name)
+            except OSError:
+                pass

@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from poetrynow.schedule import PoemSchedule
+from poetrynow.servers.listen import peer_name
 
 
 class Pacer:
@@ -82,9 +83,10 @@ class SlowPoetryProtocol(Protocol):
         self.waiting = False
         self.done = False
         self.served = False  # the whole poem went out and we closed
-        peer = self.transport.getPeer()
-        self.peer = f"{peer.host}:{peer.port}"
+        self.aborted = False  # the server cut it short as it stopped
+        self.peer = peer_name(self.transport.getPeer())
         self.chatty = factory.log_clients
+        factory.live.add(self)
         if self.chatty:
             self.log.info("Somebody at {peer} wants poetry!", peer=self.peer)
         self.transport.registerProducer(self, True)
@@ -125,7 +127,21 @@ class SlowPoetryProtocol(Protocol):
     def stopProducing(self):
         self.done = True
 
+    def cut_short(self) -> None:
+        """The server is stopping mid-poem: reset the connection, so the client sees a failure."""
+        self.done = self.aborted = True
+        self.log.info(
+            "Cut short the poem to {peer} after {sent} of {size} bytes: the server is stopping.",
+            peer=self.peer,
+            sent=self.schedule.span(self.index)[0],
+            size=len(self.poem),
+        )
+        self.transport.abortConnection()
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.factory.live.discard(self)
+        if self.aborted:
+            return  # cut short by the server, and said so
         if not self.served and self.chatty:
             self.log.info(
                 "Client at {peer} hung up after {sent} of {size} bytes.",
@@ -154,10 +170,17 @@ class SlowPoetryFactory(Factory):
         self.num_bytes = num_bytes
         self.delay = delay
         self.pacer = Pacer(clock)
+        self.live: set[SlowPoetryProtocol] = set()  # connections open now
+        self.cut_short = 0  # poems the server cut short when it stopped
 
     @property
     def schedule(self) -> PoemSchedule:
         return PoemSchedule(len(self.service.poem), self.num_bytes, self.delay)
 
     def stopFactory(self):
+        # The server is stopping (it stopped listening): no poem under way may end as if whole.
         self.pacer.stop()
+        for protocol in list(self.live):
+            if not protocol.served:
+                self.cut_short += 1
+                protocol.cut_short()

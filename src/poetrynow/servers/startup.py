@@ -56,7 +56,8 @@ class ListeningService(service.Service):
 
     @property
     def port(self) -> int:
-        return int(self.listening.getHost().port)
+        """The TCP port listened on; 0 for an endpoint without one (a Unix socket)."""
+        return int(getattr(self.listening.getHost(), "port", 0))
 
     def place(self) -> str:
         """``port N`` for TCP, the description otherwise."""

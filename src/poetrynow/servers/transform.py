@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from poetrynow.interfaces import ITransformService
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
+from poetrynow.servers.listen import peer_name
 from poetrynow.transforms import TRANSFORMS, TransformError, apply
 
 
@@ -39,8 +40,7 @@ class TransformProtocol(Protocol, TimeoutMixin):
     def connectionMade(self):
         self.decoder = NetstringDecoder(self.factory.service.max_length)
         self.answered = False
-        peer = self.transport.getPeer()
-        self.peer = f"{peer.host}:{peer.port}"
+        self.peer = peer_name(self.transport.getPeer())
         self.callLater = self.factory.clock.callLater  # type: ignore[method-assign]  # the factory's clock
         self.setTimeout(self.factory.timeout)
 

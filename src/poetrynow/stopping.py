@@ -1,0 +1,70 @@
+"""Stopping on SIGINT (Ctrl-C) and SIGTERM: one exception every command and engine shares.
+
+The commands install :func:`interrupt_on_signals`; the signal then raises
+:class:`Interrupted` in the main thread wherever it is (a blocking recv, a select
+loop, asyncio's loop), and the ``finally`` blocks on the way out close sockets and
+stop servers. Event loops that swallow exceptions from signal handlers (Twisted's
+reactor logs and goes on) use :func:`on_signals` to stop themselves instead, and
+raise Interrupted once they have.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM arrived: the command stops, closing what it holds on the way out.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` takes it
+    for a failure and goes on. The exit status is the shell's: 128 + the signal
+    (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+STOPPING = (signal.SIGINT, signal.SIGTERM)
+
+
+def interrupt_on_signals() -> None:
+    """Make SIGINT and SIGTERM raise :class:`Interrupted` in the main thread."""
+
+    def interrupt(signum, frame):
+        raise Interrupted(signum)
+
+    for signum in STOPPING:
+        signal.signal(signum, interrupt)
+
+
+@contextmanager
+def on_signals(stop: Callable[[int], None]) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM call ``stop(signum)`` instead; the old handlers come back after.
+
+    Only in the main thread, where Python runs signal handlers; elsewhere it does nothing.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOPPING}
+    for signum in STOPPING:
+        signal.signal(signum, lambda number, frame: stop(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
