@@ -74,42 +74,45 @@ async def collect_poems(
         tasks[number].started()
         start(number, 0)
 
-    while workers:
-        message = await me.receive()
-        match message:
-            case Down(ref=ref, reason=reason):
-                number, restarts = workers.pop(ref)
-                if reason == NORMAL:
-                    continue
-                if not isinstance(reason, (OSError, TimeoutError, PoemTimeout)):
-                    unexpected(reason)
-                why = describe_error(reason)
-                if restarts < options.supervise:
-                    sink(
-                        Restarted(
-                            task=number,
-                            address=addresses[number - 1],
-                            reason=why,
-                            attempt=restarts + 1,
-                            limit=options.supervise,
-                            t=clock(),
+    try:
+        while workers:
+            message = await me.receive()
+            match message:
+                case Down(ref=ref, reason=reason):
+                    number, restarts = workers.pop(ref)
+                    if reason == NORMAL:
+                        continue
+                    if not isinstance(reason, (OSError, TimeoutError, PoemTimeout)):
+                        unexpected(reason)
+                    why = describe_error(reason)
+                    if restarts < options.supervise:
+                        sink(
+                            Restarted(
+                                task=number,
+                                address=addresses[number - 1],
+                                reason=why,
+                                attempt=restarts + 1,
+                                limit=options.supervise,
+                                t=clock(),
+                            )
                         )
-                    )
-                    start(number, restarts + 1)
-                else:
-                    tasks[number].failed(why)
-            case ("connected", number, t):
-                tasks[number].connected(t)
-            case ("got", number, nbytes, t):
-                tasks[number].counted(nbytes, t)
-            case ("event", event):
-                sink(event)
-            case ("poem", number, poem, t):
-                poems[number] = (poem, t)
-
-    for number in sorted(poems) if options.ordered else poems:
-        poem, t = poems[number]
-        tasks[number].finished(poem, t)
+                        start(number, restarts + 1)
+                    else:
+                        tasks[number].failed(why)
+                case ("connected", number, t):
+                    tasks[number].connected(t)
+                case ("got", number, nbytes, t):
+                    tasks[number].counted(nbytes, t)
+                case ("event", event):
+                    sink(event)
+                case ("poem", number, poem, t):
+                    poems[number] = (poem, t)
+    finally:
+        # Also when the run is stopped (a signal cancels this process): the poems that
+        # had come are reported, so what arrived is not lost with the rest.
+        for number in sorted(poems) if options.ordered else poems:
+            poem, t = poems[number]
+            tasks[number].finished(poem, t)
 
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:

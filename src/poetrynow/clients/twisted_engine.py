@@ -18,7 +18,7 @@ from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, unexpected
 from poetrynow.clients.get_poetry import TransformProxy, describe_failure, expected_failure, get_poetry_at
 from poetrynow.clients.task import PoemTask
-from poetrynow.events import Sink
+from poetrynow.events import Event, Sink
 from poetrynow.stopping import Interrupted, on_signals
 
 
@@ -33,6 +33,16 @@ def new_reactor():
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     reactor = new_reactor()
+    # The reactor logs an exception raised by a signal handler and goes on, so a
+    # signal stops the reactor instead (closing every connection), and is raised
+    # after. What the closing does to the downloads under way is not reported:
+    # the command says in one line what the signal cut short.
+    caught: list[int] = []
+
+    def report(event: Event) -> None:
+        if not caught:
+            sink(event)
+
     proxy = TransformProxy(options.xform, reactor=reactor, timeout=options.timeout) if options.xform else None
 
     @defer.inlineCallbacks
@@ -64,15 +74,11 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
 
     def start():
         tasks = [
-            get_transformed_poem(PoemTask(number, address, sink, options.clock))
+            get_transformed_poem(PoemTask(number, address, report, options.clock))
             for number, address in enumerate(addresses, 1)
         ]
         done = defer.DeferredList(tasks, consumeErrors=True)
-        done.addBoth(lambda _: reactor.stop())
-
-    # The reactor logs an exception raised by a signal handler and goes on, so a
-    # signal stops the reactor instead (closing every connection), and is raised after.
-    caught: list[int] = []
+        done.addBoth(lambda _: None if caught else reactor.stop())
 
     def stop(signum: int) -> None:
         caught.append(signum)

@@ -9,11 +9,11 @@ boundary can split a UTF-8 character, as a real network would.
 from __future__ import annotations
 
 import socket
-import struct
 import time
 from collections.abc import Callable
 
 from poetrynow.schedule import PoemSchedule
+from poetrynow.servers.listen import reset_on_close
 from poetrynow.stopping import Interrupted
 
 Log = Callable[[str], None]
@@ -47,20 +47,12 @@ def serve_client(
     except Interrupted as stop:
         # The server is stopping mid-poem: reset the connection, so the client sees a
         # failure and not a clean close of a short poem.
-        abort(conn)
+        reset_on_close(conn)
         stop.cut_short = (sent, len(poem))  # type: ignore[attr-defined]
         raise
     finally:
         conn.close()
     return sent
-
-
-def abort(conn) -> None:
-    """Close with a TCP reset (SO_LINGER 0) rather than a clean FIN."""
-    try:
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass  # not TCP (a Unix socket), or already gone
 
 
 def _sleep_until(deadline: float, clock, sleep) -> None:

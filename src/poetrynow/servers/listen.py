@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -132,3 +133,15 @@ def closing_listener(sock: socket.socket) -> Iterator[socket.socket]:
                 os.unlink(name)
             except OSError:
                 pass
+
+
+def reset_on_close(sock) -> None:
+    """Make closing ``sock`` send a TCP reset (SO_LINGER 0), not a clean FIN.
+
+    A server that stops mid-poem closes this way, so the client sees a failure
+    rather than a short poem that ends like a whole one.
+    """
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass  # not TCP (a Unix socket), or already gone

@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from poetrynow.schedule import PoemSchedule
-from poetrynow.servers.listen import peer_name
+from poetrynow.servers.listen import peer_name, reset_on_close
 
 
 class Pacer:
@@ -136,6 +136,7 @@ class SlowPoetryProtocol(Protocol):
             sent=self.schedule.span(self.index)[0],
             size=len(self.poem),
         )
+        reset_on_close(self.transport.getHandle())
         self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
