@@ -91,6 +91,17 @@ class ConcurrentScheduleTests(SynchronousTestCase):
         self.factory.stopFactory()
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_stopping_mid_poem_aborts_the_connection_and_counts_it(self):
+        midway = Client(self.factory, 1)
+        done = Client(self.factory, 2)
+        self.clock.advance(100)  # both whole by now...
+        late = Client(self.factory, 3)  # ...but this one has its first chunk only
+        done.protocol.connectionLost(None)
+        self.factory.stopFactory()
+        self.assertEqual(self.factory.cut_short, 1)
+        self.assertTrue(late.transport.disconnecting)
+        self.assertTrue(midway.protocol.served)
+
 
 class PacerTests(SynchronousTestCase):
     def test_earlier_deadline_rearms_the_timer(self):
