@@ -203,7 +203,9 @@ class DemoTests(SynchronousTestCase):
         self.assertIn("Task 1: get poetry from: 127.0.0.1:", out)
         self.assertIn("Task 1 finished", out)
         table = out[out.index("rank  ") :].splitlines()
-        self.assertEqual(table[0].split(), ["rank", "engine", "measured", "ideal", "measured/ideal", "poems"])
+        self.assertEqual(
+            table[0].split(), ["rank", "engine", "measured", "ideal", "measured/ideal", "whole", "poems"]
+        )
         rows = [line.split() for line in table[1 : 1 + len(ENGINES)]]
         self.assertEqual([row[0] for row in rows], [str(n) for n in range(1, len(ENGINES) + 1)])
         self.assertEqual(sorted(row[1] for row in rows), sorted(ENGINES))
@@ -212,11 +214,15 @@ class DemoTests(SynchronousTestCase):
         self.assertEqual(times, sorted(times))
         self.assertEqual(rows[-1][1], "blocking")  # the one engine that waits on one server at a time
         self.assertRegex(out, r"blocking took \d+\.\d\d times as long as \w+")
+        self.assertNotIn("Not ranked", out)
 
     def test_demo_takes_a_comma_list_of_engines(self):
         result = run("poetrynow", "demo", "--delay", "0", "--engines", "lazy,actors")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(re.findall(r"== get-poetry --engine (\w+)", result.stdout), ["lazy", "actors"])
+        twice = run("poetrynow", "demo", "--engines", "select,select")
+        self.assertEqual(twice.returncode, 2)
+        self.assertIn("engine 'select' named twice", twice.stderr)
         bad = run("poetrynow", "demo", "--engines", "select,fibers")
         self.assertEqual(bad.returncode, 2)
         self.assertIn("unknown engine 'fibers'", bad.stderr)

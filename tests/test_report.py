@@ -218,7 +218,7 @@ class TwistedLinesTests(SynchronousTestCase):
         events = one_poem(refused=B)
         events.insert(-1, Transformed(task=1, address=A, transform="cummingsify", t=102.2))
         lines, err, _ = render("twisted", events, ended=102.5)
-        self.assertEqual(err, ["The poem download failed: Connection refused (task 2, 127.0.0.1:10001)"])
+        self.assertEqual(err, ["Task 2: failed to get poetry from 127.0.0.1:10001: Connection refused"])
         self.assertEqual(
             lines[2:6], ["Task 1 finished", "Déjà vu,", "again.", f"Task 1: {len(POEM)} bytes of poetry"]
         )

@@ -154,7 +154,13 @@ class PoetryProxyCommandTests(SynchronousTestCase):
         finally:
             proxy.stop()
         self.assertEqual(result.returncode, 1)
-        self.assertIn("The poem download failed: Connection lost before the poem was complete", result.stderr)
+        self.assertEqual(
+            result.stderr.splitlines(),
+            [
+                f"Task 1: failed to get poetry from 127.0.0.1:{proxy.port}: "
+                "Connection lost before the poem was complete"
+            ],
+        )
         self.assertIn("The poem download failed: Connection refused", proxy.stdout)
 
     def test_bad_upstream_address_is_a_usage_error(self):

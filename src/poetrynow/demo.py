@@ -86,51 +86,95 @@ def measure(
     return fetch(engine, addresses, EngineOptions(), out=lines, err=err, print_poems=False, progress=progress)
 
 
-def results_table(results: dict[str, Summary], schedules: Sequence[PoemSchedule]) -> str:
-    """One row per engine, fastest first, ranked by measured time."""
+@dataclass
+class Outcome:
+    """One engine's run of the demo, judged against the poems the servers hold."""
+
+    engine: str
+    summary: Summary
+    poems: Sequence[bytes]  # what each server serves, in task order
+
+    @property
+    def whole(self) -> int:
+        """Poems that arrived byte for byte: a clean close of a short poem is not a poem."""
+        return sum(e.poem == self.poems[e.task - 1] for e in self.summary.finished)
+
+    @property
+    def complete(self) -> bool:
+        return self.whole == len(self.poems)
+
+    def short(self) -> list[str]:
+        """A line for each poem that ended early or came back different."""
+        return [
+            f"{self.engine}: task {e.task}'s poem is not whole: "
+            f"{len(e.poem)} of {len(self.poems[e.task - 1])} bytes"
+            for e in self.summary.finished
+            if e.poem != self.poems[e.task - 1]
+        ]
+
+
+def results_table(outcomes: Sequence[Outcome], schedules: Sequence[PoemSchedule]) -> str:
+    """One row per engine: those that got every whole poem first, fastest first."""
     rows = []
-    ranked = sorted(results.items(), key=lambda item: (len(item[1].failed), item[1].elapsed))
-    for rank, (engine, summary) in enumerate(ranked, 1):
-        ideal = ideal_total(schedules, concurrent=ENGINES[engine].concurrent)
-        ratio = f"{summary.elapsed / ideal:.3f}" if ideal else "-"
+    ranked = sorted(outcomes, key=lambda o: (not o.complete, o.summary.elapsed))
+    for rank, outcome in enumerate(ranked, 1):
+        ideal = ideal_total(schedules, concurrent=ENGINES[outcome.engine].concurrent)
+        elapsed = outcome.summary.elapsed
         rows.append(
             (
-                str(rank),
-                engine,
-                f"{summary.elapsed:.2f} s",
+                str(rank) if outcome.complete else "-",
+                outcome.engine,
+                f"{elapsed:.2f} s",
                 f"{ideal:.2f} s",
-                ratio,
-                f"{len(summary.finished)}/{len(schedules)}",
+                f"{elapsed / ideal:.3f}" if ideal else "-",
+                f"{outcome.whole}/{len(schedules)}",
             )
         )
     return format_table(
-        ("rank", "engine", "measured", "ideal", "measured/ideal", "poems"), rows, right={0, 2, 3, 4, 5}
+        ("rank", "engine", "measured", "ideal", "measured/ideal", "whole poems"), rows, right={0, 2, 3, 4, 5}
     )
 
 
-def verdict(results: dict[str, Summary]) -> str:
-    if len(results) < 2:
-        return ""
-    slowest = max(results, key=lambda name: results[name].elapsed)
-    fastest = min(results, key=lambda name: results[name].elapsed)
-    if results[fastest].elapsed <= 0:
-        return ""
-    times = results[slowest].elapsed / results[fastest].elapsed
-    return (
-        f"{slowest} took {times:.2f} times as long as {fastest}: a client that waits on one "
-        f"server at a time pays for every server's slowness in turn; one that waits on all "
-        f"of them at once pays only for the slowest."
-    )
+def verdict(outcomes: Sequence[Outcome], schedules: Sequence[PoemSchedule]) -> str:
+    """What the runs show, in one sentence that is true of the engines that ran."""
+    complete = [o for o in outcomes if o.complete]
+    lines = [f"Not ranked: {o.engine} did not get every whole poem." for o in outcomes if not o.complete]
+    blocking = [o for o in complete if not ENGINES[o.engine].concurrent]
+    concurrent = [o for o in complete if ENGINES[o.engine].concurrent]
+    slowest_server = max((s.duration for s in schedules), default=0.0)
+    if blocking and concurrent:
+        slow = max(blocking, key=lambda o: o.summary.elapsed)
+        fast = min(concurrent, key=lambda o: o.summary.elapsed)
+        times = slow.summary.elapsed / fast.summary.elapsed
+        lines.insert(0,
+            f"{slow.engine} took {times:.2f} times as long as {fast.engine}: a client that waits on one "
+            f"server at a time pays for every server's slowness in turn; one that waits on all of them "
+            f"at once pays only for the slowest."
+        )  # fmt: skip
+    elif len(concurrent) > 1:
+        spread = [o.summary.elapsed for o in concurrent]
+        lines.insert(0,
+            f"Every engine here waits on all the servers at once, so each took about as long as the "
+            f"slowest server ({slowest_server:.2f} s): from {min(spread):.2f} s to {max(spread):.2f} s. "
+            f"Add blocking (--engines blocking,...) to see what waiting on one server at a time costs."
+        )  # fmt: skip
+    elif len(complete) == 1 and concurrent:
+        lines.insert(0, f"{concurrent[0].engine} waits on all the servers at once: it took about as long "
+                        f"as the slowest server ({slowest_server:.2f} s), not the sum of them.")  # fmt: skip
+    elif len(complete) == 1 and blocking:
+        lines.insert(0, f"{blocking[0].engine} waits on one server at a time: it took the sum of their "
+                        f"schedules ({sum(s.duration for s in schedules):.2f} s).")  # fmt: skip
+    return "\n".join(lines)
 
 
-def draw_panels(results: dict[str, Summary], path: str) -> None:
+def draw_panels(outcomes: Sequence[Outcome], path: str) -> None:
     """A panel per engine, in the order they ran, on one time axis."""
     from poetrynow.timeline import Panel, draw, rows_of
 
     draw(
         [
-            Panel(f"{engine}: {summary.elapsed:.2f} s", rows_of(summary.events, summary.began))
-            for engine, summary in results.items()
+            Panel(f"{o.engine}: {o.summary.elapsed:.2f} s", rows_of(o.summary.events, o.summary.began))
+            for o in outcomes
         ],
         path,
     )
@@ -158,7 +202,8 @@ def run_demo(
             )
         addresses = [server.address for server in running]
         schedules = [server.schedule for server in running]
-        results: dict[str, Summary] = {}
+        poems = [load_poem(poem).data for poem, _ in servers]
+        outcomes: list[Outcome] = []
         for engine in engines:
             print(
                 f"\n== get-poetry --engine {engine} " + " ".join(str(a.port) for a in addresses),
@@ -166,19 +211,23 @@ def run_demo(
                 flush=True,
             )
             try:
-                results[engine] = measure(engine, addresses, out, progress=progress and out is sys.stdout)
+                summary = measure(engine, addresses, out, progress=progress and out is sys.stdout)
+                outcomes.append(Outcome(engine, summary, poems))
             except Interrupted as stop:
                 stop.engine = engine  # type: ignore[attr-defined]
                 raise
-        print("\n" + results_table(results, schedules), file=out)
-        line = verdict(results)
-        if line:
-            print("\n" + line, file=out)
+        for outcome in outcomes:
+            for line in outcome.short():
+                print(line, file=sys.stderr, flush=True)
+        print("\n" + results_table(outcomes, schedules), file=out)
+        words = verdict(outcomes, schedules)
+        if words:
+            print("\n" + words, file=out)
         if timeline:
-            draw_panels(results, timeline)
+            draw_panels(outcomes, timeline)
             print(f"\nThe timeline is in {timeline}.", file=out)
         out.flush()
-        return 1 if any(summary.failed for summary in results.values()) else 0
+        return 0 if all(outcome.complete for outcome in outcomes) else 1
     finally:
         for server in running:
             server.stop()

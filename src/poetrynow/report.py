@@ -58,11 +58,6 @@ def failed_line(e: Failed) -> str:
     return f"Task {e.task}: failed to get poetry from {e.address}: {e.reason}"
 
 
-def download_failed_line(e: Failed) -> str:
-    """Client 7.0/8.0's words, with the task and address that the article's single line left out."""
-    return f"The poem download failed: {e.reason} (task {e.task}, {e.address})"
-
-
 def transform_failed_line(e: TransformFailed) -> str:
     return f"{e.transform.capitalize()} failed! Task {e.task} keeps the original poem: {e.reason}"
 
@@ -229,9 +224,6 @@ class TwistedStyle(SelectStyle):
         super().on_finished(e)
         if self.print_poems:
             self.say(e.text.rstrip("\n"))
-
-    def on_failed(self, e: Failed) -> None:
-        self.complain(download_failed_line(e))
 
 
 class ActorsStyle(Reporter):

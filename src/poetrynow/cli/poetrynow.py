@@ -32,6 +32,9 @@ def engine_list(text: str) -> list[str]:
     if unknown or not names:
         named = ", ".join(map(repr, unknown)) or repr(text)
         raise argparse.ArgumentTypeError(f"unknown engine {named}; choose from {', '.join(ENGINES)} or all")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"engine {', '.join(map(repr, twice))} named twice; each runs once")
     return names
 
 

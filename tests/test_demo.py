@@ -1,0 +1,56 @@
+"""The demo's table and closing sentence, on made-up runs: whole poems only, and only what is true."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from poetrynow.address import Address
+from poetrynow.demo import Outcome, results_table, verdict
+from poetrynow.events import Finished
+from poetrynow.report import Summary
+from poetrynow.schedule import PoemSchedule
+
+POEMS = [b"a" * 300, b"b" * 100, b"c" * 100]
+SCHEDULES = [PoemSchedule(300, 30, 0.1), PoemSchedule(100, 10, 0.1), PoemSchedule(100, 10, 0.1)]  # 1 s each
+
+
+def run(engine: str, elapsed: float, poems=POEMS) -> Outcome:
+    finished = [
+        Finished(task=n, address=Address("127.0.0.1", 10000 + n), poem=poem, t=elapsed)
+        for n, poem in enumerate(poems, 1)
+    ]
+    return Outcome(engine, Summary(elapsed=elapsed, finished=finished), POEMS)
+
+
+class WholePoemsTests(SynchronousTestCase):
+    def test_a_cut_short_poem_is_not_a_poem(self):
+        short = run("select", 0.5, [POEMS[0][:162], POEMS[1], POEMS[2]])  # closed cleanly, too early
+        self.assertEqual((short.whole, short.complete), (2, False))
+        self.assertEqual(short.short(), ["select: task 1's poem is not whole: 162 of 300 bytes"])
+
+    def test_a_run_without_every_whole_poem_is_not_ranked(self):
+        table = results_table(
+            [run("blocking", 3.1), run("select", 0.5, [b"", POEMS[1], POEMS[2]])], SCHEDULES
+        )
+        rows = [line.split() for line in table.splitlines()[1:]]
+        self.assertEqual(rows[0][:2], ["1", "blocking"])
+        self.assertEqual((rows[1][0], rows[1][1], rows[1][-1]), ("-", "select", "2/3"))
+        words = verdict([run("blocking", 3.1), run("select", 0.5, [b"", POEMS[1], POEMS[2]])], SCHEDULES)
+        self.assertIn("Not ranked: select did not get every whole poem.", words)
+        self.assertNotIn("times as long", words)
+
+
+class VerdictTests(SynchronousTestCase):
+    def test_blocking_against_a_concurrent_engine(self):
+        words = verdict([run("blocking", 3.1), run("select", 1.04)], SCHEDULES)
+        self.assertTrue(words.startswith("blocking took 2.98 times as long as select: a client that waits"))
+
+    def test_two_concurrent_engines_are_not_said_to_wait_on_one_server_at_a_time(self):
+        words = verdict([run("select", 1.03), run("lazy", 1.04)], SCHEDULES)
+        self.assertNotIn("times as long", words)
+        self.assertIn("Every engine here waits on all the servers at once", words)
+        self.assertIn("from 1.03 s to 1.04 s", words)
+
+    def test_one_engine_says_what_it_waited_for(self):
+        self.assertIn("the sum of their schedules (3.00 s)", verdict([run("blocking", 3.1)], SCHEDULES))
+        self.assertIn("as long as the slowest server (1.00 s)", verdict([run("asyncio", 1.1)], SCHEDULES))
