@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean plugins
+.PHONY: demo test trial lint bench clean plugins
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The same suite under Twisted's own runner (Part 15): every test is trial-style.
+trial: $(STAMP)
+	$(BIN)/python -m twisted.trial tests
+
 # ruff's lint and format check over the whole tree, and mypy over src/ (settings in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -37,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fanout.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info src/twisted/plugins/dropin.cache
+	rm -rf $(VENV) build _trial_temp src/*.egg-info src/twisted/plugins/dropin.cache

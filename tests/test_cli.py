@@ -31,6 +31,13 @@ class GetPoetryCommandTests(SynchronousTestCase):
         self.assertIn("usage: get-poetry", result.stderr)
         self.assertNotIn("Traceback", result.stderr)
 
+    def test_port_zero_or_out_of_range_is_a_usage_error(self):
+        for address in ["0", "localhost:0", "65536", "[::1]:0", "\u0661\u0660\u0660\u0660\u0660"]:
+            with self.subTest(address=address):
+                status, err = usage_error(address)
+                self.assertEqual(status, 2)
+                self.assertIn("bad address", err.splitlines()[-1])
+
     def test_bad_address_is_a_usage_error(self):
         result = run("get-poetry", "not-a-port")
         self.assertEqual(result.returncode, 2)
@@ -51,10 +58,13 @@ class GetPoetryCommandTests(SynchronousTestCase):
             (["--engine", "select", "--ordered"], "--ordered works with --engine actors"),
             (["--engine", "twisted", "--supervise", "2"], "--supervise works with --engine actors"),
             (["--engine", "actors", "--supervise", "-1"], "must be 0 or more, got -1"),
+            (["--engine", "twisted", "--transform", "shout"], "--transform works with --xform"),
+            (["--engine", "select", "unix:/tmp/p.sock"], "endpoints work with --engine twisted"),
         ]
         for argv, words in cases:
             with self.subTest(argv=argv):
                 status, err = usage_error(*argv, "10000")
+                self.assertNotIn("Traceback", err)
                 self.assertEqual(status, 2)
                 self.assertIn(words, err.splitlines()[-1])
 

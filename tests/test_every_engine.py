@@ -126,6 +126,11 @@ class EngineContract:
         self.assertEqual(
             (records[-1]["event"], records[-1]["poems"], records[-1]["failed"]), ("summary", 1, 0)
         )
+        self.assertEqual(records[-1]["engine"], self.engine)
+        if self.engine == "asyncio":
+            from poetrynow.clients.asyncio_engine import loop_factory
+
+            self.assertEqual(records[-1]["loop"], "uvloop" if loop_factory() else "asyncio")
 
 
 class XformContract:

@@ -129,6 +129,8 @@ class Reporter:
         self.chunk_lines = chunk_lines
         self._out, self._err = out, err
         self.events: list[Event] = []
+        #: What ``--json``'s summary says of the run besides its counts: the engine, its event loop.
+        self.about: dict[str, str] = {}
         self.began = 0.0
         self.task_start: dict[int, float] = {}
 
@@ -264,6 +266,7 @@ class JsonStyle(Reporter):
                     "poems": len(summary.finished),
                     "failed": len(summary.failed),
                     "elapsed": round(summary.elapsed, 6),
+                    **self.about,
                 }
             )
         )

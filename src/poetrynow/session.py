@@ -42,6 +42,9 @@ def fetch(
             reporter.event(event)
 
     runner = info.load()  # imports are not part of the run: time starts at the first task
+    reporter.about["engine"] = engine
+    if hasattr(runner, "event_loop"):
+        reporter.about["loop"] = runner.event_loop()
     reporter.begin(options.clock())
     try:
         with live if live is not None else contextlib.nullcontext():

@@ -68,6 +68,9 @@ class Engine(Protocol):
 
     def run(self, addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None: ...
 
+    # An engine that runs an event loop may also say which: ``def event_loop() -> str``,
+    # for ``--json``'s summary (uvloop or asyncio, the reactor's class).
+
 
 #: The optional settings an engine may honour (the names of EngineOptions fields).
 XFORM, ORDERED, SUPERVISE = "xform", "ordered", "supervise"

@@ -28,6 +28,10 @@ from poetrynow.clients.xform import transform_async
 from poetrynow.events import Restarted, Sink, describe_error
 
 
+def event_loop() -> str:
+    return "asyncio"
+
+
 async def get_poetry(me: Process, task: int, address: Address, main: Pid, options: EngineOptions) -> None:
     """A worker process: its socket, its poem, and messages to ``main``; nothing else."""
     clock = options.clock

@@ -27,6 +27,11 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def event_loop() -> str:
+    """The loop a run is on, for ``--json``'s summary."""
+    return "uvloop" if loop_factory() is not None else "asyncio"
+
+
 async def get_poetry(task: PoemTask, options: EngineOptions) -> None:
     task.started()
     try:

@@ -47,6 +47,10 @@ async def poem_lines(reader: asyncio.StreamReader, timeout: float | None) -> Asy
         yield pending
 
 
+def event_loop() -> str:
+    return "asyncio"
+
+
 class LazyPoem:
     """One task: the forcing task fills ``buffer``; ``lines()`` is the poem as it comes."""
 

@@ -22,13 +22,24 @@ from poetrynow.events import Event, Sink
 from poetrynow.stopping import Interrupted, on_signals
 
 
-def new_reactor():
-    """A fresh, uninstalled reactor: epoll where there is epoll."""
+def reactor_class() -> type:
+    """epoll's reactor where there is epoll, else poll's."""
     try:
-        from twisted.internet.epollreactor import EPollReactor as Reactor
+        from twisted.internet.epollreactor import EPollReactor
     except ImportError:  # not Linux
-        from twisted.internet.pollreactor import PollReactor as Reactor  # type: ignore[assignment]
-    return Reactor()
+        from twisted.internet.pollreactor import PollReactor
+
+        return PollReactor
+    return EPollReactor
+
+
+def new_reactor():
+    """A fresh, uninstalled reactor."""
+    return reactor_class()()
+
+
+def event_loop() -> str:
+    return reactor_class().__name__
 
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
