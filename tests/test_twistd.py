@@ -105,16 +105,18 @@ class PluginListingTests(SynchronousTestCase):
 
     def test_each_plugin_takes_its_commands_options(self):
         expected = {
-            "fastpoetry": ["--poem", "--port", "--iface", "--quiet"],
-            "slowpoetry": ["--poem", "--port", "--iface", "--num-bytes", "--delay", "--quiet"],
-            "transformedpoetry": ["--port", "--iface", "--max-length", "--timeout"],
-            "poetryproxy": ["--port", "--iface", "--timeout", "[host:]port"],
+            "fastpoetry": ["--poem", "--quiet"],
+            "slowpoetry": ["--poem", "--num-bytes", "--delay", "--quiet"],
+            "transformedpoetry": ["--max-length", "--timeout", "--quiet"],
+            "poetryproxy": ["--timeout", "--quiet", "[host:]port"],
         }
         for name, options in expected.items():
             result = twistd(name, "--help", cwd=temp_dir(self))
             self.assertEqual(result.returncode, 0, result.stderr)
-            for option in options:
+            for option in [*options, "--port", "--iface", "--listen"]:
                 self.assertIn(option, result.stdout, name)
+            # No short option a reader could take for twistd's own -n (--nodaemon) or -d (--rundir).
+            self.assertNotRegex(result.stdout, r"(?m)^\s+-[nd],", name)
 
     def test_bad_options_are_usage_errors(self):
         for args, words in [
@@ -122,6 +124,8 @@ class PluginListingTests(SynchronousTestCase):
             (["slowpoetry", "--poem", "kettle", "--delay", "-1"], "must be a finite number"),
             (["poetryproxy"], "give the [host:]port"),
             (["poetryproxy", "here:there"], "bad address 'here:there'"),
+            (["fastpoetry", "--poem", "kettle", "--listen", "tcp:0", "--port", "7"], "not both"),
+            (["fastpoetry", "--poem", "kettle", "--listen", "pigeon:7"], "Unknown endpoint type"),
         ]:
             result = twistd("-n", *args, cwd=temp_dir(self))
             self.assertEqual(result.returncode, 1, args)

@@ -48,11 +48,21 @@ def where(options) -> Where:
 QUIET = [["quiet", "q", "Log no line per client."]]
 
 
-class PoemOptions(usage.Options):
-    optParameters = [["poem", None, None, "A bundled poem's name or a file path (required)."]] + LISTEN
+class ServerOptions(usage.Options):
+    """What every plugin takes: where to listen, and --quiet."""
+
+    optParameters = LISTEN
     optFlags = QUIET
 
     def postOptions(self):
+        where(self)  # --listen with --port or --iface is a usage error, found while parsing
+
+
+class PoemOptions(ServerOptions):
+    optParameters = [["poem", None, None, "A bundled poem's name or a file path (required)."]] + LISTEN
+
+    def postOptions(self):
+        super().postOptions()
         if not self["poem"]:
             raise usage.UsageError("--poem is required: a bundled poem's name or a file path")
 
@@ -69,8 +79,7 @@ class SlowPoetryOptions(PoemOptions):
     ]
 
 
-class TransformOptions(usage.Options):
-    optFlags = QUIET
+class TransformOptions(ServerOptions):
     optParameters = LISTEN + [
         ["max-length", None, DEFAULT_MAX_LENGTH, "Largest request in bytes.", validate.positive_int],
         [
@@ -83,8 +92,7 @@ class TransformOptions(usage.Options):
     ]
 
 
-class ProxyOptions(usage.Options):
-    optFlags = QUIET
+class ProxyOptions(ServerOptions):
     synopsis = "[options] [host:]port"
     optParameters = LISTEN + [
         ["timeout", None, 0.0, "Give up on an upstream silent this long (0: never).", validate.seconds],
