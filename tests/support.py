@@ -163,6 +163,7 @@ class ServersInAThread:
 
         self.reactor = new_reactor()
         self.trees: list = []
+        self.ports: list = []
         self.thread = threading.Thread(
             target=self.reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
         )
@@ -185,6 +186,14 @@ class ServersInAThread:
 
         tree = build(*args, where=Where(0, "127.0.0.1"), reactor=self.reactor, **kwargs)
         return blockingCallFromThread(self.reactor, self._start, tree)
+
+    def listen(self, factory) -> int:
+        """Any factory of the test's own, on 127.0.0.1; its port."""
+        from twisted.internet.threads import blockingCallFromThread
+
+        port = blockingCallFromThread(self.reactor, self.reactor.listenTCP, 0, factory, interface="127.0.0.1")
+        self.ports.append(port)
+        return port.getHost().port
 
     def slow(self, poem: str, num_bytes: int, delay: float) -> int:
         from poetrynow.servers.deploy import slow_poetry
@@ -214,7 +223,8 @@ class ServersInAThread:
         from twisted.internet.threads import blockingCallFromThread
 
         def stop_all():
-            return DeferredList([d for tree in self.trees if (d := tree.stopService()) is not None])
+            stopping = [d for tree in self.trees if (d := tree.stopService()) is not None]
+            return DeferredList(stopping + [port.stopListening() for port in self.ports])
 
         if self.thread.is_alive():
             blockingCallFromThread(self.reactor, stop_all)

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from poetrynow.address import Address
 from poetrynow.cli import getpoetry
 from poetrynow.clients import ENGINES, XFORM, EngineOptions, run_engine
-from poetrynow.clients.errors import NO_ANSWER
+from poetrynow.clients.errors import EMPTY, NO_ANSWER
 from poetrynow.events import (
     Connected,
     Failed,
@@ -110,6 +110,14 @@ class EngineContract:
         self.assertEqual(failed.received, sum(e.nbytes for e in events if isinstance(e, Received)))
         self.assertEqual([e for e in events if isinstance(e, Finished)], [])
 
+    def test_an_empty_poem_is_a_failure_not_a_poem(self):
+        from tests.twisted_support import CloseAtOnce, factory_of
+
+        empty = self.servers.listen(factory_of(CloseAtOnce))
+        events = collect(self.engine, [local(empty), local(self.servers.fast("kettle"))])
+        self.assertEqual([(e.task, e.reason) for e in events if isinstance(e, Failed)], [(1, EMPTY)])
+        self.assertEqual([e.task for e in events if isinstance(e, Finished)], [2])
+
     def test_runs_twice_in_one_process(self):
         port = self.servers.fast("caffe")
         for _ in range(2):
@@ -148,6 +156,13 @@ class XformContract:
 
         events = collect(self.engine, [poem], xform=xform, transform="explode")
         self.assertEqual([e.reason for e in events if isinstance(e, TransformFailed)], [NO_ANSWER])
+        self.assertEqual([e.poem for e in events if isinstance(e, Finished)], [caffe])
+
+        # A transform server that accepts and never answers: --timeout gives up on it.
+        silent = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(silent.close)
+        events = collect(self.engine, [poem], xform=local(silent.getsockname()[1]), timeout=0.3)
+        self.assertEqual([e.reason for e in events if isinstance(e, TransformFailed)], ["no data for 0.3 s"])
         self.assertEqual([e.poem for e in events if isinstance(e, Finished)], [caffe])
 
         events = collect(self.engine, [poem], xform=local(free_port()))

@@ -4,10 +4,12 @@ from twisted.internet import defer, error, task
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from poetrynow.clients.errors import EmptyPoem
 from poetrynow.clients.get_poetry import PoemTimeout, PoetryClientFactory, describe_failure, get_poetry
 from tests.support import free_port
 from tests.twisted_support import (
     TEST_POEM,
+    CloseAtOnce,
     HalfThenAbort,
     WatchedSlowFactory,
     factory_of,
@@ -82,6 +84,10 @@ class FailureTests(TestCase):
     def test_unclean_close_is_a_failure_not_a_poem(self):
         d = get_poetry("127.0.0.1", listen(self, factory_of(HalfThenAbort)))
         return self.assertFailure(d, error.ConnectionLost)
+
+    def test_a_clean_close_without_a_byte_is_a_failure(self):
+        d = get_poetry("127.0.0.1", listen(self, factory_of(CloseAtOnce)))
+        return self.assertFailure(d, EmptyPoem)
 
     def test_reason_for_a_refused_connection(self):
         d = get_poetry("127.0.0.1", free_port())

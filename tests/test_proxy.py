@@ -8,7 +8,14 @@ from poetrynow.address import Address
 from poetrynow.clients.get_poetry import get_poetry
 from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
 from tests.support import free_port
-from tests.twisted_support import TEST_POEM, HalfThenAbort, WatchedSlowFactory, factory_of, listen
+from tests.twisted_support import (
+    TEST_POEM,
+    CloseAtOnce,
+    HalfThenAbort,
+    WatchedSlowFactory,
+    factory_of,
+    listen,
+)
 
 
 class ProxyTests(TestCase):
@@ -70,5 +77,11 @@ class ProxyTests(TestCase):
     @defer.inlineCallbacks
     def test_unclean_upstream_close_is_a_failure_not_a_poem(self):
         service, port = self.proxy(listen(self, factory_of(HalfThenAbort)))
+        yield self.assertFailure(get_poetry("127.0.0.1", port), error.ConnectionLost)
+        self.assertIsNone(service.poem)
+
+    @defer.inlineCallbacks
+    def test_an_empty_upstream_poem_is_a_failure_and_not_cached(self):
+        service, port = self.proxy(listen(self, factory_of(CloseAtOnce)))
         yield self.assertFailure(get_poetry("127.0.0.1", port), error.ConnectionLost)
         self.assertIsNone(service.poem)

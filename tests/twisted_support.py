@@ -67,3 +67,10 @@ class Silent(Protocol):
 
 def factory_of(protocol_class) -> Factory:
     return Factory.forProtocol(protocol_class)
+
+
+class CloseAtOnce(Protocol):
+    """Accepts and closes cleanly without a byte: an empty poem."""
+
+    def connectionMade(self):
+        self.transport.loseConnection()

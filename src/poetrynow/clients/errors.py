@@ -15,3 +15,14 @@ class TransformFailed(Exception):
 
 #: Why a transform failed when the server closed without answering.
 NO_ANSWER = "the transform server closed without an answer"
+
+
+#: Why a task that got a clean close and no byte at all failed: no poem is not a poem.
+EMPTY = "the server closed without sending a poem"
+
+
+class EmptyPoem(Exception):
+    """The server closed cleanly without sending a byte."""
+
+    def __init__(self, message: str = EMPTY):
+        super().__init__(message)

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from poetrynow.address import Address
 from poetrynow.clients import no_data
-from poetrynow.clients.errors import NO_ANSWER, PoemTimeout, TransformFailed
+from poetrynow.clients.errors import NO_ANSWER, EmptyPoem, PoemTimeout, TransformFailed
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
 
 __all__ = [
@@ -140,6 +140,8 @@ class PoetryClientFactory(OneShotClientFactory):
     def poem_finished(self, poem: bytes, reason):
         if self.timed_out:
             self._fire(defer.Deferred.errback, PoemTimeout(no_data(self.timeout)))
+        elif reason.check(error.ConnectionDone) and not poem:
+            self._fire(defer.Deferred.errback, EmptyPoem())
         elif reason.check(error.ConnectionDone):
             self._fire(defer.Deferred.callback, poem)
         else:
@@ -177,17 +179,28 @@ def get_poetry_at(
     return factory.connect(client_endpoint(reactor, address, timeout))
 
 
-class TransformClientProtocol(Protocol):
-    """Sends ``name.poem`` as one netstring; the answer is one netstring back."""
+class TransformClientProtocol(Protocol, TimeoutMixin):
+    """Sends ``name.poem`` as one netstring; the answer is one netstring back.
+
+    A transform server that goes silent for the client's timeout is given up on,
+    as a poetry server is: the task keeps its poem.
+    """
 
     transport: Any  # a TCP transport, which can also abort and take a producer
 
     def connectionMade(self):
+        self.callLater = self.factory.reactor.callLater  # type: ignore[method-assign]  # our reactor's
+        self.setTimeout(self.factory.timeout)
         self.decoder = NetstringDecoder(self.factory.max_length)
         self.answer: bytes | None = None
         self.transport.write(encode(self.factory.request))
 
+    def timeoutConnection(self):
+        self.factory.problem = no_data(self.factory.timeout)
+        self.transport.abortConnection()
+
     def dataReceived(self, data: bytes):
+        self.resetTimeout()
         try:
             payloads = self.decoder.feed(data)
         except NetstringError as problem:
@@ -199,14 +212,16 @@ class TransformClientProtocol(Protocol):
             self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.setTimeout(None)
         self.factory.finished(self.answer)
 
 
 class TransformClientFactory(OneShotClientFactory):
     protocol = TransformClientProtocol
 
-    def __init__(self, name: str, poem: bytes, max_length: int):
+    def __init__(self, name: str, poem: bytes, max_length: int, reactor=None, timeout: float | None = None):
         super().__init__()
+        self.reactor, self.timeout = reactor, timeout
         self.request = name.encode("utf-8") + b"." + poem
         self.max_length = max_length
         self.problem = NO_ANSWER
@@ -235,7 +250,7 @@ class TransformProxy:
         self.reactor, self.max_length, self.timeout = reactor, max_length, timeout
 
     def xform(self, name: str, poem: bytes) -> defer.Deferred:
-        factory = TransformClientFactory(name, poem, self.max_length)
+        factory = TransformClientFactory(name, poem, self.max_length, self.reactor, self.timeout)
         return factory.connect(client_endpoint(self.reactor, self.address, self.timeout))
 
 
@@ -249,6 +264,7 @@ def expected_failure(problem: BaseException) -> bool:
             error.ConnectionDone,
             defer.CancelledError,
             PoemTimeout,
+            EmptyPoem,
             TransformFailed,
             OSError,
         ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from poetrynow.address import Address
+from poetrynow.clients.errors import EMPTY
 from poetrynow.events import (
     Connected,
     Failed,
@@ -60,8 +61,15 @@ class PoemTask:
             )
         )
 
-    def finished(self, poem: bytes | None = None, t: float | None = None) -> Finished:
-        """Report the whole poem (the bytes kept, unless the engine hands another)."""
+    def finished(self, poem: bytes | None = None, t: float | None = None) -> Finished | None:
+        """Report the whole poem (the bytes kept, unless the engine hands another).
+
+        A clean close with no byte at all is a failure, not an empty poem: a server
+        that ran out of file descriptors, or was stopped, must not pass for a poet.
+        """
+        if not (self.poem if poem is None else poem):
+            self.failed(EMPTY)
+            return None
         event = Finished(
             task=self.task,
             address=self.address,

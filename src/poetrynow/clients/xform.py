@@ -12,7 +12,7 @@ import asyncio
 import socket
 
 from poetrynow.address import Address
-from poetrynow.clients import READ_SIZE, EngineOptions, unexpected
+from poetrynow.clients import READ_SIZE, EngineOptions, read_failure, unexpected
 from poetrynow.clients.errors import NO_ANSWER, TransformFailed
 from poetrynow.clients.task import PoemTask
 from poetrynow.events import describe_error
@@ -55,8 +55,8 @@ def xform_blocking(server: Address, name: str, poem: bytes, timeout: float | Non
             while data := sock.recv(READ_SIZE):
                 if answer.feed(data):
                     break
-    except OSError as error:
-        raise TransformFailed(describe_error(error)) from None
+    except OSError as error:  # TimeoutError too: the socket's timeout
+        raise TransformFailed(read_failure(error, timeout)) from None
     return answer.result()
 
 
@@ -73,8 +73,8 @@ async def xform_async(server: Address, name: str, poem: bytes, timeout: float | 
                     break
         finally:
             writer.close()
-    except (OSError, TimeoutError) as error:
-        raise TransformFailed(describe_error(error)) from None
+    except OSError as error:  # TimeoutError too, from wait_for
+        raise TransformFailed(read_failure(error, timeout)) from None
     return answer.result()
 
 
