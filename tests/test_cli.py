@@ -250,3 +250,24 @@ class DemoTests(SynchronousTestCase):
         for port in ports:
             with socket.socket() as probe:
                 self.assertNotEqual(probe.connect_ex(("127.0.0.1", port)), 0)
+
+
+class RangeTests(SynchronousTestCase):
+    """Numbers that parse but no platform can wait for are usage errors, not tracebacks later."""
+
+    def test_seconds_past_a_week_are_refused_everywhere(self):
+        from poetrynow import validate
+
+        for text in ["1e10", "inf", "nan", "-0.5", "604801"]:
+            with self.subTest(text=text):
+                self.assertRaises(ValueError, validate.seconds, text)
+        self.assertEqual(validate.seconds("604800"), 604800.0)
+        for argv in (
+            ["slowpoetry", "kettle", "--delay", "1e10"],
+            ["get-poetry", "--timeout", "1e10", "10000"],
+        ):
+            with self.subTest(argv=argv):
+                result = run(*argv)
+                self.assertEqual(result.returncode, 2)
+                self.assertIn("from 0 to 604800 (a week)", result.stderr.splitlines()[-1])
+                self.assertNotIn("Traceback", result.stderr)

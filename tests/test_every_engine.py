@@ -274,3 +274,33 @@ class AsyncioLoopTests(SynchronousTestCase):
         except ImportError:
             return
         self.assertIs(loop_factory(), uvloop.new_event_loop)
+
+
+class PoemLinesTests(SynchronousTestCase):
+    """The lazy engine's line splitter, fed every way a poem can be cut into reads."""
+
+    def lines_of(self, reads: list[bytes]) -> list[bytes]:
+        import asyncio
+
+        from poetrynow.clients.lazy import poem_lines
+
+        async def collect_lines() -> list[bytes]:
+            reader = asyncio.StreamReader()
+            for data in reads:
+                reader.feed_data(data)
+            reader.feed_eof()
+            return [line async for line in poem_lines(reader, None)]
+
+        return asyncio.run(collect_lines())
+
+    def test_every_split_gives_the_same_lines(self):
+        poem = "Ça va,\nDéjà vu\n\nno newline at the end".encode()
+        expected = poem.splitlines(keepends=True)
+        for cut in range(len(poem) + 1):
+            with self.subTest(cut=cut):
+                self.assertEqual(self.lines_of([poem[:cut], poem[cut:]]), expected)
+        self.assertEqual(self.lines_of([bytes([b]) for b in poem]), expected)
+
+    def test_one_long_line_in_many_reads(self):
+        line = b"x" * (1 << 20)
+        self.assertEqual(self.lines_of([line[i : i + 4096] for i in range(0, len(line), 4096)]), [line])

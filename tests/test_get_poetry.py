@@ -89,6 +89,14 @@ class FailureTests(TestCase):
         d = get_poetry("127.0.0.1", listen(self, factory_of(CloseAtOnce)))
         return self.assertFailure(d, EmptyPoem)
 
+    def test_an_errno_is_worded_as_the_os_words_it(self):
+        import errno
+
+        self.assertEqual(describe_failure(error.ConnectError(osError=errno.EMFILE)), "Too many open files")
+        self.assertEqual(
+            describe_failure(ConnectionResetError(errno.ECONNRESET, "x")), "Connection reset by peer"
+        )
+
     def test_reason_for_a_refused_connection(self):
         d = get_poetry("127.0.0.1", free_port())
         d.addErrback(lambda failure: describe_failure(failure))

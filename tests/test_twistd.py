@@ -121,7 +121,7 @@ class PluginListingTests(SynchronousTestCase):
     def test_bad_options_are_usage_errors(self):
         for args, words in [
             (["fastpoetry"], "--poem is required"),
-            (["slowpoetry", "--poem", "kettle", "--delay", "-1"], "must be a finite number"),
+            (["slowpoetry", "--poem", "kettle", "--delay", "-1"], "must be a number of seconds from 0"),
             (["poetryproxy"], "give the [host:]port"),
             (["poetryproxy", "here:there"], "bad address 'here:there'"),
             (["fastpoetry", "--poem", "kettle", "--listen", "tcp:0", "--port", "7"], "not both"),

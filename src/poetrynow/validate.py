@@ -37,14 +37,19 @@ def non_negative_int(text: str) -> int:
     return _number(text, int, "a whole number", lambda v: v >= 0, "must be 0 or more")
 
 
+#: The longest delay or timeout taken: a week. Far longer ones overflow the
+#: platform's time_t in sleep() and socket timeouts, and no poem needs them.
+MAX_SECONDS = 7 * 24 * 3600
+
+
 def seconds(text: str) -> float:
-    """A finite, non-negative number of seconds."""
+    """A number of seconds from 0 to a week."""
     return _number(
         text,
         float,
         "a number of seconds",
-        lambda v: v >= 0 and math.isfinite(v),
-        "must be a finite number of seconds >= 0",
+        lambda v: math.isfinite(v) and 0 <= v <= MAX_SECONDS,
+        f"must be a number of seconds from 0 to {MAX_SECONDS} (a week)",
     )
 
 

@@ -10,6 +10,7 @@ address, a client endpoint description (``unix:/tmp/poetry.sock``) included.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ from twisted.python.failure import Failure
 from poetrynow.address import Address
 from poetrynow.clients import no_data
 from poetrynow.clients.errors import NO_ANSWER, EmptyPoem, PoemTimeout, TransformFailed
+from poetrynow.events import describe_error
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
 
 __all__ = [
@@ -283,5 +285,10 @@ def describe_failure(failure) -> str:
     if isinstance(exc, defer.CancelledError):
         return "Cancelled"
     if isinstance(exc, error.ConnectError) and exc.osError:
+        # Twisted keeps the errno itself here (24, not "Too many open files"): word it as the OS does.
+        if isinstance(exc.osError, int):
+            return os.strerror(exc.osError)
         return str(exc.osError)
+    if isinstance(exc, OSError):
+        return describe_error(exc)
     return str(exc) or type(exc).__name__

@@ -31,8 +31,13 @@ END = object()
 
 
 async def poem_lines(reader: asyncio.StreamReader, timeout: float | None) -> AsyncIterator[bytes]:
-    """The poem, line by line (newline kept), read from the socket only when asked."""
-    pending = b""
+    """The poem, line by line (newline kept), read from the socket only when asked.
+
+    A line still coming is kept in a bytearray and only the newly read bytes are
+    searched for a newline, so a poem of one 32 MB line costs what 32 MB cost, not
+    the square of its reads.
+    """
+    pending = bytearray()
     while True:
         try:
             data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
@@ -40,11 +45,16 @@ async def poem_lines(reader: asyncio.StreamReader, timeout: float | None) -> Asy
             raise PoemTimeout(no_data(timeout)) from None
         if not data:
             break
-        *lines, pending = (pending + data).split(b"\n")
-        for line in lines:
-            yield line + b"\n"
+        start = len(pending)
+        pending += data
+        cut = 0
+        while (end := pending.find(b"\n", max(start, cut))) >= 0:
+            yield bytes(pending[cut : end + 1])
+            cut = end + 1
+        if cut:
+            del pending[:cut]
     if pending:
-        yield pending
+        yield bytes(pending)
 
 
 def event_loop() -> str:
