@@ -304,3 +304,36 @@ class PoemLinesTests(SynchronousTestCase):
     def test_one_long_line_in_many_reads(self):
         line = b"x" * (1 << 20)
         self.assertEqual(self.lines_of([line[i : i + 4096] for i in range(0, len(line), 4096)]), [line])
+
+
+class EndlessServerTests(SynchronousTestCase):
+    """A server that never stops sending: each engine fails the task at --max-bytes, memory bounded."""
+
+    def test_every_engine_stops_at_the_limit(self):
+        import os
+        import subprocess
+
+        from tests.support import command
+        from tests.twisted_support import Endless, factory_of
+
+        servers = ServersInAThread(self)
+        endless = servers.listen(factory_of(Endless))
+        limit = 1_000_000
+        too_large = f"poem larger than {limit} bytes"
+        for engine in ENGINES:
+            with self.subTest(engine=engine):
+                process = subprocess.Popen(
+                    [*command("get-poetry"), "--engine", engine, "--max-bytes", str(limit), str(endless)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                _, status, usage = os.wait4(process.pid, 0)
+                err = process.stderr.read() if process.stderr else ""
+                process.stderr.close() if process.stderr else None
+                self.assertEqual(os.waitstatus_to_exitcode(status), 1, err)
+                self.assertEqual(
+                    err.splitlines(),
+                    [f"Task 1: failed to get poetry from 127.0.0.1:{endless}: {too_large}"],
+                )
+                self.assertLess(usage.ru_maxrss, 200 * 1024)  # KiB: the interpreter and its imports, no poem

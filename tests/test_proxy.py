@@ -11,6 +11,7 @@ from tests.support import free_port
 from tests.twisted_support import (
     TEST_POEM,
     CloseAtOnce,
+    Endless,
     HalfThenAbort,
     WatchedSlowFactory,
     factory_of,
@@ -19,8 +20,8 @@ from tests.twisted_support import (
 
 
 class ProxyTests(TestCase):
-    def proxy(self, upstream_port: int) -> tuple[ProxyService, int]:
-        service = ProxyService(Address("127.0.0.1", upstream_port))
+    def proxy(self, upstream_port: int, **settings) -> tuple[ProxyService, int]:
+        service = ProxyService(Address("127.0.0.1", upstream_port), **settings)
         return service, listen(self, PoetryProxyFactory(service))
 
     @defer.inlineCallbacks
@@ -85,3 +86,12 @@ class ProxyTests(TestCase):
         service, port = self.proxy(listen(self, factory_of(CloseAtOnce)))
         yield self.assertFailure(get_poetry("127.0.0.1", port), error.ConnectionLost)
         self.assertIsNone(service.poem)
+
+    @defer.inlineCallbacks
+    def test_an_endless_upstream_is_cut_off_at_the_limit_and_nothing_cached(self):
+        service, port = self.proxy(listen(self, factory_of(Endless)), max_bytes=200_000)
+        with capturedLogs() as logs:
+            yield self.assertFailure(get_poetry("127.0.0.1", port), error.ConnectionLost)
+        self.assertIsNone(service.poem)
+        warnings = [e for e in logs if e["log_format"].startswith("The poem download failed")]
+        self.assertEqual([e["why"] for e in warnings], ["poem larger than 200000 bytes"])

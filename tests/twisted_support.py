@@ -74,3 +74,25 @@ class CloseAtOnce(Protocol):
 
     def connectionMade(self):
         self.transport.loseConnection()
+
+
+class Endless(Protocol):
+    """Sends poetry without end, as fast as the client reads: for the clients' size limit."""
+
+    CHUNK = b"and on, " * 8192  # 64 KiB
+
+    def connectionMade(self):
+        from twisted.internet.interfaces import IPullProducer
+        from zope.interface import implementer
+
+        transport = self.transport
+
+        @implementer(IPullProducer)
+        class Forever:
+            def resumeProducing(self):
+                transport.write(Endless.CHUNK)
+
+            def stopProducing(self):
+                pass
+
+        transport.registerProducer(Forever(), False)

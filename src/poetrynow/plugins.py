@@ -96,6 +96,13 @@ class ProxyOptions(ServerOptions):
     synopsis = "[options] [host:]port"
     optParameters = LISTEN + [
         ["timeout", None, 0.0, "Give up on an upstream silent this long (0: never).", validate.seconds],
+        [
+            "max-bytes",
+            None,
+            64 << 20,
+            "The largest poem fetched; nothing larger is cached.",
+            validate.positive_int,
+        ],
     ]
 
     def parseArgs(self, upstream=None):
@@ -170,7 +177,9 @@ def _transform(o):
 def _proxy(o):
     from poetrynow.servers.deploy import poetry_proxy
 
-    return poetry_proxy(o["upstream"], where(o), o["timeout"] or None, log_clients=not o["quiet"])
+    return poetry_proxy(
+        o["upstream"], where(o), o["timeout"] or None, log_clients=not o["quiet"], max_bytes=o["max-bytes"]
+    )
 
 
 # Descriptions fit twistd's help column on one line.

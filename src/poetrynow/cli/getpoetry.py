@@ -16,15 +16,20 @@ from poetrynow.cli.common import (
     interrupt_on_signals,
     non_negative_int,
     poems_line,
+    positive_int,
     raise_fd_limit,
     seconds,
     stopped,
     timeline_problem,
 )
 from poetrynow.clients import ENDPOINTS, ENGINES, ORDERED, SUPERVISE, XFORM, EngineOptions, engines_taking
+from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 from poetrynow.session import fetch
 
 PROG = "get-poetry"
+MAX_BYTES_HELP = (
+    f"the largest poem taken; a server that sends more fails its task (default: {DEFAULT_MAX_BYTES})"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
         type=seconds,
         default=None,
         help="give up on a server that sends nothing for this many seconds",
+    )
+    p.add_argument(
+        "--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, metavar="N", help=MAX_BYTES_HELP
     )
     p.add_argument(
         "--xform",
@@ -150,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         transform=args.transform or "cummingsify",
         ordered=args.ordered,
         supervise=args.supervise,
+        max_bytes=args.max_bytes,
     )
     try:
         summary = fetch(

@@ -9,11 +9,13 @@ from poetrynow.cli.common import (
     add_listen_options,
     address_arg,
     command_parser,
+    positive_int,
     raise_fd_limit,
     seconds,
     where,
 )
 from poetrynow.cli.serving import serve
+from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 
 PROG = "poetry-proxy"
 
@@ -35,6 +37,14 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="give up on an upstream that sends nothing for this many seconds",
     )
+    p.add_argument(
+        "--max-bytes",
+        type=positive_int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="N",
+        help=f"the largest poem fetched; an upstream that sends more is cut off, nothing cached "
+        f"(default: {DEFAULT_MAX_BYTES})",
+    )
     return p
 
 
@@ -46,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     return serve(
         PROG,
-        poetry_proxy(args.upstream, where(p, args), args.timeout or None, log_clients=not args.quiet),
+        poetry_proxy(
+            args.upstream,
+            where(p, args),
+            args.timeout or None,
+            log_clients=not args.quiet,
+            max_bytes=args.max_bytes,
+        ),
         quiet=args.quiet,
     )
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from poetrynow.address import Address
+from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 from poetrynow.events import Sink, describe_error
 
 #: Bytes asked for in one read, by every engine.
@@ -51,7 +52,8 @@ class EngineOptions:
 
     ``timeout``: seconds with no data before a task fails. ``xform``: the transform
     server to send each poem to, and ``transform`` the name to ask it for.
-    ``ordered`` and ``supervise`` are the actors engine's: poems in command-line
+    ``max_bytes``: the largest poem taken; past it the task fails and the
+    connection is closed. ``ordered`` and ``supervise`` are the actors engine's: poems in command-line
     order, and how many times a crashed process is restarted.
     """
 
@@ -61,6 +63,7 @@ class EngineOptions:
     transform: str = "cummingsify"
     ordered: bool = False
     supervise: int = 0
+    max_bytes: int | None = DEFAULT_MAX_BYTES
 
 
 class Engine(Protocol):

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
 from poetrynow.clients.actor_runtime import NORMAL, Down, Pid, Process, Runtime
-from poetrynow.clients.errors import PoemTimeout
+from poetrynow.clients.errors import PoemTimeout, check_size
 from poetrynow.clients.task import PoemTask
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import Restarted, Sink, describe_error
@@ -40,6 +40,7 @@ async def get_poetry(me: Process, task: int, address: Address, main: Pid, option
     )
     main.send(("connected", task, clock()))
     packets: list[bytes] = []
+    received = 0
     try:
         while True:
             try:
@@ -48,6 +49,8 @@ async def get_poetry(me: Process, task: int, address: Address, main: Pid, option
                 raise PoemTimeout(no_data(options.timeout)) from None
             if not packet:
                 break
+            received += len(packet)
+            check_size(received, options.max_bytes)  # PoemTooLarge crashes the process
             packets.append(packet)
             main.send(("got", task, len(packet), clock()))
     finally:

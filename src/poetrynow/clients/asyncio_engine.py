@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, read_failure, unexpected
-from poetrynow.clients.task import PoemTask
+from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import Sink, describe_error
 
@@ -65,6 +65,6 @@ async def get_all(tasks: Sequence[PoemTask], options: EngineOptions) -> None:
 
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
-    tasks = [PoemTask(number, address, sink, options.clock) for number, address in enumerate(addresses, 1)]
+    tasks = tasks_for(addresses, sink, options)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(get_all(tasks, options))

@@ -44,4 +44,4 @@ def get_poetry(task: PoemTask, options: EngineOptions) -> None:
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     for number, address in enumerate(addresses, 1):
-        get_poetry(PoemTask(number, address, sink, options.clock), options)
+        get_poetry(PoemTask(number, address, sink, options.clock, options.max_bytes), options)

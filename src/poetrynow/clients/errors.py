@@ -26,3 +26,26 @@ class EmptyPoem(Exception):
 
     def __init__(self, message: str = EMPTY):
         super().__init__(message)
+
+
+#: The largest poem a client takes by default (``--max-bytes``): far above any real poem,
+#: far below what an endless server would make a client hold.
+DEFAULT_MAX_BYTES = 64 << 20
+
+
+class PoemTooLarge(OSError):
+    """The server sent more than the client's limit: the connection is closed, the task failed.
+
+    An OSError, like the other ways a read ends badly, so that every engine's read
+    loop handles it where it handles a reset.
+    """
+
+    def __init__(self, limit: int):
+        super().__init__(f"poem larger than {limit} bytes")
+        self.limit = limit
+
+
+def check_size(received: int, limit: int | None) -> None:
+    """Raise PoemTooLarge once ``received`` bytes are past ``limit``."""
+    if limit is not None and received > limit:
+        raise PoemTooLarge(limit)

@@ -22,7 +22,14 @@ from twisted.python.failure import Failure
 
 from poetrynow.address import Address
 from poetrynow.clients import no_data
-from poetrynow.clients.errors import NO_ANSWER, EmptyPoem, PoemTimeout, TransformFailed
+from poetrynow.clients.errors import (
+    DEFAULT_MAX_BYTES,
+    NO_ANSWER,
+    EmptyPoem,
+    PoemTimeout,
+    PoemTooLarge,
+    TransformFailed,
+)
 from poetrynow.events import describe_error
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
 
@@ -96,12 +103,21 @@ class PoetryClientProtocol(Protocol, TimeoutMixin):
 
     def connectionMade(self):
         self.chunks: list[bytes] = []
+        self.size = 0
         self.callLater = self.factory.reactor.callLater  # type: ignore[method-assign]  # our reactor's
         self.setTimeout(self.factory.timeout)
         self.factory.connected()
 
     def dataReceived(self, data: bytes):
+        if self.factory.too_large:
+            return  # aborting: nothing more is kept
         self.resetTimeout()
+        self.size += len(data)
+        if self.factory.max_bytes is not None and self.size > self.factory.max_bytes:
+            self.factory.too_large = True
+            self.chunks.clear()  # memory stays bounded: the poem is lost anyway
+            self.transport.abortConnection()
+            return
         self.chunks.append(data)
         self.factory.received(len(data))
 
@@ -123,11 +139,14 @@ class PoetryClientFactory(OneShotClientFactory):
         timeout: float | None = None,
         on_connect: Callable[[], None] | None = None,
         on_data: Callable[[int], None] | None = None,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ):
         super().__init__()
         self.reactor = reactor
         self.timeout = timeout
         self.timed_out = False
+        self.max_bytes = max_bytes
+        self.too_large = False
         self.on_connect = on_connect
         self.on_data = on_data
 
@@ -142,6 +161,8 @@ class PoetryClientFactory(OneShotClientFactory):
     def poem_finished(self, poem: bytes, reason):
         if self.timed_out:
             self._fire(defer.Deferred.errback, PoemTimeout(no_data(self.timeout)))
+        elif self.too_large:
+            self._fire(defer.Deferred.errback, PoemTooLarge(self.max_bytes or 0))
         elif reason.check(error.ConnectionDone) and not poem:
             self._fire(defer.Deferred.errback, EmptyPoem())
         elif reason.check(error.ConnectionDone):
@@ -173,11 +194,12 @@ def get_poetry_at(
     timeout: float | None = None,
     on_connect: Callable[[], None] | None = None,
     on_data: Callable[[int], None] | None = None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> defer.Deferred:
     """:func:`get_poetry` for any address, a client endpoint description (``unix:/path``) included."""
     if reactor is None:
         from twisted.internet import reactor
-    factory = PoetryClientFactory(reactor, timeout, on_connect, on_data)
+    factory = PoetryClientFactory(reactor, timeout, on_connect, on_data, max_bytes)
     return factory.connect(client_endpoint(reactor, address, timeout))
 
 

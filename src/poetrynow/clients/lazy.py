@@ -22,15 +22,17 @@ from collections.abc import AsyncIterator, Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
-from poetrynow.clients.errors import PoemTimeout
-from poetrynow.clients.task import PoemTask
+from poetrynow.clients.errors import PoemTimeout, check_size
+from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import PoemLine, Sink, describe_error
 
 END = object()
 
 
-async def poem_lines(reader: asyncio.StreamReader, timeout: float | None) -> AsyncIterator[bytes]:
+async def poem_lines(
+    reader: asyncio.StreamReader, timeout: float | None, max_bytes: int | None = None
+) -> AsyncIterator[bytes]:
     """The poem, line by line (newline kept), read from the socket only when asked.
 
     A line still coming is kept in a bytearray and only the newly read bytes are
@@ -46,6 +48,7 @@ async def poem_lines(reader: asyncio.StreamReader, timeout: float | None) -> Asy
         if not data:
             break
         start = len(pending)
+        check_size(start + len(data), max_bytes)  # one endless line must not fill memory
         pending += data
         cut = 0
         while (end := pending.find(b"\n", max(start, cut))) >= 0:
@@ -86,7 +89,7 @@ class LazyPoem:
         )
         task.connected()
         try:
-            async for line in poem_lines(reader, options.timeout):
+            async for line in poem_lines(reader, options.timeout, options.max_bytes):
                 task.got(line)
                 if options.xform is None:
                     self.buffer.put_nowait(line)
@@ -120,5 +123,5 @@ async def get_poetry(tasks: Sequence[PoemTask], options: EngineOptions, sink: Si
 
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
-    tasks = [PoemTask(number, address, sink, options.clock) for number, address in enumerate(addresses, 1)]
+    tasks = tasks_for(addresses, sink, options)
     asyncio.run(get_poetry(tasks, options, sink))

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data
-from poetrynow.clients.task import PoemTask
+from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.events import Sink, describe_error
 
+READS_PER_PASS = 16
 _IN_PROGRESS = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY}
 
 
@@ -103,17 +104,23 @@ class SelectLoop:
         got: list[bytes] = []
         closed = False
         try:
-            while data := download.sock.recv(READ_SIZE):
+            # At most READS_PER_PASS reads, then the other sockets' turn: a server that
+            # sends faster than we read must neither starve them nor fill our memory.
+            for _ in range(READS_PER_PASS):
+                data = download.sock.recv(READ_SIZE)
+                if not data:
+                    closed = True
+                    break
                 got.append(data)
-            closed = True
+            if got:
+                task.got(b"".join(got) if len(got) > 1 else got[0])
         except (BlockingIOError, InterruptedError):
-            pass
-        except OSError as error:
+            if got:
+                task.got(b"".join(got) if len(got) > 1 else got[0])
+        except OSError as error:  # a reset, or PoemTooLarge
             self.drop(download)
             task.failed(describe_error(error))
             return
-        if got:
-            task.got(b"".join(got) if len(got) > 1 else got[0])
         if closed:
             self.drop(download)
             task.finished()
@@ -135,6 +142,4 @@ class SelectLoop:
 
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
-    SelectLoop(options).run(
-        [PoemTask(number, address, sink, options.clock) for number, address in enumerate(addresses, 1)]
-    )
+    SelectLoop(options).run(tasks_for(addresses, sink, options))

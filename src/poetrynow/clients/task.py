@@ -8,10 +8,11 @@ only decide when to call it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients.errors import EMPTY
+from poetrynow.clients import EngineOptions
+from poetrynow.clients.errors import EMPTY, check_size
 from poetrynow.events import (
     Connected,
     Failed,
@@ -27,8 +28,16 @@ from poetrynow.events import (
 class PoemTask:
     """Task ``task``'s events for ``address``; its ``received`` bytes and its ``poem`` so far."""
 
-    def __init__(self, task: int, address: Address, sink: Sink, clock: Callable[[], float]):
+    def __init__(
+        self,
+        task: int,
+        address: Address,
+        sink: Sink,
+        clock: Callable[[], float],
+        max_bytes: int | None = None,
+    ):
         self.task, self.address, self.sink, self.clock = task, address, sink, clock
+        self.max_bytes = max_bytes
         self.chunks: list[bytes] = []
         self.received = 0
 
@@ -43,7 +52,11 @@ class PoemTask:
         self.sink(Connected(task=self.task, address=self.address, t=self.clock() if t is None else t))
 
     def got(self, data: bytes) -> None:
-        """Keep ``data`` and report it as one Received event."""
+        """Keep ``data`` and report it as one Received event; PoemTooLarge past the limit.
+
+        The bytes past the limit are counted but not kept: memory stays bounded.
+        """
+        check_size(self.received + len(data), self.max_bytes)
         self.chunks.append(data)
         self.counted(len(data))
 
@@ -88,3 +101,11 @@ class PoemTask:
                 task=self.task, address=self.address, transform=transform, reason=reason, t=self.clock()
             )
         )
+
+
+def tasks_for(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> list[PoemTask]:
+    """A PoemTask per address, numbered from 1 in command-line order, with the run's clock and limit."""
+    return [
+        PoemTask(number, address, sink, options.clock, options.max_bytes)
+        for number, address in enumerate(addresses, 1)
+    ]

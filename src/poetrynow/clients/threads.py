@@ -40,7 +40,7 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
         threads = [
             threading.Thread(
                 target=worker,
-                args=(PoemTask(number, address, events.put, options.clock),),
+                args=(PoemTask(number, address, events.put, options.clock, options.max_bytes),),
                 daemon=True,
                 name=f"poem-{number}",
             )

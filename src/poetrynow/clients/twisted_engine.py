@@ -66,6 +66,7 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
                 options.timeout,
                 on_connect=task.connected,
                 on_data=task.counted,
+                max_bytes=options.max_bytes,
             )
         except Exception as problem:
             if not expected_failure(problem):
@@ -85,7 +86,7 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
 
     def start():
         tasks = [
-            get_transformed_poem(PoemTask(number, address, report, options.clock))
+            get_transformed_poem(PoemTask(number, address, report, options.clock, options.max_bytes))
             for number, address in enumerate(addresses, 1)
         ]
         done = defer.DeferredList(tasks, consumeErrors=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from twisted.application import service
 
 from poetrynow.address import Address
+from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.servers.fast import PoetryFactory, PoetryService
 from poetrynow.servers.listen import Where
@@ -79,7 +80,10 @@ def poetry_proxy(
     timeout: float | None = None,
     log_clients: bool = True,
     reactor=None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> ServerTree:
-    held = ProxyService(upstream, reactor=reactor, timeout=timeout, log_clients=log_clients)
+    held = ProxyService(
+        upstream, reactor=reactor, timeout=timeout, log_clients=log_clients, max_bytes=max_bytes
+    )
     factory = PoetryProxyFactory(held)
     return ServerTree("poetryproxy", held, factory, where, f"Proxying {upstream}", reactor)

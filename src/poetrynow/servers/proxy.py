@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from poetrynow.address import Address
+from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 from poetrynow.clients.get_poetry import describe_failure, get_poetry_at
 from poetrynow.interfaces import IPoetryProxyService
 
@@ -28,9 +29,15 @@ class ProxyService(service.Service):
     log = Logger()
 
     def __init__(
-        self, upstream: Address, reactor=None, timeout: float | None = None, log_clients: bool = True
+        self,
+        upstream: Address,
+        reactor=None,
+        timeout: float | None = None,
+        log_clients: bool = True,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ):
         self.upstream, self.reactor, self.timeout = upstream, reactor, timeout
+        self.max_bytes = max_bytes  # an upstream that sends more fails the fetch; nothing is cached
         # Off with --quiet: a cache hit is then counted, not logged.
         self.log_clients = log_clients
         self.cache_hits = 0
@@ -48,7 +55,7 @@ class ProxyService(service.Service):
         self._waiters.append(waiter)
         if self._fetch is None:
             self.log.info("Fetching poem from server.")
-            self._fetch = get_poetry_at(self.upstream, self.reactor, self.timeout)
+            self._fetch = get_poetry_at(self.upstream, self.reactor, self.timeout, max_bytes=self.max_bytes)
             self._fetch.addCallbacks(self._fetched, self._failed)
         elif self.log_clients:
             self.log.info("Joining the poem download under way.")
