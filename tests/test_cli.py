@@ -185,6 +185,21 @@ class SlowPoetryCommandTests(SynchronousTestCase):
         self.assertEqual(server.stderr, "slowpoetry: stopped by SIGTERM: no client was being served\n")
 
 
+class BlockingServerDefenceTests(SynchronousTestCase):
+    def test_three_hundred_clients_that_hang_up_do_not_cost_a_delay_each(self):
+        # One chunk and one delay of 1 s per client: 300 of them would take 300 s if each
+        # cost a delay; the real client after them would then time out (run's 60 s).
+        server = Server("kettle", "--num-bytes", "1000", "--delay", "1", "--quiet")
+        try:
+            for _ in range(300):
+                socket.create_connection(("127.0.0.1", server.port)).close()
+            result = run("get-poetry", str(server.port), timeout=60)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn("got 636 bytes of poetry", result.stdout)
+        finally:
+            server.stop()
+
+
 class PoetrynowCommandTests(SynchronousTestCase):
     def test_poems_lists_name_bytes_lines_title(self):
         result = run("poetrynow", "poems")

@@ -113,3 +113,56 @@ class ServeClientTests(SynchronousTestCase):
             log=log.append,
         )
         self.assertEqual(log, ["Sending 10 bytes", "Sending 10 bytes", "Sending 5 bytes"])
+
+
+class RealSocketClientTests(SynchronousTestCase):
+    """The blocking server's two defences, on a real socket pair: no waiting on the gone or the stuck."""
+
+    def serve_in_thread(self, *args, **kwargs):
+        import threading
+
+        log: list[str] = []
+        result: list[int] = []
+        thread = threading.Thread(
+            target=lambda: result.append(serve_client(*args, log=log.append, **kwargs)), daemon=True
+        )
+        thread.start()
+        return thread, log, result
+
+    def test_a_client_that_closes_costs_no_delay(self):
+        import socket
+
+        server_end, client_end = socket.socketpair()
+        client_end.close()  # gone before the first chunk
+        # A minute between chunks: the server may only finish at once if it noticed the close.
+        thread, log, _result = self.serve_in_thread(server_end, b"x" * 30, PoemSchedule(30, 10, 60.0))
+        thread.join(10)
+        self.assertFalse(thread.is_alive())
+        self.assertTrue(log[-1].startswith("Client hung up after "), log)
+
+    def test_a_client_that_stops_reading_is_dropped(self):
+        import socket
+
+        server_end, client_end = socket.socketpair()
+        self.addCleanup(client_end.close)
+        poem = b"x" * (16 << 20)  # far more than the socket buffers hold
+        thread, log, result = self.serve_in_thread(
+            server_end, poem, PoemSchedule(len(poem), len(poem), 0.0), client_timeout=0.2
+        )
+        thread.join(10)
+        self.assertFalse(thread.is_alive())
+        self.assertLess(result[0], len(poem))
+        self.assertTrue(
+            log[-1].startswith("Dropped a client after 0 of 16777216 bytes: it read nothing"), log
+        )
+
+    def test_a_chatty_client_is_heard_and_ignored(self):
+        import socket
+
+        server_end, client_end = socket.socketpair()
+        self.addCleanup(client_end.close)
+        client_end.sendall(b"hello? " * 1000)
+        thread, _log, result = self.serve_in_thread(server_end, b"abcdef", PoemSchedule(6, 3, 0.05))
+        thread.join(10)
+        self.assertEqual(result, [6])
+        self.assertEqual(client_end.recv(100), b"abcdef")

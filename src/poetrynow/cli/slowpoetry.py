@@ -45,7 +45,20 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the Twisted edition: serve every client at once, each on its own schedule",
     )
+    p.add_argument(
+        "--client-timeout",
+        type=seconds,
+        default=None,
+        metavar="S",
+        help="blocking edition: drop a client that reads nothing for S seconds, so it cannot hold up "
+        "the others (default: four delays, at least 2 s)",
+    )
     return p
+
+
+def client_timeout(args) -> float:
+    """``--client-timeout``, or four of the server's delays and at least two seconds."""
+    return args.client_timeout if args.client_timeout else max(4 * args.delay, 2.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         with closing_listener(listener):
             # Printed inside the try: a signal that comes as soon as a script reads the line is clean.
             print(f"Serving {args.poem} on {bound_name(listener)}.", flush=True)
-            serve_forever(listener, poem.data, schedule, log)
+            serve_forever(listener, poem.data, schedule, log, client_timeout(args))
     except Interrupted as stop:
         cut = getattr(stop, "cut_short", None)
         what = (

@@ -8,6 +8,8 @@ boundary can split a UTF-8 character, as a real network would.
 
 from __future__ import annotations
 
+import errno
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -24,24 +26,33 @@ def serve_client(
     poem: bytes,
     schedule: PoemSchedule,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     log: Log = lambda line: None,
+    client_timeout: float | None = None,
 ) -> int:
     """Send ``poem`` to one connected client on ``schedule``; return bytes sent.
 
     Chunk ``i`` goes out at ``start + i * delay`` and the connection is closed one
     delay after the last chunk, as in the article. A client that hangs up costs
-    only this connection: the error is logged and the server goes on.
+    only this connection, and no more time than it took to notice: between chunks
+    the server waits on the socket itself (``sleep`` replaces that in tests), so a
+    close wakes it at once. A client that stops reading is dropped once a send has
+    waited ``client_timeout`` seconds, so it cannot hold up everyone else.
     """
+    wait = sleep if sleep is not None else (lambda seconds: watch(conn, seconds))
+    if client_timeout is not None:
+        conn.settimeout(client_timeout)
     start = clock()
     sent = 0
     try:
         for index, (begin, end) in enumerate(schedule.slices()):
-            _sleep_until(start + schedule.due(index), clock, sleep)
+            _sleep_until(start + schedule.due(index), clock, wait)
             log(f"Sending {end - begin} bytes")
             conn.sendall(poem[begin:end])
             sent = end
-        _sleep_until(start + schedule.due(schedule.chunks), clock, sleep)
+        _sleep_until(start + schedule.due(schedule.chunks), clock, wait)
+    except TimeoutError:
+        log(f"Dropped a client after {sent} of {len(poem)} bytes: it read nothing for {client_timeout:g} s.")
     except OSError as error:
         log(f"Client hung up after {sent} of {len(poem)} bytes ({error.strerror or error}).")
     except Interrupted as stop:
@@ -55,6 +66,25 @@ def serve_client(
     return sent
 
 
+def watch(conn, seconds: float) -> None:
+    """Wait ``seconds``, or less if the client closes its end (ConnectionAbortedError).
+
+    What a client sends is read and dropped (a poetry client has nothing to say), a
+    little at a time, so a chatty client cannot make the server hold its words.
+    """
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([conn], [], [], remaining)
+        if not readable:
+            return
+        try:
+            heard = conn.recv(4096, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            continue
+        if not heard:
+            raise ConnectionAbortedError(errno.ECONNABORTED, "the client closed its end")
+
+
 def _sleep_until(deadline: float, clock, sleep) -> None:
     remaining = deadline - clock()
     if remaining > 0:
@@ -62,7 +92,11 @@ def _sleep_until(deadline: float, clock, sleep) -> None:
 
 
 def serve_forever(
-    listener: socket.socket, poem: bytes, schedule: PoemSchedule, log: Log = lambda line: None
+    listener: socket.socket,
+    poem: bytes,
+    schedule: PoemSchedule,
+    log: Log = lambda line: None,
+    client_timeout: float | None = None,
 ) -> None:
     """Accept clients one after another, forever; each gets the whole poem."""
     while True:
@@ -70,4 +104,4 @@ def serve_forever(
         # A TCP peer is (host, port); a Unix socket's peer is a path, often empty.
         who = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else (peer or "a Unix socket")
         log(f"Somebody at {who} wants poetry!")
-        serve_client(conn, poem, schedule, log=log)
+        serve_client(conn, poem, schedule, log=log, client_timeout=client_timeout)
