@@ -40,11 +40,19 @@ port_arg = arg(validate.port)
 server_endpoint = arg(validate.server_endpoint)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but its error is always one line: what the user typed is shown escaped."""
+
+    def error(self, message: str):
+        flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        super().error(flat)
+
+
 def command_parser(prog: str, description: str, **settings) -> argparse.ArgumentParser:
     """An argparse parser for one of the commands, with ``--version`` from the package metadata."""
     from poetrynow import __version__
 
-    parser = argparse.ArgumentParser(prog=prog, description=description, **settings)
+    parser = OneLineParser(prog=prog, description=description, **settings)
     parser.add_argument("--version", action="version", version=f"{prog} (poetrynow) {__version__}")
     return parser
 
