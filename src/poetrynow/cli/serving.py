@@ -9,7 +9,9 @@ stdout, and a clean exit on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import resource
 import sys
+import time
 
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
 from zope.interface import provider
@@ -19,11 +21,33 @@ from poetrynow.poems import PoemNotFound
 from poetrynow.servers.listen import ListenError
 from poetrynow.stopping import Interrupted, on_signals
 
+#: Seconds between two "out of file descriptors" lines while it lasts.
+FD_NOTICE_EVERY = 10.0
+
+
+def out_of_fds() -> str:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return (
+        f"Out of file descriptors (the open-files limit is {soft}): new connections are closed "
+        f"at once until some are free."
+    )
+
 
 def plain_observer(min_level: LogLevel, out=None):
     """A log observer that prints each event's text alone, one line, flushed."""
 
+    said_out_of_fds = [float("-inf")]
+
     def observe(event):
+        fmt = event.get("log_format") or ""
+        if fmt.startswith("EMFILE"):
+            # Twisted closes each connection it cannot keep, and logs each one; say it
+            # once (again only after a quiet spell), whatever --quiet says.
+            now = time.monotonic()
+            if fmt.startswith("EMFILE encountered") and now - said_out_of_fds[0] >= FD_NOTICE_EVERY:
+                said_out_of_fds[0] = now
+                print(out_of_fds(), file=out or sys.stdout, flush=True)
+            return
         level = event.get("log_level", LogLevel.info)
         if level < min_level:
             return
