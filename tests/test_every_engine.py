@@ -105,7 +105,9 @@ class EngineContract:
         self.addCleanup(crashing.close)
         events = collect(self.engine, [local(crashing.port)])
         [failed] = [e for e in events if isinstance(e, Failed)]
-        self.assertEqual(failed.task, 1)
+        self.assertEqual(
+            (failed.task, failed.reason), (1, "Connection reset by peer")
+        )  # the same words in all
         self.assertLessEqual(failed.received, len(kettle) // 2)  # a reset may discard what was unread
         self.assertEqual(failed.received, sum(e.nbytes for e in events if isinstance(e, Received)))
         self.assertEqual([e for e in events if isinstance(e, Finished)], [])
@@ -337,3 +339,23 @@ class EndlessServerTests(SynchronousTestCase):
                     [f"Task 1: failed to get poetry from 127.0.0.1:{endless}: {too_large}"],
                 )
                 self.assertLess(usage.ru_maxrss, 200 * 1024)  # KiB: the interpreter and its imports, no poem
+
+    def test_the_proxy_cuts_an_endless_upstream_off_and_caches_nothing(self):
+        from tests.support import Server, run
+        from tests.twisted_support import Endless, factory_of
+
+        servers = ServersInAThread(self)
+        endless = servers.listen(factory_of(Endless))
+        proxy = Server(str(endless), "--max-bytes", "1000000", command_name="poetry-proxy")
+        try:
+            for _ in range(2):  # the second fetch is tried again: nothing was cached
+                result = run("get-poetry", "--engine", "select", str(proxy.port))
+                self.assertEqual(result.returncode, 1)
+                self.assertIn("Connection reset by peer", result.stderr)
+            with open(f"/proc/{proxy.process.pid}/status") as status:
+                peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+            self.assertLess(peak, 200 * 1024)  # KiB
+        finally:
+            proxy.stop()
+        self.assertEqual(proxy.stdout.count("Fetching poem from server."), 2)
+        self.assertEqual(proxy.stdout.count("The poem download failed: poem larger than 1000000 bytes"), 2)

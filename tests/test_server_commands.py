@@ -156,10 +156,7 @@ class PoetryProxyCommandTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 1)
         self.assertEqual(
             result.stderr.splitlines(),
-            [
-                f"Task 1: failed to get poetry from 127.0.0.1:{proxy.port}: "
-                "Connection lost before the poem was complete"
-            ],
+            [f"Task 1: failed to get poetry from 127.0.0.1:{proxy.port}: Connection reset by peer"],
         )
         self.assertIn("The poem download failed: Connection refused", proxy.stdout)
 

@@ -10,6 +10,7 @@ address, a client endpoint description (``unix:/tmp/poetry.sock``) included.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from typing import Any
@@ -300,8 +301,12 @@ def describe_failure(failure) -> str:
     exc = getattr(failure, "value", failure)
     if isinstance(exc, error.ConnectionRefusedError):
         return "Connection refused"
-    if isinstance(exc, (error.ConnectionLost, error.ConnectionAborted)):
-        return "Connection lost before the poem was complete"
+    if isinstance(exc, error.ConnectionAborted):
+        return "Connection aborted"
+    if isinstance(exc, error.ConnectionLost):
+        # Twisted drops the errno; a TCP connection lost uncleanly is a reset, and the
+        # other engines, reading the errno, say so in these words.
+        return os.strerror(errno.ECONNRESET)
     if isinstance(exc, error.DNSLookupError):
         return "Unknown host"
     if isinstance(exc, defer.CancelledError):
