@@ -43,6 +43,17 @@ def read_until(process: subprocess.Popen, wanted, limit: float = 20.0) -> list[s
     raise AssertionError(f"never saw the line: {lines!r}")
 
 
+def finish(process: subprocess.Popen, limit: float = 10.0) -> tuple[str, str]:
+    """Wait for the process, then the rest of its output through the same buffered files.
+
+    communicate() would read the pipes' descriptors directly and lose what readline()
+    had already buffered.
+    """
+    assert process.stdout is not None and process.stderr is not None
+    process.wait(limit)
+    return process.stdout.read(), process.stderr.read()
+
+
 def refused(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
@@ -65,7 +76,7 @@ class EngineSignalTests(SynchronousTestCase):
                     seen = read_until(process, lambda line: '"received"' in line and '"task": 2' in line)
                     time.sleep(0.1)  # the fast poem is in by now, whichever engine
                     process.send_signal(signum)
-                    out, err = process.communicate(timeout=5)
+                    out, err = finish(process)
                     self.assertEqual(process.returncode, status, err)
                     self.assertNotIn("Traceback", err)
                     self.assertEqual(
@@ -96,7 +107,7 @@ class DemoSignalTests(SynchronousTestCase):
                 ]
                 read_until(process, lambda line: "got" in line)
                 process.send_signal(signum)
-                _, err = process.communicate(timeout=10)
+                _, err = finish(process)
                 self.assertEqual(process.returncode, status, err)
                 self.assertNotIn("Traceback", err)
                 self.assertRegex(

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
-class Interrupted(BaseException):
+class Interrupted(KeyboardInterrupt):
     """SIGINT (Ctrl-C) or SIGTERM arrived: the command stops, closing what it holds on the way out.
 
-    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` takes it
-    for a failure and goes on. The exit status is the shell's: 128 + the signal
+    A KeyboardInterrupt, so that no ``except Exception`` takes it for a failure and
+    goes on, and so that asyncio, which swallows any other exception raised while a
+    transport reads ("Fatal read error"), lets it through as it does Ctrl-C. The exit status is the shell's: 128 + the signal
     (130 for SIGINT, 143 for SIGTERM).
     """
 

@@ -81,22 +81,24 @@ def serve(prog: str, tree, quiet: bool = False, verbose: bool = False) -> int:
             observe(event)
 
     globalLogBeginner.beginLoggingTo([after_start], discardBuffer=True, redirectStandardIO=False)
-    try:
-        tree.startService()
-    except PoemNotFound as problem:
-        return error(prog, str(problem), USAGE)
-    except ListenError as problem:
-        return error(prog, str(problem), FAILED)
-    print(tree.listener.listening_line(), flush=True)
-    started = True
-    reactor.addSystemEventTrigger("before", "shutdown", tree.stopService)
     caught: list[int] = []
 
     def stop(signum: int) -> None:
         caught.append(signum)
         reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
 
+    # The signals are ours before the listening line is out: a script that reads the
+    # line and stops the server at once gets the same clean stop as a later one.
     with on_signals(stop):
+        try:
+            tree.startService()
+        except PoemNotFound as problem:
+            return error(prog, str(problem), USAGE)
+        except ListenError as problem:
+            return error(prog, str(problem), FAILED)
+        print(tree.listener.listening_line(), flush=True)
+        started = True
+        reactor.addSystemEventTrigger("before", "shutdown", tree.stopService)
         reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
     if not caught:
         return OK
