@@ -20,8 +20,8 @@ class Interrupted(KeyboardInterrupt):
 
     A KeyboardInterrupt, so that no ``except Exception`` takes it for a failure and
     goes on, and so that asyncio, which swallows any other exception raised while a
-    transport reads ("Fatal read error"), lets it through as it does Ctrl-C. The exit status is the shell's: 128 + the signal
-    (130 for SIGINT, 143 for SIGTERM).
+    transport reads ("Fatal read error"), lets it through as it does Ctrl-C. The exit
+    status is the shell's: 128 + the signal (130 for SIGINT, 143 for SIGTERM).
     """
 
     def __init__(self, signum: int):
