@@ -21,8 +21,9 @@ plugins:
 demo: $(STAMP)
 	$(BIN)/poetrynow demo
 
+# Four workers on two cores: most tests wait on subprocesses and sockets, not the CPU.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4
 
 # The same suite under Twisted's own runner (Part 15): every test is trial-style.
 trial: $(STAMP)
