@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
+from poetrynow import stopping
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions
-from poetrynow.events import Event, Finished, Sink
+from poetrynow.events import Event, Failed, Finished, Sink
 from poetrynow.progress import live_progress
 from poetrynow.report import Summary, reporter_for
 from poetrynow.stopping import Interrupted
@@ -33,13 +34,20 @@ def fetch(
     reporter = reporter_for(
         info.style, as_json, out=out, err=err, print_poems=print_poems, chunk_lines=live is None
     )
-    sink: Sink = reporter.event
+
+    def reported(event: Event) -> None:
+        # Once a signal has asked the run to stop, the failures its shutdown causes are
+        # not news: the command says in one line what was cut short. Poems still count.
+        if not (stopping.requested and isinstance(event, Failed)):
+            reporter.event(event)
+
+    sink: Sink = reported
     if live is not None:
         shown = live
 
         def sink(event: Event) -> None:
             shown.event(event)
-            reporter.event(event)
+            reported(event)
 
     runner = info.load()  # imports are not part of the run: time starts at the first task
     reporter.about["engine"] = engine

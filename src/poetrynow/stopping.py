@@ -39,11 +39,16 @@ class Interrupted(KeyboardInterrupt):
 
 STOPPING = (signal.SIGINT, signal.SIGTERM)
 
+#: The signals that have asked this process to stop: once one has, what an engine's
+#: shutdown does to the downloads under way is not news (the command says it in one line).
+requested: list[int] = []
+
 
 def interrupt_on_signals() -> None:
     """Make SIGINT and SIGTERM raise :class:`Interrupted` in the main thread."""
 
     def interrupt(signum, frame):
+        requested.append(signum)
         raise Interrupted(signum)
 
     for signum in STOPPING:
@@ -62,8 +67,13 @@ def on_signals(stop: Callable[[int], None]) -> Iterator[None]:
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in STOPPING}
+
+    def handle(number, frame):
+        requested.append(number)
+        stop(number)
+
     for signum in STOPPING:
-        signal.signal(signum, lambda number, frame: stop(number))
+        signal.signal(signum, handle)
     try:
         yield
     finally:

@@ -89,5 +89,6 @@ class Runtime:
         async def first():
             await main(Process(self, Pid(next(self._numbers))), *args)
 
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(first())
+        from poetrynow.clients import aio
+
+        aio.run(first(), loop_factory)

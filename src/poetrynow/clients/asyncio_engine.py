@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import READ_SIZE, EngineOptions, read_failure, unexpected
+from poetrynow.clients import READ_SIZE, EngineOptions, aio, read_failure, unexpected
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import Sink, describe_error
@@ -66,5 +66,4 @@ async def get_all(tasks: Sequence[PoemTask], options: EngineOptions) -> None:
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     tasks = tasks_for(addresses, sink, options)
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(get_all(tasks, options))
+    aio.run(get_all(tasks, options), loop_factory())

@@ -21,7 +21,7 @@ import codecs
 from collections.abc import AsyncIterator, Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
+from poetrynow.clients import READ_SIZE, EngineOptions, aio, no_data, unexpected
 from poetrynow.clients.errors import PoemTimeout, check_size
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_async
@@ -124,4 +124,4 @@ async def get_poetry(tasks: Sequence[PoemTask], options: EngineOptions, sink: Si
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     tasks = tasks_for(addresses, sink, options)
-    asyncio.run(get_poetry(tasks, options, sink))
+    aio.run(get_poetry(tasks, options, sink))
