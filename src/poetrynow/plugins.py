@@ -24,8 +24,9 @@ from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.servers.listen import ListenError, Where
 
 LISTEN = [
-    ["port", "p", 0, "Port to listen on (0: a free one; the log says which).", validate.port],
-    ["iface", None, "localhost", "Interface to listen on."],
+    # No defaults here, so that --listen with either is seen: 0 and localhost, when neither is given.
+    ["port", "p", None, "Port to listen on (default 0: a free one; the log says which).", validate.port],
+    ["iface", None, None, "Interface to listen on (default: localhost).", None],
     [
         "listen",
         None,
@@ -38,11 +39,10 @@ LISTEN = [
 
 def where(options) -> Where:
     """Where the plugin's server listens: ``--listen``, or ``--port`` and ``--iface``."""
-    if options["listen"] is not None:
-        if options["port"] != 0 or options["iface"] != "localhost":
-            raise usage.UsageError("give --listen, or --port and --iface, not both")
-        return Where(endpoint=options["listen"])
-    return Where(options["port"], options["iface"])
+    try:
+        return Where.chosen(options["port"], options["iface"], options["listen"])
+    except ValueError as problem:
+        raise usage.UsageError(str(problem)) from None
 
 
 QUIET = [["quiet", "q", "Log no line per client."]]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from poetrynow import stopping
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions
-from poetrynow.events import Event, Failed, Finished, Sink
+from poetrynow.events import Event, Failed, Finished, Sink, TransformFailed
 from poetrynow.progress import live_progress
 from poetrynow.report import Summary, reporter_for
 from poetrynow.stopping import Interrupted
@@ -38,7 +38,7 @@ def fetch(
     def reported(event: Event) -> None:
         # Once a signal has asked the run to stop, the failures its shutdown causes are
         # not news: the command says in one line what was cut short. Poems still count.
-        if not (stopping.requested and isinstance(event, Failed)):
+        if not (stopping.requested and isinstance(event, (Failed, TransformFailed))):
             reporter.event(event)
 
     sink: Sink = reported

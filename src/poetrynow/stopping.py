@@ -79,3 +79,21 @@ def on_signals(stop: Callable[[int], None]) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def reactor_stopped_by_signals(reactor) -> Iterator[list[int]]:
+    """While inside, SIGINT and SIGTERM stop ``reactor``; the list says which signal came, if any.
+
+    Twisted's reactor logs an exception raised in a signal handler and goes on, so
+    the signal is remembered and the reactor stopped (closing every connection); the
+    caller raises or reports it once the reactor has returned.
+    """
+    caught: list[int] = []
+
+    def stop(signum: int) -> None:
+        caught.append(signum)
+        reactor.callFromThread(reactor.stop)
+
+    with on_signals(stop):
+        yield caught

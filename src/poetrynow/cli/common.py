@@ -76,11 +76,10 @@ def where(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """Where the server listens; ``--listen`` with ``--port`` or ``--iface`` is a usage error."""
     from poetrynow.servers.listen import Where
 
-    if args.listen is not None:
-        if args.port is not None or args.iface is not None:
-            parser.error("give --listen, or --port and --iface, not both")
-        return Where(endpoint=args.listen)
-    return Where(args.port or 0, args.iface or "localhost")
+    try:
+        return Where.chosen(args.port, args.iface, args.listen)
+    except ValueError as problem:
+        parser.error(str(problem))
 
 
 def timeline_problem(path: str | None) -> str | None:

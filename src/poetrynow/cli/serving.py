@@ -19,7 +19,7 @@ from zope.interface import provider
 from poetrynow.cli.common import FAILED, OK, USAGE, error, stopped
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers.listen import ListenError
-from poetrynow.stopping import Interrupted, on_signals
+from poetrynow.stopping import Interrupted, reactor_stopped_by_signals
 
 #: Seconds between two "out of file descriptors" lines while it lasts.
 FD_NOTICE_EVERY = 10.0
@@ -81,15 +81,9 @@ def serve(prog: str, tree, quiet: bool = False, verbose: bool = False) -> int:
             observe(event)
 
     globalLogBeginner.beginLoggingTo([after_start], discardBuffer=True, redirectStandardIO=False)
-    caught: list[int] = []
-
-    def stop(signum: int) -> None:
-        caught.append(signum)
-        reactor.callFromThread(reactor.stop)  # type: ignore[attr-defined]
-
     # The signals are ours before the listening line is out: a script that reads the
     # line and stops the server at once gets the same clean stop as a later one.
-    with on_signals(stop):
+    with reactor_stopped_by_signals(reactor) as caught:
         try:
             tree.startService()
         except PoemNotFound as problem:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from poetrynow.address import Address
-from poetrynow.clients.errors import DEFAULT_MAX_BYTES
+from poetrynow.clients.errors import DEFAULT_MAX_BYTES, NETWORK_FAILURES
 from poetrynow.events import Sink, describe_error
 
 #: Bytes asked for in one read, by every engine.
@@ -37,13 +37,14 @@ def read_failure(error: OSError, timeout: float | None) -> str:
     return no_data(timeout) if isinstance(error, TimeoutError) else describe_error(error)
 
 
-def unexpected(problem: BaseException) -> None:
-    """Log a catch-all's exception with its traceback, at debug level.
+def unexpected(problem: BaseException, expected: tuple[type[BaseException], ...] = NETWORK_FAILURES) -> None:
+    """Log a catch-all's exception with its traceback, at debug level, unless it is ``expected``.
 
     A catch-all keeps one task's bug from ending the run, but a bug must not pass
     for a network failure: ``get-poetry --debug`` shows where it came from.
     """
-    log.debug("unexpected error in an engine", exc_info=problem)
+    if not isinstance(problem, expected):
+        log.debug("unexpected error in an engine", exc_info=problem)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
 from poetrynow.clients.actor_runtime import NORMAL, Down, Pid, Process, Runtime
 from poetrynow.clients.errors import PoemTimeout, check_size
-from poetrynow.clients.task import PoemTask
+from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import Restarted, Sink, describe_error
 
@@ -69,7 +69,7 @@ async def collect_poems(
     """The main process: spawn a monitored worker per address, then receive until all are DOWN."""
     clock = options.clock
     workers: dict[int, tuple[int, int]] = {}  # monitor ref -> (task, restarts so far)
-    tasks = {number: PoemTask(number, address, sink, clock) for number, address in enumerate(addresses, 1)}
+    tasks = {task.task: task for task in tasks_for(addresses, sink, options)}
     poems: dict[int, tuple[bytes, float]] = {}  # in arrival order
 
     def start(number: int, restarts: int) -> None:
@@ -89,8 +89,7 @@ async def collect_poems(
                     number, restarts = workers.pop(ref)
                     if reason == NORMAL:
                         continue
-                    if not isinstance(reason, (OSError, TimeoutError, PoemTimeout)):
-                        unexpected(reason)
+                    unexpected(reason)
                     why = describe_error(reason)
                     if restarts < options.supervise:
                         sink(

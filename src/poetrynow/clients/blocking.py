@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, read_failure
-from poetrynow.clients.task import PoemTask
+from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_blocking
 from poetrynow.events import Sink, describe_error
 
@@ -43,5 +43,5 @@ def get_poetry(task: PoemTask, options: EngineOptions) -> None:
 
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
-    for number, address in enumerate(addresses, 1):
-        get_poetry(PoemTask(number, address, sink, options.clock, options.max_bytes), options)
+    for task in tasks_for(addresses, sink, options):
+        get_poetry(task, options)

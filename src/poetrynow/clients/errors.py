@@ -45,6 +45,11 @@ class PoemTooLarge(OSError):
         self.limit = limit
 
 
+#: How downloads and transforms fail when the network or the peer fails, not a bug
+#: (TimeoutError and PoemTooLarge are OSErrors).
+NETWORK_FAILURES: tuple[type[BaseException], ...] = (OSError, PoemTimeout, EmptyPoem, TransformFailed)
+
+
 def check_size(received: int, limit: int | None) -> None:
     """Raise PoemTooLarge once ``received`` bytes are past ``limit``."""
     if limit is not None and received > limit:

@@ -25,6 +25,7 @@ from poetrynow.address import Address
 from poetrynow.clients import no_data
 from poetrynow.clients.errors import (
     DEFAULT_MAX_BYTES,
+    NETWORK_FAILURES,
     NO_ANSWER,
     EmptyPoem,
     PoemTimeout,
@@ -279,21 +280,14 @@ class TransformProxy:
         return factory.connect(client_endpoint(self.reactor, self.address, self.timeout))
 
 
-def expected_failure(problem: BaseException) -> bool:
-    """Whether a download or transform failed the way networks fail (not by a bug)."""
-    return isinstance(
-        problem,
-        (
-            error.ConnectError,
-            error.ConnectionLost,
-            error.ConnectionDone,
-            defer.CancelledError,
-            PoemTimeout,
-            EmptyPoem,
-            TransformFailed,
-            OSError,
-        ),
-    )
+#: The network failures of the Twisted client: the clients' own, and Twisted's.
+TWISTED_FAILURES = (
+    *NETWORK_FAILURES,
+    error.ConnectError,
+    error.ConnectionLost,
+    error.ConnectionDone,
+    defer.CancelledError,
+)
 
 
 def describe_failure(failure) -> str:

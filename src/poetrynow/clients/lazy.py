@@ -75,8 +75,7 @@ class LazyPoem:
         try:
             await self._download()
         except Exception as problem:  # a failure ends this poem's stream, not the run
-            if not isinstance(problem, (OSError, TimeoutError, PoemTimeout)):
-                unexpected(problem)
+            unexpected(problem)
             self.task.failed(describe_error(problem))
         finally:
             self.buffer.put_nowait(END)

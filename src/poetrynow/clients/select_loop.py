@@ -104,17 +104,17 @@ class SelectLoop:
         got: list[bytes] = []
         closed = False
         try:
-            # At most READS_PER_PASS reads, then the other sockets' turn: a server that
-            # sends faster than we read must neither starve them nor fill our memory.
-            for _ in range(READS_PER_PASS):
-                data = download.sock.recv(READ_SIZE)
-                if not data:
-                    closed = True
-                    break
-                got.append(data)
-            if got:
-                task.got(b"".join(got) if len(got) > 1 else got[0])
-        except (BlockingIOError, InterruptedError):
+            try:
+                # At most READS_PER_PASS reads, then the other sockets' turn: a server that
+                # sends faster than we read must neither starve them nor fill our memory.
+                for _ in range(READS_PER_PASS):
+                    data = download.sock.recv(READ_SIZE)
+                    if not data:
+                        closed = True
+                        break
+                    got.append(data)
+            except (BlockingIOError, InterruptedError):
+                pass  # all there was, for now
             if got:
                 task.got(b"".join(got) if len(got) > 1 else got[0])
         except OSError as error:  # a reset, or PoemTooLarge

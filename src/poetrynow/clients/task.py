@@ -80,15 +80,11 @@ class PoemTask:
         A clean close with no byte at all is a failure, not an empty poem: a server
         that ran out of file descriptors, or was stopped, must not pass for a poet.
         """
-        if not (self.poem if poem is None else poem):
+        whole = self.poem if poem is None else poem
+        if not whole:
             self.failed(EMPTY)
             return None
-        event = Finished(
-            task=self.task,
-            address=self.address,
-            poem=self.poem if poem is None else poem,
-            t=self.clock() if t is None else t,
-        )
+        event = Finished(task=self.task, address=self.address, poem=whole, t=self.clock() if t is None else t)
         self.sink(event)
         return event
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, unexpected
 from poetrynow.clients.blocking import get_poetry
-from poetrynow.clients.task import PoemTask
+from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.events import Sink, describe_error
 
 STACK_SIZE = 256 << 10  # thousands of threads; each needs little stack
@@ -38,13 +38,8 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
     previous = threading.stack_size(STACK_SIZE)
     try:
         threads = [
-            threading.Thread(
-                target=worker,
-                args=(PoemTask(number, address, events.put, options.clock, options.max_bytes),),
-                daemon=True,
-                name=f"poem-{number}",
-            )
-            for number, address in enumerate(addresses, 1)
+            threading.Thread(target=worker, args=(task,), daemon=True, name=f"poem-{task.task}")
+            for task in tasks_for(addresses, events.put, options)
         ]
         for thread in threads:
             thread.start()

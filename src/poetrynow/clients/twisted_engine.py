@@ -16,10 +16,10 @@ from twisted.internet import defer
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, unexpected
-from poetrynow.clients.get_poetry import TransformProxy, describe_failure, expected_failure, get_poetry_at
-from poetrynow.clients.task import PoemTask
-from poetrynow.events import Event, Sink
-from poetrynow.stopping import Interrupted, on_signals
+from poetrynow.clients.get_poetry import TWISTED_FAILURES, TransformProxy, describe_failure, get_poetry_at
+from poetrynow.clients.task import PoemTask, tasks_for
+from poetrynow.events import Sink
+from poetrynow.stopping import Interrupted, reactor_stopped_by_signals
 
 
 def reactor_class() -> type:
@@ -44,16 +44,6 @@ def event_loop() -> str:
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     reactor = new_reactor()
-    # The reactor logs an exception raised by a signal handler and goes on, so a
-    # signal stops the reactor instead (closing every connection), and is raised
-    # after. What the closing does to the downloads under way is not reported:
-    # the command says in one line what the signal cut short.
-    caught: list[int] = []
-
-    def report(event: Event) -> None:
-        if not caught:
-            sink(event)
-
     proxy = TransformProxy(options.xform, reactor=reactor, timeout=options.timeout) if options.xform else None
 
     @defer.inlineCallbacks
@@ -69,35 +59,28 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
                 max_bytes=options.max_bytes,
             )
         except Exception as problem:
-            if not expected_failure(problem):
-                unexpected(problem)
+            unexpected(problem, TWISTED_FAILURES)
             task.failed(describe_failure(problem))
             return
         if proxy is not None:
             try:
                 poem = yield proxy.xform(options.transform, poem)
             except Exception as problem:
-                if not expected_failure(problem):
-                    unexpected(problem)
+                unexpected(problem, TWISTED_FAILURES)
                 task.transform_failed(options.transform, describe_failure(problem))
             else:
                 task.transformed(options.transform)
         task.finished(poem)
 
     def start():
-        tasks = [
-            get_transformed_poem(PoemTask(number, address, report, options.clock, options.max_bytes))
-            for number, address in enumerate(addresses, 1)
-        ]
+        tasks = [get_transformed_poem(task) for task in tasks_for(addresses, sink, options)]
         done = defer.DeferredList(tasks, consumeErrors=True)
         done.addBoth(lambda _: None if caught else reactor.stop())
 
-    def stop(signum: int) -> None:
-        caught.append(signum)
-        reactor.callFromThread(reactor.stop)
-
+    # A signal stops the reactor (closing every connection) and is raised after; what
+    # the closing does to the downloads under way, the session leaves out.
     reactor.callWhenRunning(start)
-    with on_signals(stop):
+    with reactor_stopped_by_signals(reactor) as caught:
         reactor.run(installSignalHandlers=False)
     if caught:
         raise Interrupted(caught[0])

@@ -101,7 +101,6 @@ async def transform_async(task: PoemTask, poem: bytes, options: EngineOptions) -
 
 
 def _kept(task: PoemTask, options: EngineOptions, problem: Exception, poem: bytes) -> bytes:
-    if not isinstance(problem, TransformFailed):
-        unexpected(problem)
+    unexpected(problem)
     task.transform_failed(options.transform, describe_error(problem))
     return poem

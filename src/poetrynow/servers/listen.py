@@ -56,6 +56,15 @@ class Where:
     iface: str = "localhost"
     endpoint: str | None = None
 
+    @classmethod
+    def chosen(cls, port: int | None, iface: str | None, listen: str | None) -> Where:
+        """``--listen``, or ``--port``/``--iface`` (None: not given); ValueError when both are."""
+        if listen is not None:
+            if port is not None or iface is not None:
+                raise ValueError("give --listen, or --port and --iface, not both")
+            return cls(endpoint=listen)
+        return cls(port or 0, iface or "localhost")
+
     @property
     def label(self) -> str:
         """How errors and logs name the place: ``localhost:10000`` or the description."""

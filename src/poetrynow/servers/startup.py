@@ -59,9 +59,9 @@ class ListeningService(service.Service):
         """The TCP port listened on; 0 for an endpoint without one (a Unix socket)."""
         return int(getattr(self.listening.getHost(), "port", 0))
 
-    def place(self) -> str:
-        """``port N`` for TCP, the description otherwise."""
-        host = self.listening.getHost()
+    def place(self, listening: Any = None) -> str:
+        """``port N`` for TCP, the description otherwise (of ``listening``, or the port listened on now)."""
+        host = (listening or self.listening).getHost()
         return f"port {host.port}" if hasattr(host, "port") else self.where.label
 
     def listening_line(self) -> str:
@@ -100,8 +100,7 @@ class ListeningService(service.Service):
         service.Service.stopService(self)
         listening, self.listening = self.listening, None
         if listening is not None:
-            host = listening.getHost()
-            place = f"port {host.port}" if hasattr(host, "port") else self.where.label
+            place = self.place(listening)
             log.info("No longer {what} on {place}.", what=self.what[:1].lower() + self.what[1:], place=place)
             return listening.stopListening()
         return None
