@@ -19,6 +19,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from poetrynow import validate
+from poetrynow.collector import collect_seldom
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.servers.listen import ListenError, Where
@@ -122,8 +123,12 @@ class ServerMaker:
         self.tapname, self.description, self.options, self._build = tapname, description, options, build
 
     def makeService(self, options):
+        from twisted.internet import reactor
+
         tree = self._build(options)
         preflight(tree)
+        # As the commands do: once running, the collector leaves the connections be.
+        reactor.callWhenRunning(collect_seldom)
         return tree
 
 

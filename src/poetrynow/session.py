@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from poetrynow import stopping
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions
+from poetrynow.collector import few_collections
 from poetrynow.events import Event, Failed, Finished, Sink, TransformFailed
 from poetrynow.progress import live_progress
 from poetrynow.report import Summary, reporter_for
@@ -55,9 +56,10 @@ def fetch(
         reporter.about["loop"] = runner.event_loop()
     reporter.begin(options.clock())
     try:
-        with live if live is not None else contextlib.nullcontext():
+        with live if live is not None else contextlib.nullcontext(), few_collections():
             runner.run(list(addresses), sink, options)
     except Interrupted as stop:
+        reporter.stop_flushing()
         # What was cut short: the caller says so in one line.
         stop.arrived = sum(isinstance(e, Finished) for e in reporter.events)  # type: ignore[attr-defined]
         stop.tasks = len(addresses)  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from typing import Protocol, cast
 
 from poetrynow.address import Address
 from poetrynow.clients.errors import DEFAULT_MAX_BYTES, NETWORK_FAILURES
+from poetrynow.collector import few_collections
 from poetrynow.events import Sink, describe_error
 
 #: Bytes asked for in one read, by every engine.
@@ -139,4 +140,6 @@ def load_engine(name: str) -> Engine:
 def run_engine(
     name: str, addresses: Sequence[Address], sink: Sink, options: EngineOptions | None = None
 ) -> None:
-    load_engine(name).run(list(addresses), sink, options or EngineOptions())
+    engine = load_engine(name)
+    with few_collections():
+        engine.run(list(addresses), sink, options or EngineOptions())

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from poetrynow.address import Address
+from poetrynow.clients.connect import Dialled, connect_error, is_connected
 from poetrynow.stopping import Interrupted
 
 #: How long a stopped run may take to cancel its tasks.
@@ -38,6 +40,41 @@ def run(
                     task.cancel()
                 loop.run_until_complete(asyncio.wait(pending, timeout=0.05))
             raise
+
+
+async def open_stream(
+    address: Address, dialled: Dialled
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """asyncio's streams on a socket :func:`~poetrynow.clients.connect.start_all` dialled.
+
+    A connect still under way is waited for first; an address that was not
+    dialled is connected the usual way.
+    """
+    if dialled is None:
+        return await asyncio.open_connection(address.host, address.port)
+    if isinstance(dialled, OSError):
+        raise dialled
+    try:
+        if not is_connected(dialled):
+            loop = asyncio.get_running_loop()
+            writable: asyncio.Future[None] = loop.create_future()
+
+            def ready() -> None:
+                if not writable.done():
+                    writable.set_result(None)
+
+            loop.add_writer(dialled, ready)
+            try:
+                await writable
+            finally:
+                loop.remove_writer(dialled)
+            problem = connect_error(dialled)
+            if problem is not None:
+                raise problem
+        return await asyncio.open_connection(sock=dialled)
+    except BaseException:
+        dialled.close()
+        raise
 
 
 def _quiet_about_stops(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, aio, read_failure, unexpected
+from poetrynow.clients.connect import Dialled, start_all
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import Sink, describe_error
@@ -32,21 +33,26 @@ def event_loop() -> str:
     return "uvloop" if loop_factory() is not None else "asyncio"
 
 
-async def get_poetry(task: PoemTask, options: EngineOptions) -> None:
-    task.started()
+async def get_poetry(task: PoemTask, dialled: Dialled, options: EngineOptions) -> None:
+    timeout = options.timeout
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(task.address.host, task.address.port), options.timeout
-        )
-    except (OSError, TimeoutError) as error:
+        async with asyncio.timeout(timeout):
+            reader, writer = await aio.open_stream(task.address, dialled)
+    except OSError as error:  # TimeoutError too
         task.failed(describe_error(error))
         return
     task.connected()
+    loop = asyncio.get_running_loop()
     try:
-        while data := await asyncio.wait_for(reader.read(READ_SIZE), options.timeout):
-            task.got(data)
-    except OSError as error:  # TimeoutError too, from wait_for
-        task.failed(read_failure(error, options.timeout))
+        # One idle timer per download, pushed back after each read: a wait_for per
+        # read made a task and a timer for every chunk.
+        async with asyncio.timeout(timeout) as idle:
+            while data := await reader.read(READ_SIZE):
+                task.got(data)
+                if timeout is not None:
+                    idle.reschedule(loop.time() + timeout)
+    except OSError as error:  # TimeoutError too
+        task.failed(read_failure(error, timeout))
         return
     finally:
         writer.close()
@@ -57,8 +63,12 @@ async def get_poetry(task: PoemTask, options: EngineOptions) -> None:
 
 
 async def get_all(tasks: Sequence[PoemTask], options: EngineOptions) -> None:
-    results = await asyncio.gather(*(get_poetry(task, options) for task in tasks), return_exceptions=True)
-    for task, result in zip(tasks, results):
+    dialled = start_all(tasks)  # every connect asked for before the first coroutine runs
+    results = await asyncio.gather(
+        *(get_poetry(task, sock, options) for task, sock in zip(tasks, dialled, strict=True)),
+        return_exceptions=True,
+    )
+    for task, result in zip(tasks, results, strict=True):
         if isinstance(result, Exception):  # a bug costs one task, not the run
             unexpected(result)
             task.failed(describe_error(result))

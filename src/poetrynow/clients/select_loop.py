@@ -34,11 +34,17 @@ class Download:
     connected: bool = False
 
 
-def _connect(address: Address) -> tuple[socket.socket, int]:
-    """Start a non-blocking connect; returns the socket and connect_ex's code."""
-    family, type_, proto, _, sockaddr = socket.getaddrinfo(
-        address.host, address.port, type=socket.SOCK_STREAM
-    )[0]
+def _connect(address: Address, resolved: dict) -> tuple[socket.socket, int]:
+    """Start a non-blocking connect; returns the socket and connect_ex's code.
+
+    ``resolved`` remembers each address's lookup for the run: ten thousand
+    downloads from one server look it up once.
+    """
+    key = (address.host, address.port)
+    found = resolved.get(key)
+    if found is None:
+        found = resolved[key] = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)[0]
+    family, type_, proto, _, sockaddr = found
     sock = socket.socket(family, type_, proto)
     sock.setblocking(False)
     return sock, sock.connect_ex(sockaddr)
@@ -50,11 +56,14 @@ class SelectLoop:
     def __init__(self, options: EngineOptions):
         self.options = options
         self.selector = selectors.DefaultSelector()
+        self.resolved: dict = {}
+        #: When a download may next have been idle too long; no sweep before then.
+        self.next_sweep = float("-inf")
 
     def start(self, task: PoemTask) -> None:
         task.started()
         try:
-            sock, code = _connect(task.address)
+            sock, code = _connect(task.address, self.resolved)
         except OSError as error:
             task.failed(describe_error(error))
             return
@@ -126,19 +135,31 @@ class SelectLoop:
             task.finished()
 
     def _wait(self) -> float | None:
-        """How long select may block: until the first idle deadline, or forever."""
+        """How long select may block: until the next sweep for idle downloads, or forever."""
         if self.options.timeout is None:
             return None
-        first = min(key.data.last_activity for key in self.selector.get_map().values())
-        return max(0.0, first + self.options.timeout - self.options.clock())
+        return max(0.0, self.next_sweep - self.options.clock())
 
     def _expire(self) -> None:
+        """Fail the downloads idle for the timeout; at most once per earliest possible deadline.
+
+        A sweep looks at every download, so it runs only when one of them could
+        have expired, not on every pass: with ten thousand downloads, a sweep per
+        pass cost more than the reads.
+        """
+        timeout = self.options.timeout
         now = self.options.clock()
+        if now < self.next_sweep or timeout is None:
+            return
+        earliest = now + timeout
         for key in list(self.selector.get_map().values()):
             download: Download = key.data
-            if now - download.last_activity >= self.options.timeout:  # type: ignore[operator]
+            if now - download.last_activity >= timeout:
                 self.drop(download)
-                download.task.failed(no_data(self.options.timeout))
+                download.task.failed(no_data(timeout))
+            else:
+                earliest = min(earliest, download.last_activity + timeout)
+        self.next_sweep = earliest
 
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:

@@ -1,6 +1,8 @@
 """The fast poetry server: the whole poem at once, then close (Parts 15-16).
 
-A poem of a few megabytes or more is streamed to each client by a pull producer
+On TCP the factory is served by a :class:`~poetrynow.servers.onewrite.OneWritePort`,
+which writes the poem in its accept loop and closes: one send per client, no
+transport object. A poem of a few megabytes or more goes on by a pull producer
 in 64 KiB slices, so a thousand clients of a large poem cost a thousand small
 buffers, not a thousand copies of the poem in the transports' write queues.
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application import service
-from twisted.internet.interfaces import IPullProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -18,10 +19,10 @@ from zope.interface import implementer
 from poetrynow.interfaces import IPoetryService
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.servers.listen import peer_name
+from poetrynow.servers.onewrite import OneWritePort, log_info, peer_of, send_rest
 from poetrynow.servers.startup import cannot_start
 
-STREAM_THRESHOLD = 4 << 20  # bytes; below this one write is cheaper than a producer
-SLICE = 64 << 10
+log = Logger()
 
 
 @implementer(IPoetryService)
@@ -57,52 +58,36 @@ class PoetryService(service.Service):
         self.log.info("Loaded {poem} ({nbytes} bytes).", poem=self.poem_name, nbytes=len(self.poem))
 
 
-@implementer(IPullProducer)
-class PoemProducer:
-    """Feeds one client a large poem slice by slice, as its transport asks."""
-
-    def __init__(self, poem: bytes, transport):
-        self.view = memoryview(poem)
-        self.offset = 0
-        self.transport = transport
-
-    def resumeProducing(self):
-        chunk = self.view[self.offset : self.offset + SLICE]
-        self.offset += len(chunk)
-        self.transport.write(chunk.tobytes())
-        if self.offset >= len(self.view):
-            self.transport.unregisterProducer()
-            self.transport.loseConnection()
-
-    def stopProducing(self):
-        self.offset = len(self.view)
+CLIENT_LINE = "sending {nbytes} bytes of poetry to {peer}"
 
 
 class PoetryProtocol(Protocol):
-    transport: Any  # a TCP transport, which can also abort and take a producer
+    """The ordinary path (a Unix socket, TLS): used where no OneWritePort listens."""
 
-    log = Logger()
+    transport: Any  # a TCP transport, which can also abort and take a producer
 
     def connectionMade(self):
         poem = self.factory.service.poem
         if self.factory.log_clients:
-            self.log.info(
-                "sending {nbytes} bytes of poetry to {peer}",
-                nbytes=len(poem),
-                peer=peer_name(self.transport.getPeer()),
-            )
-        if len(poem) >= STREAM_THRESHOLD:
-            self.transport.registerProducer(PoemProducer(poem, self.transport), False)
-        else:
-            self.transport.write(poem)
-            self.transport.loseConnection()
+            log.info(CLIENT_LINE, nbytes=len(poem), peer=peer_name(self.transport.getPeer()))
+        send_rest(self.transport, poem)
 
 
 class PoetryFactory(Factory):
     protocol = PoetryProtocol
+    port_class = OneWritePort  # on TCP: answered in the accept loop
     noisy = False
 
     def __init__(self, service: PoetryService, log_clients: bool = True):
         self.service = service
         # Off with --quiet: a log event per client is a tenth of the CPU a poem costs.
         self.log_clients = log_clients
+        self.answered = self._log_client if log_clients else None
+
+    # What a OneWritePort asks: the whole answer, at once, to every client, and
+    # whom to tell about each (nobody, with --quiet).
+    def answer_now(self) -> bytes:
+        return self.service.poem
+
+    def _log_client(self, address: tuple, nbytes: int) -> None:
+        log_info(log, CLIENT_LINE, nbytes=nbytes, peer=peer_of(address))

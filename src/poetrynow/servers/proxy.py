@@ -1,7 +1,8 @@
 """The poetry proxy (proxy 3.0 and more): a cache in front of a poetry server.
 
 The first request fetches the poem upstream; requests that come meanwhile share
-that one fetch; once it is in, every request gets the cached poem at once. When
+that one fetch; once it is in, every request gets the cached poem at once (on TCP in the accept
+loop itself, by :class:`~poetrynow.servers.onewrite.OneWritePort`). When
 every client waiting on the fetch has hung up, the fetch is cancelled and the
 upstream connection closed (Part 19). A failed fetch caches nothing: its waiting
 clients are disconnected and the next request tries again.
@@ -22,6 +23,9 @@ from poetrynow.address import Address
 from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 from poetrynow.clients.get_poetry import describe_failure, get_poetry_at
 from poetrynow.interfaces import IPoetryProxyService
+from poetrynow.servers.onewrite import OneWritePort, log_info
+
+hits_log = Logger()  # module-level: a class's Logger is built anew on each use
 
 
 @implementer(IPoetryProxyService)
@@ -45,11 +49,15 @@ class ProxyService(service.Service):
         self._fetch: defer.Deferred | None = None
         self._waiters: list[defer.Deferred] = []
 
+    def hit(self, address: object = None, nbytes: int = 0) -> None:
+        """A client served from the cache: counted, and logged unless quiet."""
+        self.cache_hits += 1
+        if self.log_clients:
+            log_info(hits_log, "Using cached poem.")
+
     def get_poem(self) -> defer.Deferred:
         if self.poem is not None:
-            self.cache_hits += 1
-            if self.log_clients:
-                self.log.info("Using cached poem.")
+            self.hit()
             return defer.succeed(self.poem)
         waiter: defer.Deferred[bytes] = defer.Deferred(self._forget)
         self._waiters.append(waiter)
@@ -110,7 +118,13 @@ class PoetryProxyProtocol(Protocol):
 
 class PoetryProxyFactory(Factory):
     protocol = PoetryProxyProtocol
+    port_class = OneWritePort  # on TCP: answered in the accept loop
     noisy = False
 
     def __init__(self, service: ProxyService):
         self.service = service
+        # What a OneWritePort asks: a cache hit is answered in its accept loop.
+        self.answered = service.hit
+
+    def answer_now(self) -> bytes | None:
+        return self.service.poem

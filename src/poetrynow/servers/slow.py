@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
+import socket
 from typing import Any
 
+from twisted.internet import tcp
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -25,6 +29,7 @@ from zope.interface import implementer
 
 from poetrynow.schedule import PoemSchedule
 from poetrynow.servers.listen import peer_name, reset_on_close
+from poetrynow.servers.onewrite import bare_accepts, close_now, peer_of, send_now
 
 
 class Pacer:
@@ -55,9 +60,13 @@ class Pacer:
     def _tick(self) -> None:
         self._call = None
         now = self.clock.seconds()
-        while self._heap and self._heap[0][0] <= now:
-            _, _, protocol = heapq.heappop(self._heap)
-            protocol.tick()
+        heap, order = self._heap, self._order
+        # Each protocol says when it is due next; it goes straight back on the heap.
+        while heap and heap[0][0] <= now:
+            protocol = heapq.heappop(heap)[2]
+            due = protocol.tick()
+            if due is not None:
+                heapq.heappush(heap, (due, next(order), protocol))
         self._arm()
 
     def stop(self) -> None:
@@ -68,51 +77,125 @@ class Pacer:
 
 @implementer(IPushProducer)
 class SlowPoetryProtocol(Protocol):
+    """One client's poem on its schedule: on its bare socket, or on a Twisted transport.
+
+    A connection accepted by :class:`SlowPort` starts bare (``fd`` set): the
+    chunks go straight from the Pacer into the socket. Only if the kernel does
+    not take a chunk whole (the client stopped reading) does the connection
+    get a Twisted transport, with the rest of the chunk in its buffer and this
+    protocol as its producer, and go on as on any other listener.
+    """
+
     transport: Any  # a TCP transport, which can also abort and take a producer
 
     log = Logger()
+    fd: int | None = None  # the bare socket, until (unless) a transport takes it
+    address: tuple = ()
 
-    def connectionMade(self):
-        factory = self.factory
+    def begin(self, factory: SlowPoetryFactory, now: float) -> None:
+        self.factory = factory
         self.clock = factory.clock
-        self.schedule: PoemSchedule = factory.schedule
         self.poem: bytes = factory.service.poem
-        self.start = self.clock.seconds()
+        self.chunks, self.dues = factory.plan()
+        self.start = now
         self.index = 0
         self.paused = False
         self.waiting = False
         self.done = False
         self.served = False  # the whole poem went out and we closed
         self.aborted = False  # the server cut it short as it stopped
-        self.peer = peer_name(self.transport.getPeer())
         self.chatty = factory.log_clients
         factory.live.add(self)
         if self.chatty:
             self.log.info("Somebody at {peer} wants poetry!", peer=self.peer)
+
+    @property
+    def peer(self) -> str:
+        if self.fd is not None or self.transport is None:
+            return peer_of(self.address)
+        return peer_name(self.transport.getPeer())
+
+    @property
+    def schedule(self) -> PoemSchedule:
+        return self.factory.schedule
+
+    def connectionMade(self):
+        if self.fd is not None:  # a bare connection handed over, mid-poem
+            self.fd = None
+            self.transport.registerProducer(self, True)
+            self.transport.write(self._rest)
+            del self._rest
+            return
+        self.begin(self.factory, self.factory.clock.seconds())
         self.transport.registerProducer(self, True)
-        self.tick()  # the first chunk goes out on connection, as in the blocking edition
+        self._wait(self.tick())  # the first chunk goes out on connection, as in the blocking edition
 
-    def _wait(self) -> None:
-        self.waiting = True
-        self.factory.pacer.at(self.start + self.schedule.due(self.index), self)
+    def _wait(self, due: float | None) -> None:
+        if due is not None:
+            self.factory.pacer.at(due, self)
 
-    def tick(self) -> None:
-        """Called by the Pacer when this connection's next chunk (or close) is due."""
+    def tick(self) -> float | None:
+        """Called by the Pacer when this connection's next chunk (or close) is due.
+
+        Sends the chunk and returns when the next step is due, or None when
+        there is none to wait for (closed, paused, or gone). This runs for every
+        chunk of every client, so its data is ready-made by the factory: the
+        chunks cut once, their due times from the start added up once.
+        """
         self.waiting = False
         if self.done or self.paused:
-            return
-        if self.index < self.schedule.chunks:
-            begin, end = self.schedule.span(self.index)
-            chunk = self.poem[begin:end]
+            return None
+        index = self.index
+        if index < len(self.chunks):
+            chunk = self.chunks[index]
             if self.chatty:
                 self.log.debug("Sending {nbytes} bytes to {peer}", nbytes=len(chunk), peer=self.peer)
-            self.transport.write(chunk)
-            self.index += 1
-            self._wait()
-        else:
-            self.done = self.served = True
-            self.transport.unregisterProducer()
-            self.transport.loseConnection()
+            if self.fd is not None:
+                if not self._send_bare(chunk):
+                    return None
+            else:
+                send_now(self.transport, chunk)
+            self.index = index + 1
+            self.waiting = True
+            return self.start + self.dues[index + 1]
+        self.done = self.served = True
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)  # a clean close: FIN after the last chunk
+            self.factory.live.discard(self)
+            return None
+        self.transport.unregisterProducer()
+        close_now(self.transport)
+        return None
+
+    def _send_bare(self, chunk: bytes) -> bool:
+        """Write a chunk to the bare socket; False if the client is gone."""
+        try:
+            sent = os.write(self.fd, chunk)  # type: ignore[arg-type]
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # EPIPE, ECONNRESET: it hung up
+            self._gone()
+            return False
+        if sent < len(chunk):
+            self._hand_over(chunk[sent:])
+        return True
+
+    def _gone(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+        self.connectionLost(Failure(ConnectionDone()))
+
+    def _hand_over(self, rest: bytes) -> None:
+        """The client stopped reading: a Twisted transport buffers the rest and pauses us."""
+        self._rest = rest
+        self.factory.port.hand_over(self)
+
+    @property
+    def sent(self) -> int:
+        """Bytes of the poem sent so far (the chunks written; some may wait in a buffer)."""
+        return sum(len(chunk) for chunk in self.chunks[: self.index])
 
     def pauseProducing(self):
         self.paused = True
@@ -121,8 +204,9 @@ class SlowPoetryProtocol(Protocol):
         self.paused = False
         if not self.waiting and not self.done:
             # Go on at the old pace from now: a stalled reader gets no burst of catch-up chunks.
-            self.start = self.clock.seconds() - self.schedule.due(self.index)
-            self._wait()
+            self.start = self.clock.seconds() - self.dues[self.index]
+            self.waiting = True
+            self._wait(self.start + self.dues[self.index])
 
     def stopProducing(self):
         self.done = True
@@ -133,9 +217,15 @@ class SlowPoetryProtocol(Protocol):
         self.log.info(
             "Cut short the poem to {peer} after {sent} of {size} bytes: the server is stopping.",
             peer=self.peer,
-            sent=self.schedule.span(self.index)[0],
+            sent=self.sent,
             size=len(self.poem),
         )
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            with socket.socket(fileno=fd) as bare:
+                reset_on_close(bare)
+            self.factory.live.discard(self)
+            return
         handle = getattr(self.transport, "getHandle", None)  # a real socket, not a test's transport
         if handle is not None:
             reset_on_close(handle())
@@ -149,16 +239,58 @@ class SlowPoetryProtocol(Protocol):
             self.log.info(
                 "Client at {peer} hung up after {sent} of {size} bytes.",
                 peer=self.peer,
-                sent=self.schedule.span(self.index)[0],
+                sent=self.sent,
                 size=len(self.poem),
             )
         self.done = True
+
+
+class SlowPort(tcp.Port):
+    """The slow server's listening port: each new client starts bare, in the accept loop.
+
+    Twisted's own accept builds a transport, its addresses and log strings, and
+    registers the socket with the reactor for each client; with ten thousand
+    clients connecting at once that cost more than the kernel's work, and the
+    clients' schedules started late. Here a client is accepted, made
+    non-blocking, sent its first chunk and put on the Pacer: a protocol object
+    and a descriptor, nothing else, until it needs a transport
+    (:meth:`SlowPoetryProtocol._hand_over`).
+    """
+
+    factory: Any
+
+    def startListening(self):
+        tcp.Port.startListening(self)
+        self.factory.port = self
+
+    def doRead(self):
+        factory = self.factory
+        now = factory.clock.seconds()
+        at = factory.pacer.at
+        for fd, address in bare_accepts(self):
+            os.set_blocking(fd, False)
+            protocol = SlowPoetryProtocol()
+            protocol.fd, protocol.address = fd, address
+            protocol.begin(factory, now)
+            due = protocol.tick()
+            if due is not None:
+                at(due, protocol)
+        return None
+
+    def hand_over(self, protocol: SlowPoetryProtocol) -> None:
+        """Give a bare connection a Twisted transport, as ``tcp.Port.doRead`` would have."""
+        skt = socket.socket(self.addressFamily, socket.SOCK_STREAM, 0, protocol.fd)
+        session = self.sessionno
+        self.sessionno = session + 1
+        transport = self.transport(skt, protocol, protocol.address, self, session, self.reactor)
+        protocol.makeConnection(transport)
 
 
 class SlowPoetryFactory(Factory):
     """Builds the protocols of one slow server; owns its Pacer."""
 
     protocol = SlowPoetryProtocol
+    port_class = SlowPort
     noisy = False
 
     def __init__(
@@ -175,10 +307,25 @@ class SlowPoetryFactory(Factory):
         self.pacer = Pacer(clock)
         self.live: set[SlowPoetryProtocol] = set()  # connections open now
         self.cut_short = 0  # poems the server cut short when it stopped
+        self.port: SlowPort | None = None  # set when a SlowPort listens with this factory
+        self._plan: tuple[bytes, list[bytes], list[float]] | None = None
 
     @property
     def schedule(self) -> PoemSchedule:
         return PoemSchedule(len(self.service.poem), self.num_bytes, self.delay)
+
+    def plan(self) -> tuple[list[bytes], list[float]]:
+        """The poem cut into its chunks, and when each is due (then the close), from the start.
+
+        Worked out once per poem and shared by every connection.
+        """
+        poem = self.service.poem
+        if self._plan is None or self._plan[0] is not poem:
+            schedule = self.schedule
+            chunks = [poem[begin:end] for begin, end in schedule.slices()]
+            dues = [schedule.due(index) for index in range(schedule.chunks + 1)]
+            self._plan = (poem, chunks, dues)
+        return self._plan[1], self._plan[2]
 
     def stopFactory(self):
         # The server is stopping (it stopped listening): no poem under way may end as if whole.

@@ -14,9 +14,11 @@ from twisted.application import service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
+from twisted.internet.posixbase import PosixReactorBase
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from poetrynow.address import split_description
 from poetrynow.servers.listen import ListenError, Where, cannot_listen
 
 log = Logger()
@@ -36,6 +38,27 @@ def listened(deferred: Deferred) -> Any:
         deferred.cancel()
         raise ListenError("the endpoint did not listen at once")
     return outcome[0]
+
+
+def own_port(reactor: Any, description: str, factory: Any) -> Any:
+    """The factory's own listening port class (``factory.port_class``, a ``tcp.Port``
+    whose accept loop does the work itself), listening, for a ``tcp``/``tcp6``
+    description; None for any other kind (they take the ordinary endpoint).
+
+    The port is what ``reactor.listenTCP`` would make, of the factory's class;
+    a failure to listen is returned, not raised.
+    """
+    kind, args, kwargs = split_description(description)
+    if kind not in ("tcp", "tcp6"):
+        return None
+    port = int(args[0] if args else kwargs["port"])
+    interface = kwargs.get("interface", "::" if kind == "tcp6" else "")
+    listening = factory.port_class(port, factory, int(kwargs.get("backlog", 50)), interface, reactor)
+    try:
+        listening.startListening()
+    except CannotListenError as problem:
+        return problem
+    return listening
 
 
 class ListeningService(service.Service):
@@ -75,14 +98,20 @@ class ListeningService(service.Service):
     def _listen(self):
         label = self.where.label
         try:
-            endpoint = serverFromString(self.reactor, self.where.description())
-            result = listened(endpoint.listen(self.factory))
+            description = self.where.description()
+            if hasattr(self.factory, "port_class") and isinstance(self.reactor, PosixReactorBase):
+                result = own_port(self.reactor, description, self.factory)
+            else:
+                result = None
+            if result is None:
+                endpoint = serverFromString(self.reactor, description)
+                result = listened(endpoint.listen(self.factory))
         except ListenError as problem:
             raise cannot_start(problem) from None
         except Exception as problem:  # a description serverFromString cannot use
             raise cannot_start(ListenError(f"cannot listen on {label}: {problem}")) from None
-        if isinstance(result, Failure):
-            error = result.value
+        if isinstance(result, (Failure, CannotListenError)):
+            error = result.value if isinstance(result, Failure) else result
             if isinstance(error, CannotListenError):
                 error = error.socketError
             if not isinstance(error, OSError):

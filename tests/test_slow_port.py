@@ -1,0 +1,99 @@
+"""The slow server's bare connections (SlowPort) and their fallbacks, on real sockets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from twisted.internet import defer, reactor, threads
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import TestCase
+
+from poetrynow.servers.slow import SlowPoetryFactory, SlowPort
+from tests.twisted_support import TEST_POEM, poetry_service
+
+
+def read_all(port: int, pause: float = 0.0, stop_after: int | None = None) -> tuple[bytes, int, str]:
+    """A blocking client: wait ``pause`` before reading, stop after ``stop_after`` bytes.
+
+    Returns what it read, its own port, and how the stream ended ("closed" or the error).
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        own = sock.getsockname()[1]
+        time.sleep(pause)
+        parts: list[bytes] = []
+        size = 0
+        try:
+            while chunk := sock.recv(65536):
+                parts.append(chunk)
+                size += len(chunk)
+                if stop_after is not None and size >= stop_after:
+                    return b"".join(parts), own, "hung up"
+        except OSError as problem:
+            return b"".join(parts), own, os.strerror(problem.errno or 0)
+    return b"".join(parts), own, "closed"
+
+
+class SlowPortTests(TestCase):
+    def serve(self, poem: bytes, num_bytes: int, delay: float) -> SlowPoetryFactory:
+        factory = SlowPoetryFactory(poetry_service(poem), num_bytes, delay, clock=reactor)
+        factory.doStart()
+        port = SlowPort(0, factory, 50, "127.0.0.1", reactor)
+        port.startListening()
+        self.addCleanup(port.stopListening)
+        self.port = port.getHost().port
+        return factory
+
+    @defer.inlineCallbacks
+    def test_bare_connections_get_the_poem_on_schedule_without_a_transport(self):
+        factory = self.serve(TEST_POEM, 10, 0.01)
+        started = time.monotonic()
+        got = yield defer.gatherResults([threads.deferToThread(read_all, self.port) for _ in range(5)])
+        self.assertGreaterEqual(time.monotonic() - started, 0.05)  # 5 chunks, 0.01 s apart
+        self.assertEqual([(data, end) for data, _, end in got], [(TEST_POEM, "closed")] * 5)
+        self.assertEqual(factory.port.sessionno, 0)  # no transport was ever made
+        self.assertEqual(factory.live, set())
+
+    @defer.inlineCallbacks
+    def test_a_client_that_stops_reading_gets_a_transport_and_the_whole_poem(self):
+        poem = os.urandom(8 << 20)
+        factory = self.serve(poem, 1 << 20, 0.001)
+        data, _, end = yield threads.deferToThread(read_all, self.port, 0.5)
+        self.assertEqual((len(data), end), (len(poem), "closed"))
+        self.assertEqual(data, poem)
+        self.assertEqual(factory.port.sessionno, 1)  # handed over once the kernel's buffers were full
+
+    @defer.inlineCallbacks
+    def test_a_client_that_hangs_up_is_logged_and_forgotten(self):
+        poem = b"x" * 1000
+        factory = self.serve(poem, 10, 0.005)
+        with capturedLogs() as logs:
+            _, own, end = yield threads.deferToThread(read_all, self.port, 0.0, 30)
+            deadline = time.monotonic() + 5
+            while factory.live and time.monotonic() < deadline:
+                yield deferLater(0.01)
+        self.assertEqual(end, "hung up")
+        self.assertEqual(factory.live, set())
+        lines = [formatEvent(e) for e in logs if "hung up" in (e.get("log_format") or "")]
+        self.assertEqual(len(lines), 1)
+        self.assertRegex(lines[0], rf"^Client at 127\.0\.0\.1:{own} hung up after \d+ of 1000 bytes\.$")
+
+    @defer.inlineCallbacks
+    def test_stopping_mid_poem_resets_bare_connections(self):
+        factory = self.serve(b"y" * 1000, 10, 0.05)
+        reading = threads.deferToThread(read_all, self.port)
+        deadline = time.monotonic() + 5
+        while not factory.live and time.monotonic() < deadline:
+            yield deferLater(0.01)
+        factory.stopFactory()
+        data, _, end = yield reading
+        self.assertEqual(end, "Connection reset by peer")
+        self.assertLess(len(data), 1000)
+        self.assertEqual(factory.cut_short, 1)
+
+
+def deferLater(seconds: float) -> defer.Deferred:
+    from twisted.internet import task
+
+    return task.deferLater(reactor, seconds, lambda: None)
