@@ -230,3 +230,36 @@ class ServersInAThread:
             blockingCallFromThread(self.reactor, stop_all)
             self.reactor.callFromThread(self.reactor.stop)
             self.thread.join(10)
+
+
+class StallingServer:
+    """A server in a thread that sends ``first`` bytes to each client, then nothing, holding on."""
+
+    def __init__(self, first: bytes):
+        import threading
+
+        self.first = first
+        self.held: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            conn.sendall(self.first)
+            self.held.append(conn)
+
+    def close(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        self.thread.join(5)
+        for conn in self.held:
+            conn.close()

@@ -33,7 +33,15 @@ from poetrynow.events import (
     TransformFailed,
 )
 from poetrynow.poems import load_poem
-from tests.support import UTF8_POEM, ResettingServer, ServersInAThread, free_port, temp_dir, write_poem
+from tests.support import (
+    UTF8_POEM,
+    ResettingServer,
+    ServersInAThread,
+    StallingServer,
+    free_port,
+    temp_dir,
+    write_poem,
+)
 
 
 def local(port: int) -> Address:
@@ -98,6 +106,15 @@ class EngineContract:
             [(e.task, e.reason) for e in events if isinstance(e, Failed)], [(1, "no data for 0.2 s")]
         )
         self.assertEqual([e.task for e in events if isinstance(e, Finished)], [2])
+
+    def test_a_server_that_stalls_mid_poem_times_out_counting_from_its_last_byte(self):
+        stalling = StallingServer(b"ten bytes\n")
+        self.addCleanup(stalling.close)
+        events = collect(self.engine, [local(stalling.port)], timeout=0.3)
+        [failed] = [e for e in events if isinstance(e, Failed)]
+        self.assertEqual((failed.task, failed.reason, failed.received), (1, "no data for 0.3 s", 10))
+        last_byte = max(e.t for e in events if isinstance(e, Received))
+        self.assertGreaterEqual(failed.t - last_byte, 0.29)
 
     def test_a_reset_mid_poem_fails_with_the_bytes_that_arrived(self):
         kettle = load_poem("kettle").data
@@ -248,12 +265,20 @@ class LazyTests(SynchronousTestCase):
         first_line_2 = events.index(next(e for e in lines if e.task == 2))
         self.assertLess(last_line_1, first_line_2)  # ...but printed after poem 1
 
-    def test_a_received_event_per_line(self):
-        events = collect("lazy", [local(self.servers.fast("lighthouse"))])
-        self.assertEqual(
-            [e.nbytes for e in events if isinstance(e, Received)],
-            [len(line) for line in load_poem("lighthouse").data.splitlines(keepends=True)],
-        )
+    def test_a_received_event_per_read_and_whole_lines_to_print(self):
+        # Chunks of 17 bytes never line up with the lines: the reads are reported as read.
+        events = collect("lazy", [local(self.servers.slow("lighthouse", 17, 0.002))])
+        poem = load_poem("lighthouse").data
+        reads = [e.nbytes for e in events if isinstance(e, Received)]
+        self.assertEqual(sum(reads), len(poem))
+        # Whole 17-byte chunks (one or more per read), the poem's short last chunk in the last read.
+        self.assertTrue(all(n % 17 == 0 for n in reads[:-1]), reads)
+        self.assertEqual(reads[-1] % 17, len(poem) % 17)
+        self.assertNotEqual(reads, [len(line) for line in poem.splitlines(keepends=True)])
+        texts = [e.text for e in events if isinstance(e, PoemLine)]
+        self.assertEqual("".join(texts), poem.decode())
+        self.assertTrue(all(text.endswith("\n") for text in texts), texts)  # whole lines only
+        self.assertGreater(len(texts), 3)  # streamed as the lines came, not all at the end
 
 
 class AsyncioLoopTests(SynchronousTestCase):

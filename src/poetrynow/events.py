@@ -91,7 +91,12 @@ class TransformFailed(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoemLine(Event):
-    """The lazy engine hands one line of a poem on to be printed (in command-line order)."""
+    """The lazy engine hands whole lines of a poem on to be printed (in command-line order).
+
+    ``text`` is every line that was ready at once: a line or a read's worth of
+    them while the poem streams in, the whole poem when its turn comes after it
+    was complete (as ``putStr`` writes an already evaluated string).
+    """
 
     kind: ClassVar[str] = "poemline"
     text: str

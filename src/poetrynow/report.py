@@ -13,9 +13,10 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
 from poetrynow.events import (
     Connected,
@@ -173,6 +174,7 @@ class Reporter:
         self.began = 0.0
         self.task_start: dict[int, float] = {}
         self.flusher: SoonFlusher | None = None
+        self._handlers: dict[str, Callable[[Any], None]] = {}
 
     # Looked up at each line, not kept: a live display swaps sys.stdout while it runs.
     @property
@@ -219,9 +221,13 @@ class Reporter:
     def event(self, e: Event) -> None:
         self.events.append(e)
         self.task_start.setdefault(e.task, e.t)
-        if isinstance(e, Received) and not self.chunk_lines:
+        kind = e.kind
+        if kind == "received" and not self.chunk_lines:
             return
-        getattr(self, "on_" + e.kind)(e)
+        handler = self._handlers.get(kind)
+        if handler is None:  # looked up once per kind, not once per event
+            handler = self._handlers[kind] = getattr(self, "on_" + kind)
+        handler(e)
 
     def end(self, t: float) -> Summary:
         summary = Summary(

@@ -20,39 +20,34 @@ import asyncio
 from collections.abc import Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import READ_SIZE, EngineOptions, no_data, unexpected
+from poetrynow.clients import EngineOptions, aio, no_data, unexpected
 from poetrynow.clients.actor_runtime import NORMAL, Down, Pid, Process, Runtime
+from poetrynow.clients.connect import Dialled, start_all
 from poetrynow.clients.errors import PoemTimeout, check_size
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import Restarted, Sink, describe_error
 
 
-def event_loop() -> str:
-    return "asyncio"
-
-
-async def get_poetry(me: Process, task: int, address: Address, main: Pid, options: EngineOptions) -> None:
+async def get_poetry(
+    me: Process, task: int, address: Address, main: Pid, options: EngineOptions, dialled: Dialled = None
+) -> None:
     """A worker process: its socket, its poem, and messages to ``main``; nothing else."""
     clock = options.clock
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(address.host, address.port), options.timeout
-    )
+    async with asyncio.timeout(options.timeout):
+        reader, writer = await aio.open_stream(address, dialled)
     main.send(("connected", task, clock()))
     packets: list[bytes] = []
     received = 0
     try:
-        while True:
-            try:
-                packet = await asyncio.wait_for(reader.read(READ_SIZE), options.timeout)
-            except TimeoutError:
-                raise PoemTimeout(no_data(options.timeout)) from None
-            if not packet:
-                break
-            received += len(packet)
-            check_size(received, options.max_bytes)  # PoemTooLarge crashes the process
-            packets.append(packet)
-            main.send(("got", task, len(packet), clock()))
+        try:
+            async for packet in aio.reads(reader, options.timeout):
+                received += len(packet)
+                check_size(received, options.max_bytes)  # PoemTooLarge crashes the process
+                packets.append(packet)
+                main.send(("got", task, len(packet), clock()))
+        except TimeoutError:
+            raise PoemTimeout(no_data(options.timeout)) from None
     finally:
         writer.close()
     poem = b"".join(packets)
@@ -72,14 +67,14 @@ async def collect_poems(
     tasks = {task.task: task for task in tasks_for(addresses, sink, options)}
     poems: dict[int, tuple[bytes, float]] = {}  # in arrival order
 
-    def start(number: int, restarts: int) -> None:
-        _, ref = me.spawn_monitor(get_poetry, number, addresses[number - 1], me.pid, options)
+    def start(number: int, restarts: int, dialled: Dialled = None) -> None:
+        _, ref = me.spawn_monitor(get_poetry, number, addresses[number - 1], me.pid, options, dialled)
         workers[ref] = (number, restarts)
         tasks[number].received = 0
 
-    for number in tasks:
-        tasks[number].started()
-        start(number, 0)
+    # Every connection asked of the kernel first (a restart connects anew, the usual way).
+    for task, dialled in zip(tasks.values(), start_all(list(tasks.values())), strict=True):
+        start(task.task, 0, dialled)
 
     try:
         while workers:
@@ -122,4 +117,7 @@ async def collect_poems(
 
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
-    Runtime().run(collect_poems, list(addresses), options, sink)
+    Runtime().run(collect_poems, list(addresses), options, sink, loop_factory=aio.loop_factory())
+
+
+event_loop = aio.event_loop

@@ -9,28 +9,15 @@ the loop is uvloop's (libuv underneath); otherwise plain asyncio.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import READ_SIZE, EngineOptions, aio, read_failure, unexpected
+from poetrynow.clients import EngineOptions, aio, read_failure, unexpected
+from poetrynow.clients.aio import event_loop, loop_factory
 from poetrynow.clients.connect import Dialled, start_all
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import Sink, describe_error
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when it is installed, else None (asyncio's own)."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def event_loop() -> str:
-    """The loop a run is on, for ``--json``'s summary."""
-    return "uvloop" if loop_factory() is not None else "asyncio"
 
 
 async def get_poetry(task: PoemTask, dialled: Dialled, options: EngineOptions) -> None:
@@ -42,15 +29,9 @@ async def get_poetry(task: PoemTask, dialled: Dialled, options: EngineOptions) -
         task.failed(describe_error(error))
         return
     task.connected()
-    loop = asyncio.get_running_loop()
     try:
-        # One idle timer per download, pushed back after each read: a wait_for per
-        # read made a task and a timer for every chunk.
-        async with asyncio.timeout(timeout) as idle:
-            while data := await reader.read(READ_SIZE):
-                task.got(data)
-                if timeout is not None:
-                    idle.reschedule(loop.time() + timeout)
+        async for data in aio.reads(reader, timeout):
+            task.got(data)
     except OSError as error:  # TimeoutError too
         task.failed(read_failure(error, timeout))
         return
@@ -77,3 +58,6 @@ async def get_all(tasks: Sequence[PoemTask], options: EngineOptions) -> None:
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     tasks = tasks_for(addresses, sink, options)
     aio.run(get_all(tasks, options), loop_factory())
+
+
+__all__ = ["event_loop", "loop_factory", "run"]

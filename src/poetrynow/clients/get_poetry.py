@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, error
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, clientFromString
+from twisted.internet.interfaces import IWriteDescriptor
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from poetrynow.address import Address
 from poetrynow.clients import no_data
+from poetrynow.clients.connect import Dialled, connect_error, is_connected
 from poetrynow.clients.errors import (
     DEFAULT_MAX_BYTES,
     NETWORK_FAILURES,
@@ -89,6 +93,38 @@ class OneShotClientFactory(Factory):
         elif self.connecting is not None:
             self.connecting.cancel()
 
+    def adopt(self, sock: socket.socket, reactor, connect_timeout: float) -> defer.Deferred:
+        """Take over a socket :func:`~poetrynow.clients.connect.dial` started; the caller's Deferred.
+
+        Connected already (loopback nearly always is), it becomes a transport
+        now, through ``adoptStreamConnection``; still connecting, it is waited
+        for first, for up to ``connect_timeout`` seconds.
+        """
+        if is_connected(sock):
+            self._adopt(sock, reactor)
+            return self.result
+
+        def connected(problem: Exception | None) -> None:
+            self.connecting = None
+            if problem is None:
+                self._adopt(sock, reactor)
+            else:
+                sock.close()
+                self._connection_failed(Failure(problem))
+
+        waiter = ConnectWaiter(sock, reactor, connect_timeout, connected)
+        self.connecting = defer.Deferred(lambda _: waiter.cancel())
+        self.connecting.addErrback(lambda _: None)
+        return self.result
+
+    def _adopt(self, sock: socket.socket, reactor) -> None:
+        try:
+            reactor.adoptStreamConnection(sock.fileno(), sock.family, self)  # on a copy of the descriptor
+        except OSError as problem:
+            self._connection_failed(Failure(problem))
+        finally:
+            sock.close()
+
     def _fire(self, fire, value):
         if self.deferred is not None:
             deferred, self.deferred = self.deferred, None
@@ -98,22 +134,85 @@ class OneShotClientFactory(Factory):
         self._fire(defer.Deferred.errback, reason)
 
 
-class PoetryClientProtocol(Protocol, TimeoutMixin):
-    """Collects the poem in ``dataReceived``; the factory decides what it means."""
+@implementer(IWriteDescriptor)
+class ConnectWaiter:
+    """Waits, on the reactor, for a connect already asked of the kernel to end.
+
+    ``done(None)`` once connected; ``done(problem)`` if it failed, timed out or
+    was cancelled. Called once.
+    """
+
+    def __init__(
+        self, sock: socket.socket, reactor, timeout: float, done: Callable[[Exception | None], None]
+    ):
+        self.sock, self.reactor, self.done = sock, reactor, done
+        self.timer = reactor.callLater(timeout, self._end, error.TimeoutError())
+        reactor.addWriter(self)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def logPrefix(self) -> str:
+        return "ConnectWaiter"
+
+    def doWrite(self) -> None:
+        self._end(connect_error(self.sock))
+
+    def connectionLost(self, reason: Failure) -> None:
+        # An error on the socket (a refusal): the reactor says the connection is lost; the socket says why.
+        problem: Exception | None = connect_error(self.sock)
+        if problem is None:
+            problem = reason.value if isinstance(reason.value, Exception) else error.ConnectionLost()
+        self._end(problem)
+
+    def cancel(self) -> None:
+        self._end(defer.CancelledError())
+
+    def _end(self, problem: Exception | None) -> None:
+        if self.done is None:
+            return
+        done, self.done = self.done, None  # type: ignore[assignment]
+        self.reactor.removeWriter(self)
+        if self.timer.active():
+            self.timer.cancel()
+        done(problem)
+
+
+class PoetryClientProtocol(Protocol):
+    """Collects the poem in ``dataReceived``; the factory decides what it means.
+
+    Its idle timeout is one timer per connection that, when it fires, looks at
+    when data last came and sleeps again for the rest: TimeoutMixin moves its
+    timer on every read, which for ten thousand downloads was a tenth of the
+    cost of reading.
+    """
 
     transport: Any  # a TCP transport, which can also abort and take a producer
+    idle: Any = None  # the timer, while the timeout is on
 
     def connectionMade(self):
         self.chunks: list[bytes] = []
         self.size = 0
-        self.callLater = self.factory.reactor.callLater  # type: ignore[method-assign]  # our reactor's
-        self.setTimeout(self.factory.timeout)
+        reactor, timeout = self.factory.reactor, self.factory.timeout
+        self.seconds = reactor.seconds
+        self.last_data = self.seconds()
+        if timeout:
+            self.idle = reactor.callLater(timeout, self._idle_check)
         self.factory.connected()
+
+    def _idle_check(self):
+        timeout = self.factory.timeout
+        quiet = self.seconds() - self.last_data
+        if quiet >= timeout:
+            self.idle = None
+            self.timeoutConnection()
+        else:
+            self.idle = self.factory.reactor.callLater(timeout - quiet, self._idle_check)
 
     def dataReceived(self, data: bytes):
         if self.factory.too_large:
             return  # aborting: nothing more is kept
-        self.resetTimeout()
+        self.last_data = self.seconds()
         self.size += len(data)
         if self.factory.max_bytes is not None and self.size > self.factory.max_bytes:
             self.factory.too_large = True
@@ -128,7 +227,9 @@ class PoetryClientProtocol(Protocol, TimeoutMixin):
         self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.setTimeout(None)
+        if self.idle is not None and self.idle.active():
+            self.idle.cancel()
+        self.idle = None
         self.factory.poem_finished(b"".join(self.chunks), reason)
 
 
@@ -203,6 +304,25 @@ def get_poetry_at(
         from twisted.internet import reactor
     factory = PoetryClientFactory(reactor, timeout, on_connect, on_data, max_bytes)
     return factory.connect(client_endpoint(reactor, address, timeout))
+
+
+def get_poetry_dialled(
+    dialled: Dialled,
+    address: Address,
+    reactor,
+    timeout: float | None = None,
+    on_connect: Callable[[], None] | None = None,
+    on_data: Callable[[int], None] | None = None,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
+) -> defer.Deferred:
+    """:func:`get_poetry_at` on what :func:`~poetrynow.clients.connect.dial` gave for ``address``:
+    a socket to take over, the failure to connect, or None (then the usual endpoint)."""
+    if dialled is None:
+        return get_poetry_at(address, reactor, timeout, on_connect, on_data, max_bytes)
+    if isinstance(dialled, OSError):
+        return defer.fail(dialled)
+    factory = PoetryClientFactory(reactor, timeout, on_connect, on_data, max_bytes)
+    return factory.adopt(dialled, reactor, timeout or 30)
 
 
 class TransformClientProtocol(Protocol, TimeoutMixin):

@@ -3,9 +3,9 @@
 ``poem_lines`` is the poem as Haskell's ``lines <$> hGetContents h`` sees it: an
 async generator that reads the socket only as lines are asked for. As in
 haskell-client-1, every stream is forced by a lightweight thread of its own (a
-task), which notes each line as it arrives (``Task 2: got 20 bytes ...``) and
-passes it on; the printer then walks the poems in command-line order, like
-``mapM_ putStr poems``: the first poem's lines appear as they arrive, and each
+task), which reports each read as it arrives (``Task 2: got 64 bytes ...``, as
+every engine does) and passes the lines on; the printer then walks the poems in
+command-line order, like ``mapM_ putStr poems``: the first poem's lines appear as they arrive, and each
 later poem, which has been accumulating all along, as soon as everything before
 it is printed (haskell-client-2).
 
@@ -18,58 +18,84 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-from collections.abc import AsyncIterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from poetrynow.address import Address
-from poetrynow.clients import READ_SIZE, EngineOptions, aio, no_data, unexpected
+from poetrynow.clients import EngineOptions, aio, no_data, unexpected
+from poetrynow.clients.connect import Dialled, start_all
 from poetrynow.clients.errors import PoemTimeout, check_size
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_async
 from poetrynow.events import PoemLine, Sink, describe_error
 
-END = object()
 
+async def line_batches(
+    reader: asyncio.StreamReader,
+    timeout: float | None,
+    max_bytes: int | None = None,
+    on_read: Callable[[bytes], None] | None = None,
+) -> AsyncIterator[list[bytes]]:
+    """The poem's whole lines (newline kept), as each read completes them; the rest at the end.
 
-async def poem_lines(
-    reader: asyncio.StreamReader, timeout: float | None, max_bytes: int | None = None
-) -> AsyncIterator[bytes]:
-    """The poem, line by line (newline kept), read from the socket only when asked.
+    ``on_read`` sees each read as it comes, before it is cut into lines: the
+    engine reports reads, as every engine does, not lines.
 
     A line still coming is kept in a bytearray and only the newly read bytes are
     searched for a newline, so a poem of one 32 MB line costs what 32 MB cost, not
     the square of its reads.
     """
     pending = bytearray()
+    chunks = aio.reads(reader, timeout)
     while True:
         try:
-            data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+            data = await anext(chunks, b"")
         except TimeoutError:
             raise PoemTimeout(no_data(timeout)) from None
         if not data:
             break
         start = len(pending)
         check_size(start + len(data), max_bytes)  # one endless line must not fill memory
+        if on_read is not None:
+            on_read(data)
         pending += data
         cut = 0
+        lines = []
         while (end := pending.find(b"\n", max(start, cut))) >= 0:
-            yield bytes(pending[cut : end + 1])
+            lines.append(bytes(pending[cut : end + 1]))
             cut = end + 1
         if cut:
             del pending[:cut]
+            yield lines
     if pending:
-        yield bytes(pending)
+        yield [bytes(pending)]
 
 
-def event_loop() -> str:
-    return "asyncio"
+async def poem_lines(
+    reader: asyncio.StreamReader, timeout: float | None, max_bytes: int | None = None
+) -> AsyncIterator[bytes]:
+    """The poem, line by line (newline kept), read from the socket only when asked."""
+    async for lines in line_batches(reader, timeout, max_bytes):
+        for line in lines:
+            yield line
 
 
 class LazyPoem:
-    """One task: the forcing task fills ``buffer``; ``lines()`` is the poem as it comes."""
+    """One task: the forcing task hands lines on; ``lines()`` is the poem as it comes.
 
-    def __init__(self, task: PoemTask, options: EngineOptions):
-        self.task, self.options = task, options
-        self.buffer: asyncio.Queue = asyncio.Queue()
+    The lines wait in a deque, and the printer is woken once for all that came
+    meanwhile: a queue's put and get per line cost more than the line's bytes.
+    """
+
+    def __init__(self, task: PoemTask, options: EngineOptions, dialled: Dialled = None):
+        self.task, self.options, self.dialled = task, options, dialled
+        self.pending: deque[bytes] = deque()
+        self.more = asyncio.Event()
+        self.ended = False
+
+    def hand_on(self, lines: list[bytes]) -> None:
+        self.pending.extend(lines)
+        self.more.set()
 
     async def force(self) -> None:
         try:
@@ -78,43 +104,55 @@ class LazyPoem:
             unexpected(problem)
             self.task.failed(describe_error(problem))
         finally:
-            self.buffer.put_nowait(END)
+            self.ended = True
+            self.more.set()
 
     async def _download(self) -> None:
         task, options = self.task, self.options
-        task.started()
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(task.address.host, task.address.port), options.timeout
-        )
+        async with asyncio.timeout(options.timeout):
+            reader, writer = await aio.open_stream(task.address, self.dialled)
         task.connected()
         try:
-            async for line in poem_lines(reader, options.timeout, options.max_bytes):
-                task.got(line)
+            batches = line_batches(reader, options.timeout, options.max_bytes, on_read=task.got)
+            async for lines in batches:
                 if options.xform is None:
-                    self.buffer.put_nowait(line)
+                    self.hand_on(lines)
         finally:
             writer.close()
         poem = task.poem
         if options.xform is not None:
             # A transform needs the whole poem; its answer becomes the stream.
             poem = await transform_async(task, poem, options)
-            for line in poem.splitlines(keepends=True):
-                self.buffer.put_nowait(line)
+            self.hand_on(poem.splitlines(keepends=True))
         task.finished(poem)
 
-    async def lines(self) -> AsyncIterator[bytes]:
-        while (line := await self.buffer.get()) is not END:
-            yield line
+    async def lines(self) -> AsyncIterator[list[bytes]]:
+        """The poem's lines as they become ready: all that are ready at once, in one list.
+
+        A poem whose turn comes after it was whole is one list; the first poem
+        comes a read's worth of lines at a time.
+        """
+        while True:
+            await self.more.wait()
+            self.more.clear()
+            if self.pending:
+                ready = list(self.pending)
+                self.pending.clear()
+                yield ready
+            if self.ended and not self.pending:
+                return
 
 
 async def get_poetry(tasks: Sequence[PoemTask], options: EngineOptions, sink: Sink) -> None:
-    poems = [LazyPoem(task, options) for task in tasks]
+    # Every connection asked of the kernel first: a server's schedule starts when it accepts.
+    poems = [LazyPoem(task, options, dialled) for task, dialled in zip(tasks, start_all(tasks), strict=True)]
     forcing = [asyncio.create_task(poem.force()) for poem in poems]
     for poem in poems:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         task = poem.task
-        async for line in poem.lines():
-            sink(PoemLine(task=task.task, address=task.address, text=decoder.decode(line), t=options.clock()))
+        async for ready in poem.lines():
+            text = decoder.decode(b"".join(ready))
+            sink(PoemLine(task=task.task, address=task.address, text=text, t=options.clock()))
         tail = decoder.decode(b"", final=True)
         if tail:
             sink(PoemLine(task=task.task, address=task.address, text=tail, t=options.clock()))
@@ -123,4 +161,7 @@ async def get_poetry(tasks: Sequence[PoemTask], options: EngineOptions, sink: Si
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     tasks = tasks_for(addresses, sink, options)
-    aio.run(get_poetry(tasks, options, sink))
+    aio.run(get_poetry(tasks, options, sink), aio.loop_factory())
+
+
+event_loop = aio.event_loop

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data
+from poetrynow.clients.connect import Dialled, start_all
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.events import Sink, describe_error
 
@@ -60,18 +61,24 @@ class SelectLoop:
         #: When a download may next have been idle too long; no sweep before then.
         self.next_sweep = float("-inf")
 
-    def start(self, task: PoemTask) -> None:
-        task.started()
+    def start(self, task: PoemTask, dialled: Dialled) -> None:
+        """Watch a connection :func:`~poetrynow.clients.connect.dial` started (or connect it now)."""
         try:
-            sock, code = _connect(task.address, self.resolved)
+            if isinstance(dialled, OSError):
+                raise dialled
+            sock = dialled if dialled is not None else self._connect(task.address)
         except OSError as error:
             task.failed(describe_error(error))
             return
+        self.selector.register(sock, selectors.EVENT_WRITE, Download(task, sock, self.options.clock()))
+
+    def _connect(self, address: Address) -> socket.socket:
+        """Connect to a name (looked up once per run) or an address dial does not take."""
+        sock, code = _connect(address, self.resolved)
         if code not in _IN_PROGRESS:
             sock.close()
-            task.failed(os.strerror(code))
-            return
-        self.selector.register(sock, selectors.EVENT_WRITE, Download(task, sock, self.options.clock()))
+            raise OSError(code, os.strerror(code))
+        return sock
 
     def drop(self, download: Download) -> None:
         self.selector.unregister(download.sock)
@@ -80,8 +87,9 @@ class SelectLoop:
     def run(self, tasks: Sequence[PoemTask]) -> None:
         clock = self.options.clock
         try:
-            for task in tasks:
-                self.start(task)
+            # Every connection asked of the kernel first: a server's schedule starts when it accepts.
+            for task, dialled in zip(tasks, start_all(tasks), strict=True):
+                self.start(task, dialled)
             while self.selector.get_map():
                 for key, _ in self.selector.select(self._wait()):
                     download: Download = key.data

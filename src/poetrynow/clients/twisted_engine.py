@@ -16,7 +16,13 @@ from twisted.internet import defer
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, unexpected
-from poetrynow.clients.get_poetry import TWISTED_FAILURES, TransformProxy, describe_failure, get_poetry_at
+from poetrynow.clients.connect import Dialled, start_all
+from poetrynow.clients.get_poetry import (
+    TWISTED_FAILURES,
+    TransformProxy,
+    describe_failure,
+    get_poetry_dialled,
+)
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.events import Sink
 from poetrynow.stopping import Interrupted, reactor_stopped_by_signals
@@ -47,10 +53,10 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
     proxy = TransformProxy(options.xform, reactor=reactor, timeout=options.timeout) if options.xform else None
 
     @defer.inlineCallbacks
-    def get_transformed_poem(task: PoemTask):
-        task.started()
+    def get_transformed_poem(task: PoemTask, dialled: Dialled):
         try:
-            poem = yield get_poetry_at(
+            poem = yield get_poetry_dialled(
+                dialled,
                 task.address,
                 reactor,
                 options.timeout,
@@ -73,8 +79,11 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
         task.finished(poem)
 
     def start():
-        tasks = [get_transformed_poem(task) for task in tasks_for(addresses, sink, options)]
-        done = defer.DeferredList(tasks, consumeErrors=True)
+        tasks = tasks_for(addresses, sink, options)
+        # Every connection asked of the kernel first, then Twisted's objects for each.
+        dialled = start_all(tasks)
+        downloads = [get_transformed_poem(task, sock) for task, sock in zip(tasks, dialled, strict=True)]
+        done = defer.DeferredList(downloads, consumeErrors=True)
         done.addBoth(lambda _: None if caught else reactor.stop())
 
     # A signal stops the reactor (closing every connection) and is raised after; what
