@@ -107,21 +107,16 @@ def temp_dir(case) -> str:
     return path
 
 
-class ResettingServer:
-    """A poetry server in a thread whose first ``resets`` connections crash mid-poem.
+class ThreadedServer:
+    """A plain-socket server in a thread on 127.0.0.1, port 0; ``handle(conn)`` serves each client."""
 
-    Each of those gets half the poem, then a TCP reset (SO_LINGER 0); later
-    connections get the whole poem and a clean close. For crash and restart tests.
-    """
-
-    def __init__(self, poem: bytes, resets: int = 1):
-        import struct
+    def __init__(self):
         import threading
 
-        self.poem, self.resets, self.accepted = poem, resets, 0
+        self.accepted = 0
+        self.held: list[socket.socket] = []  # connections kept open until close()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self._linger = struct.pack("ii", 1, 0)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -132,12 +127,10 @@ class ResettingServer:
             except OSError:
                 return  # closed
             self.accepted += 1
-            with conn:
-                if self.accepted <= self.resets:
-                    conn.sendall(self.poem[: len(self.poem) // 2])
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, self._linger)
-                else:
-                    conn.sendall(self.poem)
+            self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         try:
@@ -146,6 +139,43 @@ class ResettingServer:
             pass
         self.listener.close()
         self.thread.join(5)
+        for conn in self.held:
+            conn.close()
+
+
+class ResettingServer(ThreadedServer):
+    """A poetry server in a thread whose first ``resets`` connections crash mid-poem.
+
+    Each of those gets half the poem, then a TCP reset (SO_LINGER 0); later
+    connections get the whole poem and a clean close. For crash and restart tests.
+    """
+
+    def __init__(self, poem: bytes, resets: int = 1):
+        import struct
+
+        self.poem, self.resets = poem, resets
+        self._linger = struct.pack("ii", 1, 0)
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            if self.accepted <= self.resets:
+                conn.sendall(self.poem[: len(self.poem) // 2])
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, self._linger)
+            else:
+                conn.sendall(self.poem)
+
+
+class StallingServer(ThreadedServer):
+    """A server in a thread that sends ``first`` bytes to each client, then nothing, holding on."""
+
+    def __init__(self, first: bytes):
+        self.first = first
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.sendall(self.first)
+        self.held.append(conn)
 
 
 class ServersInAThread:
@@ -230,36 +260,3 @@ class ServersInAThread:
             blockingCallFromThread(self.reactor, stop_all)
             self.reactor.callFromThread(self.reactor.stop)
             self.thread.join(10)
-
-
-class StallingServer:
-    """A server in a thread that sends ``first`` bytes to each client, then nothing, holding on."""
-
-    def __init__(self, first: bytes):
-        import threading
-
-        self.first = first
-        self.held: list[socket.socket] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            conn.sendall(self.first)
-            self.held.append(conn)
-
-    def close(self) -> None:
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.listener.close()
-        self.thread.join(5)
-        for conn in self.held:
-            conn.close()
