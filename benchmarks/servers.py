@@ -10,10 +10,15 @@ the machine's two cores, so poems per second is capped by it for the fastest
 servers.
 
 Part 2, the concurrent slow server: ``slowpoetry --concurrent`` with N clients
-at once (the select engine, in this process), reporting how late each client's
-last byte arrives against its schedule, measured from the client's own connect call.
+at once (the select engine, 10,000 to a process), reporting how late each
+client's last byte arrives against its schedule, measured from the client's own
+connect call, and the server's CPU. Past 10,000 clients the server is as many
+processes sharing the port (``--reuse-port``): one process cannot hold more
+connections than its open-file limit. ``--baseline COMMIT`` runs the server as
+it was at COMMIT beside today's, round by round.
 
-    .venv/bin/python benchmarks/servers.py [--rounds 3] [--seconds 3] [--clients 1000,10000] [--poem FILE]
+    .venv/bin/python benchmarks/servers.py [--rounds 3] [--seconds 3] [--clients 1000,10000,20000]
+        [--poem FILE[,FILE]] [--part fast|slow|all] [--baseline COMMIT]
 """
 
 from __future__ import annotations
@@ -74,13 +79,20 @@ def children(pid: int) -> list[int]:
 class Competitor:
     """A server process: how to start it and how to find its port."""
 
-    def __init__(self, name: str, command: list[str], port: int | None = None, log: Path | None = None):
-        self.name, self.command, self.fixed_port, self.log = name, command, port, log
+    def __init__(
+        self, name: str, command: list[str], port: int | None = None, log: Path | None = None, env=None
+    ):
+        self.name, self.command, self.fixed_port, self.log, self.env = name, command, port, log, env
 
     def start(self):
         out = open(self.log, "w") if self.log else subprocess.PIPE  # noqa: SIM115 (the child holds it)
         self.process = subprocess.Popen(
-            self.command, stdout=out, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+            self.command,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
         )
         if self.log:
             out.close()
@@ -243,80 +255,159 @@ def fast_part(rounds: int, seconds: float, concurrency: int, poem_name: str) -> 
     print()
 
 
-def slow_part(counts: list[int], num_bytes: int, delay: float) -> None:
+CLIENTS_PER_PROCESS = 10_000  # under the open-file limit (20,000 here), with room to spare
+
+
+def slow_child(port: int, clients: int) -> None:
+    """One client process: the select engine with ``clients`` downloads; prints what it saw as JSON.
+
+    Times are time.monotonic, which every process on the machine shares.
+    """
     raise_fd_limit()
     poem = load_poem("kettle").data
-    schedule = PoemSchedule(len(poem), num_bytes, delay)
-    rows = []
-    for clients in counts:
-        server = Competitor(
-            "slowpoetry --concurrent",
-            [
-                str(BIN / "slowpoetry"),
-                "kettle",
-                "--concurrent",
-                "--quiet",
-                "--num-bytes",
-                str(num_bytes),
-                "--delay",
-                str(delay),
-            ],
-        ).start()
-        try:
-            events = []
-            start_cpu = cpu_seconds(server.pids())
-            run_engine(
-                "select",
-                [Address("127.0.0.1", server.port)] * clients,
-                events.append,
-                EngineOptions(timeout=60),
-            )
-            server_cpu = cpu_seconds(server.pids()) - start_cpu
-        finally:
-            server.stop()
-        # From the moment the client asked to connect: time in the accept queue counts as late.
-        connected = {e.task: e.t for e in events if isinstance(e, Started)}
-        finished = {e.task: e.t for e in events if isinstance(e, Finished) and e.poem == poem}
-        failed = sum(1 for e in events if isinstance(e, Failed))
-        late = sorted(finished[t] - connected[t] - schedule.duration for t in finished)
-        first = min(connected.values())
-        whole = max(finished.values()) - first
-        rows.append(
-            (
-                f"{clients}",
-                f"{len(finished)}",
-                f"{failed}",
-                f"{schedule.duration:.2f} s",
-                f"{statistics.median(late) * 1000:.0f} ms",
-                f"{late[int(len(late) * 0.99) - 1] * 1000:.0f} ms",
-                f"{late[-1] * 1000:.0f} ms",
-                f"{late[-1] / schedule.duration * 100:.1f}%",
-                f"{whole:.2f} s",
-                f"{server_cpu:.2f} s",
-            )
-        )
-        print(f"{clients} clients done: worst {late[-1] * 1000:.0f} ms late", file=sys.stderr, flush=True)
+    events: list = []
+    run_engine("select", [Address("127.0.0.1", port)] * clients, events.append, EngineOptions(timeout=60))
+    started = {e.task: e.t for e in events if isinstance(e, Started)}
+    finished = {e.task: e.t for e in events if isinstance(e, Finished) and e.poem == poem}
     print(
-        f"Concurrent slow server: kettle ({len(poem)} bytes) at {num_bytes} bytes every {delay:g} s "
+        json.dumps(
+            {
+                "late_from_connect": [finished[t] - started[t] for t in finished],
+                "failed": sum(1 for e in events if isinstance(e, Failed)),
+                "first": min(started.values()),
+                "last": max(finished.values(), default=0.0),
+            }
+        )
+    )
+
+
+def slow_servers(count: int, num_bytes: int, delay: float, source: Path | None) -> list[Competitor]:
+    """``count`` slowpoetry --concurrent processes on one port (SO_REUSEPORT when more than one).
+
+    ``source``: a checkout's src/ to run instead of the installed code (the baseline).
+    """
+    base = [sys.executable, "-m", "poetrynow.cli.slowpoetry", "kettle", "--concurrent", "--quiet"]
+    base += ["--num-bytes", str(num_bytes), "--delay", str(delay)]
+    if count > 1:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        base += ["--reuse-port", "--port", str(port)]
+    env = dict(os.environ, PYTHONPATH=str(source)) if source else None
+    return [Competitor("slowpoetry --concurrent", base, env=env).start() for _ in range(count)]
+
+
+def slow_round(clients: int, num_bytes: int, delay: float, source: Path | None) -> dict:
+    """One run: the servers, then the clients spread over processes; lateness and server CPU."""
+    processes = -(-clients // CLIENTS_PER_PROCESS)
+    servers = slow_servers(processes, num_bytes, delay, source)
+    try:
+        pids = [pid for server in servers for pid in server.pids()]
+        before = cpu_seconds(pids)
+        children = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--slow-child", str(servers[0].port), str(clients // processes)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(processes)
+        ]
+        results = [json.loads(child.communicate(timeout=300)[0]) for child in children]
+        server_cpu = cpu_seconds(pids) - before
+    finally:
+        for server in servers:
+            server.stop()
+    schedule = PoemSchedule(len(load_poem("kettle").data), num_bytes, delay)
+    late = sorted(t - schedule.duration for r in results for t in r["late_from_connect"])
+    return {
+        "whole": len(late),
+        "failed": sum(r["failed"] for r in results),
+        "median": statistics.median(late),
+        "p99": late[int(len(late) * 0.99) - 1],
+        "worst": late[-1],
+        "all_done": max(r["last"] for r in results) - min(r["first"] for r in results),
+        "cpu": server_cpu,
+        "servers": processes,
+    }
+
+
+def baseline_checkout(ref: str, workdir: str) -> Path:
+    """The project at ``ref`` (a commit), checked out beside this one; its src/ folder."""
+    target = Path(workdir) / "baseline"
+    subprocess.run(["git", "worktree", "add", "--detach", str(target), ref], check=True, capture_output=True)
+    return target / "src"
+
+
+def slow_part(counts: list[int], num_bytes: int, delay: float, rounds: int, baseline: str | None) -> None:
+    raise_fd_limit()
+    schedule = PoemSchedule(len(load_poem("kettle").data), num_bytes, delay)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="poetrynow-bench-") as workdir:
+        old = baseline_checkout(baseline, workdir) if baseline else None
+        try:
+            for clients in counts:
+                versions = [("this", None)]
+                if old is not None and clients <= CLIENTS_PER_PROCESS:
+                    versions.insert(0, (baseline, old))
+                runs: dict[str, list[dict]] = {name: [] for name, _ in versions}
+                for round_ in range(rounds):
+                    for name, source in versions:  # side by side: each round runs every version
+                        run = slow_round(clients, num_bytes, delay, source)
+                        runs[name].append(run)
+                        print(
+                            f"{clients} clients, {name}, round {round_ + 1}: "
+                            f"worst {run['worst'] * 1000:.0f} ms late, server CPU {run['cpu']:.2f} s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                for name, _ in versions:
+                    done = runs[name]
+
+                    def median(key: str, done: list[dict] = done) -> float:
+                        return statistics.median(r[key] for r in done)
+
+                    rows.append(
+                        (
+                            f"{clients}",
+                            name,
+                            f"{done[0]['servers']}",
+                            f"{min(r['whole'] for r in done)}",
+                            f"{max(r['failed'] for r in done)}",
+                            f"{median('median') * 1000:.0f} ms",
+                            f"{median('p99') * 1000:.0f} ms",
+                            f"{median('worst') * 1000:.0f} ms",
+                            f"{median('worst') / schedule.duration * 100:.1f}%",
+                            f"{median('cpu'):.2f} s",
+                        )
+                    )
+        finally:
+            if old is not None:
+                subprocess.run(["git", "worktree", "remove", "--force", str(old.parent)], capture_output=True)
+    print(
+        f"Concurrent slow server: kettle ({schedule.size} bytes) at {num_bytes} bytes every {delay:g} s "
         f"= {schedule.chunks} chunks, schedule {schedule.duration:.2f} s per client; clients: the select "
-        f"engine in one process. 'late': last byte, minus the client's connect call, minus the schedule.\n"
+        f"engine, {CLIENTS_PER_PROCESS:,} per process; more clients than that get as many server processes "
+        f"sharing the port (--reuse-port). 'late': last byte, minus the client's connect call, minus the "
+        f"schedule. Medians of {rounds} rounds.\n"
     )
     print(
         format_table(
             (
                 "clients",
+                "server",
+                "processes",
                 "whole",
                 "failed",
-                "schedule",
                 "median late",
                 "p99 late",
                 "worst late",
                 "worst/schedule",
-                "all done in",
                 "server CPU",
             ),
             rows,
-            right=set(range(10)),
+            right={0, 2, 3, 4, 5, 6, 7, 8, 9},
         )
     )
 
@@ -326,21 +417,32 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--concurrency", type=int, default=16)
-    p.add_argument("--clients", default="1000,10000")
+    p.add_argument("--clients", default="1000,10000,20000")
     p.add_argument("--num-bytes", type=int, default=64)
     p.add_argument("--delay", type=float, default=1.0)
     p.add_argument("--part", choices=["fast", "slow", "all"], default="all")
+    p.add_argument(
+        "--baseline",
+        metavar="COMMIT",
+        help="also run the slow server as it was at COMMIT (a git worktree), side by side (up to 10,000)",
+    )
+    p.add_argument("--slow-child", nargs=2, type=int, metavar=("PORT", "CLIENTS"), help=argparse.SUPPRESS)
     p.add_argument(
         "--poem",
         default="lighthouse",
         help="the fast servers' poems, comma-separated: bundled names or file paths (default: lighthouse)",
     )
     args = p.parse_args()
+    if args.slow_child:
+        slow_child(*args.slow_child)
+        return 0
     if args.part in ("fast", "all"):
         for poem in args.poem.split(","):
             fast_part(args.rounds, args.seconds, args.concurrency, poem)
     if args.part in ("slow", "all"):
-        slow_part([int(n) for n in args.clients.split(",")], args.num_bytes, args.delay)
+        slow_part(
+            [int(n) for n in args.clients.split(",")], args.num_bytes, args.delay, args.rounds, args.baseline
+        )
     return 0
 
 

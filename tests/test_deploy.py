@@ -97,6 +97,22 @@ class ServerTreeTests(SynchronousTestCase):
         proxy.parseOptions(["example.invalid:10011"])
         self.assertEqual(proxy["upstream"], Address("example.invalid", 10011))
 
+    def test_the_sharing_plugins_take_reuse_port_with_a_port(self):
+        from twisted.python import usage
+
+        for maker, argv in (
+            (fastpoetry, ["--poem", "kettle"]),
+            (slowpoetry, ["--poem", "kettle"]),
+            (poetryproxy, ["10011"]),
+        ):
+            options = maker.options()
+            options.parseOptions(["--port", "10012", "--reuse-port", *argv])
+            self.assertTrue(maker.makeService(options).listener.where.reuse_port)
+            with self.assertRaises(usage.UsageError):
+                maker.options().parseOptions(["--reuse-port", *argv])  # port 0 cannot be shared
+        with self.assertRaises(usage.UsageError):
+            transformedpoetry.options().parseOptions(["--port", "10012", "--reuse-port"])
+
     def test_a_quiet_fast_tree_logs_no_client(self):
         fast = fastpoetry.options()
         fast.parseOptions(["--poem", "kettle", "--quiet"])

@@ -164,3 +164,41 @@ class PoetryProxyCommandTests(SynchronousTestCase):
         result = run("poetry-proxy", "nowhere")
         self.assertEqual(result.returncode, 2)
         self.assertIn("bad address 'nowhere'", result.stderr)
+
+
+class ReusePortTests(SynchronousTestCase):
+    def test_two_slow_servers_share_one_port_and_the_kernel_spreads_the_clients(self):
+        port = str(free_port())
+        settings = (
+            "kettle",
+            "--concurrent",
+            "--reuse-port",
+            "--port",
+            port,
+            "--num-bytes",
+            "700",
+            "--delay",
+            "0",
+        )
+        first, second = Server(*settings), Server(*settings)
+        try:
+            poems = [fetch(int(port)) for _ in range(40)]
+        finally:
+            first.stop()
+            second.stop()
+        self.assertEqual(poems, [load_poem("kettle").data] * 40)
+        served = [server.stdout.count("wants poetry!") for server in (first, second)]
+        self.assertEqual(sum(served), 40)
+        self.assertTrue(all(served), served)  # each process took its share
+
+    def test_reuse_port_needs_a_port_and_the_concurrent_server(self):
+        for args in (
+            ["kettle", "--concurrent", "--reuse-port"],
+            ["kettle", "--reuse-port", "--port", "10000"],
+        ):
+            result = run("slowpoetry", *args)
+            self.assertEqual(result.returncode, 2, args)
+            self.assertRegex(result.stderr.splitlines()[-1], r"^slowpoetry: error: --reuse-port ")
+        result = run("fastpoetry", "kettle", "--reuse-port", "--listen", "unix:/tmp/poetrynow-never.sock")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("--reuse-port needs a TCP port to share", result.stderr)

@@ -41,12 +41,17 @@ LISTEN = [
 def where(options) -> Where:
     """Where the plugin's server listens: ``--listen``, or ``--port`` and ``--iface``."""
     try:
-        return Where.chosen(options["port"], options["iface"], options["listen"])
+        return Where.chosen(
+            options["port"], options["iface"], options["listen"], bool(options.get("reuse-port"))
+        )
     except ValueError as problem:
         raise usage.UsageError(str(problem)) from None
 
 
-QUIET = [["quiet", "q", "Log no line per client."]]
+QUIET: list[list[str | None]] = [["quiet", "q", "Log no line per client."]]
+REUSE_PORT: list[list[str | None]] = [
+    ["reuse-port", None, "Share the port (SO_REUSEPORT) with other copies of this server; needs --port."]
+]
 
 
 class ServerOptions(usage.Options):
@@ -69,10 +74,11 @@ class PoemOptions(ServerOptions):
 
 
 class FastPoetryOptions(PoemOptions):
-    pass
+    optFlags = QUIET + REUSE_PORT
 
 
 class SlowPoetryOptions(PoemOptions):
+    optFlags = QUIET + REUSE_PORT
     optParameters = PoemOptions.optParameters + [
         # No short forms: twistd's own -n (--nodaemon) and -d (--rundir) come first in a reader's eye.
         ["num-bytes", None, 10, "Bytes per chunk.", validate.positive_int],
@@ -95,6 +101,7 @@ class TransformOptions(ServerOptions):
 
 class ProxyOptions(ServerOptions):
     synopsis = "[options] [host:]port"
+    optFlags = QUIET + REUSE_PORT
     optParameters = LISTEN + [
         ["timeout", None, 0.0, "Give up on an upstream silent this long (0: never).", validate.seconds],
         [

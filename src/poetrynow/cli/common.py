@@ -57,8 +57,11 @@ def command_parser(prog: str, description: str, **settings) -> argparse.Argument
     return parser
 
 
-def add_listen_options(parser: argparse.ArgumentParser) -> None:
-    """``--listen``, or its short form ``--port`` and ``--iface``, which every server takes."""
+def add_listen_options(parser: argparse.ArgumentParser, reuse_port: bool = False) -> None:
+    """``--listen``, or its short form ``--port`` and ``--iface``, which every server takes.
+
+    ``reuse_port`` adds ``--reuse-port``, for the servers that can share a port.
+    """
     parser.add_argument(
         "--port", type=port_arg, default=None, help="port to listen on (default: 0, a free port)"
     )
@@ -70,6 +73,13 @@ def add_listen_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a Twisted server endpoint instead: tcp:10000, tcp6:10000:interface=\\:\\:1, unix:/tmp/p.sock",
     )
+    if reuse_port:
+        parser.add_argument(
+            "--reuse-port",
+            action="store_true",
+            help="share the port (SO_REUSEPORT) with other copies of this server: run one per core, "
+            "or more than one process's open-file limit of clients",
+        )
 
 
 def where(parser: argparse.ArgumentParser, args: argparse.Namespace):
@@ -77,7 +87,7 @@ def where(parser: argparse.ArgumentParser, args: argparse.Namespace):
     from poetrynow.servers.listen import Where
 
     try:
-        return Where.chosen(args.port, args.iface, args.listen)
+        return Where.chosen(args.port, args.iface, args.listen, getattr(args, "reuse_port", False))
     except ValueError as problem:
         parser.error(str(problem))
 

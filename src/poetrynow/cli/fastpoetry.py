@@ -14,7 +14,7 @@ PROG = "fastpoetry"
 def parser() -> argparse.ArgumentParser:
     p = command_parser(prog=PROG, description="Serve a poem as fast as the network allows.")
     p.add_argument("poem", help="a bundled poem's name (see 'poetrynow poems') or a file path")
-    add_listen_options(p)
+    add_listen_options(p, reuse_port=True)
     p.add_argument("--quiet", action="store_true", help="no line per client")
     return p
 

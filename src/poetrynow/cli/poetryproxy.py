@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "upstream", type=address_arg, metavar="ADDRESS", help="[host:]port of the poetry server to proxy"
     )
-    add_listen_options(p)
+    add_listen_options(p, reuse_port=True)
     p.add_argument("--quiet", action="store_true", help="log no line per client (cache hits are counted)")
     p.add_argument(
         "--timeout",

@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("poem", help="a bundled poem's name (see 'poetrynow poems') or a file path")
     p.add_argument("--num-bytes", type=positive_int, default=10, help="bytes per chunk (default: 10)")
     p.add_argument("--delay", type=seconds, default=0.1, help="seconds between chunks (default: 0.1)")
-    add_listen_options(p)
+    add_listen_options(p, reuse_port=True)
     p.add_argument(
         "--quiet", action="store_true", help="print only the listening line, not a line per client and chunk"
     )
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     place = where(p, args)
+    if args.reuse_port and not args.concurrent:
+        p.error("--reuse-port is for --concurrent: the blocking server serves one client at a time anyway")
     if args.concurrent:
         return serve_concurrently(args, place)
     try:

@@ -48,6 +48,9 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace(":", "\\:")
 
 
+REUSE_NEEDS_A_PORT = "--reuse-port needs a TCP port to share: with port 0 each process would get its own"
+
+
 @dataclass(frozen=True)
 class Where:
     """``--port``/``--iface``, or ``--listen DESCRIPTION``."""
@@ -55,15 +58,26 @@ class Where:
     port: int = 0
     iface: str = "localhost"
     endpoint: str | None = None
+    #: SO_REUSEPORT: several server processes listen on the one port, the kernel spreads clients.
+    reuse_port: bool = False
 
     @classmethod
-    def chosen(cls, port: int | None, iface: str | None, listen: str | None) -> Where:
-        """``--listen``, or ``--port``/``--iface`` (None: not given); ValueError when both are."""
+    def chosen(
+        cls, port: int | None, iface: str | None, listen: str | None, reuse_port: bool = False
+    ) -> Where:
+        """``--listen``, or ``--port``/``--iface`` (None: not given); ValueError when both are,
+        or when ``--reuse-port`` has no fixed TCP port to share."""
         if listen is not None:
             if port is not None or iface is not None:
                 raise ValueError("give --listen, or --port and --iface, not both")
-            return cls(endpoint=listen)
-        return cls(port or 0, iface or "localhost")
+            kind, args, kwargs = split_description(listen)
+            fixed = (args or [kwargs.get("port", "0")])[0] not in ("", "0")
+            if reuse_port and not (kind in ("tcp", "tcp6") and fixed):
+                raise ValueError(REUSE_NEEDS_A_PORT)
+            return cls(endpoint=listen, reuse_port=reuse_port)
+        if reuse_port and not port:
+            raise ValueError(REUSE_NEEDS_A_PORT)
+        return cls(port or 0, iface or "localhost", reuse_port=reuse_port)
 
     @property
     def label(self) -> str:

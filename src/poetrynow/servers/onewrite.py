@@ -196,7 +196,24 @@ def peer_of(address: tuple) -> str:
     return f"{address[0]}:{address[1]}"
 
 
-class OneWritePort(tcp.Port):
+class SharedPort(tcp.Port):
+    """A TCP listening port that may share its port number with other processes (SO_REUSEPORT).
+
+    One process cannot keep more connections than its open-file limit; several
+    processes, each with a port of this kind bound to the same number, can, and
+    the kernel spreads the new connections among them.
+    """
+
+    reuse_port = False
+
+    def createInternetSocket(self):
+        skt = tcp.Port.createInternetSocket(self)
+        if self.reuse_port:
+            skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        return skt
+
+
+class OneWritePort(SharedPort):
     """A TCP listening port whose factory's answer goes out in the accept loop itself."""
 
     factory: Any
@@ -207,7 +224,7 @@ class OneWritePort(tcp.Port):
     quick_limit = 0
 
     def startListening(self):
-        tcp.Port.startListening(self)
+        SharedPort.startListening(self)
         self._log_prefix = tcp.Port.logPrefix(self)
         # The accepted sockets are blocking (accept4 gets no SOCK_NONBLOCK from Python)
         # and wrapping each in a socket object to make it non-blocking costs a syscall

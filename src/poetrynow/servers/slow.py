@@ -19,7 +19,6 @@ import os
 import socket
 from typing import Any
 
-from twisted.internet import tcp
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
@@ -29,7 +28,7 @@ from zope.interface import implementer
 
 from poetrynow.schedule import PoemSchedule
 from poetrynow.servers.listen import peer_name, reset_on_close
-from poetrynow.servers.onewrite import bare_accepts, close_now, peer_of, send_now
+from poetrynow.servers.onewrite import SharedPort, bare_accepts, close_now, peer_of, send_now
 
 
 class Pacer:
@@ -245,7 +244,7 @@ class SlowPoetryProtocol(Protocol):
         self.done = True
 
 
-class SlowPort(tcp.Port):
+class SlowPort(SharedPort):
     """The slow server's listening port: each new client starts bare, in the accept loop.
 
     Twisted's own accept builds a transport, its addresses and log strings, and
@@ -260,7 +259,7 @@ class SlowPort(tcp.Port):
     factory: Any
 
     def startListening(self):
-        tcp.Port.startListening(self)
+        SharedPort.startListening(self)
         self.factory.port = self
 
     def doRead(self):

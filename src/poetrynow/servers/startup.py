@@ -40,7 +40,7 @@ def listened(deferred: Deferred) -> Any:
     return outcome[0]
 
 
-def own_port(reactor: Any, description: str, factory: Any) -> Any:
+def own_port(reactor: Any, description: str, factory: Any, reuse_port: bool = False) -> Any:
     """The factory's own listening port class (``factory.port_class``, a ``tcp.Port``
     whose accept loop does the work itself), listening, for a ``tcp``/``tcp6``
     description; None for any other kind (they take the ordinary endpoint).
@@ -54,6 +54,7 @@ def own_port(reactor: Any, description: str, factory: Any) -> Any:
     port = int(args[0] if args else kwargs["port"])
     interface = kwargs.get("interface", "::" if kind == "tcp6" else "")
     listening = factory.port_class(port, factory, int(kwargs.get("backlog", 50)), interface, reactor)
+    listening.reuse_port = reuse_port
     try:
         listening.startListening()
     except CannotListenError as problem:
@@ -100,7 +101,7 @@ class ListeningService(service.Service):
         try:
             description = self.where.description()
             if hasattr(self.factory, "port_class") and isinstance(self.reactor, PosixReactorBase):
-                result = own_port(self.reactor, description, self.factory)
+                result = own_port(self.reactor, description, self.factory, self.where.reuse_port)
             else:
                 result = None
             if result is None:
