@@ -9,6 +9,10 @@ medians over the rounds.
 
     .venv/bin/python benchmarks/fanout.py [--clients 100,1000,5000] [--rounds 3] [--command]
 
+``--engines`` may also name the prototypes of benchmarks/prototypes.py
+(``twisted-bare``, ``asyncio-protocols``), which go around an engine's layer of
+per-connection objects; they run only as engines, not as the command.
+
 With ``--command`` each engine runs as the real ``get-poetry --engine E`` command
 with its default lines written to a file, so the reporting path is measured too;
 failures are counted by the reason their line gives.
@@ -31,10 +35,14 @@ from pathlib import Path
 from poetrynow.address import Address
 from poetrynow.cli.common import raise_fd_limit
 from poetrynow.clients import ENGINES, EngineOptions, load_engine, run_engine
+from poetrynow.collector import few_collections
 from poetrynow.events import Failed, Finished, Started
 from poetrynow.poems import load_poem
 from poetrynow.schedule import PoemSchedule
 from poetrynow.tables import format_table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prototypes import PROTOTYPES
 
 BIN = Path(sys.executable).parent
 POEM = "kettle"
@@ -59,9 +67,18 @@ def child(engine: str, port: int, clients: int) -> None:
         elif isinstance(event, Failed):
             failed += 1
 
-    load_engine(engine)  # imports are not the engine's running cost
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    run_engine(engine, [Address("127.0.0.1", port)] * clients, sink, EngineOptions(timeout=60))
+    addresses = [Address("127.0.0.1", port)] * clients
+    if engine in PROTOTYPES:
+        prototype = PROTOTYPES[engine]
+        prototype([], sink, EngineOptions())  # imports and first use are not its running cost
+        first, last, whole, failed = None, 0.0, 0, 0
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        with few_collections():
+            prototype(addresses, sink, EngineOptions(timeout=60))
+    else:
+        load_engine(engine)  # imports are not the engine's running cost
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        run_engine(engine, addresses, sink, EngineOptions(timeout=60))
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     print(json.dumps({"total": last - (first or 0.0), "cpu": cpu, "whole": whole, "failed": failed}))

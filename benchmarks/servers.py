@@ -170,6 +170,9 @@ def fast_competitors(path: str, poem: bytes, workdir: str) -> list[Competitor]:
             log=Path(workdir) / "fastpoetry.log",
         ),
         Competitor("asyncio", [sys.executable, str(HERE / "asyncio_server.py"), str(poem_file)]),
+        Competitor(
+            "Python epoll loop (prototype)", [sys.executable, str(HERE / "epoll_server.py"), str(poem_file)]
+        ),
     ]
     try:
         import uvloop  # noqa: F401
@@ -187,6 +190,26 @@ def fast_competitors(path: str, poem: bytes, workdir: str) -> list[Competitor]:
         found.append(nginx)
     else:
         print("nginx not installed: apt-get install nginx libnginx-mod-stream to compare it", file=sys.stderr)
+    return found
+
+
+def proxy_competitors(upstream: int, workdir: str) -> list[Competitor]:
+    """poetry-proxy in front of the first fastpoetry, its cache filled before the rounds begin."""
+    import socket
+
+    found = [
+        Competitor("poetry-proxy hit --quiet", [str(BIN / "poetry-proxy"), str(upstream), "--quiet"]),
+        Competitor(
+            "poetry-proxy hit, log to a file",
+            [str(BIN / "poetry-proxy"), str(upstream)],
+            log=Path(workdir) / "proxy.log",
+        ),
+    ]
+    for proxy in found:
+        proxy.start()
+        with socket.create_connection(("127.0.0.1", proxy.port)) as warm:  # the one fetch upstream
+            while warm.recv(65536):
+                pass
     return found
 
 
@@ -218,6 +241,7 @@ def fast_part(rounds: int, seconds: float, concurrency: int, poem_name: str) -> 
     path, poem = poem_path(poem_name)
     with tempfile.TemporaryDirectory(prefix="poetrynow-bench-") as workdir:
         competitors = [c.start() for c in fast_competitors(path, poem, workdir)]
+        competitors[1:1] = proxy_competitors(competitors[0].port, workdir)
         try:
             rates = {c.name: [] for c in competitors}
             cpus = {c.name: [] for c in competitors}
@@ -235,23 +259,21 @@ def fast_part(rounds: int, seconds: float, concurrency: int, poem_name: str) -> 
             for competitor in competitors:
                 competitor.stop()
     # Each round loads every server in turn, so a ratio is taken within a round, then the median.
-    reference = "nginx stream return" if "nginx stream return" in cpus else "fastpoetry --quiet"
+    references = [name for name in ("nginx stream return", "fastpoetry --quiet") if name in cpus]
     rows = []
     for name in rates:
-        ratio = statistics.median(c / r for c, r in zip(cpus[name], cpus[reference], strict=True))
-        rows.append(
-            (
-                name,
-                f"{statistics.median(rates[name]):.0f}",
-                f"{statistics.median(cpus[name]):.1f}",
-                f"{ratio:.2f}",
-            )
-        )
+        ratios = [
+            statistics.median(c / r for c, r in zip(cpus[name], cpus[reference], strict=True))
+            for reference in references
+        ]
+        rate, cpu = statistics.median(rates[name]), statistics.median(cpus[name])
+        rows.append((name, f"{rate:.0f}", f"{cpu:.1f}", *(f"{ratio:.2f}" for ratio in ratios)))
     print(
         f"Fast servers: a {len(poem)}-byte poem, {concurrency} clients looping for {seconds:g} s, "
-        f"{rounds} rounds, medians.\n"
+        f"{rounds} rounds, medians (of the per-round ratios, too).\n"
     )
-    print(format_table(("server", "poems/s", "CPU us/poem", f"CPU / {reference}"), rows, right={1, 2, 3}))
+    headings = ("server", "poems/s", "CPU us/poem", *(f"CPU / {reference}" for reference in references))
+    print(format_table(headings, rows, right=set(range(1, len(headings)))))
     print()
 
 

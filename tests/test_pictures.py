@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.address import Address
 from poetrynow.events import Connected, Failed, Finished, Received, Started
-from poetrynow.timeline import Panel, TimelineError, draw, format_for, rows_of
+from poetrynow.timeline import Panel, TimelineError, draw, format_for, rows_of, text_timeline, waiting
 from tests.support import command, free_port, run, servers, temp_dir
 
 A, B, C = Address("127.0.0.1", 10001), Address("127.0.0.1", 10002), Address("localhost", 10003)
@@ -62,6 +62,92 @@ class RowsTests(SynchronousTestCase):
         self.assertIn("png or .svg", str(raised.exception))
 
 
+def reads(task: int, thread: str, times: list[float], address: Address = A) -> list:
+    """A task's events: started at its first time, a read at each later one, then finished."""
+    start, *rest = times
+    made: list = [Started(task=task, address=address, t=start, thread=thread)]
+    made += [
+        Received(task=task, address=address, nbytes=10, t=t + 0.01, began=t, thread=thread) for t in rest[:-1]
+    ]
+    made.append(Finished(task=task, address=address, poem=b"x" * 10, t=rest[-1], thread=thread))
+    return made
+
+
+#: Part 1's three figures, as their engines would report them (times in seconds from 0).
+FIGURE_1 = reads(1, "MainThread", [0.0, 0.4, 0.8, 1.0]) + reads(2, "MainThread", [1.0, 1.4, 1.8, 2.0])
+FIGURE_2 = reads(1, "poem-1", [0.0, 0.4, 0.8, 1.0]) + reads(2, "poem-2", [0.0, 0.5, 0.9, 1.0])
+FIGURE_3 = sorted(
+    reads(1, "MainThread", [0.0, 0.4, 0.8, 1.0]) + reads(2, "MainThread", [0.0, 0.5, 0.9, 1.0]),
+    key=lambda e: e.t,
+)
+
+
+class LaneTests(SynchronousTestCase):
+    """Made-up events, no sockets: every task's work lands on the lane of the thread that did it."""
+
+    def test_the_blocking_engine_one_lane_tasks_one_after_another(self):
+        panel = Panel("blocking", rows_of(FIGURE_1, 0.0))
+        self.assertEqual(panel.lanes, ("main thread",))
+        self.assertEqual(
+            [(row.task, row.lane) for row in panel.rows], [(1, "main thread"), (2, "main thread")]
+        )
+        first, second = panel.rows
+        self.assertLessEqual(first.end, second.start)  # no overlap: the staircase
+
+    def test_the_threads_engine_a_lane_per_task_work_overlapping(self):
+        panel = Panel("threads", rows_of(FIGURE_2, 0.0))
+        self.assertEqual(panel.lanes, ("thread 1", "thread 2"))
+        self.assertEqual([row.lane for row in panel.rows], ["thread 1", "thread 2"])
+        first, second = panel.rows
+        self.assertLess(second.start, first.end)  # both at work at once, each on its own thread
+
+    def test_figure_3_engines_have_exactly_one_working_lane(self):
+        panel = Panel("select", rows_of(FIGURE_3, 0.0))
+        self.assertEqual(panel.lanes, ("main thread",))
+        work = sorted((began, row.task) for row in panel.rows for began, _ in row.work)
+        self.assertEqual([task for _, task in work], [1, 2, 1, 2])  # the tasks' bursts alternate
+        self.assertEqual(
+            [(round(b, 2), round(e, 2)) for b, e in panel.rows[0].work], [(0.4, 0.41), (0.8, 0.81)]
+        )
+
+    def test_waiting_is_one_task_s_alone_or_several_at_once(self):
+        [lane_rows] = [Panel("select", rows_of(FIGURE_3, 0.0)).rows]
+        self.assertEqual(
+            [(left, right, whose) for left, right, whose in waiting(lane_rows, 1.0)], [(0.0, 1.0, None)]
+        )
+        staircase = Panel("blocking", rows_of(FIGURE_1, 0.0)).rows
+        self.assertEqual([whose.task for _, _, whose in waiting(staircase, 2.0)], [1, 2])
+
+    def test_the_text_timeline_of_a_fixed_run(self):
+        failed = [
+            Started(task=3, address=C, t=0.0, thread="MainThread"),
+            Failed(task=3, address=C, reason="Connection refused", t=0.25, thread="MainThread"),
+        ]
+        panels = [
+            Panel("blocking: 2.00 s", rows_of(FIGURE_1, 0.0)),
+            Panel("threads: 1.00 s", rows_of(FIGURE_2, 0.0)),
+            Panel("select: 1.00 s", rows_of(FIGURE_3 + failed, 0.0)),
+        ]
+        self.assertEqual(
+            text_timeline(panels, width=20),
+            "blocking: 2.00 s (1 thread)\n"
+            "  task 1  main thread │────█───█─          │\n"
+            "  task 2  main thread │          ────█───█─│\n"
+            "threads: 1.00 s (2 threads)\n"
+            "  task 1  thread 1    │────█───█─          │\n"
+            "  task 2  thread 2    │─────█───█          │\n"
+            "select: 1.00 s (1 thread)\n"
+            "  task 1  main thread │────█───█─          │\n"
+            "  task 2  main thread │─────█───█          │\n"
+            "  task 3  main thread │──✗                 │\n"
+            "                      └────────────────────┘\n"
+            "                       0 s            2.0 s",
+        )
+        coloured = text_timeline(panels, width=20, colours=True)
+        self.assertIn("\033[34m────█───█─          \033[0m", coloured)  # task 1 in its colour
+        self.assertIn("\033[33m", coloured)  # task 2 in another
+
+
 class DrawTests(SynchronousTestCase):
     def test_png(self):
         path = os.path.join(temp_dir(self), "run.png")
@@ -83,8 +169,11 @@ class DrawTests(SynchronousTestCase):
         self.assertGreater(os.path.getsize(path), 5000)
         texts = svg_texts(path)
         for label in ["Task 1  127.0.0.1:10001", "Task 2  127.0.0.1:10002", "Task 3  localhost:10003"]:
-            self.assertIn(label, texts)
-        self.assertEqual(texts.count("Task 1  127.0.0.1:10001"), 2)  # once per panel
+            self.assertEqual(texts.count(label), 1, label)  # in the legend, beside its colour
+        self.assertEqual(texts.count("main thread"), 2)  # a lane in each panel
+        for words in ("work: the thread handles a read", "waiting on that task's server"):
+            self.assertIn(words, texts)
+        self.assertIn("waiting on several servers at once", texts)
         self.assertIn("blocking: 0.51 s", texts)
         self.assertIn("select: 0.20 s", texts)
         self.assertIn("seconds since the engine started", texts)
@@ -103,6 +192,7 @@ class CommandTests(SynchronousTestCase):
             result = run("get-poetry", "--engine", "select", "--timeline", path, str(running[0].port), dead)
         self.assertEqual(result.returncode, 1)  # the refused task; the picture is still drawn
         texts = svg_texts(path)
+        self.assertIn("main thread", texts)
         self.assertIn(f"Task 1  127.0.0.1:{running[0].port}", texts)
         self.assertIn(f"Task 2  127.0.0.1:{dead}", texts)
         self.assertIn("get-poetry --engine select", texts)
@@ -121,8 +211,66 @@ class CommandTests(SynchronousTestCase):
         )
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn(f"The timeline is in {path}.", result.stdout)
-        panels = [t for t in svg_texts(path) if re.match(r"^\w+: \d+\.\d\d s$", t)]
+        texts = svg_texts(path)
+        panels = [t for t in texts if re.match(r"^\w+: \d+\.\d\d s, ", t)]
         self.assertEqual([p.split(":")[0] for p in panels], ["blocking", "threads", "lazy"])
+        self.assertEqual(texts.count("thread 3"), 1)  # the threads engine: a lane per task
+        self.assertEqual(texts.count("main thread"), 2)  # blocking and lazy: one thread each
+
+    def demo(self, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, str]:
+        """``poetrynow demo`` in a fresh directory, as a user runs it; the result and the directory."""
+        where = temp_dir(self)
+        result = subprocess.run(
+            [*command("poetrynow"), "demo", "--delay", "0.01", *args],
+            capture_output=True,
+            text=True,
+            cwd=where,
+            env={**os.environ, **(env or {})},
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        return result, where
+
+    def test_the_demo_draws_its_picture_by_default_and_shows_it_as_text(self):
+        result, where = self.demo()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(os.path.join(where, "demo-timeline.png"), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        out = result.stdout
+        self.assertLess(out.index("ideal"), out.index("blocking: "))  # the table, then the picture
+        self.assertRegex(out, r"\n  task 1  main thread +│[█─ ]+│\n")
+        self.assertIn("(1 thread)", out)
+        self.assertEqual(out.splitlines()[-1], "The timeline is in demo-timeline.png.")
+
+    def test_no_timeline_writes_no_file_but_still_shows_the_text(self):
+        result, where = self.demo("--no-timeline")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(os.listdir(where), [])
+        self.assertIn("  task 3  main thread", result.stdout)
+        self.assertNotIn("timeline is in", result.stdout)
+
+    def test_without_matplotlib_the_text_picture_and_a_one_line_hint(self):
+        hidden = temp_dir(self)
+        os.mkdir(os.path.join(hidden, "matplotlib"))
+        with open(os.path.join(hidden, "matplotlib", "__init__.py"), "w") as f:
+            f.write("raise ImportError('no matplotlib here')\n")
+        result, where = self.demo(env={"PYTHONPATH": hidden})
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(os.listdir(where), [])
+        self.assertIn("  task 1  main thread", result.stdout)
+        self.assertEqual(
+            result.stdout.splitlines()[-1],
+            "No picture file: the timeline picture needs matplotlib: pip install 'poetrynow[plot]' "
+            "(or 'poetrynow[all]').",
+        )
+
+    def test_get_poetry_timeline_dash_prints_the_text_timeline(self):
+        with servers(("kettle", "--num-bytes", "200", "--delay", "0.01", "--quiet")) as running:
+            result = run("get-poetry", "--engine", "threads", "--timeline", "-", str(running[0].port))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = result.stdout.splitlines()
+        self.assertEqual(lines[-4], "get-poetry --engine threads (1 thread)")
+        self.assertRegex(lines[-3], r"^  task 1  thread 1 │[█─ ]+│$")
 
     def test_progress_falls_back_to_plain_lines_on_a_pipe(self):
         with servers(

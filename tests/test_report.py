@@ -127,7 +127,7 @@ class JsonTests(SynchronousTestCase):
             "select",
             [
                 Started(task=1, address=A, t=100.0),
-                Received(task=1, address=A, nbytes=len(poem), t=100.5),
+                Received(task=1, address=A, nbytes=len(poem), t=100.5, thread="MainThread", began=100.25),
                 Finished(task=1, address=A, poem=poem, t=101.0),
                 Failed(task=2, address=B, reason="Connection refused", t=100.0, received=0),
             ],
@@ -140,12 +140,23 @@ class JsonTests(SynchronousTestCase):
         )
         self.assertEqual(
             records[1],
-            {"event": "received", "task": 1, "address": "127.0.0.1:10000", "t": 0.5, "bytes": len(poem)},
+            {
+                "event": "received",
+                "task": 1,
+                "address": "127.0.0.1:10000",
+                "t": 0.5,
+                "thread": "MainThread",
+                "work": 0.25,  # seconds the engine spent handling the read
+                "bytes": len(poem),
+            },
         )
         self.assertEqual(records[2]["poem"], "Déjà vu\n")
         self.assertEqual(records[2]["bytes"], 10)  # bytes, not characters
         self.assertEqual(records[3]["reason"], "Connection refused")
-        self.assertEqual(records[4], {"event": "summary", "poems": 1, "failed": 1, "elapsed": 1.0})
+        self.assertEqual(records[0], {"event": "started", "task": 1, "address": "127.0.0.1:10000", "t": 0.0})
+        self.assertEqual(
+            records[4], {"event": "summary", "poems": 1, "failed": 1, "bytes": 10, "elapsed": 1.0}
+        )
 
 
 class TableTests(SynchronousTestCase):

@@ -202,3 +202,50 @@ class ReusePortTests(SynchronousTestCase):
         result = run("fastpoetry", "kettle", "--reuse-port", "--listen", "unix:/tmp/poetrynow-never.sock")
         self.assertEqual(result.returncode, 2)
         self.assertIn("--reuse-port needs a TCP port to share", result.stderr)
+
+
+class PoetrynowServeTests(SynchronousTestCase):
+    def test_the_article_s_setup_in_one_command_stopped_by_ctrl_c(self):
+        import signal
+        import subprocess
+
+        from tests.support import command
+
+        slow, transform, proxy = [free_port() for _ in range(3)], free_port(), free_port()
+        process = subprocess.Popen(
+            [
+                *command("poetrynow"), "serve", "--ports", ",".join(map(str, slow)), "--delay", "0",
+                "--num-bytes", "5000,5000,5000",
+                "--with-transform", str(transform), "--with-proxy", str(proxy),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            lines = [process.stdout.readline() for _ in range(5)]
+            self.assertEqual(
+                lines,
+                [
+                    f"Serving lighthouse on port {slow[0]}.\n",
+                    f"Serving kettle on port {slow[1]}.\n",
+                    f"Serving relay on port {slow[2]}.\n",
+                    f"Serving transforms on port {transform}.\n",
+                    f"Proxying 127.0.0.1:{slow[0]} on port {proxy}.\n",
+                ],
+            )
+            for port, poem in zip(slow, ("lighthouse", "kettle", "relay"), strict=True):
+                self.assertEqual(fetch(port), load_poem(poem).data)
+            self.assertEqual(fetch(proxy), load_poem("lighthouse").data)
+            with socket.create_connection(("127.0.0.1", transform), timeout=10) as sock:
+                sock.sendall(encode(b"shout.hello"))
+                self.assertEqual(sock.recv(100), encode(b"HELLO"))
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=10)
+        self.assertEqual(process.returncode, 130, err)
+        self.assertEqual(err.splitlines(), ["poetrynow serve: stopped by SIGINT: no client was cut short"])
+        for port in (*slow, transform, proxy):
+            with socket.socket() as probe:
+                self.assertNotEqual(probe.connect_ex(("127.0.0.1", port)), 0)

@@ -167,3 +167,37 @@ class ServerSignalTests(SynchronousTestCase):
                     self.assertNotIn("Main loop terminated", server.stdout)
                     self.assertIn("No longer ", server.stdout)  # the server's own word for it
                     self.assertTrue(refused(server.port))
+
+
+class AsyncioStopTests(SynchronousTestCase):
+    def test_a_stop_raised_inside_another_task_still_ends_every_task(self):
+        # The signal can come while any task runs, not only the main one; every task is
+        # then cancelled and waited for, and the stop comes out, within a second or two.
+        import asyncio
+
+        from poetrynow.clients import aio
+        from poetrynow.stopping import Interrupted
+
+        ended = []
+
+        async def holds_on():
+            try:
+                await asyncio.sleep(30)
+            finally:
+                ended.append("holds_on")
+
+        async def interrupted():  # as if the signal came while this task was running
+            await asyncio.sleep(0.01)
+            raise Interrupted(signal.SIGINT)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            tasks = [loop.create_task(holds_on()), loop.create_task(interrupted())]
+            await asyncio.sleep(30)
+            return tasks
+
+        started = time.monotonic()
+        with self.assertRaises(Interrupted):
+            aio.run(main(), aio.loop_factory())
+        self.assertEqual(ended, ["holds_on"])
+        self.assertLess(time.monotonic() - started, 2)

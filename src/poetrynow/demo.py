@@ -167,17 +167,35 @@ def verdict(outcomes: Sequence[Outcome], schedules: Sequence[PoemSchedule]) -> s
     return "\n".join(lines)
 
 
+#: Where ``make demo`` leaves its picture, unless told otherwise.
+DEFAULT_PICTURE = "demo-timeline.png"
+
+
+def panels_of(outcomes: Sequence[Outcome]):
+    """A timeline panel per engine, in the order they ran."""
+    from poetrynow.timeline import Panel, rows_of
+
+    return [
+        Panel(
+            f"{o.engine}: {o.summary.elapsed:.2f} s, {ENGINES[o.engine].model}",
+            rows_of(o.summary.events, o.summary.began),
+        )
+        for o in outcomes
+    ]
+
+
 def draw_panels(outcomes: Sequence[Outcome], path: str) -> None:
     """A panel per engine, in the order they ran, on one time axis."""
-    from poetrynow.timeline import Panel, draw, rows_of
+    from poetrynow.timeline import draw
 
-    draw(
-        [
-            Panel(f"{o.engine}: {o.summary.elapsed:.2f} s", rows_of(o.summary.events, o.summary.began))
-            for o in outcomes
-        ],
-        path,
-    )
+    draw(panels_of(outcomes), path)
+
+
+def show_timeline(outcomes: Sequence[Outcome], out: TextIO) -> None:
+    """The runs as text, after the table: the staircase against the overlap, in the terminal."""
+    from poetrynow.timeline import terminal_width, text_timeline, wants_colour
+
+    print("\n" + text_timeline(panels_of(outcomes), terminal_width(), wants_colour(out)), file=out)
 
 
 def run_demo(
@@ -187,7 +205,10 @@ def run_demo(
     out: TextIO | None = None,
     timeline: str | None = None,
     progress: bool = False,
+    picture_hint: bool = False,
 ) -> int:
+    """Run the demo; ``timeline``: the picture file to write, if any (``picture_hint``: say
+    in one line how to get one, as there is no matplotlib)."""
     out = out or sys.stdout
     running: list[RunningServer] = []
     try:
@@ -223,9 +244,14 @@ def run_demo(
         words = verdict(outcomes, schedules)
         if words:
             print("\n" + words, file=out)
+        show_timeline(outcomes, out)
         if timeline:
             draw_panels(outcomes, timeline)
             print(f"\nThe timeline is in {timeline}.", file=out)
+        elif picture_hint:
+            from poetrynow.timeline import HINT
+
+            print(f"\nNo picture file: {HINT}.", file=out)
         out.flush()
         return 0 if all(outcome.complete for outcome in outcomes) else 1
     finally:

@@ -3,7 +3,8 @@
 Engines never print: they hand these small immutable events to a sink, and one
 reporter (:mod:`poetrynow.report`) turns them into the articles' lines, JSON or a
 picture. ``t`` is seconds on the engine's clock (``time.monotonic`` unless a test
-passes another), so the reporter can compute every duration itself.
+passes another), so the reporter can compute every duration itself; ``thread``
+and ``began`` say who did the work and how long it took, for Part 1's pictures.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ class Event:
     task: int
     address: Address
     t: float
+    #: The thread that handled it (``threading.current_thread().name``), for the timeline's lanes.
+    thread: str = ""
+    #: When the engine began handling it (a read: from the moment it had the data, or, for the
+    #: select loop, from the moment select said it could read); ``t - began`` is the work.
+    began: float | None = None
+    #: For the actors engine, the Erlang-style process that did the work (``<0.5.0>``).
+    process: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

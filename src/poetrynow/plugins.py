@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from poetrynow import validate
 from poetrynow.collector import collect_seldom
+from poetrynow.faults import Faults
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.servers.listen import ListenError, Where
@@ -83,7 +84,36 @@ class SlowPoetryOptions(PoemOptions):
         # No short forms: twistd's own -n (--nodaemon) and -d (--rundir) come first in a reader's eye.
         ["num-bytes", None, 10, "Bytes per chunk.", validate.positive_int],
         ["delay", None, 0.1, "Seconds between chunks.", validate.seconds],
+        # The faults, as the command takes them.
+        ["jitter", None, 0.0, "Vary each delay by up to this many seconds.", validate.seconds],
+        ["rate", None, None, "Pace by bandwidth (bytes a second), not by delay.", validate.rate],
+        ["stall-after", None, None, "Bytes; then send nothing...", validate.non_negative_int],
+        ["stall-for", None, None, "...for this many seconds (default: for ever).", validate.seconds],
+        ["close-after", None, None, "Bytes; then close: a cut-short poem.", validate.non_negative_int],
+        ["reset-after", None, None, "Bytes; then a TCP reset.", validate.non_negative_int],
+        ["slow-close", None, 0.0, "Seconds to wait before the close.", validate.seconds],
+        ["accept-delay", None, 0.0, "Seconds to hold a new connection first.", validate.seconds],
+        ["faulty", None, 1.0, "The share of connections the faults apply to.", validate.fraction],
+        ["seed", None, None, "The same connections fail the same way.", validate.non_negative_int],
     ]
+
+    def postOptions(self):
+        super().postOptions()
+        if self["stall-for"] is not None and self["stall-after"] is None:
+            raise usage.UsageError("--stall-for needs --stall-after")
+
+    def faults(self) -> Faults:
+        return Faults(
+            jitter=self["jitter"],
+            stall_after=self["stall-after"],
+            stall_for=self["stall-for"],
+            close_after=self["close-after"],
+            reset_after=self["reset-after"],
+            slow_close=self["slow-close"],
+            accept_delay=self["accept-delay"],
+            faulty=self["faulty"],
+            seed=self["seed"],
+        )
 
 
 class TransformOptions(ServerOptions):
@@ -177,7 +207,15 @@ def _fast(o):
 def _slow(o):
     from poetrynow.servers.deploy import slow_poetry
 
-    return slow_poetry(o["poem"], o["num-bytes"], o["delay"], where(o), log_clients=not o["quiet"])
+    return slow_poetry(
+        o["poem"],
+        o["num-bytes"],
+        o["delay"],
+        where(o),
+        log_clients=not o["quiet"],
+        faults=o.faults(),
+        rate=o["rate"],
+    )
 
 
 def _transform(o):

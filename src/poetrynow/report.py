@@ -76,6 +76,12 @@ def total_line(poems: int, seconds: float) -> str:
 def event_json(e: Event, since: float) -> dict:
     """A JSON-ready dict for one event; times are seconds since the run began."""
     record: dict = {"event": e.kind, "task": e.task, "address": str(e.address), "t": round(e.t - since, 6)}
+    if e.thread:
+        record["thread"] = e.thread
+    if e.process:
+        record["process"] = e.process
+    if e.began is not None:
+        record["work"] = round(e.t - e.began, 6)  # seconds the engine spent handling it
     if isinstance(e, Received):
         record["bytes"] = e.nbytes
     elif isinstance(e, Finished):
@@ -336,6 +342,7 @@ class JsonStyle(Reporter):
                     "event": "summary",
                     "poems": len(summary.finished),
                     "failed": len(summary.failed),
+                    "bytes": sum(len(e.poem) for e in summary.finished),
                     "elapsed": round(summary.elapsed, 6),
                     **self.about,
                 }

@@ -53,6 +53,20 @@ def seconds(text: str) -> float:
     )
 
 
+def fraction(text: str) -> float:
+    """A share, from 0 to 1."""
+    return _number(
+        text, float, "a number from 0 to 1", lambda v: math.isfinite(v) and 0 <= v <= 1, "must be from 0 to 1"
+    )
+
+
+def rate(text: str) -> float:
+    """Bytes a second: more than 0."""
+    return _number(
+        text, float, "a number of bytes a second", lambda v: math.isfinite(v) and v > 0, "must be more than 0"
+    )
+
+
 def port(text: str) -> int:
     return _number(text, int, "a port number", lambda v: 0 <= v <= 65535, "a port is from 0 to 65535")
 

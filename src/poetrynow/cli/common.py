@@ -36,6 +36,8 @@ address_arg = arg(validate.address)
 positive_int = arg(validate.positive_int)
 non_negative_int = arg(validate.non_negative_int)
 seconds = arg(validate.seconds)
+fraction = arg(validate.fraction)
+rate = arg(validate.rate)
 port_arg = arg(validate.port)
 server_endpoint = arg(validate.server_endpoint)
 
@@ -97,7 +99,7 @@ def timeline_problem(path: str | None) -> str | None:
 
     Asked before a run starts, so a user does not wait for a picture that cannot come.
     """
-    if not path:
+    if not path or path == "-":  # "-": the text timeline, on stdout
         return None
     from poetrynow.timeline import TimelineError, require
 

@@ -66,6 +66,13 @@ def parser() -> argparse.ArgumentParser:
         "--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, metavar="N", help=MAX_BYTES_HELP
     )
     p.add_argument(
+        "--expect-bytes",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="a poem of any other length fails its task: to test against a server that cuts poems short",
+    )
+    p.add_argument(
         "--xform",
         type=address_arg,
         metavar="ADDRESS",
@@ -100,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
         "--timeline",
         metavar="FILE",
         default=None,
-        help="draw the run, a row per task, to FILE (.png or .svg; needs poetrynow[plot])",
+        help="draw the run to FILE (.png or .svg; needs poetrynow[plot]), or, with -, as text after it",
     )
     p.add_argument(
         "--progress",
@@ -159,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         ordered=args.ordered,
         supervise=args.supervise,
         max_bytes=args.max_bytes,
+        expect_bytes=args.expect_bytes,
     )
     try:
         summary = fetch(
@@ -172,13 +180,22 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as stop:
         return stopped(PROG, stop, poems_line(stop))
     if args.timeline:
-        from poetrynow.timeline import Panel, TimelineError, draw, rows_of
+        from poetrynow.timeline import (
+            Panel,
+            TimelineError,
+            draw,
+            rows_of,
+            terminal_width,
+            text_timeline,
+            wants_colour,
+        )
 
+        panels = [Panel(f"get-poetry --engine {args.engine}", rows_of(summary.events, summary.began))]
+        if args.timeline == "-":
+            print(text_timeline(panels, terminal_width(), wants_colour(sys.stdout)), flush=True)
+            return summary.exit_status
         try:
-            draw(
-                [Panel(f"get-poetry --engine {args.engine}", rows_of(summary.events, summary.began))],
-                args.timeline,
-            )
+            draw(panels, args.timeline)
         except TimelineError as problem:
             return error(PROG, str(problem), FAILED)
     return summary.exit_status

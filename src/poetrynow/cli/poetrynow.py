@@ -1,10 +1,11 @@
-"""``poetrynow demo`` and ``poetrynow poems``."""
+"""``poetrynow demo``, ``poetrynow serve`` and ``poetrynow poems``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from poetrynow import validate
 from poetrynow.cli.common import (
     OK,
     USAGE,
@@ -13,6 +14,7 @@ from poetrynow.cli.common import (
     error,
     interrupt_on_signals,
     poems_line,
+    port_arg,
     seconds,
     stopped,
     timeline_problem,
@@ -60,15 +62,112 @@ def parser() -> argparse.ArgumentParser:
         "--timeline",
         metavar="FILE",
         default=None,
-        help="draw every engine's run, a panel each, to FILE (.png or .svg)",
+        help="draw every engine's run, a panel each, to FILE (.png or .svg; default: demo-timeline.png)",
+    )
+    demo.add_argument(
+        "--no-timeline",
+        action="store_true",
+        help="write no picture file (the text timeline is still printed)",
     )
     demo.add_argument(
         "--progress",
         action="store_true",
         help="a live table of the tasks while each engine runs (on a terminal)",
     )
+    serve = sub.add_parser(
+        "serve",
+        help="Part 2's three slow servers in one command (and the transform server and proxy)",
+        description="Start Part 2's three slow servers, each announced on its own line, and, if "
+        "asked, the transform server and a proxy in front of the first; Ctrl-C stops them all.",
+    )
+    serve.add_argument(
+        "--ports",
+        type=port_list,
+        default=[10000, 10001, 10002],
+        help="comma list (default: 10000,10001,10002)",
+    )
+    serve.add_argument(
+        "--poems",
+        type=name_list,
+        default=["lighthouse", "kettle", "relay"],
+        help="comma list of poems, one per port (default: lighthouse,kettle,relay)",
+    )
+    serve.add_argument(
+        "--num-bytes",
+        type=count_list,
+        default=[30, 10, 10],
+        help="comma list of bytes per chunk, one per port (default: 30,10,10)",
+    )
+    serve.add_argument(
+        "--delay", type=seconds, default=0.1, help="the servers' seconds between chunks (default: 0.1)"
+    )
+    serve.add_argument(
+        "--with-transform",
+        type=port_arg,
+        nargs="?",
+        const=10003,
+        default=None,
+        metavar="PORT",
+        help="also the transform server (default port: 10003)",
+    )
+    serve.add_argument(
+        "--with-proxy",
+        type=port_arg,
+        nargs="?",
+        const=10004,
+        default=None,
+        metavar="PORT",
+        help="also a proxy in front of the first slow server (default port: 10004)",
+    )
+    serve.add_argument("--quiet", action="store_true", help="print only the listening lines")
     sub.add_parser("poems", help="list the bundled poems")
     return p
+
+
+def _list(text: str, convert) -> list:
+    try:
+        return [convert(item.strip()) for item in text.split(",") if item.strip()]
+    except ValueError as problem:
+        raise argparse.ArgumentTypeError(str(problem)) from None
+
+
+def port_list(text: str) -> list[int]:
+    return _list(text, validate.port)
+
+
+def count_list(text: str) -> list[int]:
+    return _list(text, validate.positive_int)
+
+
+def name_list(text: str) -> list[str]:
+    return _list(text, str)
+
+
+def serve_all(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``poetrynow serve``: the article's set-up in one process, one reactor."""
+    from poetrynow.address import Address
+    from poetrynow.cli.common import raise_fd_limit
+    from poetrynow.cli.serving import serve
+    from poetrynow.servers.deploy import poetry_proxy, slow_poetry, transformed_poetry
+    from poetrynow.servers.listen import Where
+
+    if not len(args.ports) == len(args.poems) == len(args.num_bytes):
+        p.error(
+            f"give as many --poems and --num-bytes as --ports ({len(args.ports)} ports, "
+            f"{len(args.poems)} poems, {len(args.num_bytes)} chunk sizes)"
+        )
+    raise_fd_limit()
+    log = not args.quiet
+    trees = [
+        slow_poetry(poem, num_bytes, args.delay, Where(port, "localhost"), log_clients=log)
+        for port, poem, num_bytes in zip(args.ports, args.poems, args.num_bytes, strict=True)
+    ]
+    if args.with_transform is not None:
+        trees.append(transformed_poetry(Where(args.with_transform, "localhost"), log_clients=log))
+    if args.with_proxy is not None:
+        upstream = Address("127.0.0.1", args.ports[0])
+        trees.append(poetry_proxy(upstream, Where(args.with_proxy, "localhost"), log_clients=log))
+    return serve("poetrynow serve", *trees, quiet=args.quiet)
 
 
 def list_poems() -> int:
@@ -82,15 +181,28 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.command == "poems":
         return list_poems()
+    if args.command == "serve":
+        return serve_all(p, args)
     if args.command == "demo":
-        from poetrynow.demo import run_demo
+        from poetrynow.demo import DEFAULT_PICTURE, run_demo
+        from poetrynow.timeline import have_matplotlib
 
+        if args.no_timeline and args.timeline:
+            return error(PROG, "give --timeline FILE or --no-timeline, not both", USAGE)
         if problem := timeline_problem(args.timeline):
             return error(PROG, problem, USAGE)
+        picture = args.timeline
+        if picture is None and not args.no_timeline and have_matplotlib():
+            picture = DEFAULT_PICTURE
+        hint = picture is None and not args.no_timeline
         interrupt_on_signals()
         try:
             return run_demo(
-                delay=args.delay, engines=args.engines, timeline=args.timeline, progress=args.progress
+                delay=args.delay,
+                engines=args.engines,
+                timeline=picture,
+                progress=args.progress,
+                picture_hint=hint,
             )
         except Interrupted as stop:
             during = getattr(stop, "engine", None)

@@ -101,8 +101,13 @@ def plain_observer(min_level: LogLevel, out=None, flush_soon=None):
     return observe
 
 
-def serve(prog: str, tree, quiet: bool = False, verbose: bool = False) -> int:
-    """Start ``tree`` (a :class:`~poetrynow.servers.deploy.ServerTree`), then run the reactor."""
+def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
+    """Start the ``trees`` (:class:`~poetrynow.servers.deploy.ServerTree`), then run the reactor.
+
+    Each tree's listening line is printed as it starts; if one cannot start, the
+    ones already started are stopped and the reason is the one line. A signal
+    stops them all.
+    """
     from twisted.internet import reactor
 
     # Logging begins before the tree starts, so that its start-up lines (and a
@@ -121,19 +126,23 @@ def serve(prog: str, tree, quiet: bool = False, verbose: bool = False) -> int:
     # The signals are ours before the listening line is out: a script that reads the
     # line and stops the server at once gets the same clean stop as a later one.
     with reactor_stopped_by_signals(reactor) as caught:
-        try:
-            tree.startService()
-        except PoemNotFound as problem:
-            return error(prog, str(problem), USAGE)
-        except ListenError as problem:
-            return error(prog, str(problem), FAILED)
-        print(tree.listener.listening_line(), flush=True)
+        running: list = []
+        for tree in trees:
+            try:
+                tree.startService()
+            except (PoemNotFound, ListenError) as problem:
+                for other in running:
+                    other.stopService()
+                return error(prog, str(problem), USAGE if isinstance(problem, PoemNotFound) else FAILED)
+            running.append(tree)
+            print(tree.listener.listening_line(), flush=True)
         started = True
         collect_seldom()  # a server's thousands of connections are not garbage
-        reactor.addSystemEventTrigger("before", "shutdown", tree.stopService)
+        for tree in trees:
+            reactor.addSystemEventTrigger("before", "shutdown", tree.stopService)
         reactor.run(installSignalHandlers=False)  # type: ignore[call-arg]
     if not caught:
         return OK
-    cut = getattr(tree.listener.factory, "cut_short", 0)
+    cut = sum(getattr(tree.listener.factory, "cut_short", 0) for tree in trees)
     what = f"{cut} client{'s' if cut != 1 else ''} cut short mid-poem" if cut else "no client was cut short"
     return stopped(prog, Interrupted(caught[0]), what)

@@ -13,12 +13,16 @@ from poetrynow.cli.common import (
     add_listen_options,
     command_parser,
     error,
+    fraction,
     interrupt_on_signals,
+    non_negative_int,
     positive_int,
+    rate,
     seconds,
     stopped,
     where,
 )
+from poetrynow.faults import Faults
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.schedule import PoemSchedule
 from poetrynow.servers.blocking import serve_forever
@@ -53,7 +57,86 @@ def parser() -> argparse.ArgumentParser:
         help="blocking edition: drop a client that reads nothing for S seconds, so it cannot hold up "
         "the others (default: four delays, at least 2 s)",
     )
+    add_fault_options(p)
     return p
+
+
+def add_fault_options(p: argparse.ArgumentParser) -> None:
+    """What --concurrent can do wrong, on purpose, for testing clients (docs: README, client testers)."""
+    faults = p.add_argument_group(
+        "faults, with --concurrent",
+        "each connection's fate is logged in one line (client 127.0.0.1:5123: reset after 300 bytes)",
+    )
+    faults.add_argument(
+        "--jitter", type=seconds, default=0.0, metavar="S", help="vary each delay by up to S s"
+    )
+    faults.add_argument(
+        "--rate", type=rate, default=None, metavar="BYTES_PER_S", help="pace by bandwidth, not by delay"
+    )
+    faults.add_argument(
+        "--stall-after", type=non_negative_int, default=None, metavar="BYTES", help="then send nothing"
+    )
+    faults.add_argument(
+        "--stall-for",
+        type=seconds,
+        default=None,
+        metavar="S",
+        help="...for S s, then go on (default: for ever)",
+    )
+    faults.add_argument(
+        "--close-after",
+        type=non_negative_int,
+        default=None,
+        metavar="BYTES",
+        help="then close: a cut-short poem",
+    )
+    faults.add_argument(
+        "--reset-after", type=non_negative_int, default=None, metavar="BYTES", help="then a TCP reset"
+    )
+    faults.add_argument(
+        "--slow-close", type=seconds, default=0.0, metavar="S", help="wait S s before the close"
+    )
+    faults.add_argument(
+        "--accept-delay", type=seconds, default=0.0, metavar="S", help="hold a new connection S s first"
+    )
+    faults.add_argument(
+        "--faulty",
+        type=fraction,
+        default=1.0,
+        metavar="FRACTION",
+        help="apply the faults to this share of connections (default: 1, all)",
+    )
+    faults.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="the same connections fail the same way",
+    )
+
+
+def faults_from(args) -> Faults:
+    return Faults(
+        jitter=args.jitter,
+        stall_after=args.stall_after,
+        stall_for=args.stall_for,
+        close_after=args.close_after,
+        reset_after=args.reset_after,
+        slow_close=args.slow_close,
+        accept_delay=args.accept_delay,
+        faulty=args.faulty,
+        seed=args.seed,
+    )
+
+
+def fault_problem(args) -> str | None:
+    """Fault options that cannot work as given, in one line; None if they can."""
+    faults = faults_from(args)
+    if (faults.any or args.rate or args.seed is not None or args.faulty != 1.0) and not args.concurrent:
+        return "the fault options and --rate are for --concurrent"
+    if args.stall_for is not None and args.stall_after is None:
+        return "--stall-for needs --stall-after"
+    return None
 
 
 def client_timeout(args) -> float:
@@ -67,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     place = where(p, args)
     if args.reuse_port and not args.concurrent:
         p.error("--reuse-port is for --concurrent: the blocking server serves one client at a time anyway")
+    if problem := fault_problem(args):
+        p.error(problem)
     if args.concurrent:
         return serve_concurrently(args, place)
     try:
@@ -101,7 +186,15 @@ def serve_concurrently(args, place) -> int:
     from poetrynow.servers.deploy import slow_poetry
 
     raise_fd_limit()
-    tree = slow_poetry(args.poem, args.num_bytes, args.delay, place, log_clients=not args.quiet)
+    tree = slow_poetry(
+        args.poem,
+        args.num_bytes,
+        args.delay,
+        place,
+        log_clients=not args.quiet,
+        faults=faults_from(args),
+        rate=args.rate,
+    )
     return serve(PROG, tree, quiet=args.quiet, verbose=True)
 
 

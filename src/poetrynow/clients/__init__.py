@@ -66,6 +66,8 @@ class EngineOptions:
     ordered: bool = False
     supervise: int = 0
     max_bytes: int | None = DEFAULT_MAX_BYTES
+    #: A poem of any other length fails its task (``--expect-bytes``).
+    expect_bytes: int | None = None
 
 
 class Engine(Protocol):

@@ -42,10 +42,11 @@ async def get_poetry(
     try:
         try:
             async for packet in aio.reads(reader, options.timeout):
+                began = clock()
                 received += len(packet)
                 check_size(received, options.max_bytes)  # PoemTooLarge crashes the process
                 packets.append(packet)
-                main.send(("got", task, len(packet), clock()))
+                main.send(("got", task, len(packet), clock(), began, repr(me.pid)))
         except TimeoutError:
             raise PoemTimeout(no_data(options.timeout)) from None
     finally:
@@ -102,8 +103,8 @@ async def collect_poems(
                         tasks[number].failed(why)
                 case ("connected", number, t):
                     tasks[number].connected(t)
-                case ("got", number, nbytes, t):
-                    tasks[number].counted(nbytes, t)
+                case ("got", number, nbytes, t, began, process):
+                    tasks[number].counted(nbytes, t, began=began, process=process)
                 case ("event", event):
                     sink(event)
                 case ("poem", number, poem, t):

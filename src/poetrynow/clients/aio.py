@@ -53,7 +53,12 @@ def run(
                     break
                 for task in pending:
                     task.cancel()
-                loop.run_until_complete(asyncio.wait(pending, timeout=0.05))
+                try:
+                    loop.run_until_complete(asyncio.wait(pending, timeout=0.05))
+                except RuntimeError:
+                    # uvloop, stopped by the signal raised inside one of its callbacks, still
+                    # holds that stop: it ends this first round early. The next round runs.
+                    continue
             raise
 
 

@@ -133,7 +133,8 @@ class SelectLoop:
             except (BlockingIOError, InterruptedError):
                 pass  # all there was, for now
             if got:
-                task.got(b"".join(got) if len(got) > 1 else got[0])
+                # The work began when select said this socket could be read.
+                task.got(b"".join(got) if len(got) > 1 else got[0], began=download.last_activity)
         except OSError as error:  # a reset, or PoemTooLarge
             self.drop(download)
             task.failed(describe_error(error))

@@ -9,6 +9,7 @@ only decide when to call it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from threading import current_thread
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions
@@ -35,9 +36,11 @@ class PoemTask:
         sink: Sink,
         clock: Callable[[], float],
         max_bytes: int | None = None,
+        expect_bytes: int | None = None,
     ):
         self.task, self.address, self.sink, self.clock = task, address, sink, clock
         self.max_bytes = max_bytes
+        self.expect_bytes = expect_bytes
         self.chunks: list[bytes] = []
         self.received = 0
 
@@ -46,31 +49,54 @@ class PoemTask:
         return b"".join(self.chunks)
 
     def started(self) -> None:
-        self.sink(Started(task=self.task, address=self.address, t=self.clock()))
+        self.sink(Started(task=self.task, address=self.address, t=self.clock(), thread=current_thread().name))
 
     def connected(self, t: float | None = None) -> None:
-        self.sink(Connected(task=self.task, address=self.address, t=self.clock() if t is None else t))
+        t = self.clock() if t is None else t
+        self.sink(Connected(task=self.task, address=self.address, t=t, thread=current_thread().name))
 
-    def got(self, data: bytes) -> None:
+    def got(self, data: bytes, began: float | None = None) -> None:
         """Keep ``data`` and report it as one Received event; PoemTooLarge past the limit.
 
-        The bytes past the limit are counted but not kept: memory stays bounded.
+        ``began``: when the engine began handling this read (default: now). The
+        bytes past the limit are counted but not kept: memory stays bounded.
         """
+        if began is None:
+            began = self.clock()
         check_size(self.received + len(data), self.max_bytes)
         self.chunks.append(data)
-        self.counted(len(data))
+        self.counted(len(data), began=began)
 
-    def counted(self, nbytes: int, t: float | None = None) -> None:
-        """Report ``nbytes`` that arrived where the engine keeps the bytes itself."""
+    def counted(
+        self, nbytes: int, t: float | None = None, began: float | None = None, process: str = ""
+    ) -> None:
+        """Report ``nbytes`` that arrived where the engine keeps the bytes itself.
+
+        ``process`` names the actor that did the reading, when one did.
+        """
         self.received += nbytes
+        t = self.clock() if t is None else t
         self.sink(
-            Received(task=self.task, address=self.address, nbytes=nbytes, t=self.clock() if t is None else t)
+            Received(
+                task=self.task,
+                address=self.address,
+                nbytes=nbytes,
+                t=t,
+                thread=current_thread().name,
+                began=t if began is None else began,
+                process=process,
+            )
         )
 
     def failed(self, reason: str) -> None:
         self.sink(
             Failed(
-                task=self.task, address=self.address, reason=reason, received=self.received, t=self.clock()
+                task=self.task,
+                address=self.address,
+                reason=reason,
+                received=self.received,
+                t=self.clock(),
+                thread=current_thread().name,
             )
         )
 
@@ -84,7 +110,11 @@ class PoemTask:
         if not whole:
             self.failed(EMPTY)
             return None
-        event = Finished(task=self.task, address=self.address, poem=whole, t=self.clock() if t is None else t)
+        if self.expect_bytes is not None and self.received != self.expect_bytes:
+            self.failed(f"{self.received} bytes, not the {self.expect_bytes} expected")
+            return None
+        t = self.clock() if t is None else t
+        event = Finished(task=self.task, address=self.address, poem=whole, t=t, thread=current_thread().name)
         self.sink(event)
         return event
 
@@ -102,6 +132,6 @@ class PoemTask:
 def tasks_for(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> list[PoemTask]:
     """A PoemTask per address, numbered from 1 in command-line order, with the run's clock and limit."""
     return [
-        PoemTask(number, address, sink, options.clock, options.max_bytes)
+        PoemTask(number, address, sink, options.clock, options.max_bytes, options.expect_bytes)
         for number, address in enumerate(addresses, 1)
     ]

@@ -14,11 +14,12 @@ from twisted.application import service
 
 from poetrynow.address import Address
 from poetrynow.clients.errors import DEFAULT_MAX_BYTES
+from poetrynow.faults import Faults
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.servers.fast import PoetryFactory, PoetryService
 from poetrynow.servers.listen import Where
 from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
-from poetrynow.servers.slow import SlowPoetryFactory
+from poetrynow.servers.slow import NO_FAULTS, SlowPoetryFactory
 from poetrynow.servers.startup import ListeningService
 from poetrynow.servers.transform import TransformFactory, TransformService
 
@@ -56,9 +57,13 @@ def slow_poetry(
     where: Where = HERE,
     log_clients: bool = True,
     reactor=None,
+    faults: Faults = NO_FAULTS,
+    rate: float | None = None,
 ) -> ServerTree:
     held = PoetryService(poem)
-    factory = SlowPoetryFactory(held, num_bytes, delay, clock=reactor, log_clients=log_clients)
+    factory = SlowPoetryFactory(
+        held, num_bytes, delay, clock=reactor, log_clients=log_clients, faults=faults, rate=rate
+    )
     return ServerTree("slowpoetry", held, factory, where, f"Serving {poem}", reactor)
 
 

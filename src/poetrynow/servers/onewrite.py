@@ -20,6 +20,12 @@ to take Twisted's ordinary path (a proxy with nothing cached yet).
 ``answered(address, nbytes)``, unless None, is called once per client answered
 this way (the address as ``accept`` gives it), to log or count it; it should be
 cheap.
+
+The slow server's fast path (:class:`~poetrynow.servers.slow.SlowPort`) shares
+the pieces: :func:`bare_accepts` (new connections as descriptors, no socket
+objects), :func:`send_now` and :func:`close_now` (a transport's write and close,
+at once when nothing waits), :class:`SharedPort` (SO_REUSEPORT) and
+:func:`log_info` (a log line for less).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from poetrynow.faults import RESET, STALL, Faults, Plan, plan
 from poetrynow.schedule import PoemSchedule
 from poetrynow.servers.listen import peer_name, reset_on_close
 from poetrynow.servers.onewrite import SharedPort, bare_accepts, close_now, peer_of, send_now
@@ -95,13 +96,15 @@ class SlowPoetryProtocol(Protocol):
         self.factory = factory
         self.clock = factory.clock
         self.poem: bytes = factory.service.poem
-        self.chunks, self.dues = factory.plan()
+        self.plan: Plan = factory.plan_for(factory.next_connection())
+        self.chunks, self.dues = self.plan.chunks, self.plan.dues
         self.start = now
         self.index = 0
         self.paused = False
         self.waiting = False
         self.done = False
-        self.served = False  # the whole poem went out and we closed
+        self.served = False  # the plan was carried out: the whole poem (or the fault) and the end
+        self.stalled = False  # holding the connection open, by --stall-after
         self.aborted = False  # the server cut it short as it stopped
         self.chatty = factory.log_clients
         factory.live.add(self)
@@ -122,12 +125,20 @@ class SlowPoetryProtocol(Protocol):
         if self.fd is not None:  # a bare connection handed over, mid-poem
             self.fd = None
             self.transport.registerProducer(self, True)
-            self.transport.write(self._rest)
+            if self._rest:
+                self.transport.write(self._rest)
             del self._rest
             return
         self.begin(self.factory, self.factory.clock.seconds())
         self.transport.registerProducer(self, True)
-        self._wait(self.tick())  # the first chunk goes out on connection, as in the blocking edition
+        self._wait(self.first_step())
+
+    def first_step(self) -> float | None:
+        """The first chunk goes out on connection, as in the blocking edition (unless held back)."""
+        if self.dues[0] <= 0:
+            return self.tick()
+        self.waiting = True
+        return self.start + self.dues[0]
 
     def _wait(self, due: float | None) -> None:
         if due is not None:
@@ -157,15 +168,46 @@ class SlowPoetryProtocol(Protocol):
             self.index = index + 1
             self.waiting = True
             return self.start + self.dues[index + 1]
+        self._end()
+        return None
+
+    def _end(self) -> None:
+        """The plan's last step: a clean close (after the whole poem, or before), a reset, or a stall."""
+        ending = self.plan.ending
+        if self.factory.faults.any and self.chatty:
+            self.log.info("client {peer}: {fate}", peer=self.peer, fate=self.plan.fate(len(self.poem)))
+        if ending == STALL:
+            # Hold the connection open, sending nothing, until the client gives up (or the
+            # server stops). A bare socket gets a transport now, to hear the client leave.
+            if self.fd is not None:
+                self._hand_over(b"")
+            self.stalled = True
+            return
         self.done = self.served = True
+        if ending == RESET:
+            self.aborted = True  # a reset by design: no "hung up" line
+            self._reset()
+            return
         if self.fd is not None:
             fd, self.fd = self.fd, None
             os.close(fd)  # a clean close: FIN after the last chunk
             self.factory.live.discard(self)
-            return None
+            return
         self.transport.unregisterProducer()
         close_now(self.transport)
-        return None
+
+    def _reset(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0), so the client sees a failure, not an end."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            with socket.socket(fileno=fd) as bare:
+                reset_on_close(bare)
+            self.factory.live.discard(self)
+            return
+        handle = getattr(self.transport, "getHandle", None)  # a real socket, not a test's transport
+        if handle is not None:
+            reset_on_close(handle())
+        self.transport.abortConnection()
 
     def _send_bare(self, chunk: bytes) -> bool:
         """Write a chunk to the bare socket; False if the client is gone."""
@@ -219,16 +261,7 @@ class SlowPoetryProtocol(Protocol):
             sent=self.sent,
             size=len(self.poem),
         )
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            with socket.socket(fileno=fd) as bare:
-                reset_on_close(bare)
-            self.factory.live.discard(self)
-            return
-        handle = getattr(self.transport, "getHandle", None)  # a real socket, not a test's transport
-        if handle is not None:
-            reset_on_close(handle())
-        self.transport.abortConnection()
+        self._reset()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.live.discard(self)
@@ -271,7 +304,7 @@ class SlowPort(SharedPort):
             protocol = SlowPoetryProtocol()
             protocol.fd, protocol.address = fd, address
             protocol.begin(factory, now)
-            due = protocol.tick()
+            due = protocol.first_step()
             if due is not None:
                 at(due, protocol)
         return None
@@ -285,6 +318,9 @@ class SlowPort(SharedPort):
         protocol.makeConnection(transport)
 
 
+NO_FAULTS = Faults()
+
+
 class SlowPoetryFactory(Factory):
     """Builds the protocols of one slow server; owns its Pacer."""
 
@@ -293,7 +329,14 @@ class SlowPoetryFactory(Factory):
     noisy = False
 
     def __init__(
-        self, service, num_bytes: int = 10, delay: float = 0.1, clock=None, log_clients: bool = True
+        self,
+        service,
+        num_bytes: int = 10,
+        delay: float = 0.1,
+        clock=None,
+        log_clients: bool = True,
+        faults: Faults = NO_FAULTS,
+        rate: float | None = None,
     ):
         if clock is None:
             from twisted.internet import reactor as clock
@@ -307,24 +350,32 @@ class SlowPoetryFactory(Factory):
         self.live: set[SlowPoetryProtocol] = set()  # connections open now
         self.cut_short = 0  # poems the server cut short when it stopped
         self.port: SlowPort | None = None  # set when a SlowPort listens with this factory
-        self._plan: tuple[bytes, list[bytes], list[float]] | None = None
+        self.faults, self.rate = faults, rate
+        self.numbered = (
+            0  # connections numbered as they come: with --seed, number N always gets the same faults
+        )
+        self._plan: tuple[bytes, Plan] | None = None
 
     @property
     def schedule(self) -> PoemSchedule:
         return PoemSchedule(len(self.service.poem), self.num_bytes, self.delay)
 
-    def plan(self) -> tuple[list[bytes], list[float]]:
-        """The poem cut into its chunks, and when each is due (then the close), from the start.
+    def next_connection(self) -> int:
+        self.numbered += 1
+        return self.numbered
 
-        Worked out once per poem and shared by every connection.
+    def plan_for(self, connection: int) -> Plan:
+        """Connection number ``connection``'s plan: the shared one, or its own with faults or a rate.
+
+        Without faults every connection shares one plan, the poem cut into its
+        chunks and their due times added up once.
         """
         poem = self.service.poem
+        if self.faults.any or self.rate:
+            return plan(poem, self.num_bytes, self.delay, self.faults, connection, self.rate)
         if self._plan is None or self._plan[0] is not poem:
-            schedule = self.schedule
-            chunks = [poem[begin:end] for begin, end in schedule.slices()]
-            dues = [schedule.due(index) for index in range(schedule.chunks + 1)]
-            self._plan = (poem, chunks, dues)
-        return self._plan[1], self._plan[2]
+            self._plan = (poem, plan(poem, self.num_bytes, self.delay))
+        return self._plan[1]
 
     def stopFactory(self):
         # The server is stopping (it stopped listening): no poem under way may end as if whole.
