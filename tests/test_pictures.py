@@ -171,7 +171,10 @@ class DrawTests(SynchronousTestCase):
         for label in ["Task 1  127.0.0.1:10001", "Task 2  127.0.0.1:10002", "Task 3  localhost:10003"]:
             self.assertEqual(texts.count(label), 1, label)  # in the legend, beside its colour
         self.assertEqual(texts.count("main thread"), 2)  # a lane in each panel
-        for words in ("work: the thread handles a read", "waiting on that task's server"):
+        for words in (
+            "work: the thread handles a read (a line, in its task's colour)",
+            "waiting on that task's server",
+        ):
             self.assertIn(words, texts)
         self.assertIn("waiting on several servers at once", texts)
         self.assertIn("blocking: 0.51 s", texts)

@@ -73,9 +73,9 @@ class Panel:
 
     @property
     def lanes(self) -> tuple[str, ...]:
-        """The threads that did work, in the order they first did."""
+        """The threads that did the reading, the lane of task 1 first."""
         seen: dict[str, None] = {}
-        for row in sorted(self.rows, key=lambda row: row.work[0][0] if row.work else row.start):
+        for row in self.rows:  # in task order
             seen.setdefault(row.lane)
         return tuple(seen)
 
@@ -89,16 +89,24 @@ class Panel:
 
 
 def lane_names(events: Sequence[Event]) -> dict[str, str]:
-    """Thread name -> lane label: ``main thread``, then ``thread 1``, ``thread 2``... as they appear."""
+    """Thread name -> lane label: ``main thread``, and ``thread 1``, ``thread 2``... in task order.
+
+    A task's thread is the one that did its reading (or, before any read, the one
+    that started it); the other threads are numbered by the first task each did.
+    """
+    threads: dict[int, str] = {}
+    for e in events:
+        if e.thread and (isinstance(e, Received) or e.task not in threads):
+            threads[e.task] = e.thread
     names: dict[str, str] = {}
     others = 0
-    for e in events:
-        if e.thread and e.thread not in names:
-            if e.thread == "MainThread":
-                names[e.thread] = MAIN
+    for _, thread in sorted(threads.items()):
+        if thread not in names:
+            if thread == "MainThread":
+                names[thread] = MAIN
             else:
                 others += 1
-                names[e.thread] = f"thread {others}"
+                names[thread] = f"thread {others}"
     return names
 
 
@@ -122,7 +130,7 @@ def rows_of(events: Sequence[Event], began: float) -> tuple[Row, ...]:
             task["end"] = t
         elif isinstance(e, Failed):
             task["end"], task["failed"] = t, True
-        if task["lane"] is None and e.thread:
+        if task["lane"] is None and e.thread in lanes:
             task["lane"] = lanes[e.thread]
     return tuple(
         Row(
@@ -201,7 +209,7 @@ def draw(panels: Sequence[Panel], path: str) -> None:
         _draw_panel(ax, panel, last)
     axes[-1, 0].set_xlabel("seconds since the engine started")
     legend = [
-        Patch(color=COLOURS[0], label="work: the thread handles a read"),
+        Patch(color=COLOURS[0], label="work: the thread handles a read (a line, in its task's colour)"),
         Patch(color=COLOURS[0], alpha=0.25, label="waiting on that task's server"),
         Patch(color=SEVERAL, alpha=0.5, label="waiting on several servers at once"),
     ]
@@ -223,18 +231,25 @@ def draw(panels: Sequence[Panel], path: str) -> None:
 def _draw_panel(ax, panel: Panel, last: float) -> None:
     lanes = panel.lanes
     ax.set_title(panel.title, loc="left", fontsize=10)
-    smallest = last * 0.004  # a read's work takes microseconds: drawn at least this wide
+    visible = last * 0.002  # about a pixel: a read's work, which takes microseconds, is a line
     for y, lane in enumerate(lanes):
         rows = [row for row in panel.rows if row.lane == lane]
-        for left, right, whose in waiting(rows, last):
-            tint = colour(whose.task) if whose is not None else SEVERAL
-            ax.barh(
-                y, right - left, left=left, height=0.5, color=tint, alpha=0.25 if whose else 0.5, linewidth=0
-            )
-        for row in rows:
-            work = [(begin, max(end - begin, smallest)) for begin, end in row.work]
-            if work:
-                ax.broken_barh(work, (y - 0.3, 0.6), facecolors=colour(row.task))
+        spans = waiting(rows, last)
+        for left, right, whose in spans:
+            tint, alpha = (colour(whose.task), 0.25) if whose is not None else (SEVERAL, 0.5)
+            ax.barh(y, right - left, left=left, height=0.6, color=tint, alpha=alpha, linewidth=0)
+        # One thread serving several tasks at once (figure 3): each task's work gets a
+        # strip of the lane, so bursts a millisecond apart can be told apart by colour.
+        strips = len(rows) if any(whose is None for _, _, whose in spans) else 1
+        for k, row in enumerate(rows):
+            top = y - 0.3 + (k % strips) * 0.6 / strips
+            height = 0.6 / strips
+            long = [(begin, end - begin) for begin, end in row.work if end - begin >= visible]
+            if long:
+                ax.broken_barh(long, (top, height), facecolors=colour(row.task))
+            short = [begin for begin, end in row.work if end - begin < visible]
+            if short:
+                ax.vlines(short, top, top + height, colors=colour(row.task), linewidth=1.0)
             if row.failed and row.end is not None:
                 ax.plot([row.end], [y], marker="x", color=FAILED_COLOUR, markersize=9, markeredgewidth=2)
     ax.set_yticks(range(len(lanes)), list(lanes), fontsize=8)
