@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test trial lint bench clean plugins
 
+, := ,
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -38,8 +40,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[speed]"
 	$(BIN)/python benchmarks/seed_table.py
-	$(BIN)/python benchmarks/servers.py $(if $(wildcard ../shared/poetry/ecstasy.txt),--poem ../shared/poetry/ecstasy.txt)
-	$(BIN)/python benchmarks/fanout.py
+	$(BIN)/python benchmarks/servers.py $(if $(wildcard ../shared/poetry/ecstasy.txt),--poem ../shared/poetry/science.txt$(,)../shared/poetry/ecstasy.txt)
+	$(BIN)/python benchmarks/fanout.py --clients 10000 --command
+	$(BIN)/python benchmarks/big_poem.py
 
 clean:
 	rm -rf $(VENV) build _trial_temp src/*.egg-info src/twisted/plugins/dropin.cache
