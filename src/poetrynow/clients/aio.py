@@ -1,10 +1,11 @@
-"""Running an asyncio engine so that a signal stops it at once.
+"""Running an asyncio engine so that a signal stops it at once, and helpers every one shares.
 
-asyncio.Runner cancels every task once when the run is interrupted and waits for
-them all. On Python 3.11, ``wait_for`` can swallow that one cancellation when its
-read completes at the same moment, and the task then reads its slow server to
-the end. :func:`run` cancels again, for up to a second, until every task is done,
-and keeps asyncio from printing the tasks the signal stopped as never retrieved.
+:func:`run` turns SIGINT and SIGTERM into a cancellation of the main task, from
+the loop (never an exception raised wherever the signal lands), cancels every
+task until all are done, then raises :class:`~poetrynow.stopping.Interrupted`;
+it keeps asyncio from printing the tasks the signal stopped as never retrieved.
+:func:`open_stream` and :func:`reads` are the streams and the idle timeout of
+the asyncio, actors and lazy engines.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE
 from poetrynow.clients.connect import Dialled, connect_error, is_connected
-from poetrynow.stopping import Interrupted
+from poetrynow.stopping import Interrupted, on_signals
 
 #: How long a stopped run may take to cancel its tasks.
 STOP_WITHIN = 1.0
@@ -40,26 +41,60 @@ def event_loop() -> str:
 def run(
     main: Coroutine[Any, Any, Any], loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
 ) -> Any:
+    """Run ``main`` to the end; on SIGINT or SIGTERM, cancel every task, then raise Interrupted.
+
+    While the loop runs, a signal does not raise where it lands: an exception
+    raised in the middle of the loop's own bookkeeping (between a future's result
+    and the wake-up of the task waiting on it) can leave a task waiting for ever,
+    and the run then hangs as it closes. The signal is noted, and the main task
+    cancelled from the loop itself.
+    """
+    caught: list[int] = []
+
+    async def guarded() -> Any:
+        loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        assert me is not None
+
+        def stop(signum: int) -> None:
+            caught.append(signum)
+            loop.call_soon_threadsafe(me.cancel)  # safe from a signal handler, wherever it lands
+
+        with on_signals(stop):
+            return await main
+
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.get_loop().set_exception_handler(_quiet_about_stops)
+        loop = runner.get_loop()
+        loop.set_exception_handler(_quiet_about_stops)
         try:
-            return runner.run(main)
-        except Interrupted:
-            loop = runner.get_loop()
-            deadline = time.monotonic() + STOP_WITHIN
-            while time.monotonic() < deadline:
-                pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-                if not pending:
-                    break
-                for task in pending:
-                    task.cancel()
-                try:
-                    loop.run_until_complete(asyncio.wait(pending, timeout=0.05))
-                except RuntimeError:
-                    # uvloop, stopped by the signal raised inside one of its callbacks, still
-                    # holds that stop: it ends this first round early. The next round runs.
-                    continue
-            raise
+            return runner.run(guarded())
+        except (asyncio.CancelledError, Interrupted) as stop:
+            if isinstance(stop, asyncio.CancelledError) and not caught:
+                raise
+            signum = caught[0] if caught else stop.signum  # type: ignore[union-attr]
+            _cancel_the_rest(loop)
+            raise Interrupted(signum) from None
+
+
+def _cancel_the_rest(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is still running, again, for up to a second, until every task is done.
+
+    On Python 3.11, ``wait_for`` can swallow one cancellation when its read completes
+    at the same moment; the runner's single round of cancelling would then wait on it.
+    """
+    deadline = time.monotonic() + STOP_WITHIN
+    while time.monotonic() < deadline:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        try:
+            loop.run_until_complete(asyncio.wait(pending, timeout=0.05))
+        except RuntimeError:
+            # uvloop, stopped by a signal raised inside one of its callbacks (before the
+            # handler above was in place), still holds that stop: the next round runs.
+            continue
 
 
 async def open_stream(
