@@ -113,6 +113,22 @@ class ServerTreeTests(SynchronousTestCase):
         with self.assertRaises(usage.UsageError):
             transformedpoetry.options().parseOptions(["--port", "10012", "--reuse-port"])
 
+    def test_the_slowpoetry_plugin_takes_the_faults(self):
+        from twisted.python import usage
+
+        from poetrynow.faults import Faults
+
+        options = slowpoetry.options()
+        options.parseOptions(
+            ["--poem", "kettle", "--reset-after", "300", "--jitter", "0.2", "--faulty", "0.25", "--seed", "7"]
+        )
+        factory = slowpoetry.makeService(options).listener.factory
+        self.assertEqual(factory.faults, Faults(jitter=0.2, reset_after=300, faulty=0.25, seed=7))
+        with self.assertRaises(usage.UsageError):
+            slowpoetry.options().parseOptions(["--poem", "kettle", "--stall-for", "1"])
+        with self.assertRaises(usage.UsageError):
+            slowpoetry.options().parseOptions(["--poem", "kettle", "--faulty", "1.5"])
+
     def test_a_quiet_fast_tree_logs_no_client(self):
         fast = fastpoetry.options()
         fast.parseOptions(["--poem", "kettle", "--quiet"])
