@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -113,9 +114,10 @@ class Competitor:
             return self.process.stdout.readline()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.process.poll() is None:
-            text = self.log.read_text()
-            if "\n" in text:
-                return text.split("\n", 1)[0]
+            # The listening line: the first of the command's, somewhere in twistd's log.
+            for line in self.log.read_text().splitlines():
+                if re.search(r" on port \d+\.$", line):
+                    return line
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} did not start: {self.process.stderr.read()}")
 
@@ -168,6 +170,11 @@ def fast_competitors(path: str, poem: bytes, workdir: str) -> list[Competitor]:
             "fastpoetry, log to a file",
             [str(BIN / "fastpoetry"), str(poem_file)],
             log=Path(workdir) / "fastpoetry.log",
+        ),
+        Competitor(
+            "twistd fastpoetry, its log file",
+            [str(BIN / "twistd"), "-n", "--pidfile=", "fastpoetry", "--poem", str(poem_file)],
+            log=Path(workdir) / "twistd.log",
         ),
         Competitor("asyncio", [sys.executable, str(HERE / "asyncio_server.py"), str(poem_file)]),
         Competitor(
