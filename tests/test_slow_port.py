@@ -97,3 +97,28 @@ def deferLater(seconds: float) -> defer.Deferred:
     from twisted.internet import task
 
     return task.deferLater(reactor, seconds, lambda: None)
+
+
+class ChattyClientTests(TestCase):
+    @defer.inlineCallbacks
+    def test_a_client_that_sends_something_still_gets_a_clean_end(self):
+        # Nobody reads a bare connection; its close must not turn the unread bytes into a reset.
+        factory = SlowPoetryFactory(poetry_service(TEST_POEM), 10, 0.005, clock=reactor)
+        factory.doStart()
+        port = SlowPort(0, factory, 50, "127.0.0.1", reactor)
+        port.startListening()
+        self.addCleanup(port.stopListening)
+
+        def chatty() -> tuple[bytes, str]:
+            with socket.create_connection(("127.0.0.1", port.getHost().port), timeout=30) as sock:
+                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                parts = []
+                try:
+                    while chunk := sock.recv(65536):
+                        parts.append(chunk)
+                except OSError as problem:
+                    return b"".join(parts), os.strerror(problem.errno or 0)
+            return b"".join(parts), "closed"
+
+        data, end = yield threads.deferToThread(chatty)
+        self.assertEqual((data, end), (TEST_POEM, "closed"))
