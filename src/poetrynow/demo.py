@@ -184,18 +184,18 @@ def panels_of(outcomes: Sequence[Outcome]):
     ]
 
 
-def draw_panels(outcomes: Sequence[Outcome], path: str) -> None:
-    """A panel per engine, in the order they ran, on one time axis."""
-    from poetrynow.timeline import draw
+def show_timeline(outcomes: Sequence[Outcome], out: TextIO, picture: str | None, hint: bool) -> None:
+    """The runs as text after the table (the staircase against the overlap, in the terminal),
+    then as a picture in ``picture``, or, with ``hint``, one line on how to get one."""
+    from poetrynow.timeline import HINT, draw, terminal_width, text_timeline, wants_colour
 
-    draw(panels_of(outcomes), path)
-
-
-def show_timeline(outcomes: Sequence[Outcome], out: TextIO) -> None:
-    """The runs as text, after the table: the staircase against the overlap, in the terminal."""
-    from poetrynow.timeline import terminal_width, text_timeline, wants_colour
-
-    print("\n" + text_timeline(panels_of(outcomes), terminal_width(), wants_colour(out)), file=out)
+    panels = panels_of(outcomes)
+    print("\n" + text_timeline(panels, terminal_width(), wants_colour(out)), file=out)
+    if picture:
+        draw(panels, picture)
+        print(f"\nThe timeline is in {picture}.", file=out)
+    elif hint:
+        print(f"\nNo picture file: {HINT}.", file=out)
 
 
 def run_demo(
@@ -244,14 +244,7 @@ def run_demo(
         words = verdict(outcomes, schedules)
         if words:
             print("\n" + words, file=out)
-        show_timeline(outcomes, out)
-        if timeline:
-            draw_panels(outcomes, timeline)
-            print(f"\nThe timeline is in {timeline}.", file=out)
-        elif picture_hint:
-            from poetrynow.timeline import HINT
-
-            print(f"\nNo picture file: {HINT}.", file=out)
+        show_timeline(outcomes, out, timeline, picture_hint)
         out.flush()
         return 0 if all(outcome.complete for outcome in outcomes) else 1
     finally:

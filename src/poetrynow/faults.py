@@ -82,7 +82,7 @@ class Plan:
         return f"whole poem, {size} bytes"
 
 
-def gap_after(chunk: int, num_bytes: int, delay: float, rate: float | None) -> float:
+def gap_after(chunk: int, delay: float, rate: float | None) -> float:
     """Seconds from a chunk of ``chunk`` bytes to the next: ``delay``, or by bandwidth at ``rate``."""
     return chunk / rate if rate else delay
 
@@ -122,7 +122,7 @@ def plan(
         chunks.append(poem[sent:end])
         dues.append(t)
         sent = end
-        t += gap_after(len(chunks[-1]), num_bytes, delay, rate)
+        t += gap_after(len(chunks[-1]), delay, rate)
         if faults.jitter:
             t = max(dues[-1], t + chooser.uniform(-faults.jitter, faults.jitter))
     if faults.reset_after is not None and sent >= faults.reset_after:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import aclosing
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, aio, no_data, unexpected
@@ -41,12 +42,13 @@ async def get_poetry(
     received = 0
     try:
         try:
-            async for packet in aio.reads(reader, options.timeout):
-                began = clock()
-                received += len(packet)
-                check_size(received, options.max_bytes)  # PoemTooLarge crashes the process
-                packets.append(packet)
-                main.send(("got", task, len(packet), clock(), began, repr(me.pid)))
+            async with aclosing(aio.reads(reader, options.timeout)) as packets_in:
+                async for packet in packets_in:
+                    began = clock()
+                    received += len(packet)
+                    check_size(received, options.max_bytes)  # PoemTooLarge crashes the process
+                    packets.append(packet)
+                    main.send(("got", task, len(packet), clock(), began, repr(me.pid)))
         except TimeoutError:
             raise PoemTimeout(no_data(options.timeout)) from None
     finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 
 from poetrynow.address import Address
@@ -132,14 +132,16 @@ async def open_stream(
         raise
 
 
-async def reads(reader: asyncio.StreamReader, timeout: float | None) -> AsyncIterator[bytes]:
+async def reads(reader: asyncio.StreamReader, timeout: float | None) -> AsyncGenerator[bytes, None]:
     """Each read from ``reader`` until the end; TimeoutError after ``timeout`` seconds with none.
 
     The idle timeout is one watchdog timer per download that, when it fires,
     looks at when data last came and sleeps again for the rest, or expires the
     ``asyncio.timeout`` around the reads. ``wait_for`` per read made a task and
     a timer per chunk, and moving the deadline on each read a timer per chunk:
-    for ten thousand downloads, a sixth of what a read cost.
+    for ten thousand downloads, a sixth of what a read cost. Use it inside
+    ``contextlib.aclosing``: a caller that stops reading early closes it, and
+    its watchdog with it.
     """
     loop = asyncio.get_running_loop()
     last = loop.time()

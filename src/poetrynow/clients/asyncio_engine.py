@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import aclosing
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, aio, read_failure, unexpected
@@ -30,8 +31,9 @@ async def get_poetry(task: PoemTask, dialled: Dialled, options: EngineOptions) -
         return
     task.connected()
     try:
-        async for data in aio.reads(reader, timeout):
-            task.got(data)
+        async with aclosing(aio.reads(reader, timeout)) as chunks:
+            async for data in chunks:
+                task.got(data)
     except OSError as error:  # TimeoutError too
         task.failed(read_failure(error, timeout))
         return

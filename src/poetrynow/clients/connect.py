@@ -55,9 +55,14 @@ def dial(address: Address) -> socket.socket | None:
     family = ip_family(address.host)
     if family is None:
         return None
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    return connect_socket(family, socket.SOCK_STREAM, 0, (address.host, address.port))
+
+
+def connect_socket(family: int, type_: int, proto: int, sockaddr: tuple) -> socket.socket:
+    """A non-blocking socket, its connect to ``sockaddr`` under way or done; OSError if refused at once."""
+    sock = socket.socket(family, type_, proto)
     sock.setblocking(False)
-    code = sock.connect_ex((address.host, address.port))
+    code = sock.connect_ex(sockaddr)
     if code not in _UNDER_WAY:
         sock.close()
         raise OSError(code, os.strerror(code))

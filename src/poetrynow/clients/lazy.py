@@ -20,6 +20,7 @@ import asyncio
 import codecs
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, aio, no_data, unexpected
@@ -46,27 +47,27 @@ async def line_batches(
     the square of its reads.
     """
     pending = bytearray()
-    chunks = aio.reads(reader, timeout)
-    while True:
-        try:
-            data = await anext(chunks, b"")
-        except TimeoutError:
-            raise PoemTimeout(no_data(timeout)) from None
-        if not data:
-            break
-        start = len(pending)
-        check_size(start + len(data), max_bytes)  # one endless line must not fill memory
-        if on_read is not None:
-            on_read(data)
-        pending += data
-        cut = 0
-        lines = []
-        while (end := pending.find(b"\n", max(start, cut))) >= 0:
-            lines.append(bytes(pending[cut : end + 1]))
-            cut = end + 1
-        if cut:
-            del pending[:cut]
-            yield lines
+    async with aclosing(aio.reads(reader, timeout)) as chunks:
+        while True:
+            try:
+                data = await anext(chunks, b"")
+            except TimeoutError:
+                raise PoemTimeout(no_data(timeout)) from None
+            if not data:
+                break
+            start = len(pending)
+            check_size(start + len(data), max_bytes)  # one endless line must not fill memory
+            if on_read is not None:
+                on_read(data)
+            pending += data
+            cut = 0
+            lines = []
+            while (end := pending.find(b"\n", max(start, cut))) >= 0:
+                lines.append(bytes(pending[cut : end + 1]))
+                cut = end + 1
+            if cut:
+                del pending[:cut]
+                yield lines
     if pending:
         yield [bytes(pending)]
 

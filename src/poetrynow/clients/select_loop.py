@@ -8,8 +8,6 @@ takes as long as the slowest server: Figure 3 of Part 1.
 
 from __future__ import annotations
 
-import errno
-import os
 import selectors
 import socket
 from collections.abc import Sequence
@@ -17,12 +15,11 @@ from dataclasses import dataclass
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data
-from poetrynow.clients.connect import Dialled, start_all
+from poetrynow.clients.connect import Dialled, connect_error, connect_socket, start_all
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.events import Sink, describe_error
 
 READS_PER_PASS = 16
-_IN_PROGRESS = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY}
 
 
 @dataclass
@@ -33,22 +30,6 @@ class Download:
     sock: socket.socket
     last_activity: float
     connected: bool = False
-
-
-def _connect(address: Address, resolved: dict) -> tuple[socket.socket, int]:
-    """Start a non-blocking connect; returns the socket and connect_ex's code.
-
-    ``resolved`` remembers each address's lookup for the run: ten thousand
-    downloads from one server look it up once.
-    """
-    key = (address.host, address.port)
-    found = resolved.get(key)
-    if found is None:
-        found = resolved[key] = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)[0]
-    family, type_, proto, _, sockaddr = found
-    sock = socket.socket(family, type_, proto)
-    sock.setblocking(False)
-    return sock, sock.connect_ex(sockaddr)
 
 
 class SelectLoop:
@@ -73,12 +54,17 @@ class SelectLoop:
         self.selector.register(sock, selectors.EVENT_WRITE, Download(task, sock, self.options.clock()))
 
     def _connect(self, address: Address) -> socket.socket:
-        """Connect to a name (looked up once per run) or an address dial does not take."""
-        sock, code = _connect(address, self.resolved)
-        if code not in _IN_PROGRESS:
-            sock.close()
-            raise OSError(code, os.strerror(code))
-        return sock
+        """Connect to a name, or an address dial does not take.
+
+        Each lookup is remembered for the run: ten thousand downloads from one
+        server look it up once.
+        """
+        key = (address.host, address.port)
+        found = self.resolved.get(key)
+        if found is None:
+            found = self.resolved[key] = socket.getaddrinfo(*key, type=socket.SOCK_STREAM)[0]
+        family, type_, proto, _, sockaddr = found
+        return connect_socket(family, type_, proto, sockaddr)
 
     def drop(self, download: Download) -> None:
         self.selector.unregister(download.sock)
@@ -106,10 +92,10 @@ class SelectLoop:
             self.selector.close()
 
     def _connected(self, download: Download) -> None:
-        code = download.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
+        problem = connect_error(download.sock)
+        if problem is not None:
             self.drop(download)
-            download.task.failed(os.strerror(code))
+            download.task.failed(describe_error(problem))
             return
         download.connected = True
         self.selector.modify(download.sock, selectors.EVENT_READ, download)

@@ -69,7 +69,7 @@ class PoetryProtocol(Protocol):
     def connectionMade(self):
         poem = self.factory.service.poem
         if self.factory.log_clients:
-            log.info(CLIENT_LINE, nbytes=len(poem), peer=peer_name(self.transport.getPeer()))
+            log_info(log, CLIENT_LINE, nbytes=len(poem), peer=peer_name(self.transport.getPeer()))
         send_rest(self.transport, poem)
 
 

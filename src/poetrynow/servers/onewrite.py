@@ -34,9 +34,8 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
-from typing import Protocol as Typing
 
 from twisted.internet import tcp, unix
 from twisted.internet.error import ConnectionDone
@@ -57,15 +56,6 @@ QUICK_LIMIT = 64 << 10
 #: Transports whose ``socket`` is the connection itself (not TLS or another wrapper).
 RAW_TRANSPORTS = frozenset({tcp.Server, tcp.Client, unix.Server, unix.Client})
 SEND_TIMEOUT = struct.pack("ll", 0, 1)  # one microsecond, which the kernel rounds up to a tick
-
-
-class AnswersAtOnce(Typing):
-    """What :class:`OneWritePort` needs of its factory (besides ``buildProtocol``)."""
-
-    def answer_now(self) -> bytes | None: ...
-
-    #: Called for each client answered; None when there is nothing to log or count.
-    answered: Callable[[tuple, int], None] | None
 
 
 @implementer(IPullProducer)
@@ -218,6 +208,18 @@ class SharedPort(tcp.Port):
             skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         return skt
 
+    def hand_over(self, fd: int, address: tuple, protocol: Protocol) -> None:
+        """Give a connection accepted bare to an ordinary Twisted transport, as ``tcp.Port.doRead`` would."""
+        skt = socket.socket(self.addressFamily, socket.SOCK_STREAM, 0, fd)
+        if len(address) == 4:  # IPv6: keep the scope id, as Twisted does
+            host = socket.getnameinfo(address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
+            address = (host[0], *address[1:])
+        protocol.factory = self.factory
+        session = self.sessionno
+        self.sessionno = session + 1
+        transport = self.transport(skt, protocol, address, self, session, self.reactor)
+        protocol.makeConnection(transport)
+
 
 class OneWritePort(SharedPort):
     """A TCP listening port whose factory's answer goes out in the accept loop itself."""
@@ -268,17 +270,5 @@ class OneWritePort(SharedPort):
             if sent == size:
                 close(fd)
             else:
-                self._hand_over(fd, address, TheRest(answer, sent))
+                self.hand_over(fd, address, TheRest(answer, sent))
         return None
-
-    def _hand_over(self, fd: int, address: tuple, protocol: Protocol) -> None:
-        """Give the socket to an ordinary Twisted transport, as ``tcp.Port.doRead`` would."""
-        skt = socket.socket(self.addressFamily, socket.SOCK_STREAM, 0, fd)
-        if len(address) == 4:  # IPv6: keep the scope id, as Twisted does
-            host = socket.getnameinfo(address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
-            address = (host[0], *address[1:])
-        protocol.factory = self.factory
-        session = self.sessionno
-        self.sessionno = session + 1
-        transport = self.transport(skt, protocol, address, self, session, self.reactor)
-        protocol.makeConnection(transport)

@@ -4,7 +4,8 @@ One :class:`Pacer` per server holds every connection's next deadline in a heap
 and keeps a single reactor timer armed for the earliest one; when it fires it
 serves every connection that is due. Ten thousand clients cost one timer, not ten
 thousand LoopingCalls, and each deadline is measured from its connection's start
-(:class:`~poetrynow.schedule.PoemSchedule`), so late ticks do not accumulate.
+(its :func:`~poetrynow.faults.plan`, with or without faults), so late ticks do not
+accumulate.
 
 Each protocol is a streaming producer for its transport: a client that stops
 reading pauses its own schedule once the transport's buffer is full, instead of
@@ -27,7 +28,6 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from poetrynow.faults import RESET, STALL, Faults, Plan, plan
-from poetrynow.schedule import PoemSchedule
 from poetrynow.servers.listen import peer_name, reset_on_close
 from poetrynow.servers.onewrite import SharedPort, bare_accepts, close_now, peer_of, send_now
 
@@ -104,7 +104,6 @@ class SlowPoetryProtocol(Protocol):
         self.waiting = False
         self.done = False
         self.served = False  # the plan was carried out: the whole poem (or the fault) and the end
-        self.stalled = False  # holding the connection open, by --stall-after
         self.aborted = False  # the server cut it short as it stopped
         self.chatty = factory.log_clients
         factory.live.add(self)
@@ -116,10 +115,6 @@ class SlowPoetryProtocol(Protocol):
         if self.fd is not None or self.transport is None:
             return peer_of(self.address)
         return peer_name(self.transport.getPeer())
-
-    @property
-    def schedule(self) -> PoemSchedule:
-        return self.factory.schedule
 
     def connectionMade(self):
         if self.fd is not None:  # a bare connection handed over, mid-poem
@@ -181,7 +176,6 @@ class SlowPoetryProtocol(Protocol):
             # server stops). A bare socket gets a transport now, to hear the client leave.
             if self.fd is not None:
                 self._hand_over(b"")
-            self.stalled = True
             return
         self.done = self.served = True
         if ending == RESET:
@@ -231,7 +225,7 @@ class SlowPoetryProtocol(Protocol):
     def _hand_over(self, rest: bytes) -> None:
         """The client stopped reading: a Twisted transport buffers the rest and pauses us."""
         self._rest = rest
-        self.factory.port.hand_over(self)
+        self.factory.port.hand_over(self.fd, self.address, self)
 
     @property
     def sent(self) -> int:
@@ -309,14 +303,6 @@ class SlowPort(SharedPort):
                 at(due, protocol)
         return None
 
-    def hand_over(self, protocol: SlowPoetryProtocol) -> None:
-        """Give a bare connection a Twisted transport, as ``tcp.Port.doRead`` would have."""
-        skt = socket.socket(self.addressFamily, socket.SOCK_STREAM, 0, protocol.fd)
-        session = self.sessionno
-        self.sessionno = session + 1
-        transport = self.transport(skt, protocol, protocol.address, self, session, self.reactor)
-        protocol.makeConnection(transport)
-
 
 NO_FAULTS = Faults()
 
@@ -375,10 +361,6 @@ class SlowPoetryFactory(Factory):
             0  # connections numbered as they come: with --seed, number N always gets the same faults
         )
         self._plan: tuple[bytes, Plan] | None = None
-
-    @property
-    def schedule(self) -> PoemSchedule:
-        return PoemSchedule(len(self.service.poem), self.num_bytes, self.delay)
 
     def next_connection(self) -> int:
         self.numbered += 1
