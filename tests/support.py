@@ -260,3 +260,25 @@ class ServersInAThread:
             blockingCallFromThread(self.reactor, stop_all)
             self.reactor.callFromThread(self.reactor.stop)
             self.thread.join(10)
+
+
+def localhost_addrinfo(*hosts: str):
+    """A stand-in for ``socket.getaddrinfo`` whose resolver lists ``hosts`` for localhost, in order.
+
+    Other names go to the real resolver. For tests that vary the resolver's order
+    in-process (``mock.patch("socket.getaddrinfo", localhost_addrinfo("::1", "127.0.0.1"))``).
+    """
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != "localhost":
+            return real(host, port, *args, **kwargs)
+        answer = []
+        for address in hosts:
+            if ":" in address:
+                answer.append((socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port or 0, 0, 0)))
+            else:
+                answer.append((socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port or 0)))
+        return answer
+
+    return getaddrinfo

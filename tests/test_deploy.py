@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -14,6 +16,7 @@ from poetrynow.servers.listen import BACKLOG, Where
 from poetrynow.servers.proxy import PoetryProxyFactory
 from poetrynow.servers.slow import SlowPoetryFactory
 from poetrynow.servers.transform import TransformFactory
+from tests.support import localhost_addrinfo
 
 
 class ServerTreeTests(SynchronousTestCase):
@@ -25,14 +28,27 @@ class ServerTreeTests(SynchronousTestCase):
 
     def test_listens_where_asked_with_a_deep_backlog(self):
         reactor = MemoryReactor()
-        tree = deploy.fast_poetry("kettle", Where(10007, "localhost"), reactor=reactor)
-        tree.startService()
+        with mock.patch("socket.getaddrinfo", localhost_addrinfo("127.0.0.1")):
+            tree = deploy.fast_poetry("kettle", Where(10007, "localhost"), reactor=reactor)
+            tree.startService()
         [(port, factory, backlog, interface)] = reactor.tcpServers
         self.assertEqual((port, backlog, interface), (10007, BACKLOG, "127.0.0.1"))
         self.assertIsInstance(factory, PoetryFactory)
         self.assertIs(factory.service, tree.held)
         self.assertEqual(len(tree.held.poem), 636)
         self.assertEqual(tree.listener.listening_line(), "Serving kettle on port 10007.")
+
+    def test_localhost_is_each_address_it_resolves_to_on_one_port(self):
+        for order in (["::1", "127.0.0.1"], ["127.0.0.1", "::1"]):
+            reactor = MemoryReactor()
+            with mock.patch("socket.getaddrinfo", localhost_addrinfo(*order)):
+                tree = deploy.fast_poetry("kettle", Where(10007, "localhost"), reactor=reactor)
+                tree.startService()
+            listened = [(port, interface) for port, _, _, interface in reactor.tcpServers]
+            self.assertEqual(listened, [(10007, address) for address in order])
+            self.assertEqual(len(tree.listener.ports), 2)
+            tree.stopService()
+            self.assertEqual(tree.listener.ports, [])
 
     def test_stopping_the_tree_stops_listening(self):
         reactor = MemoryReactor()

@@ -6,10 +6,17 @@ client endpoint descriptions are taken too: ``tcp:host:port`` is the same as
 ``host:port``, and ``unix:/path``, ``ssl:...`` and ``tls:...`` are kept as
 descriptions (an Address with ``endpoint`` set), which the Twisted client hands to
 ``clientFromString``; engines without Twisted take TCP addresses only.
+
+A host name may stand for several addresses (``localhost`` is ``::1`` first on
+many systems, ``127.0.0.1`` first on others): :func:`resolve` lists them in the
+resolver's order, every client tries them in turn until one connects (RFC 8305's
+fallback), and :class:`ConnectFailed` names each one it tried.
 """
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 DEFAULT_HOST = "127.0.0.1"
@@ -108,3 +115,63 @@ def _endpoint(text: str, kind: str) -> Address:
     if kind == "unix" and not (any(args) or kwargs.get("path")):
         raise AddressError(f"bad address {text!r}: a unix endpoint is unix:/path/to/socket")
     return Address("", 0, endpoint=text)
+
+
+def ip_family(host: str) -> int | None:
+    """AF_INET or AF_INET6 for an IP literal; None for a name (which needs a lookup)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return None
+
+
+def is_ip(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 literal."""
+    return ip_family(host) is not None
+
+
+def targets(address: Address, infos: Sequence[tuple]) -> list[Address]:
+    """The IP addresses in ``getaddrinfo``'s answer for ``address``, in its order, each once."""
+    found: list[Address] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        target = Address(str(sockaddr[0]), address.port)
+        if target not in found:
+            found.append(target)
+    return found
+
+
+def resolve(address: Address) -> list[Address]:
+    """Every address to try for a TCP ``address``: itself for an IP literal, else what
+    the resolver gives, in its order (a ``socket.gaierror`` when it gives nothing)."""
+    if is_ip(address.host):
+        return [address]
+    return targets(address, socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM))
+
+
+class ConnectFailed(OSError):
+    """No address a host name resolved to took the connection.
+
+    It keeps what each address said, in the order tried, and words them as one
+    line: ``Connection refused (tried ::1, then 127.0.0.1)``, or each address with
+    its own reason when they differ. Its errno is the last attempt's.
+    """
+
+    def __init__(self, tried: Sequence[tuple[str, str]], errno: int | None = None):
+        self.tried = list(tried)
+        super().__init__(errno, self.summary)
+
+    @property
+    def summary(self) -> str:
+        reasons = {reason for _, reason in self.tried}
+        if not self.tried:
+            return "no address to try"
+        if len(reasons) == 1:
+            hosts = ", then ".join(host for host, _ in self.tried)
+            return f"{self.tried[0][1]} (tried {hosts})"
+        return "; ".join(f"{host}: {reason}" for host, reason in self.tried)
+
+    def __str__(self) -> str:
+        return self.summary

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from poetrynow.address import Address
+from poetrynow.address import Address, ConnectFailed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +125,8 @@ Sink = Callable[[Event], None]
 
 def describe_error(error: BaseException) -> str:
     """A one-line reason for a socket error, without Python's noise."""
+    if isinstance(error, ConnectFailed):
+        return error.summary
     if isinstance(error, OSError):
         # The OS's words for the errno: asyncio's "Connect call failed (...)" is a
         # ConnectionRefusedError whose strerror hides that it was refused.

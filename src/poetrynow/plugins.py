@@ -28,7 +28,7 @@ from poetrynow.servers.listen import ListenError, Where
 LISTEN = [
     # No defaults here, so that --listen with either is seen: 0 and localhost, when neither is given.
     ["port", "p", None, "Port to listen on (default 0: a free one; the log says which).", validate.port],
-    ["iface", None, None, "Interface to listen on (default: localhost).", None],
+    ["iface", None, None, "Interface to listen on; a name: each of its addresses (default localhost).", None],
     [
         "listen",
         None,
@@ -180,7 +180,7 @@ def preflight(tree) -> None:
     process taking the port in between) goes the usual twistd way: a critical log line.
     """
     from poetrynow.servers.fast import PoetryService
-    from poetrynow.servers.listen import listen
+    from poetrynow.servers.listen import closing_listeners, listen
 
     prog = os.path.basename(sys.argv[0]) or "twistd"
     try:
@@ -188,12 +188,10 @@ def preflight(tree) -> None:
             load_poem(tree.held.poem_name)  # the service reads it again, and logs it, when it starts
         where = tree.listener.where
         if where.endpoint is not None or where.port != 0:
-            kind = where.description().split(":", 1)[0].lower()
+            kind = where.description().split(":", 1)[0].lower() if where.endpoint is not None else "tcp"
             if kind in ("tcp", "tcp6", "unix"):
-                with listen(where) as probe:
-                    made = probe.getsockname() if kind == "unix" else None
-                if made:
-                    os.unlink(made)
+                with closing_listeners(listen(where)):
+                    pass
     except (PoemNotFound, ListenError) as problem:
         sys.exit(f"{prog}: error: {problem}")
 

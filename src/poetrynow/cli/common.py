@@ -67,7 +67,11 @@ def add_listen_options(parser: argparse.ArgumentParser, reuse_port: bool = False
     parser.add_argument(
         "--port", type=port_arg, default=None, help="port to listen on (default: 0, a free port)"
     )
-    parser.add_argument("--iface", default=None, help="interface to listen on (default: localhost)")
+    parser.add_argument(
+        "--iface",
+        default=None,
+        help="interface to listen on; a name listens on each address it resolves to (default: localhost)",
+    )
     parser.add_argument(
         "--listen",
         type=server_endpoint,

@@ -26,7 +26,7 @@ from poetrynow.faults import Faults
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.schedule import PoemSchedule
 from poetrynow.servers.blocking import serve_forever
-from poetrynow.servers.listen import ListenError, bound_name, closing_listener, listen
+from poetrynow.servers.listen import ListenError, bound_name, closing_listeners, listen
 
 PROG = "slowpoetry"
 
@@ -159,17 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     except PoemNotFound as problem:
         return error(PROG, str(problem), USAGE)
     try:
-        listener = listen(place)
+        listeners = listen(place)
     except ListenError as problem:
         return error(PROG, str(problem), FAILED)
     schedule = PoemSchedule(len(poem.data), args.num_bytes, args.delay)
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     interrupt_on_signals()
     try:
-        with closing_listener(listener):
+        with closing_listeners(listeners):
             # Printed inside the try: a signal that comes as soon as a script reads the line is clean.
-            print(f"Serving {args.poem} on {bound_name(listener)}.", flush=True)
-            serve_forever(listener, poem.data, schedule, log, client_timeout(args))
+            print(f"Serving {args.poem} on {bound_name(listeners[0])}.", flush=True)
+            serve_forever(listeners, poem.data, schedule, log, client_timeout(args))
     except Interrupted as stop:
         cut = getattr(stop, "cut_short", None)
         what = (

@@ -11,13 +11,14 @@ the asyncio, actors and lazy engines.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 
-from poetrynow.address import Address
+from poetrynow.address import Address, targets
 from poetrynow.clients import READ_SIZE
-from poetrynow.clients.connect import Dialled, connect_error, is_connected
+from poetrynow.clients.connect import Attempts, Dialled, connect_error, dial, is_connected
 from poetrynow.stopping import Interrupted, on_signals
 
 #: How long a stopped run may take to cancel its tasks.
@@ -103,33 +104,65 @@ async def open_stream(
     """asyncio's streams on a socket :func:`~poetrynow.clients.connect.start_all` dialled.
 
     A connect still under way is waited for first; an address that was not
-    dialled is connected the usual way.
+    dialled (a host name) is connected here, each address it resolves to in turn.
     """
-    if dialled is None:
-        return await asyncio.open_connection(address.host, address.port)
     if isinstance(dialled, OSError):
         raise dialled
+    sock = dialled if dialled is not None else dial(address)
     try:
-        if not is_connected(dialled):
-            loop = asyncio.get_running_loop()
-            writable: asyncio.Future[None] = loop.create_future()
-
-            def ready() -> None:
-                if not writable.done():
-                    writable.set_result(None)
-
-            loop.add_writer(dialled, ready)
-            try:
-                await writable
-            finally:
-                loop.remove_writer(dialled)
-            problem = connect_error(dialled)
-            if problem is not None:
-                raise problem
-        return await asyncio.open_connection(sock=dialled)
+        if sock is None:
+            sock = await connect_any(address)
+        elif not is_connected(sock):
+            await _connected(sock)
+        return await asyncio.open_connection(sock=sock)
     except BaseException:
-        dialled.close()
+        if sock is not None:
+            sock.close()
         raise
+
+
+async def connect_any(address: Address) -> socket.socket:
+    """A connected socket to a host name: each address it resolves to, in the resolver's order.
+
+    The lookup runs in the loop's executor (uvloop's in libuv's), so a slow
+    resolver holds up this download alone. A failure names every address tried.
+    """
+    loop = asyncio.get_running_loop()
+    found = targets(address, await loop.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM))
+    attempts = Attempts(found)
+    while True:
+        sock = attempts.dial()  # raises, naming every address, once none is left
+        try:
+            if not is_connected(sock):
+                await _connected(sock)
+        except OSError as problem:
+            sock.close()
+            assert attempts.current is not None
+            attempts.failed(attempts.current, problem)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+async def _connected(sock: socket.socket) -> None:
+    """Wait until a non-blocking connect has ended; raise why it failed, if it did."""
+    loop = asyncio.get_running_loop()
+    writable: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not writable.done():
+            writable.set_result(None)
+
+    loop.add_writer(sock, ready)
+    try:
+        await writable
+    finally:
+        loop.remove_writer(sock)
+    problem = connect_error(sock)
+    if problem is not None:
+        raise problem
 
 
 async def reads(reader: asyncio.StreamReader, timeout: float | None) -> AsyncGenerator[bytes, None]:

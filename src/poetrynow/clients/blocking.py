@@ -6,11 +6,11 @@ the servers' schedules: Figure 1 of Part 1, in text.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, read_failure
+from poetrynow.clients.connect import open_blocking
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.xform import transform_blocking
 from poetrynow.events import Sink, describe_error
@@ -24,7 +24,7 @@ def get_poetry(task: PoemTask, options: EngineOptions) -> None:
     """
     task.started()
     try:
-        sock = socket.create_connection((task.address.host, task.address.port), timeout=options.timeout)
+        sock = open_blocking(task.address, options.timeout)
     except OSError as error:
         task.failed(describe_error(error))
         return

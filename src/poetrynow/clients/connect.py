@@ -15,6 +15,11 @@ wrap each socket in their own transport: asyncio's ``open_connection(sock=...)``
 or Twisted's ``adoptStreamConnection``. A connection still under way when it is
 wrapped (a real network, not loopback) is waited for first: :func:`is_connected`
 tells which. What is not dialled goes the engine's usual way.
+
+A host name (``localhost:10000``) is not dialled up front: it may stand for
+several addresses, tried in the resolver's order until one connects.
+:func:`open_blocking` does that for the blocking engines, :class:`Attempts`
+keeps the count for a loop that waits on connects itself.
 """
 
 from __future__ import annotations
@@ -25,23 +30,13 @@ import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from poetrynow.address import Address
+from poetrynow.address import Address, ConnectFailed, ip_family, resolve
+from poetrynow.events import describe_error
 
 if TYPE_CHECKING:
     from poetrynow.clients.task import PoemTask
 
 _UNDER_WAY = {0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY}
-
-
-def ip_family(host: str) -> int | None:
-    """AF_INET or AF_INET6 for an IP literal; None for a name (which needs a lookup)."""
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return family
-    return None
 
 
 def dial(address: Address) -> socket.socket | None:
@@ -97,3 +92,56 @@ def connect_error(sock: socket.socket) -> OSError | None:
     """Why a connect that has ended (the socket became writable) failed; None if it did not."""
     code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     return OSError(code, os.strerror(code)) if code else None
+
+
+def open_blocking(address: Address, timeout: float | None) -> socket.socket:
+    """A blocking socket connected to ``address``, trying each address a name resolves to.
+
+    An IP literal fails with the OS's own error; a name that resolves fails with
+    :class:`~poetrynow.address.ConnectFailed`, which names every address tried.
+    """
+    found = resolve(address)
+    if found == [address]:
+        return socket.create_connection((address.host, address.port), timeout=timeout)
+    attempts = Attempts(found)
+    while (target := attempts.next()) is not None:
+        try:
+            return socket.create_connection((target.host, target.port), timeout=timeout)
+        except OSError as problem:
+            attempts.failed(target, problem)
+    raise attempts.error()
+
+
+class Attempts:
+    """The addresses a name resolved to, tried one after another; what each one said."""
+
+    def __init__(self, found: Sequence[Address]):
+        self.left = list(found)
+        self.tried: list[tuple[str, str]] = []
+        self.errno: int | None = None
+        self.current: Address | None = None
+
+    def next(self) -> Address | None:
+        """The next address to try, or None when none is left."""
+        self.current = self.left.pop(0) if self.left else None
+        return self.current
+
+    def failed(self, target: Address, problem: BaseException, words: str | None = None) -> None:
+        self.tried.append((target.host, words if words is not None else describe_error(problem)))
+        self.errno = getattr(problem, "errno", None) or self.errno
+
+    def error(self) -> ConnectFailed:
+        return ConnectFailed(self.tried, self.errno)
+
+    def dial(self) -> socket.socket:
+        """A non-blocking connect to the next address that is not refused at once; else the error."""
+        while (target := self.next()) is not None:
+            try:
+                return connect_socket(_family(target.host), socket.SOCK_STREAM, 0, (target.host, target.port))
+            except OSError as problem:
+                self.failed(target, problem)
+        raise self.error()
+
+
+def _family(host: str) -> int:
+    return ip_family(host) or socket.AF_INET

@@ -10,14 +10,11 @@ address, a client endpoint description (``unix:/tmp/poetry.sock``) included.
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, error
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, clientFromString
 from twisted.internet.interfaces import IWriteDescriptor
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.protocols.policies import TimeoutMixin
@@ -27,19 +24,19 @@ from zope.interface import implementer
 from poetrynow.address import Address
 from poetrynow.clients import no_data
 from poetrynow.clients.connect import Dialled, connect_error, is_connected
+from poetrynow.clients.endpoint import TWISTED_FAILURES, client_endpoint, describe_failure
 from poetrynow.clients.errors import (
     DEFAULT_MAX_BYTES,
-    NETWORK_FAILURES,
     NO_ANSWER,
     EmptyPoem,
     PoemTimeout,
     PoemTooLarge,
     TransformFailed,
 )
-from poetrynow.events import describe_error
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
 
 __all__ = [
+    "TWISTED_FAILURES",
     "PoemTimeout",
     "TransformFailed",
     "TransformProxy",
@@ -47,16 +44,6 @@ __all__ = [
     "get_poetry",
     "get_poetry_at",
 ]
-
-
-def client_endpoint(reactor, address: Address, timeout: float | None = None):
-    """The Twisted client endpoint for an address: TCP (IPv4, IPv6 or a name), or its description."""
-    if address.endpoint is not None:
-        return clientFromString(reactor, address.endpoint)
-    connect_timeout = timeout or 30
-    if ":" in address.host:
-        return TCP6ClientEndpoint(reactor, address.host, address.port, timeout=connect_timeout)
-    return TCP4ClientEndpoint(reactor, address.host, address.port, timeout=connect_timeout)
 
 
 class OneShotClientFactory(Factory):
@@ -398,38 +385,3 @@ class TransformProxy:
     def xform(self, name: str, poem: bytes) -> defer.Deferred:
         factory = TransformClientFactory(name, poem, self.max_length, self.reactor, self.timeout)
         return factory.connect(client_endpoint(self.reactor, self.address, self.timeout))
-
-
-#: The network failures of the Twisted client: the clients' own, and Twisted's.
-TWISTED_FAILURES = (
-    *NETWORK_FAILURES,
-    error.ConnectError,
-    error.ConnectionLost,
-    error.ConnectionDone,
-    defer.CancelledError,
-)
-
-
-def describe_failure(failure) -> str:
-    """A one-line reason for a Failure or exception, in the words of the select engine."""
-    exc = getattr(failure, "value", failure)
-    if isinstance(exc, error.ConnectionRefusedError):
-        return "Connection refused"
-    if isinstance(exc, error.ConnectionAborted):
-        return "Connection aborted"
-    if isinstance(exc, error.ConnectionLost):
-        # Twisted drops the errno; a TCP connection lost uncleanly is a reset, and the
-        # other engines, reading the errno, say so in these words.
-        return os.strerror(errno.ECONNRESET)
-    if isinstance(exc, error.DNSLookupError):
-        return "Unknown host"
-    if isinstance(exc, defer.CancelledError):
-        return "Cancelled"
-    if isinstance(exc, error.ConnectError) and exc.osError:
-        # Twisted keeps the errno itself here (24, not "Too many open files"): word it as the OS does.
-        if isinstance(exc.osError, int):
-            return os.strerror(exc.osError)
-        return str(exc.osError)
-    if isinstance(exc, OSError):
-        return describe_error(exc)
-    return str(exc) or type(exc).__name__

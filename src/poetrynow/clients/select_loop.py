@@ -13,9 +13,9 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from poetrynow.address import Address
+from poetrynow.address import Address, resolve
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data
-from poetrynow.clients.connect import Dialled, connect_error, connect_socket, start_all
+from poetrynow.clients.connect import Attempts, Dialled, connect_error, start_all
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.events import Sink, describe_error
 
@@ -30,6 +30,8 @@ class Download:
     sock: socket.socket
     last_activity: float
     connected: bool = False
+    #: For a host name: the addresses it resolved to, tried in turn.
+    attempts: Attempts | None = None
 
 
 class SelectLoop:
@@ -44,27 +46,33 @@ class SelectLoop:
 
     def start(self, task: PoemTask, dialled: Dialled) -> None:
         """Watch a connection :func:`~poetrynow.clients.connect.dial` started (or connect it now)."""
+        attempts = None
         try:
             if isinstance(dialled, OSError):
                 raise dialled
-            sock = dialled if dialled is not None else self._connect(task.address)
+            if dialled is not None:
+                sock = dialled
+            else:
+                attempts = Attempts(self._resolve(task.address))
+                sock = attempts.dial()
         except OSError as error:
             task.failed(describe_error(error))
             return
-        self.selector.register(sock, selectors.EVENT_WRITE, Download(task, sock, self.options.clock()))
+        download = Download(task, sock, self.options.clock(), attempts=attempts)
+        self.selector.register(sock, selectors.EVENT_WRITE, download)
 
-    def _connect(self, address: Address) -> socket.socket:
-        """Connect to a name, or an address dial does not take.
+    def _resolve(self, address: Address) -> list[Address]:
+        """The addresses a name stands for, looked up once for the run.
 
-        Each lookup is remembered for the run: ten thousand downloads from one
-        server look it up once.
+        Ten thousand downloads from one server look it up once. The lookup blocks
+        the loop, as the articles' clients do theirs; a name from the hosts file,
+        as ``localhost`` is, takes microseconds.
         """
         key = (address.host, address.port)
         found = self.resolved.get(key)
         if found is None:
-            found = self.resolved[key] = socket.getaddrinfo(*key, type=socket.SOCK_STREAM)[0]
-        family, type_, proto, _, sockaddr = found
-        return connect_socket(family, type_, proto, sockaddr)
+            found = self.resolved[key] = resolve(address)
+        return found
 
     def drop(self, download: Download) -> None:
         self.selector.unregister(download.sock)
@@ -95,11 +103,25 @@ class SelectLoop:
         problem = connect_error(download.sock)
         if problem is not None:
             self.drop(download)
-            download.task.failed(describe_error(problem))
+            attempts = download.attempts
+            if attempts is not None and attempts.current is not None:
+                attempts.failed(attempts.current, problem)
+                problem = self._try_next(download, attempts)
+            if problem is not None:
+                download.task.failed(describe_error(problem))
             return
         download.connected = True
         self.selector.modify(download.sock, selectors.EVENT_READ, download)
         download.task.connected()
+
+    def _try_next(self, download: Download, attempts: Attempts) -> OSError | None:
+        """Dial the next address a name resolved to; the error once none is left."""
+        try:
+            download.sock = attempts.dial()
+        except OSError as error:
+            return error
+        self.selector.register(download.sock, selectors.EVENT_WRITE, download)
+        return None
 
     def _read(self, download: Download) -> None:
         """Read what is there without blocking; report it as one batch, and the end if it came."""

@@ -9,10 +9,11 @@ the same one-line reasons the Twisted client gives, and the task keeps its poem.
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, read_failure, unexpected
+from poetrynow.clients.aio import open_stream
+from poetrynow.clients.connect import open_blocking
 from poetrynow.clients.errors import NO_ANSWER, TransformFailed
 from poetrynow.clients.task import PoemTask
 from poetrynow.events import describe_error
@@ -50,7 +51,7 @@ def xform_blocking(server: Address, name: str, poem: bytes, timeout: float | Non
     """Ask the transform server, with blocking sockets (the threads engine's way)."""
     answer = Answer()
     try:
-        with socket.create_connection((server.host, server.port), timeout=timeout) as sock:
+        with open_blocking(server, timeout) as sock:
             sock.sendall(request(name, poem))
             while data := sock.recv(READ_SIZE):
                 if answer.feed(data):
@@ -64,7 +65,7 @@ async def xform_async(server: Address, name: str, poem: bytes, timeout: float | 
     """Ask the transform server with asyncio streams."""
     answer = Answer()
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(server.host, server.port), timeout)
+        reader, writer = await asyncio.wait_for(open_stream(server, None), timeout)
         try:
             writer.write(request(name, poem))
             await writer.drain()

@@ -85,6 +85,24 @@ def watch(conn, seconds: float) -> None:
             raise ConnectionAbortedError(errno.ECONNABORTED, "the client closed its end")
 
 
+def accept_next(listeners: list[socket.socket]) -> tuple[socket.socket, object]:
+    """The next client on any of ``listeners``, blocking until there is one."""
+    if len(listeners) == 1:
+        return listeners[0].accept()
+    while True:
+        ready, _, _ = select.select(listeners, [], [])
+        for listener in ready:
+            listener.setblocking(False)
+            try:
+                conn, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                continue  # taken by the time we asked
+            finally:
+                listener.setblocking(True)
+            conn.setblocking(True)
+            return conn, peer
+
+
 def _sleep_until(deadline: float, clock, sleep) -> None:
     remaining = deadline - clock()
     if remaining > 0:
@@ -92,15 +110,19 @@ def _sleep_until(deadline: float, clock, sleep) -> None:
 
 
 def serve_forever(
-    listener: socket.socket,
+    listeners: list[socket.socket],
     poem: bytes,
     schedule: PoemSchedule,
     log: Log = lambda line: None,
     client_timeout: float | None = None,
 ) -> None:
-    """Accept clients one after another, forever; each gets the whole poem."""
+    """Accept clients one after another, forever, on any of ``listeners``; each gets the whole poem.
+
+    ``localhost`` may be two listening sockets, ``::1`` and ``127.0.0.1``: the
+    server waits on both and takes the next client from whichever has one.
+    """
     while True:
-        conn, peer = listener.accept()
+        conn, peer = accept_next(listeners)
         # A TCP peer is (host, port); a Unix socket's peer is a path, often empty.
         who = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else (peer or "a Unix socket")
         log(f"Somebody at {who} wants poetry!")

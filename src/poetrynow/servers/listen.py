@@ -7,18 +7,26 @@ or by ``--listen``, a Twisted server endpoint description (``tcp:10000``,
 servers hand it to ``serverFromString``, and the blocking server, which has no
 reactor, reads the tcp, tcp6 and unix forms itself (:func:`listen`). This module
 does not import Twisted.
+
+An interface given as a name listens on every address the name resolves to,
+all on one port (:func:`listen_on_each`): ``localhost`` is ``::1`` first on
+many systems and ``127.0.0.1`` first on others, and a client may try either.
+The default, ``localhost``, always takes in ``127.0.0.1`` too, the address a
+client given a bare port dials.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from poetrynow.address import split_description
+from poetrynow.address import DEFAULT_HOST, split_description
 
 #: A connect storm of thousands must not overflow the accept queue.
 BACKLOG = 4096
@@ -37,11 +45,6 @@ def cannot_listen(label: str, error: OSError) -> str:
     # create_server() and Twisted both wrap the OS's words in their own: keep the reason alone.
     reason = os.strerror(error.errno) if error.errno else str(error)
     return f"cannot listen on {label}: {reason}"
-
-
-def resolve_iface(iface: str) -> str:
-    """Servers listen on addresses, not names: ``localhost`` -> ``127.0.0.1``."""
-    return str(socket.getaddrinfo(iface, None, type=socket.SOCK_STREAM)[0][4][0])
 
 
 def _escape(text: str) -> str:
@@ -84,49 +87,116 @@ class Where:
         """How errors and logs name the place: ``localhost:10000`` or the description."""
         return self.endpoint if self.endpoint is not None else f"{self.iface}:{self.port}"
 
-    def description(self) -> str:
-        """The Twisted server endpoint description; TCP gets a deep backlog unless it names one."""
+    def addresses(self) -> list[str]:
+        """The IP addresses ``--iface`` stands for: itself, or each one a name resolves to."""
+        try:
+            infos = socket.getaddrinfo(self.iface, None, type=socket.SOCK_STREAM)
+        except socket.gaierror as error:
+            raise ListenError(cannot_listen(self.label, error)) from None
+        found: list[str] = []
+        for info in infos:
+            if str(info[4][0]) not in found:
+                found.append(str(info[4][0]))
+        if self.iface == "localhost" and DEFAULT_HOST not in found:
+            found.append(DEFAULT_HOST)
+        return found
+
+    def description(self, address: str | None = None, port: int | None = None) -> str:
+        """The Twisted server endpoint description: ``--listen``'s, or TCP on one of
+        :meth:`addresses` (the first by default) and ``port`` (``--port`` by default).
+        TCP gets a deep backlog unless it names one."""
         if self.endpoint is not None:
             kind, _, kwargs = split_description(self.endpoint)
             if kind in ("tcp", "tcp6") and "backlog" not in kwargs:
                 return f"{self.endpoint}:backlog={BACKLOG}"
             return self.endpoint
-        try:
-            address = resolve_iface(self.iface)
-        except socket.gaierror as error:
-            raise ListenError(cannot_listen(self.label, error)) from None
+        if address is None:
+            address = self.addresses()[0]
         kind = "tcp6" if ":" in address else "tcp"
-        return f"{kind}:{self.port}:interface={_escape(address)}:backlog={BACKLOG}"
+        return f"{kind}:{self.port if port is None else port}:interface={_escape(address)}:backlog={BACKLOG}"
 
 
-def listen(where: Where) -> socket.socket:
-    """A blocking listening socket for the blocking server: tcp, tcp6 or unix."""
-    try:
-        kind, args, kwargs = split_description(where.description())
-        if kind == "unix":
-            path = args[0] if args else kwargs["address"]
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.bind(path)
-                sock.listen(int(kwargs.get("backlog", BACKLOG)))
-            except OSError:
-                sock.close()
+#: How a listen fails on an address this host does not have (``::1`` with IPv6 off).
+UNAVAILABLE = {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT}
+
+#: Rounds of port 0 picks: the port the kernel gave the first address may be taken on the next.
+PORT_ROUNDS = 8
+
+
+def listen_on_each(
+    where: Where, open_one: Callable[[str], Any], port_of: Callable[[Any], int], close: Callable[[Any], Any]
+) -> list:
+    """A listener for each address ``where`` stands for, all on one port; OSError if none can be.
+
+    ``open_one(description)`` listens on one (raising OSError when it cannot),
+    ``port_of`` tells the port it got, ``close`` undoes it. With port 0 the
+    kernel picks a port for the first address and the rest take the same one;
+    when that port is taken on another address, the round starts again. An
+    address the host does not have is passed over, as long as one listens.
+    """
+    if where.endpoint is not None:
+        return [open_one(where.description())]
+    addresses = where.addresses()
+    problem: OSError | None = None
+    for _ in range(PORT_ROUNDS):
+        opened: list = []
+        unavailable: list[OSError] = []
+        port = where.port
+        try:
+            for address in addresses:
+                try:
+                    listener = open_one(where.description(address, port))
+                except OSError as error:
+                    if error.errno not in UNAVAILABLE:
+                        raise
+                    unavailable.append(error)
+                    continue
+                opened.append(listener)
+                port = port or port_of(listener)
+        except OSError as error:
+            for listener in opened:
+                close(listener)
+            if where.port or not opened or error.errno != errno.EADDRINUSE:
                 raise
-            return sock
-        if kind not in ("tcp", "tcp6"):
-            raise ListenError(f"cannot listen on {where.label}: the blocking server takes tcp, tcp6 or unix")
-        port = int(args[0] if args else kwargs["port"])
-        interface = kwargs.get("interface", "::" if kind == "tcp6" else "0.0.0.0")
-        family = socket.AF_INET6 if kind == "tcp6" else socket.AF_INET
-        return socket.create_server(
-            (interface, port), family=family, backlog=int(kwargs.get("backlog", BACKLOG))
-        )
+            problem = error
+            continue
+        if not opened:
+            raise unavailable[0]
+        return opened
+    assert problem is not None
+    raise problem
+
+
+def listen(where: Where) -> list[socket.socket]:
+    """Blocking listening sockets for the blocking server (tcp, tcp6 or unix): one per address."""
+    try:
+        return listen_on_each(where, _listen_one, lambda sock: sock.getsockname()[1], socket.socket.close)
     except ListenError:
         raise
     except OSError as error:
         raise ListenError(cannot_listen(where.label, error)) from None
     except (IndexError, KeyError, ValueError):
         raise ListenError(f"cannot listen on {where.label}: not an endpoint description") from None
+
+
+def _listen_one(description: str) -> socket.socket:
+    kind, args, kwargs = split_description(description)
+    if kind == "unix":
+        path = args[0] if args else kwargs["address"]
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+            sock.listen(int(kwargs.get("backlog", BACKLOG)))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    if kind not in ("tcp", "tcp6"):
+        raise ListenError(f"cannot listen on {description}: the blocking server takes tcp, tcp6 or unix")
+    port = int(args[0] if args else kwargs["port"])
+    interface = kwargs.get("interface", "::" if kind == "tcp6" else "0.0.0.0")
+    family = socket.AF_INET6 if kind == "tcp6" else socket.AF_INET
+    return socket.create_server((interface, port), family=family, backlog=int(kwargs.get("backlog", BACKLOG)))
 
 
 def bound_name(sock: socket.socket) -> str:
@@ -144,18 +214,19 @@ def peer_name(address) -> str:
 
 
 @contextmanager
-def closing_listener(sock: socket.socket) -> Iterator[socket.socket]:
-    """Close a listening socket on the way out; a Unix socket's file goes with it."""
-    name = sock.getsockname()
+def closing_listeners(socks: list[socket.socket]) -> Iterator[list[socket.socket]]:
+    """Close listening sockets on the way out; a Unix socket's file goes with it."""
+    names = [sock.getsockname() for sock in socks]
     try:
-        yield sock
+        yield socks
     finally:
-        sock.close()
-        if isinstance(name, str) and name:
-            try:
-                os.unlink(name)
-            except OSError:
-                pass
+        for sock, name in zip(socks, names):
+            sock.close()
+            if isinstance(name, str) and name:
+                try:
+                    os.unlink(name)
+                except OSError:
+                    pass
 
 
 def reset_on_close(sock) -> None:

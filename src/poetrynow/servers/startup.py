@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application import service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.posixbase import PosixReactorBase
@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from poetrynow.address import split_description
-from poetrynow.servers.listen import ListenError, Where, cannot_listen
+from poetrynow.servers.listen import ListenError, Where, cannot_listen, listen_on_each
 
 log = Logger()
 
@@ -68,7 +68,9 @@ class ListeningService(service.Service):
     With ``--port 0`` the kernel picks the port, and the log is the only place a
     daemon can tell where it listens. Like Twisted's own endpoint services it
     listens in privilegedStartService, so twistd can bind a low port before
-    dropping root; unlike them it fails there at once, with one line.
+    dropping root; unlike them it fails there at once, with one line. An
+    interface named by a host name (``localhost``) is a port on each address
+    the name resolves to, all on one port number (:attr:`ports`).
     """
 
     def __init__(self, factory, where: Where, what: str, reactor=None):
@@ -76,7 +78,12 @@ class ListeningService(service.Service):
             from twisted.internet import reactor
         self.factory, self.where, self.what = factory, where, what
         self.reactor = reactor
-        self.listening: Any = None  # the IListeningPort, once listening
+        self.ports: list[Any] = []  # the IListeningPorts, once listening
+
+    @property
+    def listening(self) -> Any:
+        """The first listening port (None before start and after stop)."""
+        return self.ports[0] if self.ports else None
 
     @property
     def port(self) -> int:
@@ -93,44 +100,61 @@ class ListeningService(service.Service):
 
     def privilegedStartService(self):
         service.Service.privilegedStartService(self)
-        if self.listening is None:
-            self.listening = self._listen()
+        if not self.ports:
+            self.ports = self._listen()
 
-    def _listen(self):
+    def _listen(self) -> list[Any]:
         label = self.where.label
         try:
-            description = self.where.description()
-            if hasattr(self.factory, "port_class") and isinstance(self.reactor, PosixReactorBase):
-                result = own_port(self.reactor, description, self.factory, self.where.reuse_port)
-            else:
-                result = None
-            if result is None:
-                endpoint = serverFromString(self.reactor, description)
-                result = listened(endpoint.listen(self.factory))
+            return listen_on_each(self.where, self._listen_one, _port_number, _stop_at_once)
         except ListenError as problem:
             raise cannot_start(problem) from None
+        except OSError as problem:
+            raise cannot_start(ListenError(cannot_listen(label, problem))) from None
         except Exception as problem:  # a description serverFromString cannot use
             raise cannot_start(ListenError(f"cannot listen on {label}: {problem}")) from None
+
+    def _listen_one(self, description: str) -> Any:
+        """One listening port for ``description``; the OSError if it cannot listen."""
+        if hasattr(self.factory, "port_class") and isinstance(self.reactor, PosixReactorBase):
+            result = own_port(self.reactor, description, self.factory, self.where.reuse_port)
+        else:
+            result = None
+        if result is None:
+            endpoint = serverFromString(self.reactor, description)
+            result = listened(endpoint.listen(self.factory))
         if isinstance(result, (Failure, CannotListenError)):
             error = result.value if isinstance(result, Failure) else result
             if isinstance(error, CannotListenError):
                 error = error.socketError
             if not isinstance(error, OSError):
                 error = OSError(str(error))
-            raise cannot_start(ListenError(cannot_listen(label, error)))
+            raise error
         return result
 
     def startService(self):
-        if self.listening is None:
+        if not self.ports:
             self.privilegedStartService()
         service.Service.startService(self)
         log.info("{line}", line=self.listening_line())
 
     def stopService(self):
         service.Service.stopService(self)
-        listening, self.listening = self.listening, None
-        if listening is not None:
-            place = self.place(listening)
-            log.info("No longer {what} on {place}.", what=self.what[:1].lower() + self.what[1:], place=place)
-            return listening.stopListening()
-        return None
+        ports, self.ports = self.ports, []
+        if not ports:
+            return None
+        place = self.place(ports[0])
+        log.info("No longer {what} on {place}.", what=self.what[:1].lower() + self.what[1:], place=place)
+        stopping = [port.stopListening() for port in ports]
+        if len(stopping) == 1:
+            return stopping[0]
+        return gatherResults([d for d in stopping if d is not None]).addCallback(lambda _: None)
+
+
+def _port_number(listening: Any) -> int:
+    return int(listening.getHost().port)
+
+
+def _stop_at_once(listening: Any) -> None:
+    """Undo a listen that start-up is giving up on."""
+    listening.stopListening()
