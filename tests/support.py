@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -282,3 +283,38 @@ def localhost_addrinfo(*hosts: str):
         return answer
 
     return getaddrinfo
+
+
+def refusing_port(case, hosts: tuple[str, ...] = ("127.0.0.1", "::1"), listen_on: str | None = None) -> int:
+    """A port held on each of ``hosts`` by a bound socket that does not listen, for the test's life.
+
+    Connecting there is refused, and no other test (or pytest worker) can be given
+    the port meanwhile, as it could a port merely found free. With ``listen_on``,
+    the socket on that host listens instead. A host this machine lacks is left out.
+    """
+    for _ in range(50):
+        held: list[socket.socket] = []
+        port = 0
+        try:
+            for host in hosts:
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                held.append(sock)
+                try:
+                    sock.bind((host, port))
+                except OSError as problem:
+                    if problem.errno == errno.EADDRINUSE:
+                        raise
+                    held.pop().close()  # no such address here
+                    continue
+                port = sock.getsockname()[1]
+                if host == listen_on:
+                    sock.listen()
+        except OSError:
+            for sock in held:
+                sock.close()
+            continue
+        for sock in held:
+            case.addCleanup(sock.close)
+        return port
+    raise RuntimeError("no port free on every loopback address")

@@ -8,18 +8,20 @@ import time
 
 from twisted.internet import defer, reactor, threads
 from twisted.logger import capturedLogs, formatEvent
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
 from poetrynow.servers.slow import SlowPoetryFactory, SlowPort
 from tests.twisted_support import TEST_POEM, poetry_service
 
 
-def read_all(port: int, pause: float = 0.0, stop_after: int | None = None) -> tuple[bytes, int, str]:
+def read_all(
+    port: int, pause: float = 0.0, stop_after: int | None = None, host: str = "127.0.0.1"
+) -> tuple[bytes, int, str]:
     """A blocking client: wait ``pause`` before reading, stop after ``stop_after`` bytes.
 
     Returns what it read, its own port, and how the stream ended ("closed" or the error).
     """
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+    with socket.create_connection((host, port), timeout=30) as sock:
         own = sock.getsockname()[1]
         time.sleep(pause)
         parts: list[bytes] = []
@@ -36,13 +38,16 @@ def read_all(port: int, pause: float = 0.0, stop_after: int | None = None) -> tu
 
 
 class SlowPortTests(TestCase):
-    def serve(self, poem: bytes, num_bytes: int, delay: float) -> SlowPoetryFactory:
+    def serve(self, poem: bytes, num_bytes: int, delay: float, *also: str) -> SlowPoetryFactory:
+        """A SlowPort on 127.0.0.1, port 0, and one on each of ``also`` on the same port, one factory."""
         factory = SlowPoetryFactory(poetry_service(poem), num_bytes, delay, clock=reactor)
         factory.doStart()
-        port = SlowPort(0, factory, 50, "127.0.0.1", reactor)
-        port.startListening()
-        self.addCleanup(port.stopListening)
-        self.port = port.getHost().port
+        self.port = 0
+        for interface in ("127.0.0.1", *also):
+            port = SlowPort(self.port, factory, 50, interface, reactor)
+            port.startListening()
+            self.addCleanup(port.stopListening)
+            self.port = port.getHost().port
         return factory
 
     @defer.inlineCallbacks
@@ -52,7 +57,7 @@ class SlowPortTests(TestCase):
         got = yield defer.gatherResults([threads.deferToThread(read_all, self.port) for _ in range(5)])
         self.assertGreaterEqual(time.monotonic() - started, 0.05)  # 5 chunks, 0.01 s apart
         self.assertEqual([(data, end) for data, _, end in got], [(TEST_POEM, "closed")] * 5)
-        self.assertEqual(factory.port.sessionno, 0)  # no transport was ever made
+        self.assertEqual(factory.ports[0].sessionno, 0)  # no transport was ever made
         self.assertEqual(factory.live, set())
 
     @defer.inlineCallbacks
@@ -62,7 +67,21 @@ class SlowPortTests(TestCase):
         data, _, end = yield threads.deferToThread(read_all, self.port, 0.5)
         self.assertEqual((len(data), end), (len(poem), "closed"))
         self.assertEqual(data, poem)
-        self.assertEqual(factory.port.sessionno, 1)  # handed over once the kernel's buffers were full
+        self.assertEqual(factory.ports[0].sessionno, 1)  # handed over once the kernel's buffers were full
+
+    @defer.inlineCallbacks
+    def test_a_client_is_handed_over_through_the_port_that_accepted_it(self):
+        # localhost is two ports, 127.0.0.1's and ::1's, with one factory: an IPv4 client's
+        # descriptor must become an IPv4 transport of its own port, not of the last to listen.
+        try:
+            poem = os.urandom(8 << 20)
+            factory = self.serve(poem, 1 << 20, 0.001, "::1")
+        except Exception as problem:
+            raise SkipTest(f"no IPv6 loopback here: {problem}") from None
+        data, _, end = yield threads.deferToThread(read_all, self.port, 0.5)
+        self.assertEqual((len(data), end), (len(poem), "closed"))
+        self.assertEqual(data, poem)
+        self.assertEqual([port.sessionno for port in factory.ports], [1, 0])
 
     @defer.inlineCallbacks
     def test_a_client_that_hangs_up_is_logged_and_forgotten(self):

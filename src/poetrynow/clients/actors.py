@@ -16,7 +16,6 @@ would.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from contextlib import aclosing
 
@@ -35,8 +34,7 @@ async def get_poetry(
 ) -> None:
     """A worker process: its socket, its poem, and messages to ``main``; nothing else."""
     clock = options.clock
-    async with asyncio.timeout(options.timeout):
-        reader, writer = await aio.open_stream(address, dialled)
+    reader, writer = await aio.open_stream(address, dialled, options.timeout)
     main.send(("connected", task, clock()))
     packets: list[bytes] = []
     received = 0

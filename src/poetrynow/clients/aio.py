@@ -99,21 +99,23 @@ def _cancel_the_rest(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def open_stream(
-    address: Address, dialled: Dialled
+    address: Address, dialled: Dialled, timeout: float | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """asyncio's streams on a socket :func:`~poetrynow.clients.connect.start_all` dialled.
 
     A connect still under way is waited for first; an address that was not
     dialled (a host name) is connected here, each address it resolves to in turn.
+    Each connect attempt, and the lookup, may take ``timeout`` seconds (TimeoutError).
     """
     if isinstance(dialled, OSError):
         raise dialled
     sock = dialled if dialled is not None else dial(address)
     try:
         if sock is None:
-            sock = await connect_any(address)
+            sock = await connect_any(address, timeout)
         elif not is_connected(sock):
-            await _connected(sock)
+            async with asyncio.timeout(timeout):
+                await _connected(sock)
         return await asyncio.open_connection(sock=sock)
     except BaseException:
         if sock is not None:
@@ -121,21 +123,24 @@ async def open_stream(
         raise
 
 
-async def connect_any(address: Address) -> socket.socket:
+async def connect_any(address: Address, timeout: float | None = None) -> socket.socket:
     """A connected socket to a host name: each address it resolves to, in the resolver's order.
 
     The lookup runs in the loop's executor (uvloop's in libuv's), so a slow
-    resolver holds up this download alone. A failure names every address tried.
+    resolver holds up this download alone. An attempt that takes ``timeout``
+    seconds gives way to the next address. A failure names every address tried.
     """
     loop = asyncio.get_running_loop()
-    found = targets(address, await loop.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM))
-    attempts = Attempts(found)
+    async with asyncio.timeout(timeout):
+        infos = await loop.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    attempts = Attempts(targets(address, infos))
     while True:
         sock = attempts.dial()  # raises, naming every address, once none is left
         try:
             if not is_connected(sock):
-                await _connected(sock)
-        except OSError as problem:
+                async with asyncio.timeout(timeout):
+                    await _connected(sock)
+        except OSError as problem:  # TimeoutError too
             sock.close()
             assert attempts.current is not None
             attempts.failed(attempts.current, problem)

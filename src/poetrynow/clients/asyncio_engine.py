@@ -24,8 +24,7 @@ from poetrynow.events import Sink, describe_error
 async def get_poetry(task: PoemTask, dialled: Dialled, options: EngineOptions) -> None:
     timeout = options.timeout
     try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await aio.open_stream(task.address, dialled)
+        reader, writer = await aio.open_stream(task.address, dialled, timeout)
     except OSError as error:  # TimeoutError too
         task.failed(describe_error(error))
         return

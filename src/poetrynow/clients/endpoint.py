@@ -55,8 +55,10 @@ class FallbackEndpoint:
 
     def connect(self, factory) -> defer.Deferred:
         under_way: list[defer.Deferred] = []
+        cancelled: list[bool] = []
 
         def cancel(_: defer.Deferred) -> None:
+            cancelled.append(True)  # first: the attempt's own failure must not start another
             if under_way:
                 under_way[-1].cancel()
 
@@ -66,11 +68,14 @@ class FallbackEndpoint:
             under_way.append(step)
             return step
 
+        def over() -> bool:
+            return bool(cancelled) or result.called
+
         def tried_all(found: list[Address]) -> None:
             tried: list[tuple[str, str]] = []
 
-            def next_one(_=None) -> None:
-                if result.called:
+            def next_one() -> None:
+                if over():
                     return
                 if len(tried) == len(found):
                     result.errback(ConnectFailed(tried))
@@ -80,13 +85,13 @@ class FallbackEndpoint:
                 step.addCallbacks(connected, lambda failure: failed(target, failure))
 
             def connected(protocol) -> None:
-                if not result.called:
+                if over():
+                    protocol.transport.abortConnection()  # too late: nobody wants it now
+                else:
                     result.callback(protocol)
 
             def failed(target: Address, failure) -> None:
-                if failure.check(defer.CancelledError):
-                    if not result.called:
-                        result.errback(failure)
+                if over():
                     return
                 tried.append((target.host, describe_failure(failure)))
                 next_one()
@@ -94,12 +99,12 @@ class FallbackEndpoint:
             next_one()
 
         def lookup_failed(failure) -> None:
-            if not result.called:
+            if not over():
                 result.errback(failure)
 
         pool = self.reactor.getThreadPool()
         lookup = attempt(threads.deferToThreadPool(self.reactor, pool, resolve, self.address))
-        lookup.addCallbacks(tried_all, lookup_failed)
+        lookup.addCallback(tried_all).addErrback(lookup_failed)
         return result
 
 

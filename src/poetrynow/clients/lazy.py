@@ -110,8 +110,7 @@ class LazyPoem:
 
     async def _download(self) -> None:
         task, options = self.task, self.options
-        async with asyncio.timeout(options.timeout):
-            reader, writer = await aio.open_stream(task.address, self.dialled)
+        reader, writer = await aio.open_stream(task.address, self.dialled, options.timeout)
         task.connected()
         try:
             batches = line_batches(reader, options.timeout, options.max_bytes, on_read=task.got)

@@ -173,7 +173,16 @@ class SelectLoop:
             download: Download = key.data
             if now - download.last_activity >= timeout:
                 self.drop(download)
-                download.task.failed(no_data(timeout))
+                attempts = download.attempts
+                if download.connected or attempts is None or attempts.current is None:
+                    download.task.failed(no_data(timeout))
+                    continue
+                # A connect that took the timeout gives way to the name's next address.
+                attempts.failed(attempts.current, TimeoutError(), "timed out")
+                download.last_activity = now
+                problem = self._try_next(download, attempts)
+                if problem is not None:
+                    download.task.failed(describe_error(problem))
             else:
                 earliest = min(earliest, download.last_activity + timeout)
         self.next_sweep = earliest

@@ -65,7 +65,7 @@ async def xform_async(server: Address, name: str, poem: bytes, timeout: float | 
     """Ask the transform server with asyncio streams."""
     answer = Answer()
     try:
-        reader, writer = await asyncio.wait_for(open_stream(server, None), timeout)
+        reader, writer = await open_stream(server, None, timeout)
         try:
             writer.write(request(name, poem))
             await writer.drain()

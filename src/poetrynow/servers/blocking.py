@@ -86,7 +86,11 @@ def watch(conn, seconds: float) -> None:
 
 
 def accept_next(listeners: list[socket.socket]) -> tuple[socket.socket, object]:
-    """The next client on any of ``listeners``, blocking until there is one."""
+    """The next client on any of ``listeners``, blocking until there is one.
+
+    The listener that gave the last client goes to the back of the list, so a
+    crowd on one address cannot keep the other's clients waiting for ever.
+    """
     if len(listeners) == 1:
         return listeners[0].accept()
     while True:
@@ -95,11 +99,13 @@ def accept_next(listeners: list[socket.socket]) -> tuple[socket.socket, object]:
             listener.setblocking(False)
             try:
                 conn, peer = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                continue  # taken by the time we asked
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue  # gone by the time we asked
             finally:
                 listener.setblocking(True)
             conn.setblocking(True)
+            listeners.remove(listener)
+            listeners.append(listener)
             return conn, peer
 
 

@@ -97,7 +97,7 @@ class Where:
         for info in infos:
             if str(info[4][0]) not in found:
                 found.append(str(info[4][0]))
-        if self.iface == "localhost" and DEFAULT_HOST not in found:
+        if self.iface.lower().rstrip(".") == "localhost" and DEFAULT_HOST not in found:
             found.append(DEFAULT_HOST)
         return found
 
@@ -153,12 +153,12 @@ def listen_on_each(
                     continue
                 opened.append(listener)
                 port = port or port_of(listener)
-        except OSError as error:
+        except BaseException as error:
             for listener in opened:
                 close(listener)
-            if where.port or not opened or error.errno != errno.EADDRINUSE:
+            if where.port or not opened or getattr(error, "errno", None) != errno.EADDRINUSE:
                 raise
-            problem = error
+            problem = error  # type: ignore[assignment]  # an OSError: its errno says so
             continue
         if not opened:
             raise unavailable[0]

@@ -91,6 +91,8 @@ class SlowPoetryProtocol(Protocol):
     log = Logger()
     fd: int | None = None  # the bare socket, until (unless) a transport takes it
     address: tuple = ()
+    #: The port that accepted it bare: the one to hand it over through (``::1``'s or 127.0.0.1's).
+    listener: Any = None
 
     def begin(self, factory: SlowPoetryFactory, now: float) -> None:
         self.factory = factory
@@ -225,7 +227,7 @@ class SlowPoetryProtocol(Protocol):
     def _hand_over(self, rest: bytes) -> None:
         """The client stopped reading: a Twisted transport buffers the rest and pauses us."""
         self._rest = rest
-        self.factory.port.hand_over(self.fd, self.address, self)
+        self.listener.hand_over(self.fd, self.address, self)
 
     @property
     def sent(self) -> int:
@@ -287,7 +289,7 @@ class SlowPort(SharedPort):
 
     def startListening(self):
         SharedPort.startListening(self)
-        self.factory.port = self
+        self.factory.ports.append(self)
 
     def doRead(self):
         factory = self.factory
@@ -296,7 +298,7 @@ class SlowPort(SharedPort):
         for fd, address in bare_accepts(self):
             os.set_blocking(fd, False)
             protocol = SlowPoetryProtocol()
-            protocol.fd, protocol.address = fd, address
+            protocol.fd, protocol.address, protocol.listener = fd, address, self
             protocol.begin(factory, now)
             due = protocol.first_step()
             if due is not None:
@@ -355,7 +357,7 @@ class SlowPoetryFactory(Factory):
         self.pacer = Pacer(clock)
         self.live: set[SlowPoetryProtocol] = set()  # connections open now
         self.cut_short = 0  # poems the server cut short when it stopped
-        self.port: SlowPort | None = None  # set when a SlowPort listens with this factory
+        self.ports: list[SlowPort] = []  # the SlowPorts that have listened with this factory
         self.faults, self.rate = faults, rate
         self.numbered = (
             0  # connections numbered as they come: with --seed, number N always gets the same faults

@@ -148,7 +148,9 @@ class ListeningService(service.Service):
         stopping = [port.stopListening() for port in ports]
         if len(stopping) == 1:
             return stopping[0]
-        return gatherResults([d for d in stopping if d is not None]).addCallback(lambda _: None)
+        return gatherResults([d for d in stopping if d is not None], consumeErrors=True).addCallback(
+            lambda _: None
+        )
 
 
 def _port_number(listening: Any) -> int:
