@@ -43,6 +43,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: The Twisted server commands that have a plain edition beside the fast one (``--plain``).
+EDITIONED = ("fastpoetry", "poetry-proxy", "slowpoetry")
+
+
+def with_edition(command_name: str, args: tuple[str, ...], plain: bool) -> list[str]:
+    """``args`` with ``--plain`` when the plain edition is asked for and the command has two."""
+    twisted = command_name != "slowpoetry" or "--concurrent" in args
+    if plain and command_name in EDITIONED and twisted and "--plain" not in args:
+        return [*args, "--plain"]
+    return list(args)
+
+
+class Editions:
+    """A test class mixin: its servers run in the fast edition; :func:`plain_twin` makes the
+    class again with ``plain = True``, so that every server test runs against both editions."""
+
+    plain = False
+
+    def server(self, *args: str, command_name: str = "slowpoetry") -> Server:
+        return Server(*with_edition(command_name, args, self.plain), command_name=command_name)
+
+    def edition_args(self, command_name: str, *args: str) -> list[str]:
+        return with_edition(command_name, args, self.plain)
+
+    def plugin_edition(self) -> list[str]:
+        """A twistd plugin's option for this class's edition."""
+        return ["--plain"] if self.plain else []
+
+
+def plain_twin(cls: type) -> type:
+    """``cls`` again, with its servers in the plain edition (``Plain`` before its name)."""
+    twin = type(f"Plain{cls.__name__}", (cls,), {"plain": True, "__module__": cls.__module__})
+    twin.__qualname__ = twin.__name__
+    return twin
+
+
 class Server:
     """A real server subprocess (``slowpoetry`` unless ``command_name`` says), on a free port."""
 
@@ -187,11 +223,12 @@ class ServersInAThread:
     subprocess and no shared class fixture, under pytest and trial alike.
     """
 
-    def __init__(self, case):
+    def __init__(self, case, plain: bool = False):
         import threading
 
         from poetrynow.clients.twisted_engine import new_reactor
 
+        self.plain = plain  # the servers' edition (the transform server has one)
         self.reactor = new_reactor()
         self.trees: list = []
         self.ports: list = []
@@ -215,6 +252,8 @@ class ServersInAThread:
 
         from poetrynow.servers.listen import Where
 
+        if build.__name__ != "transformed_poetry":
+            kwargs.setdefault("plain", self.plain)
         tree = build(*args, where=Where(0, "127.0.0.1"), reactor=self.reactor, **kwargs)
         return blockingCallFromThread(self.reactor, self._start, tree)
 

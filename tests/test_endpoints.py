@@ -13,7 +13,7 @@ from poetrynow.events import Finished, Transformed
 from poetrynow.poems import load_poem
 from poetrynow.servers import deploy
 from poetrynow.servers.listen import Where
-from tests.support import Server, ServersInAThread, run, temp_dir
+from tests.support import Editions, Server, ServersInAThread, plain_twin, run, temp_dir
 
 
 def forms(directory: str) -> dict[str, tuple[str, str]]:
@@ -32,14 +32,16 @@ def fetch(address: Address, **options) -> list:
     return events
 
 
-class EveryServerOnEveryFormTests(SynchronousTestCase):
+class EveryServerOnEveryFormTests(Editions, SynchronousTestCase):
     def setUp(self):
         self.dir = temp_dir(self)  # removed after the servers stop, so their sockets go first
-        self.servers = ServersInAThread(self)
+        self.servers = ServersInAThread(self, plain=self.plain)
 
     def start(self, build, *args, description: str, **kwargs):
         from twisted.internet.threads import blockingCallFromThread
 
+        if build is not deploy.transformed_poetry:
+            kwargs.setdefault("plain", self.plain)
         tree = build(*args, where=Where(endpoint=description), reactor=self.servers.reactor, **kwargs)
         blockingCallFromThread(self.servers.reactor, self.servers._start, tree)
         return tree
@@ -89,7 +91,7 @@ class EveryServerOnEveryFormTests(SynchronousTestCase):
                 self.servers.call_stop(up)
 
 
-class CommandsTests(SynchronousTestCase):
+class CommandsTests(Editions, SynchronousTestCase):
     """The commands' --listen, as a user types it, for the blocking and a Twisted server."""
 
     def setUp(self):
@@ -99,10 +101,11 @@ class CommandsTests(SynchronousTestCase):
         for name, (description, client) in forms(self.dir).items():
             for command, extra in [
                 ("slowpoetry", ["--num-bytes", "300", "--delay", "0"]),
+                ("slowpoetry", ["--concurrent", "--num-bytes", "300", "--delay", "0"]),
                 ("fastpoetry", []),
             ]:
                 with self.subTest(form=name, command=command):
-                    server = Server(
+                    server = self.server(
                         "kettle", "--listen", description, "--quiet", *extra, command_name=command
                     )
                     try:
@@ -137,3 +140,7 @@ class CommandsTests(SynchronousTestCase):
             self.assertRegex(server.first_line, r"^Serving transforms on port \d+\.$")
         finally:
             server.stop()
+
+
+EveryServerOnEveryFormPlainTests = plain_twin(EveryServerOnEveryFormTests)
+CommandsPlainTests = plain_twin(CommandsTests)

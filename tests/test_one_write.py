@@ -16,8 +16,9 @@ from twisted.trial.unittest import TestCase
 
 from poetrynow.address import Address
 from poetrynow.servers.fast import PoetryFactory, PoetryService
-from poetrynow.servers.onewrite import STREAM_THRESHOLD, OneWritePort
+from poetrynow.servers.fastpath.onewrite import OneWritePort
 from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
+from poetrynow.servers.sending import STREAM_THRESHOLD
 from tests.support import temp_dir, write_poem
 from tests.twisted_support import TEST_POEM, WatchedSlowFactory, listen
 

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.netstring import encode
 from poetrynow.poems import load_poem
-from tests.support import Server, free_port, run, temp_dir, write_poem
+from tests.support import Editions, Server, free_port, plain_twin, run, temp_dir, write_poem
 
 
 def fetch(port: int) -> bytes:
@@ -19,9 +19,9 @@ def fetch(port: int) -> bytes:
     return b"".join(chunks)
 
 
-class FastPoetryTests(SynchronousTestCase):
+class FastPoetryTests(Editions, SynchronousTestCase):
     def test_serves_the_poem_and_logs_each_client(self):
-        server = Server("relay", command_name="fastpoetry")
+        server = self.server("relay", command_name="fastpoetry")
         try:
             self.assertEqual(server.first_line, f"Serving relay on port {server.port}.\n")
             self.assertEqual(fetch(server.port), load_poem("relay").data)
@@ -33,7 +33,7 @@ class FastPoetryTests(SynchronousTestCase):
     def test_large_poem_is_streamed_whole(self):
         big = b"a line of a very long poem, repeated until it is large\n" * 150_000  # ~8 MB
         path = write_poem(temp_dir(self), "epic.txt", big)
-        server = Server(path, "--quiet", command_name="fastpoetry")
+        server = self.server(path, "--quiet", command_name="fastpoetry")
         try:
             self.assertEqual(fetch(server.port), big)
             self.assertEqual(fetch(server.port), big)
@@ -41,12 +41,12 @@ class FastPoetryTests(SynchronousTestCase):
             server.stop()
 
     def test_missing_poem_and_port_in_use(self):
-        result = run("fastpoetry", "no-such-poem")
+        result = run("fastpoetry", *self.edition_args("fastpoetry"), "no-such-poem")
         self.assertEqual(result.returncode, 2)
         self.assertEqual(len(result.stderr.splitlines()), 1)
         with socket.create_server(("127.0.0.1", 0)) as taken:
             port = str(taken.getsockname()[1])
-            result = run("fastpoetry", "kettle", "--port", port)
+            result = run("fastpoetry", *self.edition_args("fastpoetry"), "kettle", "--port", port)
         self.assertEqual(result.returncode, 1)
         self.assertEqual(
             result.stderr.splitlines(),
@@ -54,10 +54,10 @@ class FastPoetryTests(SynchronousTestCase):
         )
 
 
-class ConcurrentSlowPoetryTests(SynchronousTestCase):
+class ConcurrentSlowPoetryTests(Editions, SynchronousTestCase):
     def test_serves_many_clients_at_once(self):
         # 20 chunks of 0.05 s = 1 s per client; one at a time would take 10 s.
-        server = Server("kettle", "--concurrent", "--num-bytes", "32", "--delay", "0.05", "--quiet")
+        server = self.server("kettle", "--concurrent", "--num-bytes", "32", "--delay", "0.05", "--quiet")
         try:
             result = run("get-poetry", "--engine", "select", "--json", *[str(server.port)] * 10)
         finally:
@@ -68,7 +68,7 @@ class ConcurrentSlowPoetryTests(SynchronousTestCase):
         self.assertLess(summary["elapsed"], 5.0)  # generous bound on a loaded machine; sequential is 10 s
 
     def test_logs_clients_and_chunks(self):
-        server = Server("relay", "--concurrent", "--num-bytes", "400", "--delay", "0")
+        server = self.server("relay", "--concurrent", "--num-bytes", "400", "--delay", "0")
         try:
             self.assertEqual(fetch(server.port), load_poem("relay").data)
         finally:
@@ -79,7 +79,7 @@ class ConcurrentSlowPoetryTests(SynchronousTestCase):
         self.assertRegex(lines[2], r"^Sending 258 bytes to 127\.0\.0\.1:\d+$")
 
     def test_client_hanging_up_is_logged_and_others_go_on(self):
-        server = Server("lighthouse", "--concurrent", "--num-bytes", "10", "--delay", "0.001")
+        server = self.server("lighthouse", "--concurrent", "--num-bytes", "10", "--delay", "0.001")
         try:
             with socket.create_connection(("127.0.0.1", server.port)) as rude:
                 rude.recv(10)
@@ -115,10 +115,10 @@ class TransformedPoetryTests(SynchronousTestCase):
         self.assertEqual(len(refused), 2)
 
 
-class PoetryProxyCommandTests(SynchronousTestCase):
+class PoetryProxyCommandTests(Editions, SynchronousTestCase):
     def test_proxies_and_caches(self):
-        upstream = Server("kettle", "--concurrent", "--num-bytes", "100", "--delay", "0.01", "--quiet")
-        proxy = Server(str(upstream.port), command_name="poetry-proxy")
+        upstream = self.server("kettle", "--concurrent", "--num-bytes", "100", "--delay", "0.01", "--quiet")
+        proxy = self.server(str(upstream.port), command_name="poetry-proxy")
         try:
             self.assertEqual(proxy.first_line, f"Proxying 127.0.0.1:{upstream.port} on port {proxy.port}.\n")
             self.assertEqual(fetch(proxy.port), load_poem("kettle").data)
@@ -130,8 +130,8 @@ class PoetryProxyCommandTests(SynchronousTestCase):
         self.assertEqual(proxy.stdout.splitlines()[:2], ["Fetching poem from server.", "Using cached poem."])
 
     def test_cancels_when_the_client_hangs_up(self):
-        upstream = Server("lighthouse", "--concurrent", "--num-bytes", "10", "--delay", "0.05")
-        proxy = Server(str(upstream.port), command_name="poetry-proxy")
+        upstream = self.server("lighthouse", "--concurrent", "--num-bytes", "10", "--delay", "0.05")
+        proxy = self.server(str(upstream.port), command_name="poetry-proxy")
         try:
             with socket.create_connection(("127.0.0.1", proxy.port)):
                 self.wait_for_line(upstream, "Somebody at")
@@ -148,7 +148,7 @@ class PoetryProxyCommandTests(SynchronousTestCase):
             self.assertLess(time.monotonic(), deadline, f"no line with {text!r}")
 
     def test_upstream_down_is_a_failed_task(self):
-        proxy = Server(str(free_port()), command_name="poetry-proxy")
+        proxy = self.server(str(free_port()), command_name="poetry-proxy")
         try:
             result = run("get-poetry", "--engine", "twisted", str(proxy.port))
         finally:
@@ -161,12 +161,12 @@ class PoetryProxyCommandTests(SynchronousTestCase):
         self.assertIn("The poem download failed: Connection refused", proxy.stdout)
 
     def test_bad_upstream_address_is_a_usage_error(self):
-        result = run("poetry-proxy", "nowhere")
+        result = run("poetry-proxy", *self.edition_args("poetry-proxy"), "nowhere")
         self.assertEqual(result.returncode, 2)
         self.assertIn("bad address 'nowhere'", result.stderr)
 
 
-class ReusePortTests(SynchronousTestCase):
+class ReusePortTests(Editions, SynchronousTestCase):
     def test_two_slow_servers_share_one_port_and_the_kernel_spreads_the_clients(self):
         port = str(free_port())
         settings = (
@@ -180,7 +180,7 @@ class ReusePortTests(SynchronousTestCase):
             "--delay",
             "0",
         )
-        first, second = Server(*settings), Server(*settings)
+        first, second = self.server(*settings), self.server(*settings)
         try:
             poems = [fetch(int(port)) for _ in range(40)]
         finally:
@@ -196,10 +196,17 @@ class ReusePortTests(SynchronousTestCase):
             ["kettle", "--concurrent", "--reuse-port"],
             ["kettle", "--reuse-port", "--port", "10000"],
         ):
-            result = run("slowpoetry", *args)
+            result = run("slowpoetry", *self.edition_args("slowpoetry"), *args)
             self.assertEqual(result.returncode, 2, args)
             self.assertRegex(result.stderr.splitlines()[-1], r"^slowpoetry: error: --reuse-port ")
-        result = run("fastpoetry", "kettle", "--reuse-port", "--listen", "unix:/tmp/poetrynow-never.sock")
+        result = run(
+            "fastpoetry",
+            *self.edition_args("fastpoetry"),
+            "kettle",
+            "--reuse-port",
+            "--listen",
+            "unix:/tmp/poetrynow-never.sock",
+        )
         self.assertEqual(result.returncode, 2)
         self.assertIn("--reuse-port needs a TCP port to share", result.stderr)
 
@@ -249,3 +256,9 @@ class PoetrynowServeTests(SynchronousTestCase):
         for port in (*slow, transform, proxy):
             with socket.socket() as probe:
                 self.assertNotEqual(probe.connect_ex(("127.0.0.1", port)), 0)
+
+
+FastPoetryPlainTests = plain_twin(FastPoetryTests)
+ConcurrentSlowPoetryPlainTests = plain_twin(ConcurrentSlowPoetryTests)
+PoetryProxyCommandPlainTests = plain_twin(PoetryProxyCommandTests)
+ReusePortPlainTests = plain_twin(ReusePortTests)

@@ -17,7 +17,7 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.clients import ENGINES
-from tests.support import Server, ServersInAThread, command
+from tests.support import Editions, Server, ServersInAThread, command, plain_twin
 
 SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -119,7 +119,7 @@ class DemoSignalTests(SynchronousTestCase):
                 self.assertTrue(all(refused(port) for port in ports))
 
 
-class ServerSignalTests(SynchronousTestCase):
+class ServerSignalTests(Editions, SynchronousTestCase):
     """Each server stopped while a client is mid-poem (the slow ones) or idle (the others)."""
 
     def stop_mid_poem(self, server: Server, signum: int) -> bytes | Exception:
@@ -140,7 +140,7 @@ class ServerSignalTests(SynchronousTestCase):
         for edition in (["kettle"], ["kettle", "--concurrent"]):
             for signum, status in SIGNALS.items():
                 with self.subTest(edition=edition, signal=signum.name):
-                    server = Server(*edition, "--num-bytes", "10", "--delay", "0.05", "--quiet")
+                    server = self.server(*edition, "--num-bytes", "10", "--delay", "0.05", "--quiet")
                     outcome = self.stop_mid_poem(server, signum)
                     self.assertIsInstance(outcome, ConnectionResetError)  # not a clean end of a short poem
                     self.assertEqual(server.process.returncode, status, server.stderr)
@@ -158,7 +158,7 @@ class ServerSignalTests(SynchronousTestCase):
         for name, argv in cases:
             for signum, status in SIGNALS.items():
                 with self.subTest(server=name, signal=signum.name):
-                    server = Server(*argv, command_name=name)
+                    server = self.server(*argv, command_name=name)
                     self.assertEqual(server.stop(signum), status)
                     self.assertEqual(
                         server.stderr, f"{name}: stopped by {signum.name}: no client was cut short\n"
@@ -167,6 +167,9 @@ class ServerSignalTests(SynchronousTestCase):
                     self.assertNotIn("Main loop terminated", server.stdout)
                     self.assertIn("No longer ", server.stdout)  # the server's own word for it
                     self.assertTrue(refused(server.port))
+
+
+ServerSignalPlainTests = plain_twin(ServerSignalTests)
 
 
 class AsyncioStopTests(SynchronousTestCase):

@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from poetrynow.clients.get_poetry import TransformProxy, get_poetry
 from poetrynow.poems import load_poem
 from poetrynow.transforms import cummingsify
-from tests.support import BIN, Server, temp_dir
+from tests.support import BIN, Editions, plain_twin, temp_dir
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TWISTD = (
@@ -133,7 +133,7 @@ class PluginListingTests(SynchronousTestCase):
             self.assertNotIn("Traceback", result.stdout + result.stderr)
 
 
-class FastPoetryDaemonTests(TestCase):
+class FastPoetryDaemonTests(Editions, TestCase):
     """The issue's round trip: a real daemon, its pid file, its log file."""
 
     def setUp(self):
@@ -165,6 +165,7 @@ class FastPoetryDaemonTests(TestCase):
             "--logfile",
             self.logfile,
             "fastpoetry",
+            *self.plugin_edition(),
             "--port",
             "0",
             "--poem",
@@ -269,12 +270,22 @@ class ForegroundStartupFailureTests(SynchronousTestCase):
         )
 
 
-class ForegroundPluginTests(TestCase):
+class ForegroundPluginTests(Editions, TestCase):
     """``twistd -n`` round trips for the other three plugins."""
 
     @defer.inlineCallbacks
     def test_slowpoetry(self):
-        server = Foreground(self, "slowpoetry", "--poem", "relay", "--num-bytes", "100", "--delay", "0.01")
+        server = Foreground(
+            self,
+            "slowpoetry",
+            *self.plugin_edition(),
+            "--poem",
+            "relay",
+            "--num-bytes",
+            "100",
+            "--delay",
+            "0.01",
+        )
         port = int(server.wait_for(SERVING).group(1))
         poem = yield get_poetry("127.0.0.1", port, timeout=30)
         self.assertEqual(poem, load_poem("relay").data)
@@ -286,9 +297,11 @@ class ForegroundPluginTests(TestCase):
 
     @defer.inlineCallbacks
     def test_poetryproxy_in_front_of_a_slow_server(self):
-        upstream = Server("kettle", "--concurrent", "--num-bytes", "200", "--delay", "0.01", "--quiet")
+        upstream = self.server("kettle", "--concurrent", "--num-bytes", "200", "--delay", "0.01", "--quiet")
         self.addCleanup(upstream.stop)
-        proxy = Foreground(self, "poetryproxy", "--port", "0", f"127.0.0.1:{upstream.port}")
+        proxy = Foreground(
+            self, "poetryproxy", *self.plugin_edition(), "--port", "0", f"127.0.0.1:{upstream.port}"
+        )
         port = int(proxy.wait_for(SERVING).group(1))
         first = yield get_poetry("127.0.0.1", port, timeout=30)
         second = yield get_poetry("127.0.0.1", port, timeout=30)
@@ -309,6 +322,10 @@ class ForegroundPluginTests(TestCase):
         self.assertNotEqual(answer, poem)
         log = server.stop()
         self.assertIn(f"cummingsify of {len(poem)} bytes for 127.0.0.1:", log)
+
+
+FastPoetryDaemonPlainTests = plain_twin(FastPoetryDaemonTests)
+ForegroundPluginPlainTests = plain_twin(ForegroundPluginTests)
 
 
 class TacFileTests(TestCase):

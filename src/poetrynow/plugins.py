@@ -50,6 +50,9 @@ def where(options) -> Where:
 
 
 QUIET: list[list[str | None]] = [["quiet", "q", "Log no line per client."]]
+PLAIN: list[list[str | None]] = [
+    ["plain", None, "The plain edition: Protocol, Factory, timers, Twisted's public names only."]
+]
 REUSE_PORT: list[list[str | None]] = [
     ["reuse-port", None, "Share the port (SO_REUSEPORT) with other copies of this server; needs --port."]
 ]
@@ -75,11 +78,11 @@ class PoemOptions(ServerOptions):
 
 
 class FastPoetryOptions(PoemOptions):
-    optFlags = QUIET + REUSE_PORT
+    optFlags = QUIET + REUSE_PORT + PLAIN
 
 
 class SlowPoetryOptions(PoemOptions):
-    optFlags = QUIET + REUSE_PORT
+    optFlags = QUIET + REUSE_PORT + PLAIN
     optParameters = PoemOptions.optParameters + [
         # No short forms: twistd's own -n (--nodaemon) and -d (--rundir) come first in a reader's eye.
         ["num-bytes", None, 10, "Bytes per chunk.", validate.positive_int],
@@ -131,7 +134,7 @@ class TransformOptions(ServerOptions):
 
 class ProxyOptions(ServerOptions):
     synopsis = "[options] [host:]port"
-    optFlags = QUIET + REUSE_PORT
+    optFlags = QUIET + REUSE_PORT + PLAIN
     optParameters = LISTEN + [
         ["timeout", None, 0.0, "Give up on an upstream silent this long (0: never).", validate.seconds],
         [
@@ -199,7 +202,7 @@ def preflight(tree) -> None:
 def _fast(o):
     from poetrynow.servers.deploy import fast_poetry
 
-    return fast_poetry(o["poem"], where(o), log_clients=not o["quiet"])
+    return fast_poetry(o["poem"], where(o), log_clients=not o["quiet"], plain=bool(o["plain"]))
 
 
 def _slow(o):
@@ -213,6 +216,7 @@ def _slow(o):
         log_clients=not o["quiet"],
         faults=o.faults(),
         rate=o["rate"],
+        plain=bool(o["plain"]),
     )
 
 
@@ -226,7 +230,12 @@ def _proxy(o):
     from poetrynow.servers.deploy import poetry_proxy
 
     return poetry_proxy(
-        o["upstream"], where(o), o["timeout"] or None, log_clients=not o["quiet"], max_bytes=o["max-bytes"]
+        o["upstream"],
+        where(o),
+        o["timeout"] or None,
+        log_clients=not o["quiet"],
+        max_bytes=o["max-bytes"],
+        plain=bool(o["plain"]),
     )
 
 

@@ -88,6 +88,17 @@ def add_listen_options(parser: argparse.ArgumentParser, reuse_port: bool = False
         )
 
 
+PLAIN_HELP = (
+    "the plain edition: the articles' Protocol, Factory and timers, on Twisted's public names only "
+    "(by default the fast edition runs where its start-up check passes)"
+)
+
+
+def add_plain_option(parser: argparse.ArgumentParser, help: str = PLAIN_HELP) -> None:
+    """``--plain``: every Twisted server's plain edition (:mod:`poetrynow.servers.fastpath`)."""
+    parser.add_argument("--plain", action="store_true", help=help)
+
+
 def where(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """Where the server listens; ``--listen`` with ``--port`` or ``--iface`` is a usage error."""
     from poetrynow.servers.listen import Where

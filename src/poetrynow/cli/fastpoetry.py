@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from poetrynow.cli.common import add_listen_options, command_parser, raise_fd_limit, where
+from poetrynow.cli.common import add_listen_options, add_plain_option, command_parser, raise_fd_limit, where
 from poetrynow.cli.serving import serve
 
 PROG = "fastpoetry"
@@ -16,6 +16,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("poem", help="a bundled poem's name (see 'poetrynow poems') or a file path")
     add_listen_options(p, reuse_port=True)
     p.add_argument("--quiet", action="store_true", help="no line per client")
+    add_plain_option(p)
     return p
 
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from poetrynow.servers.deploy import fast_poetry
 
     raise_fd_limit()
-    tree = fast_poetry(args.poem, where(p, args), log_clients=not args.quiet)
+    tree = fast_poetry(args.poem, where(p, args), log_clients=not args.quiet, plain=args.plain)
     return serve(PROG, tree, quiet=args.quiet)
 
 

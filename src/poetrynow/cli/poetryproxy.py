@@ -7,6 +7,7 @@ import sys
 
 from poetrynow.cli.common import (
     add_listen_options,
+    add_plain_option,
     address_arg,
     command_parser,
     positive_int,
@@ -45,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
         help=f"the largest poem fetched; an upstream that sends more is cut off, nothing cached "
         f"(default: {DEFAULT_MAX_BYTES})",
     )
+    add_plain_option(p)
     return p
 
 
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             args.timeout or None,
             log_clients=not args.quiet,
             max_bytes=args.max_bytes,
+            plain=args.plain,
         ),
         quiet=args.quiet,
     )

@@ -116,11 +116,14 @@ def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
     level = LogLevel.warn if quiet else (LogLevel.debug if verbose else LogLevel.info)
     observe = plain_observer(level, flush_soon=lambda flush: reactor.callLater(0, flush))
     started = False
+    held: list[dict] = []  # warnings while starting (the fast edition declined): after the listening line
 
     @provider(ILogObserver)
     def after_start(event: dict) -> None:
         if started:
             observe(event)
+        elif event.get("log_level") == LogLevel.warn:
+            held.append(event)
 
     globalLogBeginner.beginLoggingTo([after_start], discardBuffer=True, redirectStandardIO=False)
     # The signals are ours before the listening line is out: a script that reads the
@@ -137,6 +140,8 @@ def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
             running.append(tree)
             print(tree.listener.listening_line(), flush=True)
         started = True
+        for event in held:
+            observe(event)
         collect_seldom()  # a server's thousands of connections are not garbage
         for tree in trees:
             reactor.addSystemEventTrigger("before", "shutdown", tree.stopService)

@@ -11,6 +11,7 @@ from poetrynow.cli.common import (
     USAGE,
     Interrupted,
     add_listen_options,
+    add_plain_option,
     command_parser,
     error,
     fraction,
@@ -48,6 +49,11 @@ def parser() -> argparse.ArgumentParser:
         "--concurrent",
         action="store_true",
         help="the Twisted edition: serve every client at once, each on its own schedule",
+    )
+    add_plain_option(
+        p,
+        help="with --concurrent: the plain Twisted edition (Protocol, Factory, a timer "
+        "per client); by default the fast one runs where its start-up check passes",
     )
     p.add_argument(
         "--client-timeout",
@@ -150,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     place = where(p, args)
     if args.reuse_port and not args.concurrent:
         p.error("--reuse-port is for --concurrent: the blocking server serves one client at a time anyway")
+    if args.plain and not args.concurrent:
+        p.error("--plain is for --concurrent: the blocking server has one edition")
     if problem := fault_problem(args):
         p.error(problem)
     if args.concurrent:
@@ -194,6 +202,7 @@ def serve_concurrently(args, place) -> int:
         log_clients=not args.quiet,
         faults=faults_from(args),
         rate=args.rate,
+        plain=args.plain,
     )
     return serve(PROG, tree, quiet=args.quiet, verbose=True)
 

@@ -7,6 +7,7 @@ import sys
 
 from poetrynow.cli.common import (
     add_listen_options,
+    add_plain_option,
     command_parser,
     positive_int,
     raise_fd_limit,
@@ -40,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
         help="seconds a client may take to send its request (default: 60)",
     )
     p.add_argument("--quiet", action="store_true", help="log only refused requests")
+    add_plain_option(
+        p, help="the plain edition, which is the transform server's only one (taken for scripts)"
+    )
     return p
 
 

@@ -5,7 +5,10 @@ owns the poem (or the transforms, or the upstream) and a
 :class:`~poetrynow.servers.startup.ListeningService` that listens with the
 factory. ``fastpoetry`` and ``twistd fastpoetry`` build the very same tree with
 :func:`fast_poetry`; only who starts it, and where its log goes, differ. Every
-builder takes the reactor to run on, so tests can hand it a MemoryReactor.
+builder takes the reactor to run on, so tests can hand it a MemoryReactor, and
+``plain=True`` picks the plain edition (the fast one is the default where its
+start-up check passes: :mod:`poetrynow.servers.fastpath`). The transform server
+has one edition, the plain one.
 """
 
 from __future__ import annotations
@@ -44,9 +47,11 @@ class ServerTree(service.MultiService):
 HERE = Where()  # port 0 on localhost
 
 
-def fast_poetry(poem: str, where: Where = HERE, log_clients: bool = True, reactor=None) -> ServerTree:
+def fast_poetry(
+    poem: str, where: Where = HERE, log_clients: bool = True, reactor=None, plain: bool = False
+) -> ServerTree:
     held = PoetryService(poem)
-    factory = PoetryFactory(held, log_clients=log_clients)
+    factory = PoetryFactory(held, log_clients=log_clients, plain=plain)
     return ServerTree("fastpoetry", held, factory, where, f"Serving {poem}", reactor)
 
 
@@ -59,10 +64,11 @@ def slow_poetry(
     reactor=None,
     faults: Faults = NO_FAULTS,
     rate: float | None = None,
+    plain: bool = False,
 ) -> ServerTree:
     held = PoetryService(poem)
     factory = SlowPoetryFactory(
-        held, num_bytes, delay, clock=reactor, log_clients=log_clients, faults=faults, rate=rate
+        held, num_bytes, delay, clock=reactor, log_clients=log_clients, faults=faults, rate=rate, plain=plain
     )
     return ServerTree("slowpoetry", held, factory, where, f"Serving {poem}", reactor)
 
@@ -86,9 +92,10 @@ def poetry_proxy(
     log_clients: bool = True,
     reactor=None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    plain: bool = False,
 ) -> ServerTree:
     held = ProxyService(
         upstream, reactor=reactor, timeout=timeout, log_clients=log_clients, max_bytes=max_bytes
     )
-    factory = PoetryProxyFactory(held)
+    factory = PoetryProxyFactory(held, plain=plain)
     return ServerTree("poetryproxy", held, factory, where, f"Proxying {upstream}", reactor)

@@ -1,10 +1,12 @@
 """The fast poetry server: the whole poem at once, then close (Parts 15-16).
 
-On TCP the factory is served by a :class:`~poetrynow.servers.onewrite.OneWritePort`,
-which writes the poem in its accept loop and closes: one send per client, no
-transport object. A poem of a few megabytes or more goes on by a pull producer
-in 64 KiB slices, so a thousand clients of a large poem cost a thousand small
-buffers, not a thousand copies of the poem in the transports' write queues.
+The plain edition is the lesson: a Service that holds the poem, a Factory that
+builds a Protocol per client, and a Protocol whose ``connectionMade`` writes the
+poem and closes (:func:`~poetrynow.servers.sending.send_rest`, which streams a
+large poem by a producer). In the fast edition, on TCP, a
+:class:`~poetrynow.servers.fastpath.onewrite.OneWritePort` asks the factory for
+the answer (``answer_now``) and writes it in its accept loop: one send per
+client, no transport object.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from zope.interface import implementer
 from poetrynow.interfaces import IPoetryService
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.servers.listen import peer_name
-from poetrynow.servers.onewrite import OneWritePort, log_info, peer_of, send_rest
+from poetrynow.servers.logline import log_info, peer_of
+from poetrynow.servers.sending import send_rest
 from poetrynow.servers.startup import cannot_start
 
 log = Logger()
@@ -62,7 +65,8 @@ CLIENT_LINE = "sending {nbytes} bytes of poetry to {peer}"
 
 
 class PoetryProtocol(Protocol):
-    """The ordinary path (a Unix socket, TLS): used where no OneWritePort listens."""
+    """Writes the whole poem, then closes: every client of the plain edition, and of the fast
+    one where no OneWritePort listens (a Unix socket, TLS)."""
 
     transport: Any  # a TCP transport, which can also abort and take a producer
 
@@ -75,11 +79,13 @@ class PoetryProtocol(Protocol):
 
 class PoetryFactory(Factory):
     protocol = PoetryProtocol
-    port_class = OneWritePort  # on TCP: answered in the accept loop
+    #: The fast edition's port: on TCP, answered in the accept loop.
+    fast_port = "one-write"
     noisy = False
 
-    def __init__(self, service: PoetryService, log_clients: bool = True):
+    def __init__(self, service: PoetryService, log_clients: bool = True, plain: bool = False):
         self.service = service
+        self.plain = plain
         # Off with --quiet: a log event per client is a tenth of the CPU a poem costs.
         self.log_clients = log_clients
         self.answered = self._log_client if log_clients else None

@@ -179,7 +179,7 @@ def listen(where: Where) -> list[socket.socket]:
         raise ListenError(f"cannot listen on {where.label}: not an endpoint description") from None
 
 
-def _listen_one(description: str) -> socket.socket:
+def _listen_one(description: str, reuse_port: bool = False) -> socket.socket:
     kind, args, kwargs = split_description(description)
     if kind == "unix":
         path = args[0] if args else kwargs["address"]
@@ -196,7 +196,14 @@ def _listen_one(description: str) -> socket.socket:
     port = int(args[0] if args else kwargs["port"])
     interface = kwargs.get("interface", "::" if kind == "tcp6" else "0.0.0.0")
     family = socket.AF_INET6 if kind == "tcp6" else socket.AF_INET
-    return socket.create_server((interface, port), family=family, backlog=int(kwargs.get("backlog", BACKLOG)))
+    backlog = int(kwargs.get("backlog", BACKLOG))
+    return socket.create_server((interface, port), family=family, backlog=backlog, reuse_port=reuse_port)
+
+
+def listen_shared(description: str) -> socket.socket:
+    """A listening TCP socket with SO_REUSEPORT, for a reactor to adopt (the plain edition's
+    ``--reuse-port``: Twisted's endpoints do not set the option)."""
+    return _listen_one(description, reuse_port=True)
 
 
 def bound_name(sock: socket.socket) -> str:

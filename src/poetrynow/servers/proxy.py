@@ -2,7 +2,8 @@
 
 The first request fetches the poem upstream; requests that come meanwhile share
 that one fetch; once it is in, every request gets the cached poem at once (on TCP in the accept
-loop itself, by :class:`~poetrynow.servers.onewrite.OneWritePort`). When
+loop itself, by :class:`~poetrynow.servers.fastpath.onewrite.OneWritePort`, in the
+fast edition). When
 every client waiting on the fetch has hung up, the fetch is cancelled and the
 upstream connection closed (Part 19). A failed fetch caches nothing: its waiting
 clients are disconnected and the next request tries again.
@@ -23,7 +24,8 @@ from poetrynow.address import Address
 from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 from poetrynow.clients.get_poetry import describe_failure, get_poetry_at
 from poetrynow.interfaces import IPoetryProxyService
-from poetrynow.servers.onewrite import OneWritePort, log_info
+from poetrynow.servers.logline import log_info
+from poetrynow.servers.sending import send_rest
 
 hits_log = Logger()  # module-level: a class's Logger is built anew on each use
 
@@ -102,8 +104,7 @@ class PoetryProxyProtocol(Protocol):
         self.deferred.addCallbacks(self._send, self._fail)
 
     def _send(self, poem: bytes):
-        self.transport.write(poem)
-        self.transport.loseConnection()
+        send_rest(self.transport, poem)
 
     def _fail(self, failure):
         # Already logged once by the service. Abort rather than close, so that the
@@ -118,11 +119,13 @@ class PoetryProxyProtocol(Protocol):
 
 class PoetryProxyFactory(Factory):
     protocol = PoetryProxyProtocol
-    port_class = OneWritePort  # on TCP: answered in the accept loop
+    #: The fast edition's port: on TCP, a cache hit is answered in the accept loop.
+    fast_port = "one-write"
     noisy = False
 
-    def __init__(self, service: ProxyService):
+    def __init__(self, service: ProxyService, plain: bool = False):
         self.service = service
+        self.plain = plain
         # What a OneWritePort asks: a cache hit is answered in its accept loop.
         self.answered = service.hit
 

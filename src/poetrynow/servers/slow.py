@@ -1,26 +1,23 @@
 """The slow poetry server, Twisted edition: every client at once, each on its own schedule.
 
-One :class:`Pacer` per server holds every connection's next deadline in a heap
-and keeps a single reactor timer armed for the earliest one; when it fires it
-serves every connection that is due. Ten thousand clients cost one timer, not ten
-thousand LoopingCalls, and each deadline is measured from its connection's start
-(its :func:`~poetrynow.faults.plan`, with or without faults), so late ticks do not
-accumulate.
+This is the plain edition, the lesson of Parts 2 and 16 as Twisted writes it: a
+Protocol per client that sends its poem a chunk at a time from ``callLater``
+timers, a Factory that builds the protocols, and the poem held by a Service.
+Each chunk is due at a fixed time from the connection's start (its
+:func:`~poetrynow.faults.plan`, with or without faults), so late timers do not
+pile up into drift. Each protocol is a streaming producer for its transport: a
+client that stops reading pauses its own schedule once the transport's buffer is
+full, instead of having chunk after chunk queued for it.
 
-Each protocol is a streaming producer for its transport: a client that stops
-reading pauses its own schedule once the transport's buffer is full, instead of
-having chunk after chunk queued for it.
+The fast edition (:mod:`poetrynow.servers.fastpath.slowport`) serves the same
+plans to ten thousand clients from one timer and bare sockets, and hands a
+client that stops reading to this protocol, mid-poem (:meth:`SlowPoetryProtocol.resume`).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import os
-import socket
 from typing import Any
 
-from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -29,144 +26,87 @@ from zope.interface import implementer
 
 from poetrynow.faults import RESET, STALL, Faults, Plan, plan
 from poetrynow.servers.listen import peer_name, reset_on_close
-from poetrynow.servers.onewrite import SharedPort, bare_accepts, close_now, peer_of, send_now
 
-
-class Pacer:
-    """Calls ``tick()`` on each registered protocol when its deadline comes."""
-
-    def __init__(self, clock):
-        self.clock = clock
-        self._heap: list[tuple[float, int, SlowPoetryProtocol]] = []
-        self._order = itertools.count()
-        self._call = None
-        self._armed_for = 0.0
-
-    def at(self, due: float, protocol: SlowPoetryProtocol) -> None:
-        heapq.heappush(self._heap, (due, next(self._order), protocol))
-        self._arm()
-
-    def _arm(self) -> None:
-        if not self._heap:
-            return
-        first = self._heap[0][0]
-        if self._call is not None and self._call.active():
-            if self._armed_for <= first:
-                return
-            self._call.cancel()
-        self._armed_for = first
-        self._call = self.clock.callLater(max(0.0, first - self.clock.seconds()), self._tick)
-
-    def _tick(self) -> None:
-        self._call = None
-        now = self.clock.seconds()
-        heap, order = self._heap, self._order
-        # Each protocol says when it is due next; it goes straight back on the heap.
-        while heap and heap[0][0] <= now:
-            protocol = heapq.heappop(heap)[2]
-            due = protocol.tick()
-            if due is not None:
-                heapq.heappush(heap, (due, next(order), protocol))
-        self._arm()
-
-    def stop(self) -> None:
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._heap.clear()
+NO_FAULTS = Faults()
 
 
 @implementer(IPushProducer)
 class SlowPoetryProtocol(Protocol):
-    """One client's poem on its schedule: on its bare socket, or on a Twisted transport.
-
-    A connection accepted by :class:`SlowPort` starts bare (``fd`` set): the
-    chunks go straight from the Pacer into the socket. Only if the kernel does
-    not take a chunk whole (the client stopped reading) does the connection
-    get a Twisted transport, with the rest of the chunk in its buffer and this
-    protocol as its producer, and go on as on any other listener.
-    """
+    """One client's poem on its schedule: a chunk per timer, then the plan's ending."""
 
     transport: Any  # a TCP transport, which can also abort and take a producer
-
     log = Logger()
-    fd: int | None = None  # the bare socket, until (unless) a transport takes it
-    address: tuple = ()
-    #: The port that accepted it bare: the one to hand it over through (``::1``'s or 127.0.0.1's).
-    listener: Any = None
+    #: Set by :meth:`resume` for a connection the fast edition started.
+    resumed: tuple[Plan, float, int, bytes, bool] | None = None
 
-    def begin(self, factory: SlowPoetryFactory, now: float) -> None:
-        self.factory = factory
+    @classmethod
+    def resume(cls, plan: Plan, start: float, index: int, rest: bytes, holding: bool) -> SlowPoetryProtocol:
+        """A protocol that takes over a poem under way: ``rest`` of chunk ``index - 1`` first,
+        then chunk ``index`` on the old schedule; ``holding``: the plan ended in a stall."""
+        protocol = cls()
+        protocol.resumed = (plan, start, index, rest, holding)
+        return protocol
+
+    def connectionMade(self):
+        factory = self.factory
         self.clock = factory.clock
-        self.poem: bytes = factory.service.poem
-        self.plan: Plan = factory.plan_for(factory.next_connection())
-        self.chunks, self.dues = self.plan.chunks, self.plan.dues
-        self.start = now
-        self.index = 0
+        self.call: Any = None
         self.paused = False
-        self.waiting = False
         self.done = False
+        self.holding = False  # the plan ended in a stall: nothing more is ever sent
         self.served = False  # the plan was carried out: the whole poem (or the fault) and the end
         self.aborted = False  # the server cut it short as it stopped
         self.chatty = factory.log_clients
         factory.live.add(self)
+        self.transport.registerProducer(self, True)
+        if self.resumed is not None:
+            self.plan, self.start, self.index, rest, holding = self.resumed
+            self.poem = factory.service.poem
+            if rest:
+                self.transport.write(rest)
+            self.holding = holding
+            if not holding:
+                self._schedule()
+            return
+        self.poem = factory.service.poem
+        self.plan = factory.plan_for(factory.next_connection())
+        self.start = self.clock.seconds()
+        self.index = 0
         if self.chatty:
             self.log.info("Somebody at {peer} wants poetry!", peer=self.peer)
+        if self.plan.dues[0] <= 0:
+            self._step()  # the first chunk goes out on connection, as in the blocking edition
+        else:
+            self._schedule()
 
     @property
     def peer(self) -> str:
-        if self.fd is not None or self.transport is None:
-            return peer_of(self.address)
         return peer_name(self.transport.getPeer())
 
-    def connectionMade(self):
-        if self.fd is not None:  # a bare connection handed over, mid-poem
-            self.fd = None
-            self.transport.registerProducer(self, True)
-            if self._rest:
-                self.transport.write(self._rest)
-            del self._rest
-            return
-        self.begin(self.factory, self.factory.clock.seconds())
-        self.transport.registerProducer(self, True)
-        self._wait(self.first_step())
+    @property
+    def sent(self) -> int:
+        """Bytes of the poem sent so far (the chunks written; some may wait in a buffer)."""
+        return sum(len(chunk) for chunk in self.plan.chunks[: self.index])
 
-    def first_step(self) -> float | None:
-        """The first chunk goes out on connection, as in the blocking edition (unless held back)."""
-        if self.dues[0] <= 0:
-            return self.tick()
-        self.waiting = True
-        return self.start + self.dues[0]
+    def _schedule(self) -> None:
+        """Set the timer for the next step, due at its time from the start (at once if that is past)."""
+        due = self.start + self.plan.dues[self.index]
+        self.call = self.clock.callLater(max(0.0, due - self.clock.seconds()), self._step)
 
-    def _wait(self, due: float | None) -> None:
-        if due is not None:
-            self.factory.pacer.at(due, self)
-
-    def tick(self) -> float | None:
-        """Called by the Pacer when this connection's next chunk (or close) is due.
-
-        Sends the chunk and returns when the next step is due, or None when
-        there is none to wait for (closed, paused, or gone). This runs for every
-        chunk of every client, so its data is ready-made by the factory: the
-        chunks cut once, their due times from the start added up once.
-        """
-        self.waiting = False
+    def _step(self) -> None:
+        self.call = None
         if self.done or self.paused:
-            return None
-        index = self.index
-        if index < len(self.chunks):
-            chunk = self.chunks[index]
+            return
+        chunks = self.plan.chunks
+        if self.index < len(chunks):
+            chunk = chunks[self.index]
             if self.chatty:
                 self.log.debug("Sending {nbytes} bytes to {peer}", nbytes=len(chunk), peer=self.peer)
-            if self.fd is not None:
-                if not self._send_bare(chunk):
-                    return None
-            else:
-                send_now(self.transport, chunk)
-            self.index = index + 1
-            self.waiting = True
-            return self.start + self.dues[index + 1]
+            self.transport.write(chunk)
+            self.index += 1
+            self._schedule()
+            return
         self._end()
-        return None
 
     def _end(self) -> None:
         """The plan's last step: a clean close (after the whole poem, or before), a reset, or a stall."""
@@ -174,76 +114,36 @@ class SlowPoetryProtocol(Protocol):
         if self.factory.faults.any and self.chatty:
             self.log.info("client {peer}: {fate}", peer=self.peer, fate=self.plan.fate(len(self.poem)))
         if ending == STALL:
-            # Hold the connection open, sending nothing, until the client gives up (or the
-            # server stops). A bare socket gets a transport now, to hear the client leave.
-            if self.fd is not None:
-                self._hand_over(b"")
-            return
+            self.holding = True
+            return  # hold the connection, sending nothing, until the client gives up or the server stops
         self.done = self.served = True
         if ending == RESET:
             self.aborted = True  # a reset by design: no "hung up" line
-            self._reset()
-            return
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            close_cleanly(fd)
-            self.factory.live.discard(self)
+            self.reset()
             return
         self.transport.unregisterProducer()
-        close_now(self.transport)
+        self.transport.loseConnection()
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
         """Close with a TCP reset (SO_LINGER 0), so the client sees a failure, not an end."""
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            with socket.socket(fileno=fd) as bare:
-                reset_on_close(bare)
-            self.factory.live.discard(self)
-            return
         handle = getattr(self.transport, "getHandle", None)  # a real socket, not a test's transport
         if handle is not None:
             reset_on_close(handle())
         self.transport.abortConnection()
 
-    def _send_bare(self, chunk: bytes) -> bool:
-        """Write a chunk to the bare socket; False if the client is gone."""
-        try:
-            sent = os.write(self.fd, chunk)  # type: ignore[arg-type]
-        except BlockingIOError:
-            sent = 0
-        except OSError:  # EPIPE, ECONNRESET: it hung up
-            self._gone()
-            return False
-        if sent < len(chunk):
-            self._hand_over(chunk[sent:])
-        return True
+    def dataReceived(self, data: bytes) -> None:
+        """A poetry client has nothing to say: what it sends is read and dropped, never kept."""
 
-    def _gone(self) -> None:
-        fd, self.fd = self.fd, None
-        if fd is not None:
-            os.close(fd)
-        self.connectionLost(Failure(ConnectionDone()))
-
-    def _hand_over(self, rest: bytes) -> None:
-        """The client stopped reading: a Twisted transport buffers the rest and pauses us."""
-        self._rest = rest
-        self.listener.hand_over(self.fd, self.address, self)
-
-    @property
-    def sent(self) -> int:
-        """Bytes of the poem sent so far (the chunks written; some may wait in a buffer)."""
-        return sum(len(chunk) for chunk in self.chunks[: self.index])
-
+    # IPushProducer: the transport pauses us while its buffer is full.
     def pauseProducing(self):
         self.paused = True
 
     def resumeProducing(self):
         self.paused = False
-        if not self.waiting and not self.done:
+        if self.call is None and not self.done and not self.holding:
             # Go on at the old pace from now: a stalled reader gets no burst of catch-up chunks.
-            self.start = self.clock.seconds() - self.dues[self.index]
-            self.waiting = True
-            self._wait(self.start + self.dues[self.index])
+            self.start = self.clock.seconds() - self.plan.dues[self.index]
+            self._schedule()
 
     def stopProducing(self):
         self.done = True
@@ -251,15 +151,21 @@ class SlowPoetryProtocol(Protocol):
     def cut_short(self) -> None:
         """The server is stopping mid-poem: reset the connection, so the client sees a failure."""
         self.done = self.aborted = True
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self.call = None
         self.log.info(
             "Cut short the poem to {peer} after {sent} of {size} bytes: the server is stopping.",
             peer=self.peer,
             sent=self.sent,
             size=len(self.poem),
         )
-        self._reset()
+        self.reset()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self.call = None
         self.factory.live.discard(self)
         if self.aborted:
             return  # cut short by the server, and said so
@@ -273,68 +179,13 @@ class SlowPoetryProtocol(Protocol):
         self.done = True
 
 
-class SlowPort(SharedPort):
-    """The slow server's listening port: each new client starts bare, in the accept loop.
-
-    Twisted's own accept builds a transport, its addresses and log strings, and
-    registers the socket with the reactor for each client; with ten thousand
-    clients connecting at once that cost more than the kernel's work, and the
-    clients' schedules started late. Here a client is accepted, made
-    non-blocking, sent its first chunk and put on the Pacer: a protocol object
-    and a descriptor, nothing else, until it needs a transport
-    (:meth:`SlowPoetryProtocol._hand_over`).
-    """
-
-    factory: Any
-
-    def startListening(self):
-        SharedPort.startListening(self)
-        self.factory.ports.append(self)
-
-    def doRead(self):
-        factory = self.factory
-        now = factory.clock.seconds()
-        at = factory.pacer.at
-        for fd, address in bare_accepts(self):
-            os.set_blocking(fd, False)
-            protocol = SlowPoetryProtocol()
-            protocol.fd, protocol.address, protocol.listener = fd, address, self
-            protocol.begin(factory, now)
-            due = protocol.first_step()
-            if due is not None:
-                at(due, protocol)
-        return None
-
-
-NO_FAULTS = Faults()
-
-#: What a client may have sent that is read and dropped at the close, at most.
-DRAIN_LIMIT = 1 << 20
-
-
-def close_cleanly(fd: int) -> None:
-    """Close a bare socket with a FIN, after dropping whatever the client sent.
-
-    Nobody reads a bare connection, and the kernel answers the close of a socket
-    with unread input with a reset, which can cost the client the end of its poem.
-    A client that sent a little (a greeting, a stray newline) gets a clean end;
-    one that sent more than DRAIN_LIMIT gets the reset it asked for.
-    """
-    with socket.socket(fileno=fd) as bare:
-        drained = 0
-        try:
-            while drained < DRAIN_LIMIT and (data := bare.recv(65536, socket.MSG_DONTWAIT)):
-                drained += len(data)
-        except OSError:  # nothing more (BlockingIOError), or gone
-            pass
-
-
 class SlowPoetryFactory(Factory):
-    """Builds the protocols of one slow server; owns its Pacer."""
+    """Builds the protocols of one slow server; knows every connection open, to cut them short at the end."""
 
     protocol = SlowPoetryProtocol
-    port_class = SlowPort
     noisy = False
+    #: The fast edition's port: bare sockets paced by one timer.
+    fast_port = "slow"
 
     def __init__(
         self,
@@ -345,24 +196,25 @@ class SlowPoetryFactory(Factory):
         log_clients: bool = True,
         faults: Faults = NO_FAULTS,
         rate: float | None = None,
+        plain: bool = False,
     ):
         if clock is None:
             from twisted.internet import reactor as clock
         self.service = service
+        self.plain = plain
         # Off with --quiet: ten thousand clients would log a line per chunk each.
         self.log_clients = log_clients
         self.clock = clock
         self.num_bytes = num_bytes
         self.delay = delay
-        self.pacer = Pacer(clock)
-        self.live: set[SlowPoetryProtocol] = set()  # connections open now
+        self.live: set = set()  # connections open now (protocols, and the fast edition's bare clients)
         self.cut_short = 0  # poems the server cut short when it stopped
-        self.ports: list[SlowPort] = []  # the SlowPorts that have listened with this factory
         self.faults, self.rate = faults, rate
-        self.numbered = (
-            0  # connections numbered as they come: with --seed, number N always gets the same faults
-        )
+        # Connections numbered as they come: with --seed, number N always gets the same faults.
+        self.numbered = 0
         self._plan: tuple[bytes, Plan] | None = None
+        #: Called when the factory stops (the fast edition stops its timer here).
+        self.on_stop: list = []
 
     def next_connection(self) -> int:
         self.numbered += 1
@@ -383,7 +235,8 @@ class SlowPoetryFactory(Factory):
 
     def stopFactory(self):
         # The server is stopping (it stopped listening): no poem under way may end as if whole.
-        self.pacer.stop()
+        for stop in self.on_stop:
+            stop()
         for protocol in list(self.live):
             if not protocol.served:
                 self.cut_short += 1

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from poetrynow.address import split_description
-from poetrynow.servers.listen import ListenError, Where, cannot_listen, listen_on_each
+from poetrynow.servers.listen import ListenError, Where, cannot_listen, listen_on_each, listen_shared
 
 log = Logger()
 
@@ -40,20 +40,20 @@ def listened(deferred: Deferred) -> Any:
     return outcome[0]
 
 
-def own_port(reactor: Any, description: str, factory: Any, reuse_port: bool = False) -> Any:
-    """The factory's own listening port class (``factory.port_class``, a ``tcp.Port``
-    whose accept loop does the work itself), listening, for a ``tcp``/``tcp6``
-    description; None for any other kind (they take the ordinary endpoint).
+def own_port(reactor: Any, description: str, factory: Any, port_class: Any, reuse_port: bool = False) -> Any:
+    """A ``port_class`` port (the fast edition's ``tcp.Port``, whose accept loop does
+    the work itself), listening, for a ``tcp``/``tcp6`` description; None for any
+    other kind (they take the ordinary endpoint).
 
-    The port is what ``reactor.listenTCP`` would make, of the factory's class;
-    a failure to listen is returned, not raised.
+    The port is what ``reactor.listenTCP`` would make, of that class; a failure
+    to listen is returned, not raised.
     """
     kind, args, kwargs = split_description(description)
     if kind not in ("tcp", "tcp6"):
         return None
     port = int(args[0] if args else kwargs["port"])
     interface = kwargs.get("interface", "::" if kind == "tcp6" else "")
-    listening = factory.port_class(port, factory, int(kwargs.get("backlog", 50)), interface, reactor)
+    listening = port_class(port, factory, int(kwargs.get("backlog", 50)), interface, reactor)
     listening.reuse_port = reuse_port
     try:
         listening.startListening()
@@ -79,6 +79,7 @@ class ListeningService(service.Service):
         self.factory, self.where, self.what = factory, where, what
         self.reactor = reactor
         self.ports: list[Any] = []  # the IListeningPorts, once listening
+        self.port_class: Any = None  # the fast edition's port class, when it serves
 
     @property
     def listening(self) -> Any:
@@ -105,6 +106,7 @@ class ListeningService(service.Service):
 
     def _listen(self) -> list[Any]:
         label = self.where.label
+        self.port_class = self._edition()
         try:
             return listen_on_each(self.where, self._listen_one, _port_number, _stop_at_once)
         except ListenError as problem:
@@ -114,12 +116,26 @@ class ListeningService(service.Service):
         except Exception as problem:  # a description serverFromString cannot use
             raise cannot_start(ListenError(f"cannot listen on {label}: {problem}")) from None
 
+    def _edition(self) -> Any:
+        """The fast edition's port class, if the factory has one, it runs here and was not
+        declined (``--plain``); None for the plain edition (Twisted's own ports)."""
+        kind = getattr(self.factory, "fast_port", None)
+        if kind is None or not isinstance(self.reactor, PosixReactorBase):
+            return None
+        from poetrynow.servers import fastpath
+
+        return fastpath.port_class(kind, plain=getattr(self.factory, "plain", False))
+
     def _listen_one(self, description: str) -> Any:
         """One listening port for ``description``; the OSError if it cannot listen."""
-        if hasattr(self.factory, "port_class") and isinstance(self.reactor, PosixReactorBase):
-            result = own_port(self.reactor, description, self.factory, self.where.reuse_port)
-        else:
-            result = None
+        result = None
+        if self.port_class is not None:
+            result = own_port(self.reactor, description, self.factory, self.port_class, self.where.reuse_port)
+        elif self.where.reuse_port:
+            shared = listen_shared(description)  # an OSError if it cannot listen
+            with shared:
+                shared.setblocking(False)  # the reactor accepts until the kernel says "no more"
+                result = self.reactor.adoptStreamPort(shared.fileno(), shared.family, self.factory)
         if result is None:
             endpoint = serverFromString(self.reactor, description)
             result = listened(endpoint.listen(self.factory))

@@ -21,11 +21,11 @@ to take Twisted's ordinary path (a proxy with nothing cached yet).
 this way (the address as ``accept`` gives it), to log or count it; it should be
 cheap.
 
-The slow server's fast path (:class:`~poetrynow.servers.slow.SlowPort`) shares
-the pieces: :func:`bare_accepts` (new connections as descriptors, no socket
-objects), :func:`send_now` and :func:`close_now` (a transport's write and close,
-at once when nothing waits), :class:`SharedPort` (SO_REUSEPORT) and
-:func:`log_info` (a log line for less).
+The slow server's fast path (:class:`~poetrynow.servers.fastpath.slowport.SlowPort`)
+shares the pieces: :func:`bare_accepts` (new connections as descriptors, no
+socket objects) and :class:`SharedPort` (SO_REUSEPORT, and the hand-over of a
+bare connection to an ordinary transport). Each private name they use is checked
+at start-up (:mod:`poetrynow.servers.fastpath`).
 """
 
 from __future__ import annotations
@@ -33,59 +33,19 @@ from __future__ import annotations
 import os
 import socket
 import struct
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from twisted.internet import tcp, unix
-from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IPullProducer
+from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger, LogLevel
-from twisted.python.failure import Failure
-from zope.interface import implementer
+
+from poetrynow.servers.sending import send_rest
 
 #: Connections accepted per call of doRead before yielding to the rest of the loop.
 BATCH = 256
-#: A rest at least this long goes out through a pull producer, slice by slice.
-STREAM_THRESHOLD = 4 << 20
-SLICE = 64 << 10
-
 #: The longest answer written in the accept loop (and at most half the send buffer).
 QUICK_LIMIT = 64 << 10
-#: Transports whose ``socket`` is the connection itself (not TLS or another wrapper).
-RAW_TRANSPORTS = frozenset({tcp.Server, tcp.Client, unix.Server, unix.Client})
 SEND_TIMEOUT = struct.pack("ll", 0, 1)  # one microsecond, which the kernel rounds up to a tick
-
-
-@implementer(IPullProducer)
-class SliceProducer:
-    """Feeds one client a large answer slice by slice, as its transport asks, then closes."""
-
-    def __init__(self, data: bytes, transport: Any, offset: int = 0):
-        self.view = memoryview(data)
-        self.offset = offset
-        self.transport = transport
-
-    def resumeProducing(self):
-        chunk = self.view[self.offset : self.offset + SLICE]
-        self.offset += len(chunk)
-        self.transport.write(chunk.tobytes())
-        if self.offset >= len(self.view):
-            self.transport.unregisterProducer()
-            self.transport.loseConnection()
-
-    def stopProducing(self):
-        self.offset = len(self.view)
-
-
-def send_rest(transport: Any, data: bytes, offset: int = 0) -> None:
-    """Write ``data[offset:]`` to ``transport`` and close it; a long rest goes by a producer."""
-    if len(data) - offset >= STREAM_THRESHOLD:
-        transport.registerProducer(SliceProducer(data, transport, offset), False)
-        return
-    transport.write(data[offset:] if offset else data)
-    transport.loseConnection()
 
 
 class TheRest(Protocol):
@@ -96,35 +56,6 @@ class TheRest(Protocol):
 
     def connectionMade(self):
         send_rest(self.transport, self.data, self.sent)
-
-
-def log_info(logger: Logger, format: str, **fields: object) -> None:
-    """What ``logger.info(format, **fields)`` does, for less: the line per client.
-
-    ``Logger.emit`` checks the level against a freshly sorted list of levels on
-    every call; an info event needs no check. The event is the same dict, handed
-    to the same observer.
-    """
-    fields.update(
-        log_logger=logger,
-        log_level=LogLevel.info,
-        log_namespace=logger.namespace,
-        log_source=logger.source,
-        log_format=format,
-        log_time=time.time(),
-    )
-    logger.observer(fields)
-
-
-def _bare_and_idle(transport: Any) -> bool:
-    """Whether the transport's socket is the connection itself, open, with nothing buffered."""
-    return (
-        type(transport) in RAW_TRANSPORTS
-        and not transport._tempDataLen
-        and not transport.dataBuffer
-        and transport.connected
-        and not transport.disconnecting
-    )
 
 
 def bare_accepts(port: tcp.Port) -> Iterator[tuple[int, tuple]]:
@@ -145,51 +76,6 @@ def bare_accepts(port: tcp.Port) -> Iterator[tuple[int, tuple]]:
             tcp.Port.doRead(port)
             return
         yield connection
-
-
-def send_now(transport: Any, data: bytes) -> None:
-    """``transport.write(data)``, but straight into the socket when nothing waits before it.
-
-    A transport's write buffers the bytes and registers for writability; the
-    reactor wakes on the next pass to send them and unregisters again: two epoll
-    changes and a wake-up per write. A slow server writes a small chunk to each
-    client in turn, into a socket whose kernel buffer is empty nearly always, so
-    it sends at once; only what the kernel does not take goes through the
-    transport, whose buffering, producer pausing and error handling stay as
-    they were. TLS and other wrapped transports always take the ordinary path.
-    """
-    if _bare_and_idle(transport):
-        try:
-            sent = transport.socket.send(data)
-        except OSError:  # full (BlockingIOError) or gone: the transport finds out its own way
-            sent = 0
-        if sent == len(data):
-            return
-        data = data[sent:]
-    transport.write(data)
-
-
-def close_now(transport: Any) -> None:
-    """``transport.loseConnection()``, at once when nothing is left to send.
-
-    loseConnection stops reading, registers for writability and waits for the
-    reactor's next pass to find the buffer empty, send nothing, and only then
-    close. With the buffer already empty, this does at once what that pass
-    would: take the transport off the reactor and tell it the connection is done
-    (a clean close: FIN, then the protocol's connectionLost).
-    """
-    if _bare_and_idle(transport) and transport.producer is None:
-        reactor = transport.reactor
-        reactor.removeReader(transport)
-        reactor.removeWriter(transport)
-        transport.connectionLost(Failure(ConnectionDone("Connection was closed cleanly.")))
-        return
-    transport.loseConnection()
-
-
-def peer_of(address: tuple) -> str:
-    """``host:port`` for a log line, as :func:`~poetrynow.servers.listen.peer_name` words it."""
-    return f"{address[0]}:{address[1]}"
 
 
 class SharedPort(tcp.Port):

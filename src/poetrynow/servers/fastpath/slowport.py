@@ -1,0 +1,232 @@
+"""The slow server's fast edition: bare sockets and one timer for every client.
+
+The plain edition (:mod:`poetrynow.servers.slow`) gives each client a transport,
+a protocol and a timer. With ten thousand clients connecting at once, Twisted's
+accept (a transport, its addresses and log strings, a reactor registration per
+client) and ten thousand timers cost more than the kernel's own work, and the
+clients' schedules started late. Here :class:`SlowPort` accepts each client bare
+(a descriptor), sends its first chunk and puts a :class:`BareClient` on the
+:class:`Pacer`, which keeps every client's next deadline in a heap under a
+single reactor timer. A client that stops reading (the kernel takes a chunk only
+in part) or whose plan ends in a stall is handed to an ordinary transport with
+the plain protocol, which carries on mid-poem.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import socket
+from typing import Any
+
+from twisted.logger import Logger
+
+from poetrynow.faults import RESET, STALL, Plan
+from poetrynow.servers.fastpath.onewrite import SharedPort, bare_accepts
+from poetrynow.servers.listen import reset_on_close
+from poetrynow.servers.logline import peer_of
+from poetrynow.servers.slow import SlowPoetryProtocol
+
+
+class Pacer:
+    """Calls ``tick()`` on each registered client when its deadline comes: one timer for all."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self._heap: list[tuple[float, int, Any]] = []
+        self._order = itertools.count()
+        self._call = None
+        self._armed_for = 0.0
+
+    def at(self, due: float, client: Any) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), client))
+        self._arm()
+
+    def _arm(self) -> None:
+        if not self._heap:
+            return
+        first = self._heap[0][0]
+        if self._call is not None and self._call.active():
+            if self._armed_for <= first:
+                return
+            self._call.cancel()
+        self._armed_for = first
+        self._call = self.clock.callLater(max(0.0, first - self.clock.seconds()), self._tick)
+
+    def _tick(self) -> None:
+        self._call = None
+        now = self.clock.seconds()
+        heap, order = self._heap, self._order
+        # Each client says when it is due next; it goes straight back on the heap.
+        while heap and heap[0][0] <= now:
+            client = heapq.heappop(heap)[2]
+            due = client.tick()
+            if due is not None:
+                heapq.heappush(heap, (due, next(order), client))
+        self._arm()
+
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._heap.clear()
+
+
+class BareClient:
+    """One client's poem on its bare socket, until it needs a transport (or ends)."""
+
+    log = Logger(namespace="poetrynow.servers.slow")
+
+    def __init__(self, fd: int, address: tuple, port: SlowPort, now: float):
+        factory = port.factory
+        self.fd: int | None = fd
+        self.address, self.port, self.factory = address, port, factory
+        self.poem: bytes = factory.service.poem
+        self.plan: Plan = factory.plan_for(factory.next_connection())
+        self.chunks, self.dues = self.plan.chunks, self.plan.dues
+        self.start = now
+        self.index = 0
+        self.served = False  # the plan was carried out: the whole poem (or the fault) and the end
+        self.chatty = factory.log_clients
+        factory.live.add(self)
+        if self.chatty:
+            self.log.info("Somebody at {peer} wants poetry!", peer=self.peer)
+
+    @property
+    def peer(self) -> str:
+        return peer_of(self.address)
+
+    @property
+    def sent(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks[: self.index])
+
+    def first_step(self) -> float | None:
+        """The first chunk goes out on connection, as in the blocking edition (unless held back)."""
+        if self.dues[0] <= 0:
+            return self.tick()
+        return self.start + self.dues[0]
+
+    def tick(self) -> float | None:
+        """Called by the Pacer when the next chunk (or the end) is due; when the step after is due.
+
+        This runs for every chunk of every client, so its data is ready-made by
+        the factory: the chunks cut once, their due times added up once.
+        """
+        if self.fd is None:
+            return None
+        index = self.index
+        if index < len(self.chunks):
+            chunk = self.chunks[index]
+            if self.chatty:
+                self.log.debug("Sending {nbytes} bytes to {peer}", nbytes=len(chunk), peer=self.peer)
+            try:
+                sent = os.write(self.fd, chunk)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # EPIPE, ECONNRESET: it hung up
+                self._gone()
+                return None
+            self.index = index + 1
+            if sent < len(chunk):
+                self._hand_over(chunk[sent:], holding=False)
+                return None
+            return self.start + self.dues[index + 1]
+        self._end()
+        return None
+
+    def _end(self) -> None:
+        ending = self.plan.ending
+        if self.factory.faults.any and self.chatty:
+            self.log.info("client {peer}: {fate}", peer=self.peer, fate=self.plan.fate(len(self.poem)))
+        if ending == STALL:
+            # Hold the connection open, sending nothing: a transport hears the client leave.
+            self._hand_over(b"", holding=True)
+            return
+        self.served = True
+        fd, self.fd = self.fd, None
+        self.factory.live.discard(self)
+        if ending == RESET:
+            with socket.socket(fileno=fd) as bare:
+                reset_on_close(bare)
+        else:
+            close_cleanly(fd)  # type: ignore[arg-type]
+
+    def _gone(self) -> None:
+        fd, self.fd = self.fd, None
+        self.factory.live.discard(self)
+        if fd is not None:
+            os.close(fd)
+        if self.chatty:
+            self.log.info(
+                "Client at {peer} hung up after {sent} of {size} bytes.",
+                peer=self.peer,
+                sent=self.sent,
+                size=len(self.poem),
+            )
+
+    def _hand_over(self, rest: bytes, holding: bool) -> None:
+        """The plain protocol takes over on a transport of the port that accepted this client."""
+        fd, self.fd = self.fd, None
+        self.factory.live.discard(self)
+        protocol = SlowPoetryProtocol.resume(self.plan, self.start, self.index, rest, holding)
+        self.port.hand_over(fd, self.address, protocol)  # type: ignore[arg-type]
+
+    def cut_short(self) -> None:
+        """The server is stopping mid-poem: reset the connection, so the client sees a failure."""
+        self.log.info(
+            "Cut short the poem to {peer} after {sent} of {size} bytes: the server is stopping.",
+            peer=self.peer,
+            sent=self.sent,
+            size=len(self.poem),
+        )
+        fd, self.fd = self.fd, None
+        self.factory.live.discard(self)
+        if fd is not None:
+            with socket.socket(fileno=fd) as bare:
+                reset_on_close(bare)
+
+
+class SlowPort(SharedPort):
+    """The slow server's listening port: each new client starts bare, in the accept loop."""
+
+    factory: Any
+
+    def startListening(self):
+        SharedPort.startListening(self)
+        factory = self.factory
+        if getattr(factory, "pacer", None) is None:
+            factory.pacer = Pacer(factory.clock)
+            factory.on_stop.append(factory.pacer.stop)
+
+    def doRead(self):
+        factory = self.factory
+        now = factory.clock.seconds()
+        at = factory.pacer.at
+        for fd, address in bare_accepts(self):
+            os.set_blocking(fd, False)
+            client = BareClient(fd, address, self, now)
+            due = client.first_step()
+            if due is not None:
+                at(due, client)
+        return None
+
+
+#: What a client may have sent that is read and dropped at the close, at most.
+DRAIN_LIMIT = 1 << 20
+
+
+def close_cleanly(fd: int) -> None:
+    """Close a bare socket with a FIN, after dropping whatever the client sent.
+
+    Nobody reads a bare connection, and the kernel answers the close of a socket
+    with unread input with a reset, which can cost the client the end of its poem.
+    A client that sent a little (a greeting, a stray newline) gets a clean end;
+    one that sent more than DRAIN_LIMIT gets the reset it asked for.
+    """
+    with socket.socket(fileno=fd) as bare:
+        drained = 0
+        try:
+            while drained < DRAIN_LIMIT and (data := bare.recv(65536, socket.MSG_DONTWAIT)):
+                drained += len(data)
+        except OSError:  # nothing more (BlockingIOError), or gone
+            pass

@@ -1,0 +1,49 @@
+"""Sending a whole answer on a transport, then closing: the one thing a poetry server says.
+
+A short answer is one ``write`` and a ``loseConnection``. A long one (a poem of
+megabytes) goes by a pull producer, slice by slice as the transport asks for
+more, so that a thousand clients of a large poem cost a thousand small buffers,
+not a thousand copies of the poem in the transports' write queues (Part 16's
+advice: let the transport say when it wants more).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IPullProducer
+from zope.interface import implementer
+
+#: A rest at least this long goes out through a pull producer, slice by slice.
+STREAM_THRESHOLD = 4 << 20
+SLICE = 64 << 10
+
+
+@implementer(IPullProducer)
+class SliceProducer:
+    """Feeds one client a large answer slice by slice, as its transport asks, then closes."""
+
+    def __init__(self, data: bytes, transport: Any, offset: int = 0):
+        self.view = memoryview(data)
+        self.offset = offset
+        self.transport = transport
+
+    def resumeProducing(self):
+        chunk = self.view[self.offset : self.offset + SLICE]
+        self.offset += len(chunk)
+        self.transport.write(chunk.tobytes())
+        if self.offset >= len(self.view):
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
+    def stopProducing(self):
+        self.offset = len(self.view)
+
+
+def send_rest(transport: Any, data: bytes, offset: int = 0) -> None:
+    """Write ``data[offset:]`` to ``transport`` and close it; a long rest goes by a producer."""
+    if len(data) - offset >= STREAM_THRESHOLD:
+        transport.registerProducer(SliceProducer(data, transport, offset), False)
+        return
+    transport.write(data[offset:] if offset else data)
+    transport.loseConnection()
