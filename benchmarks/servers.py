@@ -167,6 +167,9 @@ def fast_competitors(path: str, poem: bytes, workdir: str) -> list[Competitor]:
     found = [
         Competitor("fastpoetry --quiet", [str(BIN / "fastpoetry"), str(poem_file), "--quiet"]),
         Competitor(
+            "fastpoetry --plain --quiet", [str(BIN / "fastpoetry"), str(poem_file), "--plain", "--quiet"]
+        ),
+        Competitor(
             "fastpoetry, log to a file",
             [str(BIN / "fastpoetry"), str(poem_file)],
             log=Path(workdir) / "fastpoetry.log",
@@ -206,6 +209,10 @@ def proxy_competitors(upstream: int, workdir: str) -> list[Competitor]:
 
     found = [
         Competitor("poetry-proxy hit --quiet", [str(BIN / "poetry-proxy"), str(upstream), "--quiet"]),
+        Competitor(
+            "poetry-proxy --plain hit --quiet",
+            [str(BIN / "poetry-proxy"), str(upstream), "--plain", "--quiet"],
+        ),
         Competitor(
             "poetry-proxy hit, log to a file",
             [str(BIN / "poetry-proxy"), str(upstream)],
@@ -310,12 +317,15 @@ def slow_child(port: int, clients: int) -> None:
     )
 
 
-def slow_servers(count: int, num_bytes: int, delay: float, source: Path | None) -> list[Competitor]:
+def slow_servers(
+    count: int, num_bytes: int, delay: float, source: Path | None, extra: tuple[str, ...] = ()
+) -> list[Competitor]:
     """``count`` slowpoetry --concurrent processes on one port (SO_REUSEPORT when more than one).
 
-    ``source``: a checkout's src/ to run instead of the installed code (the baseline).
+    ``source``: a checkout's src/ to run instead of the installed code (the baseline);
+    ``extra``: more options (``--plain``).
     """
-    base = [sys.executable, "-m", "poetrynow.cli.slowpoetry", "kettle", "--concurrent", "--quiet"]
+    base = [sys.executable, "-m", "poetrynow.cli.slowpoetry", "kettle", "--concurrent", "--quiet", *extra]
     base += ["--num-bytes", str(num_bytes), "--delay", str(delay)]
     if count > 1:
         import socket
@@ -328,10 +338,12 @@ def slow_servers(count: int, num_bytes: int, delay: float, source: Path | None) 
     return [Competitor("slowpoetry --concurrent", base, env=env).start() for _ in range(count)]
 
 
-def slow_round(clients: int, num_bytes: int, delay: float, source: Path | None) -> dict:
+def slow_round(
+    clients: int, num_bytes: int, delay: float, source: Path | None, extra: tuple[str, ...] = ()
+) -> dict:
     """One run: the servers, then the clients spread over processes; lateness and server CPU."""
     processes = -(-clients // CLIENTS_PER_PROCESS)
-    servers = slow_servers(processes, num_bytes, delay, source)
+    servers = slow_servers(processes, num_bytes, delay, source, extra)
     try:
         pids = [pid for server in servers for pid in server.pids()]
         before = cpu_seconds(pids)
@@ -377,13 +389,17 @@ def slow_part(counts: list[int], num_bytes: int, delay: float, rounds: int, base
         old = baseline_checkout(baseline, workdir) if baseline else None
         try:
             for clients in counts:
-                versions = [("this", None)]
+                # The fast edition, the plain one beside it, and the baseline when asked for.
+                versions: list[tuple[str, Path | None, tuple[str, ...]]] = [
+                    ("this", None, ()),
+                    ("this, --plain", None, ("--plain",)),
+                ]
                 if old is not None and clients <= CLIENTS_PER_PROCESS:
-                    versions.insert(0, (baseline, old))
-                runs: dict[str, list[dict]] = {name: [] for name, _ in versions}
+                    versions.insert(0, (baseline, old, ()))
+                runs: dict[str, list[dict]] = {name: [] for name, _, _ in versions}
                 for round_ in range(rounds):
-                    for name, source in versions:  # side by side: each round runs every version
-                        run = slow_round(clients, num_bytes, delay, source)
+                    for name, source, extra in versions:  # side by side: each round runs every version
+                        run = slow_round(clients, num_bytes, delay, source, extra)
                         runs[name].append(run)
                         print(
                             f"{clients} clients, {name}, round {round_ + 1}: "
@@ -391,7 +407,7 @@ def slow_part(counts: list[int], num_bytes: int, delay: float, rounds: int, base
                             file=sys.stderr,
                             flush=True,
                         )
-                for name, _ in versions:
+                for name, _, _ in versions:
                     done = runs[name]
 
                     def median(key: str, done: list[dict] = done) -> float:
