@@ -17,13 +17,9 @@ from twisted.internet import defer
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, unexpected
 from poetrynow.clients.connect import Dialled, start_all
-from poetrynow.clients.get_poetry import (
-    TWISTED_FAILURES,
-    TransformProxy,
-    describe_failure,
-    get_poetry_dialled,
-)
+from poetrynow.clients.get_poetry import TWISTED_FAILURES, describe_failure, get_poetry_dialled
 from poetrynow.clients.task import PoemTask, tasks_for
+from poetrynow.clients.transform_proxy import TransformProxy
 from poetrynow.events import Sink
 from poetrynow.stopping import Interrupted, reactor_stopped_by_signals
 
