@@ -21,7 +21,7 @@ from poetrynow.clients.get_poetry import TWISTED_FAILURES, describe_failure, get
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.transform_proxy import TransformProxy
 from poetrynow.events import Sink
-from poetrynow.stopping import Interrupted, reactor_stopped_by_signals
+from poetrynow.stopping import Interrupted, loop_stopped_by_signals
 
 
 def reactor_class() -> type:
@@ -85,7 +85,7 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
     # A signal stops the reactor (closing every connection) and is raised after; what
     # the closing does to the downloads under way, the session leaves out.
     reactor.callWhenRunning(start)
-    with reactor_stopped_by_signals(reactor) as caught:
+    with loop_stopped_by_signals(reactor.callFromThread, reactor.stop) as caught:
         reactor.run(installSignalHandlers=False)
     if caught:
         raise Interrupted(caught[0])
