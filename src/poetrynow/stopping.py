@@ -1,11 +1,25 @@
-"""Stopping on SIGINT (Ctrl-C) and SIGTERM: one exception every command and engine shares.
+"""Stopping on SIGINT (Ctrl-C) and SIGTERM: one exception, and two ways to get to it.
 
-The commands install :func:`interrupt_on_signals`; the signal then raises
-:class:`Interrupted` in the main thread wherever it is (a blocking recv, a select
-loop, asyncio's loop), and the ``finally`` blocks on the way out close sockets and
-stop servers. Event loops that swallow exceptions from signal handlers (Twisted's
-reactor logs and goes on) use :func:`on_signals` to stop themselves instead, and
-raise Interrupted once they have.
+Python runs a signal handler in the main thread, between two steps of whatever
+that thread was doing. What the handler may do there depends on what kind of
+program it interrupts, and so there are two ways, one for each kind:
+
+- A blocking program waits inside one call (a ``recv``, a ``sleep``, a ``select``)
+  and only an exception gets it out of there. :func:`interrupt_on_signals` makes
+  both signals raise :class:`Interrupted` wherever the main thread is; the
+  ``finally`` blocks on the way out close sockets and stop servers.
+  ``get-poetry``, ``poetrynow demo`` and the blocking ``slowpoetry`` install it
+  before they start: the blocking, threads and select engines, the demo and the
+  blocking server are stopped that way.
+- An event loop must be stopped from inside the loop. An exception raised in the
+  handler would land in the middle of the loop's own bookkeeping: Twisted's
+  reactor logs it and goes on, and asyncio can be left with a task that waits for
+  ever. While :func:`loop_stopped_by_signals` is in force (the twisted engine, the
+  Twisted servers' ``serve``, and ``clients.aio.run`` under the asyncio, actors and
+  lazy engines), a signal is only noted, and the loop is handed, through its
+  thread-safe way in, the call that stops it: ``reactor.stop``, or a cancel of the
+  main task. Once the loop has returned, the caller raises (or reports)
+  Interrupted for the signal noted.
 """
 
 from __future__ import annotations
@@ -45,7 +59,7 @@ requested: list[int] = []
 
 
 def interrupt_on_signals() -> None:
-    """Make SIGINT and SIGTERM raise :class:`Interrupted` in the main thread."""
+    """Make SIGINT and SIGTERM raise :class:`Interrupted` in the main thread: for blocking programs."""
 
     def interrupt(signum, frame):
         requested.append(signum)
@@ -56,44 +70,34 @@ def interrupt_on_signals() -> None:
 
 
 @contextmanager
-def on_signals(stop: Callable[[int], None]) -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM call ``stop(signum)`` instead; the old handlers come back after.
+def loop_stopped_by_signals(
+    call_in_loop: Callable[[Callable[[], object]], object], stop: Callable[[], object]
+) -> Iterator[list[int]]:
+    """While inside, SIGINT and SIGTERM have an event loop call ``stop()``; the list says which came.
 
-    Only in the main thread, where Python runs signal handlers; elsewhere it does nothing.
+    ``call_in_loop`` is the loop's way in from a signal handler:
+    ``reactor.callFromThread`` or ``loop.call_soon_threadsafe``. The handlers in
+    place before (in a command, those of :func:`interrupt_on_signals`) come back
+    after. Only in the main thread, where Python runs signal handlers; elsewhere
+    nothing changes.
     """
     import threading
 
+    caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield caught
         return
     previous = {signum: signal.getsignal(signum) for signum in STOPPING}
 
     def handle(number, frame):
         requested.append(number)
-        stop(number)
+        caught.append(number)
+        call_in_loop(stop)
 
     for signum in STOPPING:
         signal.signal(signum, handle)
     try:
-        yield
+        yield caught
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-@contextmanager
-def reactor_stopped_by_signals(reactor) -> Iterator[list[int]]:
-    """While inside, SIGINT and SIGTERM stop ``reactor``; the list says which signal came, if any.
-
-    Twisted's reactor logs an exception raised in a signal handler and goes on, so
-    the signal is remembered and the reactor stopped (closing every connection); the
-    caller raises or reports it once the reactor has returned.
-    """
-    caught: list[int] = []
-
-    def stop(signum: int) -> None:
-        caught.append(signum)
-        reactor.callFromThread(reactor.stop)
-
-    with on_signals(stop):
-        yield caught

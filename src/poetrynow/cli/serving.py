@@ -20,7 +20,7 @@ from poetrynow.cli.common import FAILED, OK, USAGE, error, stopped
 from poetrynow.collector import collect_seldom
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers.listen import ListenError
-from poetrynow.stopping import Interrupted, reactor_stopped_by_signals
+from poetrynow.stopping import Interrupted, loop_stopped_by_signals
 
 #: Seconds between two "out of file descriptors" lines while it lasts.
 FD_NOTICE_EVERY = 10.0
@@ -128,7 +128,8 @@ def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
     globalLogBeginner.beginLoggingTo([after_start], discardBuffer=True, redirectStandardIO=False)
     # The signals are ours before the listening line is out: a script that reads the
     # line and stops the server at once gets the same clean stop as a later one.
-    with reactor_stopped_by_signals(reactor) as caught:
+    call_in_loop = reactor.callFromThread  # type: ignore[attr-defined]  # typed as any reactor
+    with loop_stopped_by_signals(call_in_loop, reactor.stop) as caught:
         running: list = []
         for tree in trees:
             try:

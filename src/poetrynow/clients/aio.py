@@ -19,7 +19,7 @@ from typing import Any
 from poetrynow.address import Address, targets
 from poetrynow.clients import READ_SIZE
 from poetrynow.clients.connect import Attempts, Dialled, connect_error, dial, is_connected
-from poetrynow.stopping import Interrupted, on_signals
+from poetrynow.stopping import Interrupted, loop_stopped_by_signals
 
 #: How long a stopped run may take to cancel its tasks.
 STOP_WITHIN = 1.0
@@ -50,18 +50,15 @@ def run(
     and the run then hangs as it closes. The signal is noted, and the main task
     cancelled from the loop itself.
     """
-    caught: list[int] = []
+    caught: list[int] = []  # the signals that came while the loop ran
 
     async def guarded() -> Any:
+        nonlocal caught
         loop = asyncio.get_running_loop()
         me = asyncio.current_task()
         assert me is not None
-
-        def stop(signum: int) -> None:
-            caught.append(signum)
-            loop.call_soon_threadsafe(me.cancel)  # safe from a signal handler, wherever it lands
-
-        with on_signals(stop):
+        # call_soon_threadsafe is safe from a signal handler, wherever it lands.
+        with loop_stopped_by_signals(loop.call_soon_threadsafe, me.cancel) as caught:
             return await main
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:

@@ -17,15 +17,11 @@ from twisted.internet import defer
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, unexpected
 from poetrynow.clients.connect import Dialled, start_all
-from poetrynow.clients.get_poetry import (
-    TWISTED_FAILURES,
-    TransformProxy,
-    describe_failure,
-    get_poetry_dialled,
-)
+from poetrynow.clients.get_poetry import TWISTED_FAILURES, describe_failure, get_poetry_dialled
 from poetrynow.clients.task import PoemTask, tasks_for
+from poetrynow.clients.transform_proxy import TransformProxy
 from poetrynow.events import Sink
-from poetrynow.stopping import Interrupted, reactor_stopped_by_signals
+from poetrynow.stopping import Interrupted, loop_stopped_by_signals
 
 
 def reactor_class() -> type:
@@ -89,7 +85,7 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
     # A signal stops the reactor (closing every connection) and is raised after; what
     # the closing does to the downloads under way, the session leaves out.
     reactor.callWhenRunning(start)
-    with reactor_stopped_by_signals(reactor) as caught:
+    with loop_stopped_by_signals(reactor.callFromThread, reactor.stop) as caught:
         reactor.run(installSignalHandlers=False)
     if caught:
         raise Interrupted(caught[0])
