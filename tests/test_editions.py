@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 from unittest import mock
 
 from twisted.internet import defer, reactor, tcp
@@ -92,6 +93,10 @@ class CheckTests(SynchronousTestCase):
 
     def test_a_changed_transport_constructor_is_caught(self):
         class Renamed(tcp.Server):
+            def __init__(self, sock, protocol, client, server, sessionno, reactor, more):
+                raise AssertionError("never built by the check")
+
+        class Grown(tcp.Server):  # a later Twisted may add an optional parameter: still fine
             def __init__(self, sock, protocol, client, server, sessionno, reactor, more=None):
                 raise AssertionError("never built by the check")
 
@@ -99,6 +104,9 @@ class CheckTests(SynchronousTestCase):
             fastpath.missing.cache_clear()
             why = fastpath.missing() or ""
         self.assertIn("transport takes (sock, protocol, client, server, sessionno, reactor, more)", why)
+        with mock.patch.object(tcp.Port, "transport", Grown):
+            fastpath.missing.cache_clear()
+            self.assertIsNone(fastpath.missing())
 
     def test_a_socket_without_its_bare_accept_is_caught(self):
         class WithoutBareAccept:  # a CPython whose socket class no longer has _accept
@@ -126,6 +134,10 @@ class CommandFallbackTests(SynchronousTestCase):
             stdin=subprocess.DEVNULL,
         )
         self.addCleanup(server.stop)
+        # A child that never prints is killed, so the reads below cannot hang the suite.
+        watchdog = threading.Timer(60, server.process.kill)
+        watchdog.start()
+        self.addCleanup(watchdog.cancel)
         first = server.process.stdout.readline()
         self.assertRegex(first, r"^Serving kettle on port \d+\.\n$")
         port = int(first.rsplit(" ", 1)[1].rstrip(".\n"))

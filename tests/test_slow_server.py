@@ -6,7 +6,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.servers.fastpath.slowport import Pacer
-from poetrynow.servers.slow import SlowPoetryFactory
+from poetrynow.servers.slow import SlowPoetryFactory, SlowPoetryProtocol
 from tests.twisted_support import poetry_service
 
 POEM = b"abcdefghijklmnopqrstuvwxy"  # 25 bytes: chunks of 10, 10, 5
@@ -103,6 +103,63 @@ class ConcurrentScheduleTests(SynchronousTestCase):
         self.assertEqual(self.factory.cut_short, 1)
         self.assertTrue(late.transport.disconnecting)
         self.assertTrue(midway.protocol.served)
+
+
+class ResumedTests(SynchronousTestCase):
+    """The plain protocol taking over a poem the fast edition began on a bare socket."""
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.factory = SlowPoetryFactory(poetry_service(POEM), num_bytes=10, delay=1.0, clock=self.clock)
+        self.plan = self.factory.plan_for(1)
+
+    def resumed(self, index: int, rest: bytes, holding: bool = False, start: float = 0.0) -> Client:
+        client = Client.__new__(Client)
+        client.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 1))
+        protocol = SlowPoetryProtocol.resume(self.plan, start, index, rest, holding)
+        protocol.factory = self.factory
+        client.protocol = protocol
+        protocol.makeConnection(client.transport)
+        return client
+
+    def test_the_rest_first_then_the_old_schedule(self):
+        self.clock.advance(1.2)  # the bare client sent chunk 0 at 0 and part of chunk 1 at 1.0
+        a = self.resumed(2, b"mnopqrst")  # what the kernel did not take of chunk 1
+        self.assertEqual(a.got, b"mnopqrst")
+        self.clock.advance(0.7)  # chunk 2 is due at 2.0, from the connection's start
+        self.assertEqual(a.got, b"mnopqrst")
+        self.clock.advance(0.1)
+        self.assertEqual(a.got, b"mnopqrst" + POEM[20:])
+        self.clock.advance(1.0)
+        self.assertTrue(a.closed)
+        self.assertTrue(a.protocol.served)
+        a.protocol.connectionLost(None)  # what the transport does once the close is through
+        self.assertEqual(self.factory.live, set())
+
+    def test_paused_by_the_rest_it_resumes_at_the_old_pace_from_then(self):
+        self.clock.advance(1.2)
+        a = self.resumed(2, b"mnopqrst")
+        a.protocol.pauseProducing()  # the rest filled the transport's buffer
+        self.clock.advance(5)
+        self.assertEqual(a.got, b"mnopqrst")
+        a.protocol.resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(a.got, b"mnopqrst" + POEM[20:])
+
+    def test_a_stalled_plan_holds_and_is_cut_short_at_the_stop(self):
+        a = self.resumed(len(self.plan.chunks), b"", holding=True)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        a.protocol.pauseProducing()
+        a.protocol.resumeProducing()
+        self.assertEqual(self.clock.getDelayedCalls(), [])  # holding: nothing more is ever sent
+        self.factory.stopFactory()
+        self.assertEqual(self.factory.cut_short, 1)
+        self.assertTrue(a.closed)
+
+    def test_a_connection_lost_before_it_began_is_quiet(self):
+        protocol = self.factory.buildProtocol(None)
+        protocol.connectionLost(None)  # never made: nothing to cancel, nothing to log
+        self.assertEqual(self.factory.live, set())
 
 
 class PacerTests(SynchronousTestCase):

@@ -120,6 +120,9 @@ class SlowPoetryOptions(PoemOptions):
 
 
 class TransformOptions(ServerOptions):
+    optFlags = QUIET + [
+        ["plain", None, "Taken for scripts: the transform server has one edition, the plain one."]
+    ]
     optParameters = LISTEN + [
         ["max-length", None, DEFAULT_MAX_LENGTH, "Largest request in bytes.", validate.positive_int],
         [

@@ -197,7 +197,11 @@ def _listen_one(description: str, reuse_port: bool = False) -> socket.socket:
     interface = kwargs.get("interface", "::" if kind == "tcp6" else "0.0.0.0")
     family = socket.AF_INET6 if kind == "tcp6" else socket.AF_INET
     backlog = int(kwargs.get("backlog", BACKLOG))
-    return socket.create_server((interface, port), family=family, backlog=backlog, reuse_port=reuse_port)
+    # "::" takes IPv4 clients too, as Twisted's own tcp6 port on "::" does.
+    dualstack = interface == "::" and socket.has_dualstack_ipv6()
+    return socket.create_server(
+        (interface, port), family=family, backlog=backlog, reuse_port=reuse_port, dualstack_ipv6=dualstack
+    )
 
 
 def listen_shared(description: str) -> socket.socket:

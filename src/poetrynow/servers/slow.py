@@ -38,6 +38,13 @@ class SlowPoetryProtocol(Protocol):
     log = Logger()
     #: Set by :meth:`resume` for a connection the fast edition started.
     resumed: tuple[Plan, float, int, bytes, bool] | None = None
+    # Until connectionMade sets them (a connection lost before it ran has sent nothing).
+    call: Any = None
+    plan: Plan = Plan((), (0.0,))
+    index = 0
+    poem = b""
+    served = aborted = done = False
+    chatty = False
 
     @classmethod
     def resume(cls, plan: Plan, start: float, index: int, rest: bytes, holding: bool) -> SlowPoetryProtocol:

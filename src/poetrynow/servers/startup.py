@@ -106,8 +106,8 @@ class ListeningService(service.Service):
 
     def _listen(self) -> list[Any]:
         label = self.where.label
-        self.port_class = self._edition()
         try:
+            self.port_class = self._edition()
             return listen_on_each(self.where, self._listen_one, _port_number, _stop_at_once)
         except ListenError as problem:
             raise cannot_start(problem) from None

@@ -28,6 +28,8 @@ PORTS = {"one-write": ("onewrite", "OneWritePort"), "slow": ("slowport", "SlowPo
 
 #: What the fast ports use of ``twisted.internet.tcp.Port`` beyond its public interface.
 PORT_NAMES = ("doRead", "createInternetSocket", "startListening", "logPrefix", "sessionno", "transport")
+#: Seconds each step of the check may take.
+CHECK_WITHIN = 2.0
 #: ``tcp.Server``'s constructor, as the hand-over of a bare connection calls it.
 SERVER_PARAMETERS = ["self", "sock", "protocol", "client", "server", "sessionno", "reactor"]
 
@@ -45,45 +47,53 @@ def missing() -> str | None:
     if not isinstance(tcp.Port.sessionno, int):
         return "twisted.internet.tcp.Port.sessionno is not a number"
     try:
-        parameters = list(inspect.signature(tcp.Port.transport.__init__).parameters)
+        parameters = list(inspect.signature(tcp.Port.transport.__init__).parameters.values())
     except (TypeError, ValueError):
         return "the transport class of twisted.internet.tcp.Port has no readable constructor"
-    if parameters != SERVER_PARAMETERS:
-        return f"twisted.internet.tcp.Port's transport takes ({', '.join(parameters[1:])})"
+    names = [parameter.name for parameter in parameters]
+    extra_needed = [p.name for p in parameters[len(SERVER_PARAMETERS) :] if p.default is p.empty]
+    if names[: len(SERVER_PARAMETERS)] != SERVER_PARAMETERS or extra_needed:
+        return f"twisted.internet.tcp.Port's transport takes ({', '.join(names[1:])})"
     return bare_accept_problem()
 
 
 def bare_accept_problem(socket_class: Any = socket.socket) -> str | None:
-    """One exchange over a real connection accepted by ``socket._accept``: None when it works."""
+    """One exchange over a real connection accepted by ``socket._accept``: None when it works.
+
+    Every socket has a timeout, so a loopback that drops packets costs the check
+    seconds, not the start-up; any failure is a reason to serve plainly.
+    """
     if not hasattr(socket_class, "_accept"):
         return "socket.socket has no _accept"
+    problem = "no loopback address to check socket._accept on"
     for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
         try:
-            listener = socket_class(family, socket.SOCK_STREAM)
-        except OSError:
-            continue
-        with listener:
-            try:
+            with socket_class(family, socket.SOCK_STREAM) as listener:
+                listener.settimeout(CHECK_WITHIN)
                 listener.bind((host, 0))
                 listener.listen(1)
-                client = socket.create_connection(listener.getsockname()[:2], timeout=5)
-            except OSError:
-                continue  # no loopback of this family here
-            with client:
-                try:
-                    fd, _address = listener._accept()
-                except OSError as problem:
-                    return f"socket._accept failed ({problem})"
-                if not isinstance(fd, int):
-                    return "socket._accept does not give a descriptor"
-                try:
-                    os.write(fd, b"poem")
-                finally:
-                    os.close(fd)
-                if client.recv(16) != b"poem":
-                    return "a connection accepted by socket._accept does not carry its bytes"
-                return None
-    return "no loopback address to check socket._accept on"
+                with socket.create_connection(listener.getsockname()[:2], timeout=CHECK_WITHIN) as client:
+                    return _exchange(listener, client)
+        except OSError as error:  # no loopback of this family here (or it failed): try the next
+            problem = f"socket._accept could not be checked ({error})"
+    return problem
+
+
+def _exchange(listener: Any, client: socket.socket) -> str | None:
+    """Accept ``client`` with ``_accept``, write to the descriptor, and see the bytes arrive."""
+    accepted = listener._accept()
+    fd = accepted[0] if isinstance(accepted, tuple) and accepted else None
+    if not isinstance(fd, int):
+        return "socket._accept does not give a descriptor"
+    try:
+        if tuple(accepted[1])[:2] != client.getsockname()[:2]:
+            return "socket._accept could not be checked (another process connected first)"
+        os.write(fd, b"poem")
+    finally:
+        os.close(fd)
+    if client.recv(16) != b"poem":
+        return "a connection accepted by socket._accept does not carry its bytes"
+    return None
 
 
 def port_class(kind: str, plain: bool = False) -> Any:
@@ -94,13 +104,16 @@ def port_class(kind: str, plain: bool = False) -> Any:
     """
     if plain:
         return None
-    why = missing()
+    try:
+        why = missing()
+    except Exception as problem:  # the check itself failed: a Twisted or Python it did not expect
+        why = f"the check failed ({problem!r})"
     if why is None:
         try:
             module_name, name = PORTS[kind]
             module = __import__(f"{__name__}.{module_name}", fromlist=[name])
             return getattr(module, name)
-        except (ImportError, AttributeError) as problem:
+        except Exception as problem:  # a fast module that cannot load on this Twisted
             why = f"the fast port cannot be loaded ({problem})"
     log.warn("Serving with the plain edition: the fast one cannot run here ({why}).", why=why)
     return None

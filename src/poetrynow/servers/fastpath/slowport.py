@@ -169,7 +169,10 @@ class BareClient:
         fd, self.fd = self.fd, None
         self.factory.live.discard(self)
         protocol = SlowPoetryProtocol.resume(self.plan, self.start, self.index, rest, holding)
-        self.port.hand_over(fd, self.address, protocol)  # type: ignore[arg-type]
+        try:
+            self.port.hand_over(fd, self.address, protocol)  # type: ignore[arg-type]
+        except OSError:  # no socket object could be made of it: the client is gone
+            os.close(fd)  # type: ignore[arg-type]
 
     def cut_short(self) -> None:
         """The server is stopping mid-poem: reset the connection, so the client sees a failure."""
