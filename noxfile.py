@@ -26,13 +26,13 @@ ALL_EXTRAS = ".[test,all]"
 #: Writes twistd's dropin.cache beside the plugins after an install, as the Makefile does.
 SCAN_PLUGINS = "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 
-# uv builds a venv and installs into it in seconds; the stdlib's venv (with pip) is the fallback.
+# uv builds a venv and installs into it in seconds, so every run starts each cell afresh and
+# "newest" is what a resolver picks today; the stdlib's venv (with pip) is the fallback.
 nox.options.default_venv_backend = "uv|venv"
 # A cell whose Python is missing fails the run instead of being skipped: a green matrix
 # must mean every cell ran. Nor may nox fetch an interpreter: only PyPI is reachable here.
 nox.options.error_on_missing_interpreters = True
 nox.options.download_python = "never"
-nox.options.reuse_venv = "yes"
 
 
 def works(python: str, version: str) -> bool:
@@ -77,21 +77,29 @@ def find_pythons(versions: list[str]) -> None:
     is a pyenv shim that cannot run it, is linked from pyenv's versions into a folder of
     links put first on PATH: that folder holds nothing but those ``pythonX.Y`` names, so
     it shadows no other command. A Python found in neither place is left to nox to report.
+    The venvs nox makes run their Python through these links, so a link is only ever
+    replaced in one step, never removed while it still points at the Python to use.
     """
     links = HERE / ".nox" / "pythons"
-    shutil.rmtree(links, ignore_errors=True)
+    links.mkdir(parents=True, exist_ok=True)
+    path = [folder for folder in os.environ.get("PATH", "").split(os.pathsep) if folder != str(links)]
     for version in versions:
-        on_path = shutil.which(f"python{version}")
+        link = links / f"python{version}"
+        on_path = shutil.which(f"python{version}", path=os.pathsep.join(path))
         if on_path and works(on_path, version):
+            link.unlink(missing_ok=True)  # PATH's own is the one to use
             continue
         python = from_pyenv(version)
         if python is None:
-            print(f"python{version}: not on PATH and not in {pyenv_versions()}; its cells will fail")
+            link.unlink(missing_ok=True)
+            print(f"python{version} is neither on PATH nor in {pyenv_versions()}: its cells will fail")
             continue
-        links.mkdir(parents=True, exist_ok=True)
-        (links / f"python{version}").symlink_to(python)
-    if links.is_dir():
-        os.environ["PATH"] = os.pathsep.join([str(links), os.environ.get("PATH", "")])
+        if not link.is_symlink() or link.readlink() != python:
+            new = links / f".python{version}.new"
+            new.unlink(missing_ok=True)
+            new.symlink_to(python)
+            new.replace(link)
+    os.environ["PATH"] = os.pathsep.join([str(links), *path])
 
 
 def twisted_floor(python: str) -> str:
@@ -140,14 +148,29 @@ def hosts_with_ipv6_first(original: str) -> str:
     return "\n".join(["::1 localhost ip6-localhost ip6-loopback", "127.0.0.1 localhost", *kept]) + "\n"
 
 
+#: Run in a mount namespace of its own, where "$0" is bound over /etc/hosts: ``sh -c`` then the command.
+UNSHARE = [
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    'mount --bind "$0" /etc/hosts && exec "$@"',
+]
+
+
 def unshare_refused() -> str | None:
-    """Why this machine will not give a process its own mount namespace, or None if it will."""
+    """Why this machine will not give a process a private /etc/hosts, or None if it will.
+
+    The same two steps as the run, with /etc/hosts bound over itself: nothing changes.
+    """
     if not shutil.which("unshare"):
         return "there is no unshare command (util-linux)"
-    tried = subprocess.run(["unshare", "-m", "true"], capture_output=True, text=True)
+    tried = subprocess.run([*UNSHARE, "/etc/hosts", "true"], capture_output=True, text=True)
     if tried.returncode == 0:
         return None
-    return tried.stderr.strip() or f"unshare -m exited {tried.returncode}"
+    return tried.stderr.strip() or f"unshare exited {tried.returncode}"
 
 
 @nox.session(python="3.11")
@@ -161,13 +184,10 @@ def localhost6(session: nox.Session) -> None:
     refused = unshare_refused()
     if refused:
         reason = f"localhost6 needs a private mount namespace (unshare -m), refused here: {refused}"
-        if os.environ.get("CI"):
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
             session.error(reason)
         session.skip(reason)
     install(session, ALL_EXTRAS)
     hosts = Path(session.create_tmp()) / "hosts"
     hosts.write_text(hosts_with_ipv6_first(Path("/etc/hosts").read_text()))
-    bind_then_run = 'mount --bind "$0" /etc/hosts && exec "$@"'
-    session.run(
-        "unshare", "-m", "sh", "-c", bind_then_run, str(hosts), *PYTEST, *session.posargs, external=True
-    )
+    session.run(*UNSHARE, str(hosts), *PYTEST, *session.posargs, external=True)
