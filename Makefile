@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MATRIX_STAMP := $(VENV)/.installed-matrix
 
-.PHONY: demo test trial lint bench clean plugins
+.PHONY: demo test trial lint matrix bench clean plugins
 
 , := ,
 
@@ -27,15 +28,26 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 4
 
-# The same suite under Twisted's own runner (Part 15): every test is trial-style.
+# The same suite under Twisted's own runner (Part 15): every test is trial-style. Two
+# workers, one a core: half the time of one.
 trial: $(STAMP)
-	$(BIN)/python -m twisted.trial tests
+	$(BIN)/python -m twisted.trial -j 2 tests
 
 # ruff's lint and format check over the whole tree, and mypy over src/ (settings in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# nox and uv only for the matrix: the other targets never need them.
+$(MATRIX_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[matrix]"
+	touch $(MATRIX_STAMP)
+
+# Every cell of noxfile.py: each Python against Twisted's floor and its newest release, a
+# bare install, and localhost as ::1 first. NOX_ARGS picks some: make matrix NOX_ARGS="-s bare".
+matrix: $(MATRIX_STAMP)
+	$(BIN)/nox $(NOX_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[speed]"
@@ -45,4 +57,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/big_poem.py
 
 clean:
-	rm -rf $(VENV) build _trial_temp src/*.egg-info src/twisted/plugins/dropin.cache
+	rm -rf $(VENV) .nox build _trial_temp src/*.egg-info src/twisted/plugins/dropin.cache

@@ -33,6 +33,7 @@ from poetrynow.events import (
     TransformFailed,
 )
 from poetrynow.poems import load_poem
+from tests.extras import hidden, needs_uvloop
 from tests.support import (
     UTF8_POEM,
     ResettingServer,
@@ -282,24 +283,18 @@ class LazyTests(SynchronousTestCase):
 
 
 class AsyncioLoopTests(SynchronousTestCase):
-    def test_uvloop_when_installed_plain_asyncio_otherwise(self):
-        import sys
+    def test_plain_asyncio_without_uvloop(self):
+        from poetrynow.clients.asyncio_engine import loop_factory
+
+        with hidden("uvloop"):
+            self.assertIsNone(loop_factory())
+
+    @needs_uvloop
+    def test_uvloop_when_installed(self):
+        import uvloop
 
         from poetrynow.clients.asyncio_engine import loop_factory
 
-        saved = sys.modules.get("uvloop")
-        sys.modules["uvloop"] = None  # type: ignore[assignment]  # as if not installed: import fails
-        try:
-            self.assertIsNone(loop_factory())
-        finally:
-            if saved is None:
-                del sys.modules["uvloop"]
-            else:
-                sys.modules["uvloop"] = saved
-        try:
-            import uvloop
-        except ImportError:
-            return
         self.assertIs(loop_factory(), uvloop.new_event_loop)
 
 

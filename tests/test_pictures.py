@@ -11,7 +11,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.address import Address
 from poetrynow.events import Connected, Failed, Finished, Received, Started
-from poetrynow.timeline import Panel, TimelineError, draw, format_for, rows_of, text_timeline, waiting
+from poetrynow.progress import HINT as PROGRESS_HINT
+from poetrynow.timeline import HINT, Panel, TimelineError, draw, format_for, rows_of, text_timeline, waiting
+from tests.extras import hidden, hiding, needs_matplotlib, needs_rich
 from tests.support import command, free_port, run, servers, temp_dir
 
 A, B, C = Address("127.0.0.1", 10001), Address("127.0.0.1", 10002), Address("localhost", 10003)
@@ -149,6 +151,7 @@ class LaneTests(SynchronousTestCase):
 
 
 class DrawTests(SynchronousTestCase):
+    @needs_matplotlib
     def test_png(self):
         path = os.path.join(temp_dir(self), "run.png")
         draw([Panel("blocking", rows_of(RECORDED, 100.0))], path)
@@ -157,6 +160,7 @@ class DrawTests(SynchronousTestCase):
         self.assertEqual(data[:8], b"\x89PNG\r\n\x1a\n")
         self.assertGreater(len(data), 5000)
 
+    @needs_matplotlib
     def test_svg_has_a_text_node_per_task_label_and_panel(self):
         path = os.path.join(temp_dir(self), "run.svg")
         draw(
@@ -181,13 +185,22 @@ class DrawTests(SynchronousTestCase):
         self.assertIn("select: 0.20 s", texts)
         self.assertIn("seconds since the engine started", texts)
 
+    @needs_matplotlib
     def test_unwritable_path_is_one_line(self):
         with self.assertRaises(TimelineError) as raised:
             draw([Panel("x", rows_of(RECORDED, 100.0))], os.path.join(temp_dir(self), "no", "such", "x.png"))
         self.assertIn("cannot write", str(raised.exception))
 
+    def test_without_matplotlib_one_line_that_names_the_extra(self):
+        path = os.path.join(temp_dir(self), "run.png")
+        with hidden("matplotlib"), self.assertRaises(TimelineError) as raised:
+            draw([Panel("x", rows_of(RECORDED, 100.0))], path)
+        self.assertEqual(str(raised.exception), HINT)
+        self.assertFalse(os.path.exists(path))
+
 
 class CommandTests(SynchronousTestCase):
+    @needs_matplotlib
     def test_get_poetry_timeline_from_a_real_run(self):
         path = os.path.join(temp_dir(self), "get.svg")
         with servers(("kettle", "--num-bytes", "200", "--delay", "0.01", "--quiet")) as running:
@@ -207,6 +220,22 @@ class CommandTests(SynchronousTestCase):
             result.stderr.splitlines(), ["get-poetry: error: --timeline writes .png or .svg, not '.gif'"]
         )
 
+    def test_get_poetry_timeline_without_matplotlib_is_a_usage_error_before_anything_runs(self):
+        path = os.path.join(temp_dir(self), "get.png")
+        result = subprocess.run(
+            [*command("get-poetry"), "--timeline", path, str(free_port())],
+            capture_output=True,
+            text=True,
+            env=hiding("matplotlib", temp_dir(self)),
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        self.assertEqual(result.returncode, 2)
+        self.assertEqual(result.stderr.splitlines(), [f"get-poetry: error: {HINT}"])
+        self.assertEqual(result.stdout, "")  # nothing was fetched
+        self.assertFalse(os.path.exists(path))
+
+    @needs_matplotlib
     def test_demo_timeline_has_a_panel_per_engine(self):
         path = os.path.join(temp_dir(self), "demo.svg")
         result = run(
@@ -234,6 +263,7 @@ class CommandTests(SynchronousTestCase):
         )
         return result, where
 
+    @needs_matplotlib
     def test_the_demo_draws_its_picture_by_default_and_shows_it_as_text(self):
         result, where = self.demo()
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -253,11 +283,7 @@ class CommandTests(SynchronousTestCase):
         self.assertNotIn("timeline is in", result.stdout)
 
     def test_without_matplotlib_the_text_picture_and_a_one_line_hint(self):
-        hidden = temp_dir(self)
-        os.mkdir(os.path.join(hidden, "matplotlib"))
-        with open(os.path.join(hidden, "matplotlib", "__init__.py"), "w") as f:
-            f.write("raise ImportError('no matplotlib here')\n")
-        result, where = self.demo(env={"PYTHONPATH": hidden})
+        result, where = self.demo(env=hiding("matplotlib", temp_dir(self)))
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(os.listdir(where), [])
         self.assertIn("  task 1  main thread", result.stdout)
@@ -303,6 +329,7 @@ class CommandTests(SynchronousTestCase):
 
 
 class LiveDisplayTests(SynchronousTestCase):
+    @needs_rich
     def test_the_table_shows_each_task_its_state_bytes_and_rate(self):
         from rich.console import Console
 
@@ -324,6 +351,7 @@ class LiveDisplayTests(SynchronousTestCase):
         self.assertIn("127.0.0.1:10002", drawn)
         self.assertIn("3 tasks: 2 done, 1 failed", drawn)
 
+    @needs_rich
     def test_thousands_of_tasks_show_a_screenful_and_a_count(self):
         from rich.console import Console
 
@@ -341,8 +369,8 @@ class LiveDisplayTests(SynchronousTestCase):
         self.assertIn("2000 tasks: 1000 connecting, 1000 done (1995 more not shown)", screen.getvalue())
         self.assertIn("1001", screen.getvalue())  # running tasks come first
 
-    def test_a_terminal_gets_the_display_and_a_clean_screen_after(self):
-        # A pseudo-terminal: the display is drawn, then erased, and the usual end lines follow.
+    def on_a_terminal(self, env: dict[str, str] | None = None) -> tuple[int, str]:
+        """``get-poetry --progress`` on a pseudo-terminal: its exit status and what the screen got."""
         import pty
 
         with servers(("kettle", "--num-bytes", "50", "--delay", "0.05", "--quiet")) as running:
@@ -352,6 +380,7 @@ class LiveDisplayTests(SynchronousTestCase):
                 stdout=follower,
                 stderr=follower,
                 stdin=subprocess.DEVNULL,
+                env=env,
             )
             os.close(follower)
             chunks = []
@@ -365,9 +394,23 @@ class LiveDisplayTests(SynchronousTestCase):
                 chunks.append(data)
             process.wait(60)
             os.close(leader)
-        screen = b"".join(chunks).decode("utf-8", "replace")
-        self.assertEqual(process.returncode, 0)
+        return process.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+    @needs_rich
+    def test_a_terminal_gets_the_display_and_a_clean_screen_after(self):
+        # The display is drawn, then erased, and the usual end lines follow.
+        status, screen = self.on_a_terminal()
+        self.assertEqual(status, 0)
         self.assertIn("receiving", screen)  # the live table was drawn
         self.assertNotIn("Task 1: got 50 bytes", screen)  # its rows replace the chunk lines
         self.assertIn("Task 1: 636 bytes of poetry", screen)
         self.assertRegex(screen, r"Got 1 poem in 0:00:\d\d\.\d{6}\s*$")
+
+    def test_without_rich_a_terminal_gets_a_hint_then_the_plain_lines(self):
+        status, screen = self.on_a_terminal(hiding("rich", temp_dir(self)))
+        self.assertEqual(status, 0)
+        lines = screen.splitlines()
+        self.assertEqual(lines[0], PROGRESS_HINT)
+        self.assertIn("Task 1: got 50 bytes of poetry from 127.0.0.1:", lines[1])
+        self.assertIn("Task 1: 636 bytes of poetry", lines)
+        self.assertRegex(lines[-1], r"^Got 1 poem in 0:00:\d\d\.\d{6}$")

@@ -21,8 +21,14 @@ def read_all(
     """A blocking client: wait ``pause`` before reading, stop after ``stop_after`` bytes.
 
     Returns what it read, its own port, and how the stream ended ("closed" or the error).
+    A reset that lands before this thread sees its connect complete (a busy machine) fails
+    the connect itself: the stream ended the same way, before its first byte (port 0).
     """
-    with socket.create_connection((host, port), timeout=30) as sock:
+    try:
+        connected = socket.create_connection((host, port), timeout=30)
+    except ConnectionResetError as problem:
+        return b"", 0, os.strerror(problem.errno or 0)
+    with connected as sock:
         own = sock.getsockname()[1]
         time.sleep(pause)
         parts: list[bytes] = []

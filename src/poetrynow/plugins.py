@@ -24,6 +24,7 @@ from poetrynow.faults import Faults
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.servers.listen import ListenError, Where
+from poetrynow.twistd_usage import PluginOptions
 
 LISTEN = [
     # No defaults here, so that --listen with either is seen: 0 and localhost, when neither is given.
@@ -58,7 +59,7 @@ REUSE_PORT: list[list[str | None]] = [
 ]
 
 
-class ServerOptions(usage.Options):
+class ServerOptions(PluginOptions):
     """What every plugin takes: where to listen, and --quiet."""
 
     optParameters = LISTEN
