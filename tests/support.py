@@ -73,7 +73,11 @@ class Editions:
 
 
 def plain_twin(cls: type) -> type:
-    """``cls`` again, with its servers in the plain edition (``Plain`` before its name)."""
+    """``cls`` again, with its servers in the plain edition (``Plain`` before its name).
+
+    Assign it to that name in the module (``PlainFooTests = plain_twin(FooTests)``):
+    trial's workers find a test by its class's name.
+    """
     twin = type(f"Plain{cls.__name__}", (cls,), {"plain": True, "__module__": cls.__module__})
     twin.__qualname__ = twin.__name__
     return twin

@@ -142,5 +142,5 @@ class CommandsTests(Editions, SynchronousTestCase):
             server.stop()
 
 
-EveryServerOnEveryFormPlainTests = plain_twin(EveryServerOnEveryFormTests)
-CommandsPlainTests = plain_twin(CommandsTests)
+PlainEveryServerOnEveryFormTests = plain_twin(EveryServerOnEveryFormTests)
+PlainCommandsTests = plain_twin(CommandsTests)

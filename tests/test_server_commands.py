@@ -258,7 +258,7 @@ class PoetrynowServeTests(SynchronousTestCase):
                 self.assertNotEqual(probe.connect_ex(("127.0.0.1", port)), 0)
 
 
-FastPoetryPlainTests = plain_twin(FastPoetryTests)
-ConcurrentSlowPoetryPlainTests = plain_twin(ConcurrentSlowPoetryTests)
-PoetryProxyCommandPlainTests = plain_twin(PoetryProxyCommandTests)
-ReusePortPlainTests = plain_twin(ReusePortTests)
+PlainFastPoetryTests = plain_twin(FastPoetryTests)
+PlainConcurrentSlowPoetryTests = plain_twin(ConcurrentSlowPoetryTests)
+PlainPoetryProxyCommandTests = plain_twin(PoetryProxyCommandTests)
+PlainReusePortTests = plain_twin(ReusePortTests)

@@ -169,7 +169,7 @@ class ServerSignalTests(Editions, SynchronousTestCase):
                     self.assertTrue(refused(server.port))
 
 
-ServerSignalPlainTests = plain_twin(ServerSignalTests)
+PlainServerSignalTests = plain_twin(ServerSignalTests)
 
 
 class AsyncioStopTests(SynchronousTestCase):

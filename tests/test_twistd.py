@@ -324,8 +324,8 @@ class ForegroundPluginTests(Editions, TestCase):
         self.assertIn(f"cummingsify of {len(poem)} bytes for 127.0.0.1:", log)
 
 
-FastPoetryDaemonPlainTests = plain_twin(FastPoetryDaemonTests)
-ForegroundPluginPlainTests = plain_twin(ForegroundPluginTests)
+PlainFastPoetryDaemonTests = plain_twin(FastPoetryDaemonTests)
+PlainForegroundPluginTests = plain_twin(ForegroundPluginTests)
 
 
 class TacFileTests(TestCase):
