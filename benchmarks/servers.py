@@ -1,5 +1,9 @@
 """Server benchmarks: fast servers head to head, and the slow server at scale.
 
+Over 300 lines because each benchmark runs its competitors side by side in one run:
+the servers, their load and the tables live together so a figure and its method cannot
+drift apart.
+
 Part 1, fast servers: fastpoetry (Twisted) against a plain asyncio server, the
 same on uvloop, and nginx's stream ``return`` (each when installed), run in turn
 in every round against the same load generator (benchmarks/loadgen.py, its own

@@ -1,4 +1,9 @@
-"""Helpers for tests that run the real commands as subprocesses on 127.0.0.1."""
+"""Helpers for tests that run the real commands as subprocesses on 127.0.0.1.
+
+Over 300 lines because it is the one place every test module takes its servers from
+(subprocess, thread, reactor-in-a-thread), its ports and its editions; each helper is
+short and stands alone.
+"""
 
 from __future__ import annotations
 

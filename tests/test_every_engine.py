@@ -1,5 +1,8 @@
 """What every engine must do, engine by engine, against real servers on 127.0.0.1.
 
+Over 300 lines because the contract every engine must meet is one class, run once per
+engine; split, the contract would be read in pieces.
+
 One contract, :class:`EngineContract`, is run once per row of the engine table
 (``BlockingEngineTests``, ``ThreadsEngineTests``, ...), so a new engine is held to
 it by adding its row. The servers are the project's own service trees on a

@@ -1,5 +1,9 @@
 """``localhost`` either way: servers and clients meet whatever order the resolver gives.
 
+Over 300 lines because one portability promise is tested here whole: the namespace
+harness, every command and engine with ::1 first, and the unit cases of listening
+and falling back.
+
 On macOS, and on Linux hosts whose hosts file lists ``::1 localhost`` first,
 ``localhost`` is ``::1`` before ``127.0.0.1``; on others, such as this project's
 development machine, it is ``127.0.0.1`` alone. The command tests here run the

@@ -1,4 +1,8 @@
-"""Timelines drawn from recorded events, and the live progress display (issue: pictures)."""
+"""Timelines drawn from recorded events, and the live progress display (issue: pictures).
+
+Over 300 lines because the picture, the text picture and the live progress are drawn
+from the same recorded events, which the tests share.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """twistd: the four plugins and the two tac files, run as real processes (Part 16).
 
+Over 300 lines because twistd's life (plugin listing, daemon, foreground, start-up
+failures, tac files) is one subject, and each test starts real processes that share
+the helpers at the top.
+
 Each test starts ``twistd`` on port 0, reads the port from the log, fetches over
 127.0.0.1 with the project's own Twisted clients, then stops it with SIGTERM.
 """
