@@ -21,6 +21,9 @@ from packaging.requirements import Requirement
 PYTHONS = ["3.11", "3.12", "3.13"]
 HERE = Path(__file__).resolve().parent
 PYTEST = ["python", "-m", "pytest", "-q", "-n", "4"]
+#: What a cell runs: the suite but its heavy experiments (tests/conftest.py), which
+#: ``make test`` runs once; so the whole of CI fits its time.
+CELL = [*PYTEST, "-m", "not heavy"]
 #: Every extra a user may install, as in the cells that test the full package.
 ALL_EXTRAS = ".[test,all]"
 #: Writes twistd's dropin.cache beside the plugins after an install, as the Makefile does.
@@ -132,14 +135,14 @@ def tests(session: nox.Session, twisted: str) -> None:
     assert isinstance(session.python, str)
     pins = [twisted_floor(session.python)] if twisted == "lowest" else []
     install(session, ALL_EXTRAS, *pins)
-    session.run(*PYTEST, *session.posargs)
+    session.run(*CELL, *session.posargs)
 
 
 @nox.session(python="3.11")
 def bare(session: nox.Session) -> None:
     """The suite with only the test extra: what needs matplotlib, rich or uvloop must skip, saying why."""
     install(session, ".[test]")
-    session.run(*PYTEST, *session.posargs)
+    session.run(*CELL, *session.posargs)
 
 
 def hosts_with_ipv6_first(original: str) -> str:
@@ -190,4 +193,6 @@ def localhost6(session: nox.Session) -> None:
     install(session, ALL_EXTRAS)
     hosts = Path(session.create_tmp()) / "hosts"
     hosts.write_text(hosts_with_ipv6_first(Path("/etc/hosts").read_text()))
-    session.run(*UNSHARE, str(hosts), *PYTEST, *session.posargs, external=True)
+    # The cells' tests, and the ones that test localhost itself (heavy, so theirs alone).
+    localhost_too = [*PYTEST, "-m", "not heavy or localhost"]
+    session.run(*UNSHARE, str(hosts), *localhost_too, *session.posargs, external=True)

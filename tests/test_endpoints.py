@@ -101,7 +101,6 @@ class CommandsTests(Editions, SynchronousTestCase):
         for name, (description, client) in forms(self.dir).items():
             for command, extra in [
                 ("slowpoetry", ["--num-bytes", "300", "--delay", "0"]),
-                ("slowpoetry", ["--concurrent", "--num-bytes", "300", "--delay", "0"]),
                 ("fastpoetry", []),
             ]:
                 with self.subTest(form=name, command=command):
@@ -143,4 +142,3 @@ class CommandsTests(Editions, SynchronousTestCase):
 
 
 PlainEveryServerOnEveryFormTests = plain_twin(EveryServerOnEveryFormTests)
-PlainCommandsTests = plain_twin(CommandsTests)

@@ -1,0 +1,51 @@
+"""pytest's view of the suite: which tests are ``heavy``.
+
+A heavy test runs a whole experiment for many seconds (the demo, every command on every
+endpoint form, a pip build of the wheel, a hundred faulty connections), and what it
+checks does not change with the Python or Twisted release. ``make test`` runs every
+test; the cells of the version matrix (noxfile.py) run ``-m "not heavy"``, so that the
+whole of CI stays within its time. The list is by name, here, so that trial (which
+knows no markers) runs the same test modules unchanged.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+HEAVY = {
+    "tests/test_endpoints.py::CommandsTests::test_each_command_on_each_form",
+    "tests/test_faults_engines.py::CommandTests::test_a_quarter_faulty_with_a_seed_is_the_same_every_run",
+    "tests/test_plugin_install.py::PluginInstallTests::test_install_ships_no_cache_and_twistd_finds_all_four",
+    "tests/test_plugin_install.py::PluginInstallTests::test_upgrade_over_an_earlier_versions_cache",
+    "tests/test_signals.py::EngineSignalTests::test_every_engine_on_each_signal",
+    "tests/test_signals.py::DemoSignalTests::test_the_demo_stops_its_servers",
+    "tests/test_cli.py::DemoTests::test_demo_runs_every_engine_and_ranks_them",
+    "tests/test_cli.py::DemoTests::test_demo_takes_a_comma_list_of_engines",
+    "tests/test_cli.py::DemoTests::test_demo_leaves_no_server_behind",
+    "tests/test_pictures.py::CommandTests::test_the_demo_draws_its_picture_by_default_and_shows_it_as_text",
+    "tests/test_pictures.py::CommandTests::test_demo_timeline_has_a_panel_per_engine",
+    "tests/test_pictures.py::CommandTests::test_no_timeline_writes_no_file_but_still_shows_the_text",
+    "tests/test_every_engine.py::EndlessServerTests::test_every_engine_stops_at_the_limit",
+    "tests/test_layers.py::LayerTests::test_each_engine_imports_alone_first",
+    "tests/test_fd_exhaustion.py::FdExhaustionTests::test_no_empty_poem_passes_and_the_server_says_so_once",
+}
+#: Heavy as a whole: the commands with localhost as ::1 first, which the matrix's
+#: localhost6 cell runs (and ``make test``).
+HEAVY_MODULES = {"tests/test_localhost.py"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "heavy: a long experiment the version matrix's cells leave to make test"
+    )
+    config.addinivalue_line(
+        "markers", "localhost: tests of localhost either way, which the localhost6 cell runs"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid in HEAVY or item.nodeid.split("::", 1)[0] in HEAVY_MODULES:
+            item.add_marker(pytest.mark.heavy)
+        if item.nodeid.startswith("tests/test_localhost.py"):
+            item.add_marker(pytest.mark.localhost)
