@@ -261,8 +261,7 @@ class ServersInAThread:
 
         from poetrynow.servers.listen import Where
 
-        if build.__name__ != "transformed_poetry":
-            kwargs.setdefault("plain", self.plain)
+        kwargs.setdefault("plain", self.plain)
         tree = build(*args, where=Where(0, "127.0.0.1"), reactor=self.reactor, **kwargs)
         return blockingCallFromThread(self.reactor, self._start, tree)
 

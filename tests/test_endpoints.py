@@ -40,8 +40,7 @@ class EveryServerOnEveryFormTests(Editions, SynchronousTestCase):
     def start(self, build, *args, description: str, **kwargs):
         from twisted.internet.threads import blockingCallFromThread
 
-        if build is not deploy.transformed_poetry:
-            kwargs.setdefault("plain", self.plain)
+        kwargs.setdefault("plain", self.plain)
         tree = build(*args, where=Where(endpoint=description), reactor=self.servers.reactor, **kwargs)
         blockingCallFromThread(self.servers.reactor, self.servers._start, tree)
         return tree

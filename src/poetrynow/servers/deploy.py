@@ -79,7 +79,9 @@ def transformed_poetry(
     timeout: float | None = 60.0,
     log_clients: bool = True,
     reactor=None,
+    plain: bool = True,
 ) -> ServerTree:
+    """The transform server; ``plain`` is taken as every builder takes it: it has one edition."""
     held = TransformService(max_length=max_length)
     factory = TransformFactory(held, timeout=timeout, clock=reactor, log_clients=log_clients)
     return ServerTree("transformedpoetry", held, factory, where, "Serving transforms", reactor)
