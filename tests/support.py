@@ -132,6 +132,50 @@ def servers(*specs: tuple[str, ...]):
             server.stop()
 
 
+#: How long a test waits for an event on a real socket: long, so a loaded machine does not flake.
+DEADLINE = 30.0
+
+
+def read_to_end(sock: socket.socket) -> tuple[bytes, str]:
+    """Everything ``sock`` receives, and how the stream ended: "closed" for a clean EOF
+    (a FIN), "timed out" when nothing came within the socket's timeout, else the error's words
+    (``Connection reset by peer``)."""
+    parts: list[bytes] = []
+    try:
+        while chunk := sock.recv(65536):
+            parts.append(chunk)
+    except TimeoutError:
+        return b"".join(parts), "timed out"
+    except OSError as problem:
+        return b"".join(parts), os.strerror(problem.errno) if problem.errno else str(problem)
+    return b"".join(parts), "closed"
+
+
+def connect(
+    port: int, send: bytes = b"", half_close: bool = False, timeout: float = DEADLINE
+) -> socket.socket:
+    """A client socket connected to 127.0.0.1:``port`` with a timeout, which has sent ``send``
+    and, with ``half_close``, shut down its sending side (a FIN: it has nothing more to say)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        if send:
+            sock.sendall(send)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def exchange(
+    port: int, send: bytes = b"", half_close: bool = False, timeout: float = DEADLINE
+) -> tuple[bytes, str]:
+    """One client's whole conversation (:func:`connect`, then :func:`read_to_end`)."""
+    with connect(port, send, half_close, timeout) as sock:
+        return read_to_end(sock)
+
+
 def write_poem(directory: str, name: str, data: bytes) -> str:
     path = os.path.join(directory, name)
     with open(path, "wb") as f:
