@@ -90,6 +90,9 @@ def plain_observer(min_level: LogLevel, out=None, flush_soon=None):
         failure = event.get("log_failure")
         if failure is not None:
             text = f"{text}: {failure.getErrorMessage()}"
+            if level == LogLevel.critical:
+                # A bug (logged by log.failure): its traceback, so that it can be found and reported.
+                text = f"{text}\n{failure.getTraceback().rstrip()}"
         stream = out or sys.stdout
         stream.write(text + "\n")
         if flush_soon is None:

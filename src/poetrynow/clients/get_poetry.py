@@ -98,6 +98,8 @@ class PoetryClientProtocol(Protocol):
             return
         self.chunks.append(data)
         self.factory.received(len(data))
+        if self.factory.on_bytes is not None and self.factory.deferred is not None:
+            self.factory.on_bytes(data)
 
     def timeoutConnection(self):
         self.factory.timed_out = True
@@ -129,6 +131,8 @@ class PoetryClientFactory(OneShotClientFactory):
         self.too_large = False
         self.on_connect = on_connect
         self.on_data = on_data
+        #: Given each read's bytes as they come (the proxy passes them on to a client that half-closed).
+        self.on_bytes: Callable[[bytes], None] | None = None
 
     def connected(self):
         if self.on_connect and self.deferred is not None:
@@ -175,11 +179,16 @@ def get_poetry_at(
     on_connect: Callable[[], None] | None = None,
     on_data: Callable[[int], None] | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    on_bytes: Callable[[bytes], None] | None = None,
 ) -> defer.Deferred:
-    """:func:`get_poetry` for any address, a client endpoint description (``unix:/path``) included."""
+    """:func:`get_poetry` for any address, a client endpoint description (``unix:/path``) included.
+
+    ``on_data`` is told how many bytes each read brought, ``on_bytes`` given them.
+    """
     if reactor is None:
         from twisted.internet import reactor
     factory = PoetryClientFactory(reactor, timeout, on_connect, on_data, max_bytes)
+    factory.on_bytes = on_bytes
     return factory.connect(client_endpoint(reactor, address, timeout))
 
 

@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from poetrynow.address import split_description
+from poetrynow.servers.gone import keep_alive
 from poetrynow.servers.listen import ListenError, Where, cannot_listen, listen_on_each, listen_shared
 
 log = Logger()
@@ -146,6 +147,8 @@ class ListeningService(service.Service):
             if not isinstance(error, OSError):
                 error = OSError(str(error))
             raise error
+        if getattr(self.factory, "keep_alive", False) and hasattr(result, "socket"):
+            keep_alive(result.socket)  # the connections it accepts inherit it
         return result
 
     def startService(self):
