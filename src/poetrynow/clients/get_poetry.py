@@ -68,7 +68,7 @@ class PoetryClientProtocol(Protocol):
     idle: Any = None  # the timer, while the timeout is on
 
     def connectionMade(self):
-        self.chunks: list[bytes] = []
+        self.buffer = bytearray()  # one buffer, not a list of reads (see clients/task.py)
         self.size = 0
         reactor, timeout = self.factory.reactor, self.factory.timeout
         self.seconds = reactor.seconds
@@ -93,10 +93,10 @@ class PoetryClientProtocol(Protocol):
         self.size += len(data)
         if self.factory.max_bytes is not None and self.size > self.factory.max_bytes:
             self.factory.too_large = True
-            self.chunks.clear()  # memory stays bounded: the poem is lost anyway
+            self.buffer = bytearray()  # memory stays bounded: the poem is lost anyway
             self.transport.abortConnection()
             return
-        self.chunks.append(data)
+        self.buffer += data
         self.factory.received(len(data))
         if self.factory.on_bytes is not None and self.factory.deferred is not None:
             self.factory.on_bytes(data)
@@ -109,7 +109,7 @@ class PoetryClientProtocol(Protocol):
         if self.idle is not None and self.idle.active():
             self.idle.cancel()
         self.idle = None
-        self.factory.poem_finished(b"".join(self.chunks), reason)
+        self.factory.poem_finished(bytes(self.buffer), reason)
 
 
 class PoetryClientFactory(OneShotClientFactory):

@@ -53,7 +53,7 @@ class TransformProtocol(Answering, TimeoutMixin):
             return
         self.heard = True
         try:
-            requests = self.decoder.feed(data)
+            requests = self.decoder.feed(data, most=1)  # one request; what follows is dropped
         except NetstringError as problem:
             self._refuse(str(problem))
             return
