@@ -23,9 +23,9 @@ cheap.
 
 The slow server's fast path (:class:`~poetrynow.servers.fastpath.slowport.SlowPort`)
 shares the pieces: :func:`bare_accepts` (new connections as descriptors, no
-socket objects) and :class:`SharedPort` (SO_REUSEPORT, and the hand-over of a
-bare connection to an ordinary transport). Each private name they use is checked
-at start-up (:mod:`poetrynow.servers.fastpath`).
+socket objects) and :class:`BarePort` (the hand-over of a bare connection to an
+ordinary transport). Each private name they use is checked at start-up
+(:mod:`poetrynow.servers.fastpath`).
 """
 
 from __future__ import annotations
@@ -43,9 +43,11 @@ from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
+from poetrynow.servers import ports
 from poetrynow.servers.ending import DRAIN_LIMIT, Answering
 from poetrynow.servers.guard import BUG, costs_one_connection, reset_fd
 from poetrynow.servers.logline import peer_of
+from poetrynow.servers.ports import SharedPort
 from poetrynow.servers.sending import send_rest
 
 log = Logger(namespace="poetrynow.servers.fastpath")
@@ -99,7 +101,9 @@ def bare_accepts(port: tcp.Port) -> Iterator[tuple[int, tuple]]:
     Python's ``socket.accept`` wraps each new socket in an object and turns its
     family and type into enums: a fifth of a short poem's CPU. On an accept
     error other than "none left" (EMFILE, EPERM, ...) this hands over to
-    Twisted's own accept loop, which knows how to recover from each, and stops.
+    Twisted's own accept loop, which knows how to recover from each, and stops;
+    running out of descriptors is first told to the port's notice, as the
+    socket's own ``accept`` would (:mod:`poetrynow.servers.ports`).
     """
     accept = port.socket._accept  # type: ignore[union-attr]
     for _ in range(BATCH):
@@ -107,27 +111,16 @@ def bare_accepts(port: tcp.Port) -> Iterator[tuple[int, tuple]]:
             connection = accept()
         except BlockingIOError:
             return
-        except OSError:
+        except OSError as error:
+            ports.SHORTAGE.noticed(error)
             tcp.Port.doRead(port)
             return
         yield connection
 
 
-class SharedPort(tcp.Port):
-    """A TCP listening port that may share its port number with other processes (SO_REUSEPORT).
-
-    One process cannot keep more connections than its open-file limit; several
-    processes, each with a port of this kind bound to the same number, can, and
-    the kernel spreads the new connections among them.
-    """
-
-    reuse_port = False
-
-    def createInternetSocket(self):
-        skt = tcp.Port.createInternetSocket(self)
-        if self.reuse_port:
-            skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        return skt
+class BarePort(SharedPort):
+    """A fast port's base: a :class:`~poetrynow.servers.ports.SharedPort` whose connections,
+    accepted bare, can still be given to an ordinary transport."""
 
     def hand_over(self, fd: int, address: tuple, protocol: Protocol) -> None:
         """Give a connection accepted bare to an ordinary Twisted transport, as ``tcp.Port.doRead`` would."""
@@ -142,7 +135,7 @@ class SharedPort(tcp.Port):
         protocol.makeConnection(transport)
 
 
-class OneWritePort(SharedPort):
+class OneWritePort(BarePort):
     """A TCP listening port whose factory's answer goes out in the accept loop itself."""
 
     factory: Any
@@ -153,7 +146,7 @@ class OneWritePort(SharedPort):
     quick_limit = 0
 
     def startListening(self):
-        SharedPort.startListening(self)
+        BarePort.startListening(self)
         self._log_prefix = tcp.Port.logPrefix(self)
         # The accepted sockets are blocking (accept4 gets no SOCK_NONBLOCK from Python)
         # and wrapping each in a socket object to make it non-blocking costs a syscall

@@ -22,7 +22,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from poetrynow.faults import RESET, STALL, Plan
-from poetrynow.servers.fastpath.onewrite import SharedPort, bare_accepts, close_cleanly, log
+from poetrynow.servers.fastpath.onewrite import BarePort, bare_accepts, close_cleanly, log
 from poetrynow.servers.guard import BUG, reset_fd
 from poetrynow.servers.logline import peer_of
 from poetrynow.servers.slow import SlowPoetryProtocol
@@ -206,13 +206,13 @@ class BareClient:
             reset_fd(fd)
 
 
-class SlowPort(SharedPort):
+class SlowPort(BarePort):
     """The slow server's listening port: each new client starts bare, in the accept loop."""
 
     factory: Any
 
     def startListening(self):
-        SharedPort.startListening(self)
+        BarePort.startListening(self)
         factory = self.factory
         if getattr(factory, "pacer", None) is None:
             factory.pacer = Pacer(factory.clock)
