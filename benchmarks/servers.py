@@ -18,8 +18,10 @@ at once (the select engine, 10,000 to a process), reporting how late each
 client's last byte arrives against its schedule, measured from the client's own
 connect call, and the server's CPU. Past 10,000 clients the server is as many
 processes sharing the port (``--reuse-port``): one process cannot hold more
-connections than its open-file limit. ``--baseline COMMIT`` runs the server as
-it was at COMMIT beside today's, round by round.
+connections than its open-file limit.
+
+``--baseline COMMIT`` runs the servers as they were at COMMIT beside today's,
+round by round, in both parts.
 
     .venv/bin/python benchmarks/servers.py [--rounds 3] [--seconds 3] [--clients 1000,10000,20000]
         [--poem FILE[,FILE]] [--part fast|slow|all] [--baseline COMMIT]
@@ -209,8 +211,6 @@ def fast_competitors(path: str, poem: bytes, workdir: str) -> list[Competitor]:
 
 def proxy_competitors(upstream: int, workdir: str) -> list[Competitor]:
     """poetry-proxy in front of the first fastpoetry, its cache filled before the rounds begin."""
-    import socket
-
     found = [
         Competitor("poetry-proxy hit --quiet", [str(BIN / "poetry-proxy"), str(upstream), "--quiet"]),
         Competitor(
@@ -223,12 +223,19 @@ def proxy_competitors(upstream: int, workdir: str) -> list[Competitor]:
             log=Path(workdir) / "proxy.log",
         ),
     ]
-    for proxy in found:
+    return warmed(found)
+
+
+def warmed(proxies: list[Competitor]) -> list[Competitor]:
+    """Start each proxy and fill its cache: the one fetch upstream, before the rounds begin."""
+    import socket
+
+    for proxy in proxies:
         proxy.start()
-        with socket.create_connection(("127.0.0.1", proxy.port)) as warm:  # the one fetch upstream
+        with socket.create_connection(("127.0.0.1", proxy.port)) as warm:
             while warm.recv(65536):
                 pass
-    return found
+    return proxies
 
 
 def load(competitor: Competitor, seconds: float, concurrency: int, size: int) -> tuple[float, float]:
@@ -255,11 +262,36 @@ def load(competitor: Competitor, seconds: float, concurrency: int, size: int) ->
     return poems / counts["seconds"], (after - before) / poems * 1e6
 
 
-def fast_part(rounds: int, seconds: float, concurrency: int, poem_name: str) -> None:
+def baseline_fast_competitors(baseline: str, workdir: str, upstream: int) -> list[Competitor]:
+    """fastpoetry (both editions) and a proxy hit as they were at ``baseline``, beside today's."""
+    env = dict(os.environ, PYTHONPATH=str(baseline_checkout(baseline, workdir)))
+    poem_file = str(Path(workdir) / "poem.txt")
+    found = [
+        Competitor(f"fastpoetry --quiet @{baseline}", [*module("fastpoetry"), poem_file, "--quiet"], env=env),
+        Competitor(
+            f"fastpoetry --plain --quiet @{baseline}",
+            [*module("fastpoetry"), poem_file, "--plain", "--quiet"],
+            env=env,
+        ),
+    ]
+    proxy = Competitor(
+        f"poetry-proxy hit --quiet @{baseline}", [*module("poetryproxy"), str(upstream), "--quiet"], env=env
+    )
+    return [c.start() for c in found] + warmed([proxy])
+
+
+def module(command: str) -> list[str]:
+    """A command run as ``python -m``, so that PYTHONPATH decides which code runs."""
+    return [sys.executable, "-m", f"poetrynow.cli.{command}"]
+
+
+def fast_part(rounds: int, seconds: float, concurrency: int, poem_name: str, baseline: str | None) -> None:
     path, poem = poem_path(poem_name)
     with tempfile.TemporaryDirectory(prefix="poetrynow-bench-") as workdir:
         competitors = [c.start() for c in fast_competitors(path, poem, workdir)]
         competitors[1:1] = proxy_competitors(competitors[0].port, workdir)
+        if baseline:
+            competitors[1:1] = baseline_fast_competitors(baseline, workdir, competitors[0].port)
         try:
             rates = {c.name: [] for c in competitors}
             cpus = {c.name: [] for c in competitors}
@@ -473,7 +505,8 @@ def main() -> int:
     p.add_argument(
         "--baseline",
         metavar="COMMIT",
-        help="also run the slow server as it was at COMMIT (a git worktree), side by side (up to 10,000)",
+        help="also run the servers as they were at COMMIT (a git worktree), side by side "
+        "(the slow one up to 10,000 clients)",
     )
     p.add_argument("--slow-child", nargs=2, type=int, metavar=("PORT", "CLIENTS"), help=argparse.SUPPRESS)
     p.add_argument(
@@ -487,7 +520,7 @@ def main() -> int:
         return 0
     if args.part in ("fast", "all"):
         for poem in args.poem.split(","):
-            fast_part(args.rounds, args.seconds, args.concurrency, poem)
+            fast_part(args.rounds, args.seconds, args.concurrency, poem, args.baseline)
     if args.part in ("slow", "all"):
         slow_part(
             [int(n) for n in args.clients.split(",")], args.num_bytes, args.delay, args.rounds, args.baseline

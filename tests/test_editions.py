@@ -1,9 +1,10 @@
 """The two editions of every Twisted server, and the fast one's start-up check and fallback.
 
-The plain edition uses Twisted's own ports; the fast one its own port classes,
-which lean on names Twisted and CPython do not promise to keep. Where the check
-finds one missing, the server runs the plain edition and says so in one line.
-The other server tests run against both editions (their ``Plain`` twins).
+The plain edition uses Twisted's own port (a SharedPort, which only makes its
+socket); the fast one its own port classes, which lean on names Twisted and CPython
+do not promise to keep. Where the check finds one missing, the server runs the
+plain edition and says so in one line. The other server tests run against both
+editions (their ``Plain`` twins).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from poetrynow.servers import deploy, fastpath
 from poetrynow.servers.fastpath.onewrite import OneWritePort
 from poetrynow.servers.fastpath.slowport import SlowPort
 from poetrynow.servers.listen import Where
+from poetrynow.servers.ports import SharedPort
 from tests.support import Server
 
 HERE = Where(0, "127.0.0.1")
@@ -62,7 +64,7 @@ class EditionTests(TestCase):
         for build, args, fast_class in self.builds(upstream):
             for plain in (False, True):
                 tree = self.start(build, *args, plain=plain)
-                expected = tcp.Port if plain else fast_class
+                expected = SharedPort if plain else fast_class
                 self.assertIs(type(tree.listener.listening), expected, (build.__name__, plain))
                 poem = yield get_poetry("127.0.0.1", tree.listener.port, reactor, timeout=30)
                 self.assertEqual(poem, load_poem("kettle").data)
@@ -73,7 +75,7 @@ class EditionTests(TestCase):
         for build, args, _ in self.builds(upstream):
             with hidden(), capturedLogs() as events:
                 tree = self.start(build, *args)
-            self.assertIs(type(tree.listener.listening), tcp.Port, build.__name__)
+            self.assertIs(type(tree.listener.listening), SharedPort, build.__name__)
             lines = [formatEvent(event) for event in events if FALLBACK in formatEvent(event)]
             self.assertEqual(
                 lines, [f"{FALLBACK} (twisted.internet.tcp.Port has no renamed_in_a_later_twisted)."]

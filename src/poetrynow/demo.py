@@ -83,7 +83,16 @@ def measure(
     """Run one engine against the servers, its lines going to ``out``."""
     # The terminal's stdout is looked up at each line, so a live display can redirect it.
     lines = None if out is sys.stdout else out
-    return fetch(engine, addresses, EngineOptions(), out=lines, err=err, print_poems=False, progress=progress)
+    return fetch(
+        engine,
+        addresses,
+        EngineOptions(),
+        out=lines,
+        err=err,
+        print_poems=False,
+        progress=progress,
+        keep_events=True,  # for the timeline the demo always draws
+    )
 
 
 @dataclass

@@ -33,17 +33,21 @@ class NetstringDecoder:
         self._length: int | None = None  # known once the ':' has arrived
         self._error: NetstringError | None = None
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes, most: int | None = None) -> list[bytes]:
+        """The netstrings completed by ``data``; with ``most``, no more than that many are
+        decoded, and whatever follows them is left unread (a one-request protocol's peer
+        may send a stray newline after its request)."""
         if self._error:
             raise self._error
         self._buffer += data
         payloads: list[bytes] = []
         try:
-            while True:
+            while most is None or len(payloads) < most:
                 payload = self._next()
                 if payload is None:
                     return payloads
                 payloads.append(payload)
+            return payloads
         except NetstringError as error:
             self._error = error
             self._buffer.clear()

@@ -182,12 +182,14 @@ def preflight(tree) -> None:
     twistd calls makeService before it daemonizes or starts logging, and exits with
     a message, as twistd itself does for its own start-up errors ("Another twistd
     server is running"), when makeService calls ``sys.exit(message)``. So the poem
-    is read here, and the place to listen is tried with a plain socket (a port 0
-    always binds, so it is not tried). What could still fail later (another
+    is read here, and the place to listen is tried with a plain socket, bound as the
+    server's will be: with ``--reuse-port`` it shares the port with the copies already
+    serving, and a process that does not share it still makes this one line (a port
+    0 always binds, so it is not tried). What could still fail later (another
     process taking the port in between) goes the usual twistd way: a critical log line.
     """
     from poetrynow.servers.fast import PoetryService
-    from poetrynow.servers.listen import closing_listeners, listen
+    from poetrynow.servers.listen import bind_each, closing_listeners
 
     prog = os.path.basename(sys.argv[0]) or "twistd"
     try:
@@ -197,7 +199,7 @@ def preflight(tree) -> None:
         if where.endpoint is not None or where.port != 0:
             kind = where.description().split(":", 1)[0].lower() if where.endpoint is not None else "tcp"
             if kind in ("tcp", "tcp6", "unix"):
-                with closing_listeners(listen(where)):
+                with closing_listeners(bind_each(where)):
                     pass
     except (PoemNotFound, ListenError) as problem:
         sys.exit(f"{prog}: error: {problem}")

@@ -13,7 +13,7 @@ from poetrynow import stopping
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions
 from poetrynow.collector import few_collections
-from poetrynow.events import Event, Failed, Finished, Sink, TransformFailed
+from poetrynow.events import Event, Failed, Sink, TransformFailed
 from poetrynow.progress import live_progress
 from poetrynow.report import Summary, reporter_for
 from poetrynow.stopping import Interrupted
@@ -28,12 +28,23 @@ def fetch(
     as_json: bool = False,
     print_poems: bool = True,
     progress: bool = False,
+    keep_events: bool = False,
 ) -> Summary:
-    """Run one engine with its reporter (and a live display, when asked for and possible)."""
+    """Run one engine with its reporter (and a live display, when asked for and possible).
+
+    ``keep_events``: the summary keeps the run's events, for a timeline (bounded:
+    :mod:`poetrynow.report.kept`); otherwise only the poems and the failures.
+    """
     live = live_progress(progress and not as_json)
     info = ENGINES[engine]
     reporter = reporter_for(
-        info.style, as_json, out=out, err=err, print_poems=print_poems, chunk_lines=live is None
+        info.style,
+        as_json,
+        out=out,
+        err=err,
+        print_poems=print_poems,
+        chunk_lines=live is None,
+        keep_events=keep_events,
     )
 
     def reported(event: Event) -> None:
@@ -61,7 +72,7 @@ def fetch(
     except Interrupted as stop:
         reporter.stop_flushing()
         # What was cut short: the caller says so in one line.
-        stop.arrived = sum(isinstance(e, Finished) for e in reporter.events)  # type: ignore[attr-defined]
+        stop.arrived = len(reporter.finished)  # type: ignore[attr-defined]
         stop.tasks = len(addresses)  # type: ignore[attr-defined]
         raise
     return reporter.end(options.clock())

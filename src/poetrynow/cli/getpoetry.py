@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             as_json=args.json,
             print_poems=args.print_poems,
             progress=args.progress,
+            keep_events=bool(args.timeline),
         )
     except Interrupted as stop:
         return stopped(PROG, stop, poems_line(stop))

@@ -9,9 +9,7 @@ stdout, and a clean exit on Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
-import resource
 import sys
-import time
 
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
 from zope.interface import provider
@@ -20,18 +18,8 @@ from poetrynow.cli.common import FAILED, OK, USAGE, error, stopped
 from poetrynow.collector import collect_seldom
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers.listen import ListenError
+from poetrynow.servers.ports import ACCEPT_LOOP_NAMESPACES
 from poetrynow.stopping import Interrupted, loop_stopped_by_signals
-
-#: Seconds between two "out of file descriptors" lines while it lasts.
-FD_NOTICE_EVERY = 10.0
-
-
-def out_of_fds() -> str:
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return (
-        f"Out of file descriptors (the open-files limit is {soft}): new connections are closed "
-        f"at once until some are free."
-    )
 
 
 def event_text(event: dict) -> str:
@@ -57,39 +45,39 @@ def plain_observer(min_level: LogLevel, out=None, flush_soon=None):
     Each line is flushed at once, or, given ``flush_soon`` (which schedules a
     call, as ``reactor.callLater(0, f)`` does), once per pass of the event loop
     for all the lines of that pass: a write per line costs a poem's worth of CPU.
+    Out of descriptors, the ports' own notice is the one line, whatever ``--quiet``
+    says (a warning), however Twisted words its line per connection.
     """
 
-    said_out_of_fds = [float("-inf")]
     pending = [False]
     # Sets of levels: LogLevel's own comparisons are Python methods, called twice a line.
     shown = frozenset(level for level in LogLevel.iterconstants() if level >= min_level)
     loud = frozenset(level for level in LogLevel.iterconstants() if level >= LogLevel.warn)
+    grave = frozenset(level for level in LogLevel.iterconstants() if level >= LogLevel.error)
 
     def flush() -> None:
         pending[0] = False
         (out or sys.stdout).flush()
 
     def observe(event):
-        fmt = event.get("log_format") or ""
-        if fmt.startswith("EMFILE"):
-            # Twisted closes each connection it cannot keep, and logs each one; say it
-            # once (again only after a quiet spell), whatever --quiet says.
-            now = time.monotonic()
-            if fmt.startswith("EMFILE encountered") and now - said_out_of_fds[0] >= FD_NOTICE_EVERY:
-                said_out_of_fds[0] = now
-                print(out_of_fds(), file=out or sys.stdout, flush=True)
-            return
         level = event.get("log_level", LogLevel.info)
         if level not in shown:
             return
+        namespace = event.get("log_namespace", "")
         # Twisted's own info lines ("(TCP Port N Closed)", "Main loop terminated.") are
         # for a log file; on the terminal the server says what it did in its own words.
-        if level not in loud and not event.get("log_namespace", "").startswith("poetrynow"):
+        # So are its accept loop's, a line per connection, though they bear our ports' names.
+        if level not in loud and not namespace.startswith("poetrynow"):
+            return
+        if namespace in ACCEPT_LOOP_NAMESPACES and level not in grave:
             return
         text = event_text(event)
         failure = event.get("log_failure")
         if failure is not None:
             text = f"{text}: {failure.getErrorMessage()}"
+            if level == LogLevel.critical:
+                # A bug (logged by log.failure): its traceback, so that it can be found and reported.
+                text = f"{text}\n{failure.getTraceback().rstrip()}"
         stream = out or sys.stdout
         stream.write(text + "\n")
         if flush_soon is None:

@@ -36,7 +36,7 @@ async def get_poetry(
     clock = options.clock
     reader, writer = await aio.open_stream(address, dialled, options.timeout)
     main.send(("connected", task, clock()))
-    packets: list[bytes] = []
+    packets = bytearray()  # one buffer, not a list of reads (see clients/task.py)
     received = 0
     try:
         try:
@@ -45,13 +45,13 @@ async def get_poetry(
                     began = clock()
                     received += len(packet)
                     check_size(received, options.max_bytes)  # PoemTooLarge crashes the process
-                    packets.append(packet)
+                    packets += packet
                     main.send(("got", task, len(packet), clock(), began, repr(me.pid)))
         except TimeoutError:
             raise PoemTimeout(no_data(options.timeout)) from None
     finally:
         writer.close()
-    poem = b"".join(packets)
+    poem = bytes(packets)
     if options.xform is not None:
         # The transform's events travel as messages too: this process owns no sink.
         told = PoemTask(task, address, lambda event: main.send(("event", event)), clock)

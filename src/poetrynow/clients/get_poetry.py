@@ -68,7 +68,7 @@ class PoetryClientProtocol(Protocol):
     idle: Any = None  # the timer, while the timeout is on
 
     def connectionMade(self):
-        self.chunks: list[bytes] = []
+        self.buffer = bytearray()  # one buffer, not a list of reads (see clients/task.py)
         self.size = 0
         reactor, timeout = self.factory.reactor, self.factory.timeout
         self.seconds = reactor.seconds
@@ -93,11 +93,13 @@ class PoetryClientProtocol(Protocol):
         self.size += len(data)
         if self.factory.max_bytes is not None and self.size > self.factory.max_bytes:
             self.factory.too_large = True
-            self.chunks.clear()  # memory stays bounded: the poem is lost anyway
+            self.buffer = bytearray()  # memory stays bounded: the poem is lost anyway
             self.transport.abortConnection()
             return
-        self.chunks.append(data)
+        self.buffer += data
         self.factory.received(len(data))
+        if self.factory.on_bytes is not None and self.factory.deferred is not None:
+            self.factory.on_bytes(data)
 
     def timeoutConnection(self):
         self.factory.timed_out = True
@@ -107,7 +109,7 @@ class PoetryClientProtocol(Protocol):
         if self.idle is not None and self.idle.active():
             self.idle.cancel()
         self.idle = None
-        self.factory.poem_finished(b"".join(self.chunks), reason)
+        self.factory.poem_finished(bytes(self.buffer), reason)
 
 
 class PoetryClientFactory(OneShotClientFactory):
@@ -129,6 +131,8 @@ class PoetryClientFactory(OneShotClientFactory):
         self.too_large = False
         self.on_connect = on_connect
         self.on_data = on_data
+        #: Given each read's bytes as they come (the proxy passes them on to a client that half-closed).
+        self.on_bytes: Callable[[bytes], None] | None = None
 
     def connected(self):
         if self.on_connect and self.deferred is not None:
@@ -175,11 +179,16 @@ def get_poetry_at(
     on_connect: Callable[[], None] | None = None,
     on_data: Callable[[int], None] | None = None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
+    on_bytes: Callable[[bytes], None] | None = None,
 ) -> defer.Deferred:
-    """:func:`get_poetry` for any address, a client endpoint description (``unix:/path``) included."""
+    """:func:`get_poetry` for any address, a client endpoint description (``unix:/path``) included.
+
+    ``on_data`` is told how many bytes each read brought, ``on_bytes`` given them.
+    """
     if reactor is None:
         from twisted.internet import reactor
     factory = PoetryClientFactory(reactor, timeout, on_connect, on_data, max_bytes)
+    factory.on_bytes = on_bytes
     return factory.connect(client_endpoint(reactor, address, timeout))
 
 

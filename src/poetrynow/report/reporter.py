@@ -25,6 +25,7 @@ from poetrynow.events import (
     TransformFailed,
 )
 from poetrynow.report.flushing import SoonFlusher
+from poetrynow.report.kept import KeptEvents
 from poetrynow.report.lines import failed_line, restarted_line, total_line, transform_failed_line
 
 
@@ -35,7 +36,7 @@ class Summary:
     elapsed: float
     finished: list[Finished] = field(default_factory=list)
     failed: list[Failed] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)  # all of them, for a timeline
+    events: list[Event] = field(default_factory=list)  # for a timeline, when one was asked for
     began: float = 0.0
 
     @property
@@ -57,12 +58,17 @@ class Reporter:
         err: TextIO | None = None,
         print_poems: bool = True,
         chunk_lines: bool = True,
+        keep_events: bool = False,
     ):
         self.print_poems = print_poems
         # Off while a live progress display shows the chunks instead.
         self.chunk_lines = chunk_lines
         self._out, self._err = out, err
-        self.events: list[Event] = []
+        # What the run's summary needs: the poems and the failures. The other events only
+        # for a timeline, their reads merged where a picture could not tell them apart.
+        self.finished: list[Finished] = []
+        self.failed: list[Failed] = []
+        self.kept: KeptEvents | None = KeptEvents() if keep_events else None
         #: What ``--json``'s summary says of the run besides its counts: the engine, its event loop.
         self.about: dict[str, str] = {}
         self.began = 0.0
@@ -107,9 +113,15 @@ class Reporter:
             flusher.stop()
 
     def event(self, e: Event) -> None:
-        self.events.append(e)
-        self.task_start.setdefault(e.task, e.t)
         kind = e.kind
+        if kind == "finished":
+            self.finished.append(e)  # type: ignore[arg-type]
+        elif kind == "failed":
+            self.failed.append(e)  # type: ignore[arg-type]
+        if self.kept is not None:
+            self.kept.add(e)
+        if e.task not in self.task_start:
+            self.task_start[e.task] = e.t
         if kind == "received" and not self.chunk_lines:
             return
         handler = self._handlers.get(kind)
@@ -120,9 +132,9 @@ class Reporter:
     def end(self, t: float) -> Summary:
         summary = Summary(
             elapsed=t - self.began,
-            finished=sorted((e for e in self.events if isinstance(e, Finished)), key=lambda e: e.task),
-            failed=[e for e in self.events if isinstance(e, Failed)],
-            events=self.events,
+            finished=sorted(self.finished, key=lambda e: e.task),
+            failed=list(self.failed),
+            events=self.kept.events() if self.kept is not None else [],
             began=self.began,
         )
         self.closing(summary)

@@ -9,9 +9,11 @@ boundary can split a UTF-8 character, as a real network would.
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
 import time
+import traceback
 from collections.abc import Callable
 
 from poetrynow.schedule import PoemSchedule
@@ -39,7 +41,7 @@ def serve_client(
     close wakes it at once. A client that stops reading is dropped once a send has
     waited ``client_timeout`` seconds, so it cannot hold up everyone else.
     """
-    wait = sleep if sleep is not None else (lambda seconds: watch(conn, seconds))
+    wait = sleep if sleep is not None else Watch(conn)
     if client_timeout is not None:
         conn.settimeout(client_timeout)
     start = clock()
@@ -55,6 +57,9 @@ def serve_client(
         log(f"Dropped a client after {sent} of {len(poem)} bytes: it read nothing for {client_timeout:g} s.")
     except OSError as error:
         log(f"Client hung up after {sent} of {len(poem)} bytes ({error.strerror or error}).")
+    except Exception:
+        reset_on_close(conn)  # a bug: the client sees a failure, not a short poem that looks whole
+        raise
     except Interrupted as stop:
         # The server is stopping mid-poem: reset the connection, so the client sees a
         # failure and not a clean close of a short poem.
@@ -66,23 +71,53 @@ def serve_client(
     return sent
 
 
-def watch(conn, seconds: float) -> None:
-    """Wait ``seconds``, or less if the client closes its end (ConnectionAbortedError).
+class Watch:
+    """Waits between chunks on one client's socket, ending a wait early if the client is found gone.
 
     What a client sends is read and dropped (a poetry client has nothing to say), a
     little at a time, so a chatty client cannot make the server hold its words.
+    Its FIN means it has nothing more to say, not that it has gone (it may have
+    half-closed, as ``nc -N`` does): from then on only a broken socket ends a
+    wait early (a reset, which a gone client answers the next chunk with).
     """
-    deadline = time.monotonic() + seconds
-    while (remaining := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select([conn], [], [], remaining)
-        if not readable:
-            return
-        try:
-            heard = conn.recv(4096, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            continue
-        if not heard:
-            raise ConnectionAbortedError(errno.ECONNABORTED, "the client closed its end")
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.heard_end = False  # the client's FIN came
+
+    def __call__(self, seconds: float) -> None:
+        """Wait ``seconds``, or raise ConnectionResetError as soon as the client is found gone."""
+        conn = self.conn
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self.heard_end:
+                _wait_for_break(conn, remaining)
+                return
+            readable, _, _ = select.select([conn], [], [], remaining)
+            if not readable:
+                return
+            try:
+                heard = conn.recv(4096, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if not heard:
+                self.heard_end = True
+
+
+def _wait_for_break(conn, seconds: float) -> None:
+    """Sleep ``seconds``, waking early (ConnectionResetError) if the socket breaks.
+
+    poll() with no events asked for reports only errors and hang-ups; without
+    poll (Windows) this just sleeps, and a gone client is noticed at the next send.
+    """
+    if not hasattr(select, "poll"):
+        time.sleep(seconds)
+        return
+    poller = select.poll()
+    poller.register(conn, 0)
+    if poller.poll(seconds * 1000):
+        error = conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        raise ConnectionResetError(error or errno.ECONNRESET, os.strerror(error or errno.ECONNRESET))
 
 
 def accept_next(listeners: list[socket.socket]) -> tuple[socket.socket, object]:
@@ -132,4 +167,11 @@ def serve_forever(
         # A TCP peer is (host, port); a Unix socket's peer is a path, often empty.
         who = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else (peer or "a Unix socket")
         log(f"Somebody at {who} wants poetry!")
-        serve_client(conn, poem, schedule, log=log, client_timeout=client_timeout)
+        try:
+            serve_client(conn, poem, schedule, log=log, client_timeout=client_timeout)
+        except Exception:
+            # A bug in one client's handling costs that client (its connection is
+            # reset, closed by serve_client on the way out), never the server.
+            log(f"A bug while serving {who}; its connection is reset, the server goes on:")
+            for line in traceback.format_exc().rstrip().splitlines():
+                log(line)

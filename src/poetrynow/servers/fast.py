@@ -11,15 +11,15 @@ client, no transport object.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application import service
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from poetrynow.interfaces import IPoetryService
 from poetrynow.poems import PoemNotFound, load_poem
+from poetrynow.servers.ending import Answering
+from poetrynow.servers.guard import costs_one_connection
 from poetrynow.servers.listen import peer_name
 from poetrynow.servers.logline import log_info, peer_of
 from poetrynow.servers.sending import send_rest
@@ -64,17 +64,16 @@ class PoetryService(service.Service):
 CLIENT_LINE = "sending {nbytes} bytes of poetry to {peer}"
 
 
-class PoetryProtocol(Protocol):
-    """Writes the whole poem, then closes: every client of the plain edition, and of the fast
-    one where no OneWritePort listens (a Unix socket, TLS)."""
+class PoetryProtocol(Answering):
+    """Writes the whole poem, then ends (a FIN, the close when the client closes): every client
+    of the plain edition, and of the fast one where no OneWritePort listens (a Unix socket, TLS)."""
 
-    transport: Any  # a TCP transport, which can also abort and take a producer
-
+    @costs_one_connection
     def connectionMade(self):
         poem = self.factory.service.poem
         if self.factory.log_clients:
             log_info(log, CLIENT_LINE, nbytes=len(poem), peer=peer_name(self.transport.getPeer()))
-        send_rest(self.transport, poem)
+        send_rest(self, poem)
 
 
 class PoetryFactory(Factory):

@@ -18,6 +18,7 @@ client given a bare port dials.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import struct
@@ -169,8 +170,22 @@ def listen_on_each(
 
 def listen(where: Where) -> list[socket.socket]:
     """Blocking listening sockets for the blocking server (tcp, tcp6 or unix): one per address."""
+    return _each(where, _listen_one)
+
+
+def bind_each(where: Where) -> list[socket.socket]:
+    """Sockets bound where ``where`` says, as its listeners will be (SO_REUSEPORT with
+    ``--reuse-port``), none of them listening: a start-up check of the place.
+
+    Bound, not listening: on a shared port a listening socket joins the kernel's
+    group at once, and clients it was given would be reset when the check closes it.
+    """
+    return _each(where, functools.partial(_bind_one, reuse_port=where.reuse_port))
+
+
+def _each(where: Where, open_one: Callable[[str], socket.socket]) -> list[socket.socket]:
     try:
-        return listen_on_each(where, _listen_one, lambda sock: sock.getsockname()[1], socket.socket.close)
+        return listen_on_each(where, open_one, lambda sock: sock.getsockname()[1], socket.socket.close)
     except ListenError:
         raise
     except OSError as error:
@@ -180,28 +195,43 @@ def listen(where: Where) -> list[socket.socket]:
 
 
 def _listen_one(description: str, reuse_port: bool = False) -> socket.socket:
+    sock = _bind_one(description, reuse_port)
+    try:
+        sock.listen(int(split_description(description)[2].get("backlog", BACKLOG)))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_one(description: str, reuse_port: bool = False) -> socket.socket:
+    """A socket bound as ``description`` says (tcp, tcp6 or unix), with a listener's options."""
     kind, args, kwargs = split_description(description)
+    place: str | tuple[str, int]
     if kind == "unix":
-        path = args[0] if args else kwargs["address"]
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(path)
-            sock.listen(int(kwargs.get("backlog", BACKLOG)))
-        except OSError:
-            sock.close()
-            raise
-        return sock
-    if kind not in ("tcp", "tcp6"):
+        family, place = socket.AF_UNIX, args[0] if args else kwargs["address"]
+    elif kind in ("tcp", "tcp6"):
+        family = socket.AF_INET6 if kind == "tcp6" else socket.AF_INET
+        interface = kwargs.get("interface", "::" if kind == "tcp6" else "0.0.0.0")
+        place = (interface, int(args[0] if args else kwargs["port"]))
+    else:
         raise ListenError(f"cannot listen on {description}: the blocking server takes tcp, tcp6 or unix")
-    port = int(args[0] if args else kwargs["port"])
-    interface = kwargs.get("interface", "::" if kind == "tcp6" else "0.0.0.0")
-    family = socket.AF_INET6 if kind == "tcp6" else socket.AF_INET
-    backlog = int(kwargs.get("backlog", BACKLOG))
-    # "::" takes IPv4 clients too, as Twisted's own tcp6 port on "::" does.
-    dualstack = interface == "::" and socket.has_dualstack_ipv6()
-    return socket.create_server(
-        (interface, port), family=family, backlog=backlog, reuse_port=reuse_port, dualstack_ipv6=dualstack
-    )
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family != socket.AF_UNIX:
+            # As create_server and Twisted's ports do: a port whose last clients linger in TIME_WAIT binds.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            # "::" takes IPv4 clients too, as Twisted's own tcp6 port on "::" does.
+            dualstack = place[0] == "::" and socket.has_dualstack_ipv6()
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dualstack else 1)
+        sock.bind(place)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def listen_shared(description: str) -> socket.socket:

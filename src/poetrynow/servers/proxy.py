@@ -7,15 +7,20 @@ fast edition). When
 every client waiting on the fetch has hung up, the fetch is cancelled and the
 upstream connection closed (Part 19). A failed fetch caches nothing: its waiting
 clients are disconnected and the next request tries again.
+
+A waiting client that half-closes (its FIN) may want its poem still, or may have
+gone: nothing on the wire tells which until something is sent to it. So from
+its FIN on, it is given the poem as it comes from upstream: a client that is
+still there just has its first lines early, and one that has gone answers with
+a reset, the next send fails, and its share of the fetch is cancelled, as Part
+19's hang-up is.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application import service
 from twisted.internet import defer
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -24,6 +29,8 @@ from poetrynow.address import Address
 from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 from poetrynow.clients.get_poetry import describe_failure, get_poetry_at
 from poetrynow.interfaces import IPoetryProxyService
+from poetrynow.servers.ending import Answering
+from poetrynow.servers.guard import costs_one_connection, reset_transport
 from poetrynow.servers.logline import log_info
 from poetrynow.servers.sending import send_rest
 
@@ -50,6 +57,8 @@ class ProxyService(service.Service):
         self.poem: bytes | None = None
         self._fetch: defer.Deferred | None = None
         self._waiters: list[defer.Deferred] = []
+        self._so_far: list[bytes] = []  # what the fetch under way has brought
+        self._streams: list[PoetryProxyProtocol] = []  # waiting clients that half-closed
 
     def hit(self, address: object = None, nbytes: int = 0) -> None:
         """A client served from the cache: counted, and logged unless quiet."""
@@ -65,29 +74,51 @@ class ProxyService(service.Service):
         self._waiters.append(waiter)
         if self._fetch is None:
             self.log.info("Fetching poem from server.")
-            self._fetch = get_poetry_at(self.upstream, self.reactor, self.timeout, max_bytes=self.max_bytes)
+            self._fetch = get_poetry_at(
+                self.upstream, self.reactor, self.timeout, max_bytes=self.max_bytes, on_bytes=self._came
+            )
             self._fetch.addCallbacks(self._fetched, self._failed)
         elif self.log_clients:
             self.log.info("Joining the poem download under way.")
         return waiter
+
+    def stream_to(self, client: PoetryProxyProtocol) -> None:
+        """``client`` half-closed while it waits: it gets the poem as it comes, from now on."""
+        if self._so_far:
+            client.pass_on(b"".join(self._so_far))
+        self._streams.append(client)
+
+    def stop_streaming(self, client: PoetryProxyProtocol) -> None:
+        if client in self._streams:
+            self._streams.remove(client)
+
+    def _came(self, data: bytes) -> None:
+        self._so_far.append(data)
+        for client in list(self._streams):
+            client.pass_on(data)
+
+    def _done_fetching(self) -> None:
+        self._fetch = None
+        self._so_far, self._streams = [], []
 
     def _forget(self, waiter: defer.Deferred) -> None:
         """A waiting client hung up; the last one to go takes the fetch with it."""
         self._waiters.remove(waiter)
         if not self._waiters and self._fetch is not None:
             self.log.info("Canceling poem download.")
-            fetch, self._fetch = self._fetch, None
+            fetch = self._fetch
+            self._done_fetching()
             fetch.cancel()
 
     def _fetched(self, poem: bytes) -> None:
-        self._fetch = None
+        self._done_fetching()
         self.poem = poem
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.callback(poem)
 
     def _failed(self, failure) -> None:
-        self._fetch = None
+        self._done_fetching()
         if failure.check(defer.CancelledError):
             return
         self.log.warn("The poem download failed: {why}", why=describe_failure(failure))
@@ -96,22 +127,35 @@ class ProxyService(service.Service):
             waiter.errback(failure)
 
 
-class PoetryProxyProtocol(Protocol):
-    transport: Any  # a TCP transport, which can also abort and take a producer
+class PoetryProxyProtocol(Answering):
+    deferred: defer.Deferred | None = None
+    streamed = 0  # bytes passed on as they came, after the client half-closed
 
+    @costs_one_connection
     def connectionMade(self):
         self.deferred = self.factory.service.get_poem()
         self.deferred.addCallbacks(self._send, self._fail)
 
+    def client_finished(self) -> None:
+        if self.deferred is not None and not self.deferred.called:
+            self.factory.service.stream_to(self)
+
+    def pass_on(self, data: bytes) -> None:
+        self.transport.write(data)
+        self.streamed += len(data)
+
+    @costs_one_connection
     def _send(self, poem: bytes):
-        send_rest(self.transport, poem)
+        send_rest(self, poem, self.streamed)
 
     def _fail(self, failure):
-        # Already logged once by the service. Abort rather than close, so that the
-        # client sees a failure, not an empty poem.
-        self.transport.abortConnection()
+        # Already logged once by the service. Reset rather than close, so that the
+        # client sees a failure, not an empty (or a short) poem.
+        reset_transport(self.transport)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        Answering.connectionLost(self, reason)
+        self.factory.service.stop_streaming(self)
         if self.deferred is not None:
             deferred, self.deferred = self.deferred, None
             deferred.cancel()  # no effect if the poem was already sent

@@ -1,6 +1,8 @@
-"""Sending a whole answer on a transport, then closing: the one thing a poetry server says.
+"""Sending a whole answer on a transport, then ending: the one thing a poetry server says.
 
-A short answer is one ``write`` and a ``loseConnection``. A long one (a poem of
+A short answer is one ``write`` and the protocol's
+:meth:`~poetrynow.servers.ending.Answering.finish` (a FIN, then the close once
+the client closes too). A long one (a poem of
 megabytes) goes by a pull producer, slice by slice as the transport asks for
 more, so that a thousand clients of a large poem cost a thousand small buffers,
 not a thousand copies of the poem in the transports' write queues (Part 16's
@@ -14,6 +16,8 @@ from typing import Any
 from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
+from poetrynow.servers.ending import Answering
+
 #: A rest at least this long goes out through a pull producer, slice by slice.
 STREAM_THRESHOLD = 4 << 20
 SLICE = 64 << 10
@@ -23,10 +27,11 @@ SLICE = 64 << 10
 class SliceProducer:
     """Feeds one client a large answer slice by slice, as its transport asks, then closes."""
 
-    def __init__(self, data: bytes, transport: Any, offset: int = 0):
+    def __init__(self, data: bytes, protocol: Answering, offset: int = 0):
         self.view = memoryview(data)
         self.offset = offset
-        self.transport = transport
+        self.protocol = protocol
+        self.transport: Any = protocol.transport
 
     def resumeProducing(self):
         chunk = self.view[self.offset : self.offset + SLICE]
@@ -34,16 +39,17 @@ class SliceProducer:
         self.transport.write(chunk.tobytes())
         if self.offset >= len(self.view):
             self.transport.unregisterProducer()
-            self.transport.loseConnection()
+            self.protocol.finish()
 
     def stopProducing(self):
         self.offset = len(self.view)
 
 
-def send_rest(transport: Any, data: bytes, offset: int = 0) -> None:
-    """Write ``data[offset:]`` to ``transport`` and close it; a long rest goes by a producer."""
+def send_rest(protocol: Answering, data: bytes, offset: int = 0) -> None:
+    """Write ``data[offset:]`` on ``protocol``'s transport, then finish; a long rest goes by a producer."""
+    transport = protocol.transport
     if len(data) - offset >= STREAM_THRESHOLD:
-        transport.registerProducer(SliceProducer(data, transport, offset), False)
+        transport.registerProducer(SliceProducer(data, protocol, offset), False)
         return
     transport.write(data[offset:] if offset else data)
-    transport.loseConnection()
+    protocol.finish()

@@ -18,21 +18,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.interfaces import IPushProducer, IReactorFDSet
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from poetrynow.faults import RESET, STALL, Faults, Plan, plan
-from poetrynow.servers.listen import peer_name, reset_on_close
+from poetrynow.servers.ending import Answering
+from poetrynow.servers.gone import GoneWatch
+from poetrynow.servers.guard import costs_one_connection, reset_transport
+from poetrynow.servers.listen import peer_name
 
 NO_FAULTS = Faults()
 
 
 @implementer(IPushProducer)
-class SlowPoetryProtocol(Protocol):
-    """One client's poem on its schedule: a chunk per timer, then the plan's ending."""
+class SlowPoetryProtocol(Answering):
+    """One client's poem on its schedule: a chunk per timer, then the plan's ending.
+
+    A client's FIN does not stop its poem (it may have half-closed); from then on
+    the transport no longer watches the socket, so the factory's GoneWatch does,
+    to drop the client at once if it turns out to have gone.
+    """
 
     transport: Any  # a TCP transport, which can also abort and take a producer
     log = Logger()
@@ -45,6 +53,7 @@ class SlowPoetryProtocol(Protocol):
     poem = b""
     served = aborted = done = False
     chatty = False
+    watched: int | None = None  # the descriptor the factory's GoneWatch watches, after the client's FIN
 
     @classmethod
     def resume(cls, plan: Plan, start: float, index: int, rest: bytes, holding: bool) -> SlowPoetryProtocol:
@@ -54,6 +63,7 @@ class SlowPoetryProtocol(Protocol):
         protocol.resumed = (plan, start, index, rest, holding)
         return protocol
 
+    @costs_one_connection
     def connectionMade(self):
         factory = self.factory
         self.clock = factory.clock
@@ -100,6 +110,7 @@ class SlowPoetryProtocol(Protocol):
         due = self.start + self.plan.dues[self.index]
         self.call = self.clock.callLater(max(0.0, due - self.clock.seconds()), self._step)
 
+    @costs_one_connection
     def _step(self) -> None:
         self.call = None
         if self.done or self.paused:
@@ -129,22 +140,29 @@ class SlowPoetryProtocol(Protocol):
             self.reset()
             return
         self.transport.unregisterProducer()
-        self.transport.loseConnection()
+        self.finish()
 
     def reset(self) -> None:
         """Close with a TCP reset (SO_LINGER 0), so the client sees a failure, not an end."""
-        handle = getattr(self.transport, "getHandle", None)  # a real socket, not a test's transport
-        if handle is not None:
-            reset_on_close(handle())
-        self.transport.abortConnection()
+        reset_transport(self.transport)
 
-    def dataReceived(self, data: bytes) -> None:
-        """A poetry client has nothing to say: what it sends is read and dropped, never kept."""
+    def client_finished(self) -> None:
+        """The client's FIN: go on with the poem, and have the factory watch for the client going."""
+        fileno = getattr(self.transport, "fileno", None)  # a real socket, not a test's transport
+        if fileno is not None and not self.done:
+            self.watched = fileno()
+            self.factory.watch_gone(self.watched, self._gone)
+
+    def _gone(self) -> None:
+        """The kernel says the client has gone (a reset, an unanswered keepalive)."""
+        self.watched = None
+        self.transport.abortConnection()
 
     # IPushProducer: the transport pauses us while its buffer is full.
     def pauseProducing(self):
         self.paused = True
 
+    @costs_one_connection
     def resumeProducing(self):
         self.paused = False
         if self.call is None and not self.done and not self.holding:
@@ -170,9 +188,13 @@ class SlowPoetryProtocol(Protocol):
         self.reset()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        Answering.connectionLost(self, reason)
         if self.call is not None and self.call.active():
             self.call.cancel()
         self.call = None
+        if self.watched is not None:
+            self.factory.forget_gone(self.watched, closing=True)
+            self.watched = None
         self.factory.live.discard(self)
         if self.aborted:
             return  # cut short by the server, and said so
@@ -193,6 +215,9 @@ class SlowPoetryFactory(Factory):
     noisy = False
     #: The fast edition's port: bare sockets paced by one timer.
     fast_port = "slow"
+    #: TCP keepalive on the accepted connections: a client that has gone is found
+    #: within about a minute and a half, however long the wait for its next chunk.
+    keep_alive = True
 
     def __init__(
         self,
@@ -222,6 +247,25 @@ class SlowPoetryFactory(Factory):
         self._plan: tuple[bytes, Plan] | None = None
         #: Called when the factory stops (the fast edition stops its timer here).
         self.on_stop: list = []
+        self.gone_watch: GoneWatch | None = None
+
+    def watch_gone(self, fd: int, gone) -> None:
+        """Have ``gone()`` called if the client on ``fd`` turns out to have gone (see servers/gone.py)."""
+        if self.gone_watch is None:
+            if not IReactorFDSet.providedBy(self.clock):
+                return  # a test's clock: nothing to watch with
+            self.gone_watch = GoneWatch(self.clock)
+            self.on_stop.append(self._stop_watching)
+        self.gone_watch.watch(fd, gone)
+
+    def _stop_watching(self) -> None:
+        watch, self.gone_watch = self.gone_watch, None
+        if watch is not None:
+            watch.stop()
+
+    def forget_gone(self, fd: int, closing: bool = False) -> None:
+        if self.gone_watch is not None:
+            self.gone_watch.forget(fd, closing)
 
     def next_connection(self) -> int:
         self.numbered += 1

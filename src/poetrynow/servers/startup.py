@@ -19,7 +19,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from poetrynow.address import split_description
+from poetrynow.servers.gone import keep_alive
 from poetrynow.servers.listen import ListenError, Where, cannot_listen, listen_on_each, listen_shared
+from poetrynow.servers.ports import SharedPort
 
 log = Logger()
 
@@ -41,9 +43,9 @@ def listened(deferred: Deferred) -> Any:
 
 
 def own_port(reactor: Any, description: str, factory: Any, port_class: Any, reuse_port: bool = False) -> Any:
-    """A ``port_class`` port (the fast edition's ``tcp.Port``, whose accept loop does
-    the work itself), listening, for a ``tcp``/``tcp6`` description; None for any
-    other kind (they take the ordinary endpoint).
+    """A ``port_class`` port (a :class:`~poetrynow.servers.ports.SharedPort`: the plain
+    edition's, or a fast one whose accept loop does the work itself), listening, for a
+    ``tcp``/``tcp6`` description; None for any other kind (they take the ordinary endpoint).
 
     The port is what ``reactor.listenTCP`` would make, of that class; a failure
     to listen is returned, not raised.
@@ -79,7 +81,7 @@ class ListeningService(service.Service):
         self.factory, self.where, self.what = factory, where, what
         self.reactor = reactor
         self.ports: list[Any] = []  # the IListeningPorts, once listening
-        self.port_class: Any = None  # the fast edition's port class, when it serves
+        self.port_class: Any = None  # the TCP port class, on a reactor with POSIX ports
 
     @property
     def listening(self) -> Any:
@@ -118,20 +120,25 @@ class ListeningService(service.Service):
 
     def _edition(self) -> Any:
         """The fast edition's port class, if the factory has one, it runs here and was not
-        declined (``--plain``); None for the plain edition (Twisted's own ports)."""
-        kind = getattr(self.factory, "fast_port", None)
-        if kind is None or not isinstance(self.reactor, PosixReactorBase):
+        declined (``--plain``); else the plain edition's :class:`SharedPort`. None on a
+        reactor without POSIX ports (a test's MemoryReactor): its own ``listenTCP``."""
+        if not isinstance(self.reactor, PosixReactorBase):
             return None
-        from poetrynow.servers import fastpath
+        kind = getattr(self.factory, "fast_port", None)
+        if kind is not None:
+            from poetrynow.servers import fastpath
 
-        return fastpath.port_class(kind, plain=getattr(self.factory, "plain", False))
+            fast = fastpath.port_class(kind, plain=getattr(self.factory, "plain", False))
+            if fast is not None:
+                return fast
+        return SharedPort
 
     def _listen_one(self, description: str) -> Any:
         """One listening port for ``description``; the OSError if it cannot listen."""
         result = None
         if self.port_class is not None:
             result = own_port(self.reactor, description, self.factory, self.port_class, self.where.reuse_port)
-        elif self.where.reuse_port:
+        elif self.where.reuse_port:  # a reactor without POSIX ports: adopt a socket that shares
             shared = listen_shared(description)  # an OSError if it cannot listen
             with shared:
                 shared.setblocking(False)  # the reactor accepts until the kernel says "no more"
@@ -146,6 +153,8 @@ class ListeningService(service.Service):
             if not isinstance(error, OSError):
                 error = OSError(str(error))
             raise error
+        if getattr(self.factory, "keep_alive", False) and hasattr(result, "socket"):
+            keep_alive(result.socket)  # the connections it accepts inherit it
         return result
 
     def startService(self):

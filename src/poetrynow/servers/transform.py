@@ -7,10 +7,8 @@ connection without an answer and logs one line; the server goes on serving.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application import service
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -18,6 +16,8 @@ from zope.interface import implementer
 
 from poetrynow.interfaces import ITransformService
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
+from poetrynow.servers.ending import Answering
+from poetrynow.servers.guard import costs_one_connection
 from poetrynow.servers.listen import peer_name
 from poetrynow.transforms import TRANSFORMS, TransformError, apply
 
@@ -32,10 +32,12 @@ class TransformService(service.Service):
         return apply(name, poem, self.registry)
 
 
-class TransformProtocol(Protocol, TimeoutMixin):
-    transport: Any  # a TCP transport, which can also abort and take a producer
+class TransformProtocol(Answering, TimeoutMixin):
+    """One request, one answer. A client may half-close once its request is sent: the
+    answer still comes (:mod:`poetrynow.servers.ending`)."""
 
     log = Logger()
+    heard = False  # some of a request came
 
     def connectionMade(self):
         self.decoder = NetstringDecoder(self.factory.service.max_length)
@@ -44,11 +46,14 @@ class TransformProtocol(Protocol, TimeoutMixin):
         self.callLater = self.factory.clock.callLater  # type: ignore[method-assign]  # the factory's clock
         self.setTimeout(self.factory.timeout)
 
+    @costs_one_connection
     def dataReceived(self, data: bytes):
         if self.answered:
+            Answering.dataReceived(self, data)  # dropped, up to a limit
             return
+        self.heard = True
         try:
-            requests = self.decoder.feed(data)
+            requests = self.decoder.feed(data, most=1)  # one request; what follows is dropped
         except NetstringError as problem:
             self._refuse(str(problem))
             return
@@ -75,17 +80,30 @@ class TransformProtocol(Protocol, TimeoutMixin):
                 peer=self.peer,
             )
         self.transport.write(encode(result))
-        self.transport.loseConnection()
+        self.finish()
 
     def _refuse(self, why: str):
         self.answered = True
+        self.setTimeout(None)
         self.log.warn("Refused {peer}: {why}", peer=self.peer, why=why)
-        self.transport.loseConnection()
+        self.finish()
+
+    def client_finished(self) -> None:
+        """The client's FIN: the answer goes on, but a request not yet whole never will be."""
+        if self.answered:
+            return
+        if self.heard:
+            self._refuse("the client closed its side before its request was whole")
+        else:
+            self.answered = True
+            self.setTimeout(None)
+            self.finish()  # it said nothing at all (a port check): nothing to log
 
     def timeoutConnection(self):
         self._refuse(f"no request within {self.factory.timeout:g} s")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        Answering.connectionLost(self, reason)
         self.setTimeout(None)
 
 

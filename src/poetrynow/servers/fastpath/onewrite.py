@@ -23,23 +23,34 @@ cheap.
 
 The slow server's fast path (:class:`~poetrynow.servers.fastpath.slowport.SlowPort`)
 shares the pieces: :func:`bare_accepts` (new connections as descriptors, no
-socket objects) and :class:`SharedPort` (SO_REUSEPORT, and the hand-over of a
-bare connection to an ordinary transport). Each private name they use is checked
-at start-up (:mod:`poetrynow.servers.fastpath`).
+socket objects) and :class:`BarePort` (the hand-over of a bare connection to an
+ordinary transport). Each private name they use is checked at start-up
+(:mod:`poetrynow.servers.fastpath`).
 """
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
 import socket
 import struct
+import termios
 from collections.abc import Iterator
 from typing import Any
 
 from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
 
+from poetrynow.servers import ports
+from poetrynow.servers.ending import DRAIN_LIMIT, Answering
+from poetrynow.servers.guard import BUG, costs_one_connection, reset_fd
+from poetrynow.servers.logline import peer_of
+from poetrynow.servers.ports import SharedPort
 from poetrynow.servers.sending import send_rest
+
+log = Logger(namespace="poetrynow.servers.fastpath")
 
 #: Connections accepted per call of doRead before yielding to the rest of the loop.
 BATCH = 256
@@ -48,14 +59,40 @@ QUICK_LIMIT = 64 << 10
 SEND_TIMEOUT = struct.pack("ll", 0, 1)  # one microsecond, which the kernel rounds up to a tick
 
 
-class TheRest(Protocol):
-    """The protocol of a connection the kernel did not take whole: send the rest, close."""
+class TheRest(Answering):
+    """The protocol of a connection the kernel did not take whole: send the rest, then end."""
 
     def __init__(self, data: bytes, sent: int):
         self.data, self.sent = data, sent
 
+    @costs_one_connection
     def connectionMade(self):
-        send_rest(self.transport, self.data, self.sent)
+        send_rest(self, self.data, self.sent)
+
+
+_waiting = array.array("i", [0])
+
+
+def close_cleanly(fd: int) -> None:
+    """Close a bare socket with a FIN, after dropping whatever the client sent.
+
+    Nobody reads a bare connection, and the kernel answers the close of a socket
+    with unread input with a reset, which can cost the client the end of its
+    poem. A client that sent a little (a greeting, a stray newline) gets a clean
+    end; one that sent more than DRAIN_LIMIT gets the reset it asked for. Asking
+    the kernel how much is waiting (FIONREAD) costs one call and no socket
+    object, and a read of what is waiting never blocks.
+    """
+    drained = 0
+    try:
+        while drained < DRAIN_LIMIT:
+            fcntl.ioctl(fd, termios.FIONREAD, _waiting, True)
+            if not _waiting[0]:
+                break
+            drained += len(os.read(fd, min(_waiting[0], 1 << 16)))
+    except OSError:  # gone: nothing to drain
+        pass
+    os.close(fd)
 
 
 def bare_accepts(port: tcp.Port) -> Iterator[tuple[int, tuple]]:
@@ -64,7 +101,9 @@ def bare_accepts(port: tcp.Port) -> Iterator[tuple[int, tuple]]:
     Python's ``socket.accept`` wraps each new socket in an object and turns its
     family and type into enums: a fifth of a short poem's CPU. On an accept
     error other than "none left" (EMFILE, EPERM, ...) this hands over to
-    Twisted's own accept loop, which knows how to recover from each, and stops.
+    Twisted's own accept loop, which knows how to recover from each, and stops;
+    running out of descriptors is first told to the port's notice, as the
+    socket's own ``accept`` would (:mod:`poetrynow.servers.ports`).
     """
     accept = port.socket._accept  # type: ignore[union-attr]
     for _ in range(BATCH):
@@ -72,27 +111,16 @@ def bare_accepts(port: tcp.Port) -> Iterator[tuple[int, tuple]]:
             connection = accept()
         except BlockingIOError:
             return
-        except OSError:
+        except OSError as error:
+            ports.SHORTAGE.noticed(error)
             tcp.Port.doRead(port)
             return
         yield connection
 
 
-class SharedPort(tcp.Port):
-    """A TCP listening port that may share its port number with other processes (SO_REUSEPORT).
-
-    One process cannot keep more connections than its open-file limit; several
-    processes, each with a port of this kind bound to the same number, can, and
-    the kernel spreads the new connections among them.
-    """
-
-    reuse_port = False
-
-    def createInternetSocket(self):
-        skt = tcp.Port.createInternetSocket(self)
-        if self.reuse_port:
-            skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        return skt
+class BarePort(SharedPort):
+    """A fast port's base: a :class:`~poetrynow.servers.ports.SharedPort` whose connections,
+    accepted bare, can still be given to an ordinary transport."""
 
     def hand_over(self, fd: int, address: tuple, protocol: Protocol) -> None:
         """Give a connection accepted bare to an ordinary Twisted transport, as ``tcp.Port.doRead`` would."""
@@ -107,7 +135,7 @@ class SharedPort(tcp.Port):
         protocol.makeConnection(transport)
 
 
-class OneWritePort(SharedPort):
+class OneWritePort(BarePort):
     """A TCP listening port whose factory's answer goes out in the accept loop itself."""
 
     factory: Any
@@ -118,7 +146,7 @@ class OneWritePort(SharedPort):
     quick_limit = 0
 
     def startListening(self):
-        SharedPort.startListening(self)
+        BarePort.startListening(self)
         self._log_prefix = tcp.Port.logPrefix(self)
         # The accepted sockets are blocking (accept4 gets no SOCK_NONBLOCK from Python)
         # and wrapping each in a socket object to make it non-blocking costs a syscall
@@ -135,26 +163,40 @@ class OneWritePort(SharedPort):
         return self._log_prefix
 
     def doRead(self):
-        factory = self.factory
-        answer = factory.answer_now()
-        if answer is None or len(answer) > self.quick_limit:
-            return tcp.Port.doRead(self)
+        # Unlike tcp.Port.doRead, nothing here is guarded by Twisted: what escapes reaches
+        # the reactor, which would stop listening. A bug costs one client (below) or,
+        # outside any client, this one wake-up.
+        try:
+            factory = self.factory
+            answer = factory.answer_now()
+            if answer is None or len(answer) > self.quick_limit:
+                return tcp.Port.doRead(self)
+            self._answer_each(answer, factory.answered)
+        except Exception:
+            log.failure("A bug while accepting on {port}; the port goes on listening", port=self._log_prefix)
+        return None
+
+    def _answer_each(self, answer: bytes, answered: Any) -> None:
         size = len(answer)
-        answered = factory.answered
-        write, close = self.write_answer, os.close
+        write = self.write_answer
         for fd, address in bare_accepts(self):
             try:
-                sent = write(fd, answer)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                # Reset (or shut) before a byte went out: nothing to answer, nobody to tell.
-                close(fd)
-                continue
-            if answered is not None:
-                answered(address, size)
-            if sent == size:
-                close(fd)
-            else:
-                self.hand_over(fd, address, TheRest(answer, sent))
-        return None
+                try:
+                    sent = write(fd, answer)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    # Reset (or shut) before a byte went out: nothing to answer, nobody to tell.
+                    os.close(fd)
+                    continue
+                if answered is not None:
+                    answered(address, size)
+                if sent == size:
+                    close_cleanly(fd)
+                else:
+                    fd, handed = -1, fd
+                    self.hand_over(handed, address, TheRest(answer, sent))
+            except Exception:
+                log.failure(BUG, peer=peer_of(address))
+                if fd >= 0:
+                    reset_fd(fd)

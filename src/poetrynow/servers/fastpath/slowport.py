@@ -17,14 +17,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
-import socket
 from typing import Any
 
 from twisted.logger import Logger
 
 from poetrynow.faults import RESET, STALL, Plan
-from poetrynow.servers.fastpath.onewrite import SharedPort, bare_accepts
-from poetrynow.servers.listen import reset_on_close
+from poetrynow.servers.fastpath.onewrite import BarePort, bare_accepts, close_cleanly, log
+from poetrynow.servers.guard import BUG, reset_fd
 from poetrynow.servers.logline import peer_of
 from poetrynow.servers.slow import SlowPoetryProtocol
 
@@ -58,13 +57,20 @@ class Pacer:
         self._call = None
         now = self.clock.seconds()
         heap, order = self._heap, self._order
-        # Each client says when it is due next; it goes straight back on the heap.
-        while heap and heap[0][0] <= now:
-            client = heapq.heappop(heap)[2]
-            due = client.tick()
-            if due is not None:
-                heapq.heappush(heap, (due, next(order), client))
-        self._arm()
+        try:
+            # Each client says when it is due next; it goes straight back on the heap.
+            while heap and heap[0][0] <= now:
+                client = heapq.heappop(heap)[2]
+                try:
+                    due = client.tick()
+                except Exception:
+                    # One client's bug costs that client, not everyone's next chunk.
+                    client.failed()
+                    continue
+                if due is not None:
+                    heapq.heappush(heap, (due, next(order), client))
+        finally:
+            self._arm()
 
     def stop(self) -> None:
         if self._call is not None and self._call.active():
@@ -89,8 +95,17 @@ class BareClient:
         self.served = False  # the plan was carried out: the whole poem (or the fault) and the end
         self.chatty = factory.log_clients
         factory.live.add(self)
+        factory.watch_gone(fd, self._gone)
         if self.chatty:
             self.log.info("Somebody at {peer} wants poetry!", peer=self.peer)
+
+    def _release(self, closing: bool = True) -> int | None:
+        """Take this client's descriptor out of its bookkeeping, to close it (or hand it on)."""
+        fd, self.fd = self.fd, None
+        self.factory.live.discard(self)
+        if fd is not None:
+            self.factory.forget_gone(fd, closing)
+        return fd
 
     @property
     def peer(self) -> str:
@@ -143,19 +158,17 @@ class BareClient:
             self._hand_over(b"", holding=True)
             return
         self.served = True
-        fd, self.fd = self.fd, None
-        self.factory.live.discard(self)
+        fd = self._release()
         if ending == RESET:
-            with socket.socket(fileno=fd) as bare:
-                reset_on_close(bare)
+            reset_fd(fd)  # type: ignore[arg-type]
         else:
             close_cleanly(fd)  # type: ignore[arg-type]
 
     def _gone(self) -> None:
-        fd, self.fd = self.fd, None
-        self.factory.live.discard(self)
-        if fd is not None:
-            os.close(fd)
+        fd = self._release()
+        if fd is None:
+            return
+        os.close(fd)
         if self.chatty:
             self.log.info(
                 "Client at {peer} hung up after {sent} of {size} bytes.",
@@ -166,8 +179,7 @@ class BareClient:
 
     def _hand_over(self, rest: bytes, holding: bool) -> None:
         """The plain protocol takes over on a transport of the port that accepted this client."""
-        fd, self.fd = self.fd, None
-        self.factory.live.discard(self)
+        fd = self._release(closing=False)
         protocol = SlowPoetryProtocol.resume(self.plan, self.start, self.index, rest, holding)
         try:
             self.port.hand_over(fd, self.address, protocol)  # type: ignore[arg-type]
@@ -182,54 +194,51 @@ class BareClient:
             sent=self.sent,
             size=len(self.poem),
         )
-        fd, self.fd = self.fd, None
-        self.factory.live.discard(self)
+        fd = self._release()
         if fd is not None:
-            with socket.socket(fileno=fd) as bare:
-                reset_on_close(bare)
+            reset_fd(fd)
+
+    def failed(self) -> None:
+        """A bug in this client's handling (logged here): reset its connection, and no more."""
+        self.log.failure(BUG, peer=self.peer)
+        fd = self._release()
+        if fd is not None:
+            reset_fd(fd)
 
 
-class SlowPort(SharedPort):
+class SlowPort(BarePort):
     """The slow server's listening port: each new client starts bare, in the accept loop."""
 
     factory: Any
 
     def startListening(self):
-        SharedPort.startListening(self)
+        BarePort.startListening(self)
         factory = self.factory
         if getattr(factory, "pacer", None) is None:
             factory.pacer = Pacer(factory.clock)
             factory.on_stop.append(factory.pacer.stop)
 
     def doRead(self):
-        factory = self.factory
-        now = factory.clock.seconds()
-        at = factory.pacer.at
-        for fd, address in bare_accepts(self):
-            os.set_blocking(fd, False)
-            client = BareClient(fd, address, self, now)
-            due = client.first_step()
-            if due is not None:
-                at(due, client)
-        return None
-
-
-#: What a client may have sent that is read and dropped at the close, at most.
-DRAIN_LIMIT = 1 << 20
-
-
-def close_cleanly(fd: int) -> None:
-    """Close a bare socket with a FIN, after dropping whatever the client sent.
-
-    Nobody reads a bare connection, and the kernel answers the close of a socket
-    with unread input with a reset, which can cost the client the end of its poem.
-    A client that sent a little (a greeting, a stray newline) gets a clean end;
-    one that sent more than DRAIN_LIMIT gets the reset it asked for.
-    """
-    with socket.socket(fileno=fd) as bare:
-        drained = 0
+        # Nothing here is guarded by Twisted (see OneWritePort.doRead): a bug costs one
+        # client, or outside any client this one wake-up, never the listening port.
         try:
-            while drained < DRAIN_LIMIT and (data := bare.recv(65536, socket.MSG_DONTWAIT)):
-                drained += len(data)
-        except OSError:  # nothing more (BlockingIOError), or gone
-            pass
+            factory = self.factory
+            now = factory.clock.seconds()
+            at = factory.pacer.at
+            for fd, address in bare_accepts(self):
+                client = None
+                try:
+                    os.set_blocking(fd, False)
+                    client = BareClient(fd, address, self, now)
+                    due = client.first_step()
+                    if due is not None:
+                        at(due, client)
+                except Exception:
+                    if client is not None:
+                        client.failed()
+                    else:
+                        log.failure(BUG, peer=peer_of(address))
+                        reset_fd(fd)
+        except Exception:
+            log.failure("A bug while accepting on {port}; the port goes on listening", port=self.logPrefix())
+        return None
