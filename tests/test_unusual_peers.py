@@ -109,6 +109,13 @@ class HalfClosingClientEditionTests(Editions, SynchronousTestCase):
         self.assertEqual(exchange(proxy.port, half_close=True), whole("lighthouse"), "cold: fetched upstream")
         self.assertEqual(exchange(proxy.port, half_close=True), whole("lighthouse"), "cached")
 
+    def test_poetry_proxy_cold_to_several_clients_sharing_one_fetch(self):
+        proxy = self.started(str(self.slow_upstream()), "--quiet", command_name="poetry-proxy")
+        clients = [connect(proxy.port, half_close=True) for _ in range(3)] + [connect(proxy.port)]
+        for client in clients:
+            with client:
+                self.assertEqual(read_to_end(client), whole("lighthouse"))
+
     def test_poetry_proxy_cached_after_an_ordinary_client(self):
         proxy = self.started(str(self.slow_upstream()), "--quiet", command_name="poetry-proxy")
         self.assertEqual(exchange(proxy.port), whole("lighthouse"))

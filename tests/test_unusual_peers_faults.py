@@ -15,6 +15,7 @@ import gc
 import os
 import socket
 import threading
+from dataclasses import replace
 
 from twisted.internet import defer, reactor, threads
 from twisted.logger import capturedLogs
@@ -138,6 +139,31 @@ class SlowServerFaultTests(OneFaultCase):
         factory.plan_for = FaultOnce(factory.plan_for)
         yield self.check(tree.listener.port, load_poem("lighthouse").data)
         self.assertEqual(factory.plan_for.calls, CLIENTS + 1)
+
+    @defer.inlineCallbacks
+    def test_a_fault_in_one_connections_third_chunk(self):
+        # Met mid-poem, on a timer: the plain edition's own, the fast one's Pacer.
+        tree = self.start(deploy.slow_poetry, "lighthouse", 300, 0.01, log_clients=False)
+        factory = tree.listener.factory
+        real = factory.plan_for
+
+        def plan_for(connection: int):
+            plan = real(connection)
+            return replace(plan, chunks=BrokenChunks(plan.chunks)) if connection == FAULTY + 1 else plan
+
+        factory.plan_for = plan_for
+        yield self.check(tree.listener.port, load_poem("lighthouse").data)
+        if not self.plain:  # a bare client leaves at once; a transport's, when its close is done
+            self.assertEqual(factory.live, set(), "the faulty client is not held either")
+
+
+class BrokenChunks(tuple):
+    """A plan's chunks, of which the third cannot be had."""
+
+    def __getitem__(self, index):
+        if index == 2:
+            raise InjectedFault("planted in one client's third chunk")
+        return super().__getitem__(index)
 
 
 class FastServerFaultTests(OneFaultCase):
