@@ -64,4 +64,7 @@ def fetch(
         stop.arrived = sum(isinstance(e, Finished) for e in reporter.events)  # type: ignore[attr-defined]
         stop.tasks = len(addresses)  # type: ignore[attr-defined]
         raise
+    except Exception:  # a bug outside every task: what was written goes out before the caller's line
+        reporter.stop_flushing()
+        raise
     return reporter.end(options.clock())
