@@ -30,6 +30,7 @@ def fetch(
     progress: bool = False,
 ) -> Summary:
     """Run one engine with its reporter (and a live display, when asked for and possible)."""
+    stopping.begin()  # an earlier run's stop, in a process that went on, hides nothing here
     live = live_progress(progress and not as_json)
     info = ENGINES[engine]
     reporter = reporter_for(
