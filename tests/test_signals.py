@@ -204,3 +204,192 @@ class AsyncioStopTests(SynchronousTestCase):
             aio.run(main(), aio.loop_factory())
         self.assertEqual(ended, ["holds_on"])
         self.assertLess(time.monotonic() - started, 2)
+
+
+def volley(process: subprocess.Popen, signum: int, limit: float = 10.0) -> None:
+    """``signum`` again and again until the process ends, so that later ones land in every part of its stop.
+
+    Two signals sent back to back are often one (the kernel keeps one pending); sent
+    every fifth of a millisecond until the process is gone, some land while the loop
+    stops, some after it, some in the interpreter's own shutdown. What the test waits
+    for is the exit itself.
+    """
+    deadline = time.monotonic() + limit
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            process.send_signal(signum)
+        except ProcessLookupError:
+            break
+        time.sleep(0.0002)
+
+
+def stopped_by_sigint(returncode: int) -> bool:
+    """130, or death by SIGINT itself (the shell's convention allows either)."""
+    return returncode in (130, -signal.SIGINT)
+
+
+def assert_one_quiet_stop(case, returncode: int, out: str, err: str, line: str) -> None:
+    """Stopped by SIGINT (130, or death by it), one line on stderr, no traceback anywhere."""
+    case.assertTrue(stopped_by_sigint(returncode), (returncode, err))
+    for text in (out, err):
+        case.assertNotIn("Traceback", text)
+        case.assertNotIn("ReactorNotRunning", text)
+        case.assertNotIn("Can't stop reactor", text)  # its words in a server's log
+    case.assertNotIn("Exception ignored", err)  # one raised in the interpreter's shutdown
+    case.assertEqual(err.count(line), 1, err)
+
+
+class SecondSignalServerTests(Editions, SynchronousTestCase):
+    """Ctrl-C again and again while a Twisted server stops: the same stop (stopping.py)."""
+
+    def test_twisted_servers(self):
+        servers = ServersInAThread(self)
+        upstream = servers.fast("kettle")
+        cases = [
+            ("slowpoetry", ["kettle", "--concurrent", "--num-bytes", "10", "--delay", "0.05", "--quiet"]),
+            ("fastpoetry", ["kettle"]),
+            ("poetry-proxy", [str(upstream)]),
+            ("transformedpoetry", []),
+        ]
+        for name, argv in cases:
+            with self.subTest(server=name):
+                server = self.server(*argv, command_name=name)  # its listening line is out
+                if name == "slowpoetry":  # clients mid-poem: the stop has some to cut short
+                    for _ in range(20):
+                        client = socket.create_connection(("127.0.0.1", server.port))
+                        self.addCleanup(client.close)
+                        client.recv(10)
+                volley(server.process, signal.SIGINT)
+                server.stop()
+                assert_one_quiet_stop(
+                    self,
+                    server.process.returncode,
+                    server.stdout,
+                    server.stderr,
+                    f"{name}: stopped by SIGINT: ",
+                )
+
+
+PlainSecondSignalServerTests = plain_twin(SecondSignalServerTests)
+
+
+class SecondSignalEngineTests(SynchronousTestCase):
+    """Ctrl-C again and again while get-poetry stops, with each engine that runs an event loop."""
+
+    def test_get_poetry_on_an_event_loop(self):
+        servers = ServersInAThread(self)
+        slow = servers.slow("lighthouse", 10, 0.05)  # always mid-poem
+        for engine in ("twisted", "asyncio", "actors", "lazy"):
+            with self.subTest(engine=engine):
+                process = start(*command("get-poetry"), "--engine", engine, "--json", str(slow))
+                read_until(process, lambda line: '"received"' in line)  # the first chunk is in
+                volley(process, signal.SIGINT)
+                out, err = finish(process)
+                assert_one_quiet_stop(self, process.returncode, out, err, "get-poetry: stopped by SIGINT: ")
+
+
+class SecondSignalInTheLoopTests(SynchronousTestCase):
+    """In this process: the second signal sent from inside the first one's stop, where it used to
+    hand the loop its stop again."""
+
+    def send_sigint(self) -> None:
+        import os
+
+        os.kill(os.getpid(), signal.SIGINT)  # the handler runs in this thread before the next line
+
+    def test_a_reactor_stopping_is_not_stopped_again(self):
+        from twisted.internet import task
+        from twisted.logger import globalLogPublisher
+
+        from poetrynow.clients.reactors import close_reactor
+        from poetrynow.clients.twisted_engine import new_reactor
+        from poetrynow.stopping import loop_stopped_by_signals
+
+        logged: list = []
+        observer = logged.append
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        reactor = new_reactor()
+        self.addCleanup(close_reactor, reactor)
+        stops: list = []
+
+        def stop():
+            stops.append(reactor.running)
+            reactor.stop()
+
+        def stopping():  # a service that takes a moment to stop, as a listening port does
+            self.send_sigint()
+            return task.deferLater(reactor, 0.01, lambda: None)
+
+        reactor.addSystemEventTrigger("before", "shutdown", stopping)
+        reactor.callWhenRunning(self.send_sigint)
+        with loop_stopped_by_signals(reactor.callFromThread, stop) as caught:
+            reactor.run(installSignalHandlers=False)
+        self.assertEqual((caught, len(stops)), ([signal.SIGINT], 1))
+        self.assertEqual([e for e in logged if e.get("log_failure") is not None], [])
+
+    def test_an_asyncio_run_cancelled_is_not_cancelled_again(self):
+        import asyncio
+
+        from poetrynow.clients import aio
+        from poetrynow.stopping import Interrupted
+
+        cancels: list[int] = []
+
+        async def main():
+            task = asyncio.current_task()
+            self.send_sigint()
+            try:
+                await asyncio.sleep(30)
+            finally:  # stopping: the second signal comes now
+                self.send_sigint()
+                await asyncio.sleep(0)
+                cancels.append(task.cancelling())
+
+        with self.assertRaises(Interrupted) as stop:
+            aio.run(main(), aio.loop_factory())
+        self.assertEqual((stop.exception.signum, cancels), (signal.SIGINT, [1]))
+
+    def test_a_later_run_reports_its_failures_and_stops_on_its_signal(self):
+        import io
+
+        from poetrynow import stopping
+        from poetrynow.address import Address
+        from poetrynow.clients import EngineOptions
+        from poetrynow.session import fetch
+        from poetrynow.stopping import Interrupted
+        from tests.support import free_port
+
+        servers = ServersInAThread(self)
+        slow = Address("127.0.0.1", servers.slow("lighthouse", 10, 0.05))
+        refused = Address("127.0.0.1", free_port())
+        out, err = io.StringIO(), io.StringIO()
+
+        from poetrynow.clients.task import PoemTask
+
+        got, counted = PoemTask.got, PoemTask.counted
+        armed: list[bool] = []
+
+        def sigint_on_the_first_chunk(original):
+            def chunk(task, *args, **kwargs):
+                original(task, *args, **kwargs)
+                if armed:  # inside the engine's loop, in this thread
+                    armed.clear()
+                    self.send_sigint()
+
+            return chunk
+
+        self.patch(PoemTask, "got", sigint_on_the_first_chunk(got))
+        self.patch(PoemTask, "counted", sigint_on_the_first_chunk(counted))
+
+        for engine in ("twisted", "asyncio"):
+            with self.subTest(engine=engine):
+                armed.append(True)
+                with self.assertRaises(Interrupted):
+                    fetch(engine, [slow], EngineOptions(), out=io.StringIO(), err=io.StringIO())
+                self.assertEqual(stopping.requested, [signal.SIGINT])
+                # The same process goes on: the next run's refusal is reported.
+                summary = fetch(engine, [refused], EngineOptions(), out=out, err=err)
+                self.assertEqual(summary.exit_status, 1)
+                self.assertIn("Connection refused", err.getvalue())
+                self.assertEqual(stopping.requested, [])

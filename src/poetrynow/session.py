@@ -35,6 +35,7 @@ def fetch(
     ``keep_events``: the summary keeps the run's events, for a timeline (bounded:
     :mod:`poetrynow.report.kept`); otherwise only the poems and the failures.
     """
+    stopping.begin()  # an earlier run's stop, in a process that went on, hides nothing here
     live = live_progress(progress and not as_json)
     info = ENGINES[engine]
     reporter = reporter_for(
@@ -74,5 +75,8 @@ def fetch(
         # What was cut short: the caller says so in one line.
         stop.arrived = len(reporter.finished)  # type: ignore[attr-defined]
         stop.tasks = len(addresses)  # type: ignore[attr-defined]
+        raise
+    except Exception:  # a bug outside every task: what was written goes out before the caller's line
+        reporter.stop_flushing()
         raise
     return reporter.end(options.clock())

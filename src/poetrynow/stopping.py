@@ -20,11 +20,28 @@ program it interrupts, and so there are two ways, one for each kind:
   thread-safe way in, the call that stops it: ``reactor.stop``, or a cancel of the
   main task. Once the loop has returned, the caller raises (or reports)
   Interrupted for the signal noted.
+
+A second signal while the first one's stop is under way (Ctrl-C pressed again,
+SIGTERM after SIGINT) finishes the same stop: it is noted and changes nothing,
+in either way. The stop is short and bounded (the reactor closes what it holds,
+asyncio's tasks get :data:`~poetrynow.clients.aio.STOP_WITHIN`), it ends with the
+one line that says what was cut short and the first signal's status (130 or
+143), and it resets the connections a server cuts short; forcing the exit at
+once would lose the line, and would let the kernel close those connections
+cleanly, so that a client takes half a poem for a whole one. Handing the loop
+its stop a second time was worse: Twisted's second ``reactor.stop`` raises
+ReactorNotRunning, and a signal raised after the loop lands anywhere, in the
+interpreter's shutdown too.
+
+A stop under way belongs to the run it stopped. :func:`begin` forgets it when a
+new run starts: a process that goes on after one stop (the tests, the demo's
+runs) reports the next run's failures, and stops on its next signal.
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -53,17 +70,41 @@ class Interrupted(KeyboardInterrupt):
 
 STOPPING = (signal.SIGINT, signal.SIGTERM)
 
-#: The signals that have asked this process to stop: once one has, what an engine's
-#: shutdown does to the downloads under way is not news (the command says it in one line).
+#: The signals that have asked the run under way to stop, the first one first: once one
+#: has, what an engine's shutdown does to the downloads under way is not news (the
+#: command says it in one line), and a later signal only finishes the same stop.
 requested: list[int] = []
 
 
+def begin() -> None:
+    """A new run starts with no stop under way: forget the signals that stopped an earlier one.
+
+    Only in the main thread, which is where the signals are handled; a run in
+    another thread leaves the main thread's stop alone.
+    """
+    if threading.current_thread() is threading.main_thread():
+        requested.clear()
+
+
+def _again(signum: int) -> bool:
+    """Note ``signum``; True when a stop was under way already, so that this one changes nothing."""
+    under_way = bool(requested)
+    requested.append(signum)
+    return under_way
+
+
 def interrupt_on_signals() -> None:
-    """Make SIGINT and SIGTERM raise :class:`Interrupted` in the main thread: for blocking programs."""
+    """Make SIGINT and SIGTERM raise :class:`Interrupted` in the main thread: for blocking programs.
+
+    Only the first: one that comes while the stop is under way (in an ``except``
+    or a ``finally`` on the way out, in the interpreter's own shutdown) must not
+    raise there too.
+    """
+    begin()
 
     def interrupt(signum, frame):
-        requested.append(signum)
-        raise Interrupted(signum)
+        if not _again(signum):
+            raise Interrupted(signum)
 
     for signum in STOPPING:
         signal.signal(signum, interrupt)
@@ -79,18 +120,19 @@ def loop_stopped_by_signals(
     ``reactor.callFromThread`` or ``loop.call_soon_threadsafe``. The handlers in
     place before (in a command, those of :func:`interrupt_on_signals`) come back
     after. Only in the main thread, where Python runs signal handlers; elsewhere
-    nothing changes.
+    nothing changes. The loop is handed ``stop`` once: a later signal finishes
+    the same stop.
     """
-    import threading
-
     caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield caught
         return
+    begin()
     previous = {signum: signal.getsignal(signum) for signum in STOPPING}
 
     def handle(number, frame):
-        requested.append(number)
+        if _again(number):
+            return
         caught.append(number)
         call_in_loop(stop)
 

@@ -22,8 +22,18 @@ from poetrynow.cli.common import (
     stopped,
     timeline_problem,
 )
-from poetrynow.clients import ENDPOINTS, ENGINES, ORDERED, SUPERVISE, XFORM, EngineOptions, engines_taking
+from poetrynow.clients import (
+    ENDPOINTS,
+    ENGINES,
+    ORDERED,
+    SUPERVISE,
+    XFORM,
+    EngineOptions,
+    engines_taking,
+    unexpected,
+)
 from poetrynow.clients.errors import DEFAULT_MAX_BYTES
+from poetrynow.events import describe_error
 from poetrynow.session import fetch
 
 PROG = "get-poetry"
@@ -180,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except Interrupted as stop:
         return stopped(PROG, stop, poems_line(stop))
+    except Exception as bug:  # a bug outside every task (the engine's start-up): the run, not one task
+        unexpected(bug, ())
+        return error(PROG, f"the {args.engine} engine failed: {describe_error(bug)}", FAILED)
     if args.timeline:
         from poetrynow.timeline import (
             Panel,

@@ -19,7 +19,7 @@ from poetrynow.collector import collect_seldom
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers.listen import ListenError
 from poetrynow.servers.ports import ACCEPT_LOOP_NAMESPACES
-from poetrynow.stopping import Interrupted, loop_stopped_by_signals
+from poetrynow.stopping import Interrupted, interrupt_on_signals, loop_stopped_by_signals
 
 
 def event_text(event: dict) -> str:
@@ -115,7 +115,10 @@ def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
 
     globalLogBeginner.beginLoggingTo([after_start], discardBuffer=True, redirectStandardIO=False)
     # The signals are ours before the listening line is out: a script that reads the
-    # line and stops the server at once gets the same clean stop as a later one.
+    # line and stops the server at once gets the same clean stop as a later one. Outside
+    # the loop, a blocking program's handlers: after the loop, a second signal finishes
+    # the same stop instead of raising wherever it lands (stopping.py).
+    interrupt_on_signals()
     call_in_loop = reactor.callFromThread  # type: ignore[attr-defined]  # typed as any reactor
     with loop_stopped_by_signals(call_in_loop, reactor.stop) as caught:
         running: list = []

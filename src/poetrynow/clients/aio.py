@@ -168,38 +168,57 @@ async def _connected(sock: socket.socket) -> None:
 
 
 async def reads(reader: asyncio.StreamReader, timeout: float | None) -> AsyncGenerator[bytes, None]:
-    """Each read from ``reader`` until the end; TimeoutError after ``timeout`` seconds with none.
+    """Each read from ``reader`` until the end; TimeoutError after a read has waited ``timeout`` seconds.
 
-    The idle timeout is one watchdog timer per download that, when it fires,
-    looks at when data last came and sleeps again for the rest, or expires the
-    ``asyncio.timeout`` around the reads. ``wait_for`` per read made a task and
-    a timer per chunk, and moving the deadline on each read a timer per chunk:
-    for ten thousand downloads, a sixth of what a read cost. Use it inside
-    ``contextlib.aclosing``: a caller that stops reading early closes it, and
-    its watchdog with it.
+    The timeout is around each read alone, never around the ``yield``: the time
+    the consumer takes with a chunk is not the server's silence, and a
+    cancellation must not land in whatever the consumer awaits meanwhile (the
+    hazard of PEP 789). So a slow consumer, with the data waiting for it, never
+    times out; a server silent for ``timeout`` seconds while a read waits does.
+
+    One watchdog timer per download, not one per read: when it fires, it looks
+    at how long the read under way has waited, and either expires that read's
+    ``asyncio.timeout`` or sleeps again for the rest; while the consumer holds
+    a chunk, it lapses, and the next read sets it again. ``wait_for`` per read
+    made a task and a timer per chunk, and moving a deadline on each read a
+    timer per chunk: for ten thousand downloads, a sixth of what a read cost.
+    Use it inside ``contextlib.aclosing``: a caller that stops reading early
+    closes it, and its watchdog with it.
     """
+    if timeout is None:
+        while data := await reader.read(READ_SIZE):
+            yield data
+        return
     loop = asyncio.get_running_loop()
-    last = loop.time()
-    async with asyncio.timeout(None) as idle:
+    waiting: asyncio.Timeout | None = None  # the timeout of the read under way; None between reads
+    began = 0.0  # when that read began
+    watchdog: asyncio.TimerHandle | None = None
+
+    def check() -> None:
+        nonlocal watchdog
         watchdog = None
+        if waiting is None:
+            return  # the consumer holds a chunk: the next read sets the watchdog again
+        now = loop.time()
+        if now - began >= timeout:
+            waiting.reschedule(now)  # expire now: the read in progress is cancelled
+        else:
+            watchdog = loop.call_at(began + timeout, check)
 
-        def check() -> None:
-            nonlocal watchdog
-            now = loop.time()
-            if now - last >= timeout:  # type: ignore[operator]
-                idle.reschedule(now)  # expire now: the read in progress is cancelled
-            else:
-                watchdog = loop.call_at(last + timeout, check)  # type: ignore[operator]
-
-        if timeout is not None:
-            watchdog = loop.call_at(last + timeout, check)
-        try:
-            while data := await reader.read(READ_SIZE):
-                last = loop.time()
-                yield data
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
+    try:
+        while True:
+            began = loop.time()
+            if watchdog is None:
+                watchdog = loop.call_at(began + timeout, check)
+            async with asyncio.timeout(None) as waiting:
+                data = await reader.read(READ_SIZE)
+            waiting = None
+            if not data:
+                return
+            yield data
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
 
 
 def _quiet_about_stops(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -5,7 +5,14 @@ function fetches and then transforms, keeping the original poem when the
 transform fails; a DeferredList stops the reactor when every task is done.
 
 Each run gets a reactor of its own, so the demo and the tests can run the engine
-many times in one process (the global reactor cannot be restarted).
+many times in one process (the global reactor cannot be restarted); the run
+closes what that reactor opened (:mod:`poetrynow.clients.reactors`), or a
+hundred runs would hold three hundred descriptors.
+
+A bug in the start-up (anything ``start`` raises before the downloads are under
+way) stops the reactor, and the run raises it once the reactor has stopped:
+with no errback, the reactor would log it and wait for ever on downloads that
+never began.
 """
 
 from __future__ import annotations
@@ -13,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, unexpected
 from poetrynow.clients.connect import Dialled, start_all
 from poetrynow.clients.get_poetry import TWISTED_FAILURES, describe_failure, get_poetry_dialled
+from poetrynow.clients.reactors import close_reactor, stop_reactor
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.transform_proxy import TransformProxy
 from poetrynow.events import Sink
@@ -80,12 +89,23 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
         dialled = start_all(tasks)
         downloads = [get_transformed_poem(task, sock) for task, sock in zip(tasks, dialled, strict=True)]
         done = defer.DeferredList(downloads, consumeErrors=True)
-        done.addBoth(lambda _: None if caught else reactor.stop())
+        done.addBoth(lambda _: stop_reactor(reactor))
+
+    broken: list[Failure] = []
+
+    def start_failed(failure: Failure) -> None:
+        broken.append(failure)
+        stop_reactor(reactor)
 
     # A signal stops the reactor (closing every connection) and is raised after; what
     # the closing does to the downloads under way, the session leaves out.
-    reactor.callWhenRunning(start)
-    with loop_stopped_by_signals(reactor.callFromThread, reactor.stop) as caught:
-        reactor.run(installSignalHandlers=False)
+    reactor.callWhenRunning(lambda: defer.maybeDeferred(start).addErrback(start_failed))
+    try:
+        with loop_stopped_by_signals(reactor.callFromThread, lambda: stop_reactor(reactor)) as caught:
+            reactor.run(installSignalHandlers=False)
+    finally:
+        close_reactor(reactor)
     if caught:
         raise Interrupted(caught[0])
+    if broken:
+        broken[0].raiseException()

@@ -4,6 +4,12 @@ The protocol is the sans-I/O netstring codec either way: send ``name.poem`` as
 one netstring, read to the end, and the answer is the one netstring that came
 back. A close without an answer, or a malformed one, is a TransformFailed with
 the same one-line reasons the Twisted client gives, and the task keeps its poem.
+
+``--timeout`` holds while the request is sent too: a transform server that
+accepts and never reads fills the socket's buffers, and a send that waits on
+it for the timeout gives up, ``no data for S s`` as for one that never
+answers. The blocking socket's timeout does that for each send; asyncio's
+``drain`` has no timeout of its own, so :func:`send` gives it one.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from poetrynow.clients.errors import NO_ANSWER, TransformFailed
 from poetrynow.clients.task import PoemTask
 from poetrynow.events import describe_error
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
+
+#: Bytes handed to the transport before each wait for the peer to take them.
+SEND_SIZE = 65536
 
 
 def request(name: str, poem: bytes) -> bytes:
@@ -67,8 +76,7 @@ async def xform_async(server: Address, name: str, poem: bytes, timeout: float | 
     try:
         reader, writer = await open_stream(server, None, timeout)
         try:
-            writer.write(request(name, poem))
-            await writer.drain()
+            await send(writer, request(name, poem), timeout)
             while data := await asyncio.wait_for(reader.read(READ_SIZE), timeout):
                 if answer.feed(data):
                     break
@@ -77,6 +85,19 @@ async def xform_async(server: Address, name: str, poem: bytes, timeout: float | 
     except OSError as error:  # TimeoutError too, from wait_for
         raise TransformFailed(read_failure(error, timeout)) from None
     return answer.result()
+
+
+async def send(writer: asyncio.StreamWriter, data: bytes, timeout: float | None) -> None:
+    """Write ``data``; TimeoutError once the peer has left no room for the next piece for ``timeout`` seconds.
+
+    A piece at a time, each drain under the timeout: a slow reader that keeps
+    taking is waited for, as the blocking socket's ``sendall`` waits, and one
+    that takes nothing is given up on.
+    """
+    for start in range(0, len(data), SEND_SIZE):
+        writer.write(data[start : start + SEND_SIZE])
+        async with asyncio.timeout(timeout):
+            await writer.drain()
 
 
 def transform_blocking(task: PoemTask, poem: bytes, options: EngineOptions) -> bytes:
