@@ -45,6 +45,26 @@ class TransformProtocolTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertEqual(len(logs), 1)
 
+    def test_what_follows_the_request_is_dropped(self):
+        # A telnet user's newline after the request, in the same read: the request is answered.
+        protocol, transport = self.connect()
+        protocol.dataReceived(encode(b"shout.abc") + b"\r\n")
+        protocol.dataReceived(b"more\r\n")
+        self.assertEqual(transport.value(), b"3:ABC,")
+        self.assertTrue(transport.disconnecting)
+
+    def test_a_fin_before_the_request_is_whole_is_a_refusal(self):
+        protocol, transport = self.connect()
+        with capturedLogs() as logs:
+            protocol.dataReceived(b"9:shout")
+            protocol.readConnectionLost()  # the client half-closed: the rest will never come
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(
+            [e["why"] for e in logs], ["the client closed its side before its request was whole"]
+        )
+        self.assertEqual(self.clock.getDelayedCalls(), [])  # no request timeout left running
+
     def test_request_byte_by_byte(self):
         protocol, transport = self.connect()
         for byte in encode(b"shout.abc"):

@@ -30,12 +30,9 @@ ordinary transport). Each private name they use is checked at start-up
 
 from __future__ import annotations
 
-import array
-import fcntl
 import os
 import socket
 import struct
-import termios
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,7 +41,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
 from poetrynow.servers import ports
-from poetrynow.servers.ending import DRAIN_LIMIT, Answering
+from poetrynow.servers.ending import DRAIN_LIMIT, Answering, waiting
 from poetrynow.servers.guard import BUG, costs_one_connection, reset_fd
 from poetrynow.servers.logline import peer_of
 from poetrynow.servers.ports import SharedPort
@@ -70,9 +67,6 @@ class TheRest(Answering):
         send_rest(self, self.data, self.sent)
 
 
-_waiting = array.array("i", [0])
-
-
 def close_cleanly(fd: int) -> None:
     """Close a bare socket with a FIN, after dropping whatever the client sent.
 
@@ -85,11 +79,8 @@ def close_cleanly(fd: int) -> None:
     """
     drained = 0
     try:
-        while drained < DRAIN_LIMIT:
-            fcntl.ioctl(fd, termios.FIONREAD, _waiting, True)
-            if not _waiting[0]:
-                break
-            drained += len(os.read(fd, min(_waiting[0], 1 << 16)))
+        while drained < DRAIN_LIMIT and (unread := waiting(fd)):
+            drained += len(os.read(fd, min(unread, 1 << 16)))
     except OSError:  # gone: nothing to drain
         pass
     os.close(fd)
