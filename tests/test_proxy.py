@@ -95,3 +95,28 @@ class ProxyTests(TestCase):
         self.assertIsNone(service.poem)
         warnings = [e for e in logs if e["log_format"].startswith("The poem download failed")]
         self.assertEqual([e["why"] for e in warnings], ["poem larger than 200000 bytes"])
+
+
+class StreamingToAHalfClosedClientTests(TestCase):
+    """A waiting client that half-closed is passed the poem as it comes, as its transport allows."""
+
+    def test_a_client_that_does_not_read_is_passed_nothing_while_its_transport_is_full(self):
+        from twisted.internet.testing import StringTransport
+
+        service = ProxyService(Address("127.0.0.1", free_port()))
+        service._fetch = defer.Deferred()  # a fetch under way: the client joins it
+        protocol = PoetryProxyFactory(service).buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.readConnectionLost()  # the client's FIN: from now on it is streamed to
+        self.assertIs(transport.producer, protocol)
+        service._came(b"first ")
+        protocol.pauseProducing()  # the transport's buffer is full
+        service._came(b"second ")
+        self.assertEqual(transport.value(), b"first ")
+        protocol.resumeProducing()
+        self.assertEqual(transport.value(), b"first second ")
+        service._fetched(b"first second third")
+        self.assertEqual(transport.value(), b"first second third")
+        self.assertIsNone(transport.producer)
+        self.assertEqual(service.so_far, b"")  # the fetch's copy goes with the fetch

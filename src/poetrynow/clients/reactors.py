@@ -8,7 +8,9 @@ must close them itself, or each run costs three descriptors until the
 collector frees the reactor, and the waker's two for good.
 
 The waker is the reactor's ``waker`` attribute, an IReadDescriptor whose
-``connectionLost`` closes its pipe: public names. The poller is not public:
+``connectionLost`` closes its pipe. The attribute is in no interface of
+Twisted's, so it is checked too: used only when it provides IReadDescriptor,
+else left to the collector. The poller is not public either:
 :func:`private_poller` checks, reactor by reactor, that ``_poller`` is still an
 epoll object, and if it is not, leaves it to the collector, which closes an
 epoll object when it frees it (docs/design.md, private names).
@@ -20,6 +22,7 @@ import select
 from typing import Any
 
 from twisted.internet.error import ConnectionDone, ReactorNotRunning
+from twisted.internet.interfaces import IReadDescriptor
 from twisted.python.failure import Failure
 
 
@@ -43,7 +46,7 @@ def private_poller(reactor: Any) -> Any | None:
 def close_reactor(reactor: Any) -> None:
     """Close the descriptors a stopped reactor still holds: its waker's pipe and its poller."""
     waker = getattr(reactor, "waker", None)
-    if waker is not None:
+    if IReadDescriptor.providedBy(waker):
         reactor.removeReader(waker)
         waker.connectionLost(Failure(ConnectionDone()))
         reactor.waker = None

@@ -26,8 +26,6 @@ loop, and nearly every poetry client says nothing.
 from __future__ import annotations
 
 import array
-import fcntl
-import termios
 from typing import Any
 
 from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport
@@ -43,11 +41,19 @@ DRAIN_LIMIT = 1 << 20
 
 _waiting = array.array("i", [0])
 
+try:  # POSIX; elsewhere a client's unread bytes cannot be seen, and count as none
+    from fcntl import ioctl
+    from termios import FIONREAD
+except ImportError:  # pragma: no cover - Windows
+    ioctl = FIONREAD = None  # type: ignore[assignment,misc]
+
 
 def waiting(fd: int) -> int:
     """Bytes the client sent that wait unread in the kernel (FIONREAD); 0 if the socket is gone."""
+    if ioctl is None:
+        return 0
     try:
-        fcntl.ioctl(fd, termios.FIONREAD, _waiting, True)
+        ioctl(fd, FIONREAD, _waiting, True)
     except OSError:
         return 0
     return _waiting[0]
@@ -110,7 +116,9 @@ class Answering(Protocol):
         if self.heard_end:
             self.transport.loseConnection()
             return
-        clock: Any = getattr(self.factory, "clock", None)
+        # The factory's clock (a test's), else the reactor this connection runs on (a server
+        # may run on a reactor of its own, in a thread), else the global one.
+        clock: Any = getattr(self.factory, "clock", None) or getattr(self.transport, "reactor", None)
         if clock is None:
             from twisted.internet import reactor as clock
         self.linger = clock.callLater(LINGER, self.transport.loseConnection)

@@ -45,19 +45,23 @@ log = Logger(namespace="poetrynow.servers.gone")
 
 def keep_alive(listening: socket.socket) -> None:
     """Turn on TCP keepalive, with short probes, for the connections ``listening`` accepts."""
-    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-    for name, value in (
-        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
-        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
-        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    except OSError:  # not TCP (a Unix socket)
+        return
+    # Linux names the idle time TCP_KEEPIDLE, macOS TCP_KEEPALIVE; each option this
+    # system lacks or refuses leaves its default, and the others still apply.
+    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
+    for option, value in (
+        (idle, KEEPALIVE_IDLE),
+        (getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL),
+        (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_PROBES),
     ):
-        if hasattr(socket, name):
-            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
-    for level, option, value in options:
-        try:
-            listening.setsockopt(level, option, value)
-        except OSError:  # not TCP (a Unix socket), or an option this system lacks
-            return
+        if option is not None:
+            try:
+                listening.setsockopt(socket.IPPROTO_TCP, option, value)
+            except OSError:
+                pass
 
 
 @implementer(IReadDescriptor)

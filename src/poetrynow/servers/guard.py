@@ -48,10 +48,15 @@ def reset_transport(transport: Any) -> None:
 def reset_fd(fd: int) -> None:
     """Close a bare socket's descriptor with a TCP reset; a descriptor that is no socket is just closed."""
     try:
-        with socket.socket(fileno=fd) as bare:
-            reset_on_close(bare)
-    except OSError:
+        bare = socket.socket(fileno=fd)
+    except OSError:  # no socket: the descriptor is still ours to close, once
         os.close(fd)
+        return
+    reset_on_close(bare)
+    try:
+        bare.close()  # the socket object owns the descriptor now: never closed twice
+    except OSError:
+        pass
 
 
 def peer_of_protocol(protocol: Any) -> str:

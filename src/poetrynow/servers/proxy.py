@@ -13,13 +13,16 @@ gone: nothing on the wire tells which until something is sent to it. So from
 its FIN on, it is given the poem as it comes from upstream: a client that is
 still there just has its first lines early, and one that has gone answers with
 a reset, the next send fails, and its share of the fetch is cancelled, as Part
-19's hang-up is.
+19's hang-up is. Such a client is its transport's streaming producer: one that
+does not read pauses what is passed on to it once its transport's buffer is
+full, so it holds one buffer, not a copy of the poem.
 """
 
 from __future__ import annotations
 
 from twisted.application import service
 from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -57,8 +60,10 @@ class ProxyService(service.Service):
         self.poem: bytes | None = None
         self._fetch: defer.Deferred | None = None
         self._waiters: list[defer.Deferred] = []
-        self._so_far: list[bytes] = []  # what the fetch under way has brought
-        self._streams: list[PoetryProxyProtocol] = []  # waiting clients that half-closed
+        # What the fetch under way has brought (bounded by max_bytes, as the fetch is), for the
+        # waiting clients that half-closed, which are passed it as it comes.
+        self.so_far = bytearray()
+        self._streams: set[PoetryProxyProtocol] = set()
 
     def hit(self, address: object = None, nbytes: int = 0) -> None:
         """A client served from the cache: counted, and logged unless quiet."""
@@ -84,22 +89,20 @@ class ProxyService(service.Service):
 
     def stream_to(self, client: PoetryProxyProtocol) -> None:
         """``client`` half-closed while it waits: it gets the poem as it comes, from now on."""
-        if self._so_far:
-            client.pass_on(b"".join(self._so_far))
-        self._streams.append(client)
+        self._streams.add(client)
+        client.catch_up()
 
     def stop_streaming(self, client: PoetryProxyProtocol) -> None:
-        if client in self._streams:
-            self._streams.remove(client)
+        self._streams.discard(client)
 
     def _came(self, data: bytes) -> None:
-        self._so_far.append(data)
+        self.so_far += data
         for client in list(self._streams):
-            client.pass_on(data)
+            client.catch_up()
 
     def _done_fetching(self) -> None:
         self._fetch = None
-        self._so_far, self._streams = [], []
+        self.so_far, self._streams = bytearray(), set()
 
     def _forget(self, waiter: defer.Deferred) -> None:
         """A waiting client hung up; the last one to go takes the fetch with it."""
@@ -127,9 +130,11 @@ class ProxyService(service.Service):
             waiter.errback(failure)
 
 
+@implementer(IPushProducer)
 class PoetryProxyProtocol(Answering):
     deferred: defer.Deferred | None = None
     streamed = 0  # bytes passed on as they came, after the client half-closed
+    streaming = paused = False
 
     @costs_one_connection
     def connectionMade(self):
@@ -138,16 +143,37 @@ class PoetryProxyProtocol(Answering):
 
     def client_finished(self) -> None:
         if self.deferred is not None and not self.deferred.called:
+            self.streaming = True
+            self.transport.registerProducer(self, True)
             self.factory.service.stream_to(self)
 
-    def pass_on(self, data: bytes) -> None:
-        self.transport.write(data)
-        self.streamed += len(data)
+    @costs_one_connection
+    def catch_up(self) -> None:
+        """Pass on what the fetch has brought since the last time, unless the transport is full."""
+        so_far = self.factory.service.so_far
+        if self.streaming and not self.paused and len(so_far) > self.streamed:
+            self.transport.write(bytes(so_far[self.streamed :]))
+            self.streamed = len(so_far)
+
+    # IPushProducer, while streaming: the transport pauses us while its buffer is full.
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.catch_up()
+
+    def stopProducing(self) -> None:
+        self.paused = True
 
     @costs_one_connection
     def _send(self, poem: bytes):
+        if self.streaming:
+            self.streaming = False
+            self.transport.unregisterProducer()
         send_rest(self, poem, self.streamed)
 
+    @costs_one_connection
     def _fail(self, failure):
         # Already logged once by the service. Reset rather than close, so that the
         # client sees a failure, not an empty (or a short) poem.

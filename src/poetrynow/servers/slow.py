@@ -248,12 +248,13 @@ class SlowPoetryFactory(Factory):
         #: Called when the factory stops (the fast edition stops its timer here).
         self.on_stop: list = []
         self.gone_watch: GoneWatch | None = None
+        self.stopped = False
 
     def watch_gone(self, fd: int, gone) -> None:
         """Have ``gone()`` called if the client on ``fd`` turns out to have gone (see servers/gone.py)."""
         if self.gone_watch is None:
-            if not IReactorFDSet.providedBy(self.clock):
-                return  # a test's clock: nothing to watch with
+            if self.stopped or not IReactorFDSet.providedBy(self.clock):
+                return  # stopped (its watch with it), or a test's clock: nothing to watch with
             self.gone_watch = GoneWatch(self.clock)
             self.on_stop.append(self._stop_watching)
         self.gone_watch.watch(fd, gone)
@@ -284,8 +285,12 @@ class SlowPoetryFactory(Factory):
             self._plan = (poem, plan(poem, self.num_bytes, self.delay))
         return self._plan[1]
 
+    def startFactory(self):
+        self.stopped = False
+
     def stopFactory(self):
         # The server is stopping (it stopped listening): no poem under way may end as if whole.
+        self.stopped = True
         for stop in self.on_stop:
             stop()
         for protocol in list(self.live):

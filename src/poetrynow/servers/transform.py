@@ -39,6 +39,7 @@ class TransformProtocol(Answering, TimeoutMixin):
     log = Logger()
     heard = False  # some of a request came
 
+    @costs_one_connection
     def connectionMade(self):
         self.decoder = NetstringDecoder(self.factory.service.max_length)
         self.answered = False

@@ -115,14 +115,24 @@ class BarePort(SharedPort):
 
     def hand_over(self, fd: int, address: tuple, protocol: Protocol) -> None:
         """Give a connection accepted bare to an ordinary Twisted transport, as ``tcp.Port.doRead`` would."""
-        skt = socket.socket(self.addressFamily, socket.SOCK_STREAM, 0, fd)
-        if len(address) == 4:  # IPv6: keep the scope id, as Twisted does
-            host = socket.getnameinfo(address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
-            address = (host[0], *address[1:])
-        protocol.factory = self.factory
-        session = self.sessionno
-        self.sessionno = session + 1
-        transport = self.transport(skt, protocol, address, self, session, self.reactor)
+        # From here on the descriptor is the transport's: if none can be made of it, it is
+        # closed here, once (a socket object that owns it closes it itself), and the error raised.
+        try:
+            skt = socket.socket(self.addressFamily, socket.SOCK_STREAM, 0, fd)
+        except OSError:
+            os.close(fd)
+            raise
+        try:
+            if len(address) == 4:  # IPv6: keep the scope id, as Twisted does
+                host = socket.getnameinfo(address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
+                address = (host[0], *address[1:])
+            protocol.factory = self.factory
+            session = self.sessionno
+            self.sessionno = session + 1
+            transport = self.transport(skt, protocol, address, self, session, self.reactor)
+        except BaseException:
+            skt.close()
+            raise
         protocol.makeConnection(transport)
 
 

@@ -65,7 +65,10 @@ class Pacer:
                     due = client.tick()
                 except Exception:
                     # One client's bug costs that client, not everyone's next chunk.
-                    client.failed()
+                    try:
+                        client.failed()
+                    except Exception:
+                        log.failure("A bug while dropping a client after a bug")
                     continue
                 if due is not None:
                     heapq.heappush(heap, (due, next(order), client))
@@ -94,17 +97,30 @@ class BareClient:
         self.index = 0
         self.served = False  # the plan was carried out: the whole poem (or the fault) and the end
         self.chatty = factory.log_clients
+        self.sent_in_all: int | None = None  # once the descriptor is let go: the plan is dropped
+
+    def enter(self) -> None:
+        """Enter the factory's bookkeeping (after the constructor, which has no such effects:
+        a client that fails half-made leaves nothing behind)."""
+        factory = self.factory
         factory.live.add(self)
-        factory.watch_gone(fd, self._gone)
+        factory.watch_gone(self.fd, self._gone)
         if self.chatty:
             self.log.info("Somebody at {peer} wants poetry!", peer=self.peer)
 
     def _release(self, closing: bool = True) -> int | None:
-        """Take this client's descriptor out of its bookkeeping, to close it (or hand it on)."""
+        """Take this client's descriptor out of its bookkeeping, to close it (or hand it on).
+
+        Closing, its plan goes too: a gone client may wait on the Pacer's heap until its
+        next step was due, and with faults or a rate its plan holds its own copy of the poem.
+        """
         fd, self.fd = self.fd, None
         self.factory.live.discard(self)
         if fd is not None:
             self.factory.forget_gone(fd, closing)
+        if closing and self.sent_in_all is None:
+            self.sent_in_all = self.sent
+            self.chunks = ()
         return fd
 
     @property
@@ -113,6 +129,8 @@ class BareClient:
 
     @property
     def sent(self) -> int:
+        if self.sent_in_all is not None:
+            return self.sent_in_all
         return sum(len(chunk) for chunk in self.chunks[: self.index])
 
     def first_step(self) -> float | None:
@@ -183,8 +201,8 @@ class BareClient:
         protocol = SlowPoetryProtocol.resume(self.plan, self.start, self.index, rest, holding)
         try:
             self.port.hand_over(fd, self.address, protocol)  # type: ignore[arg-type]
-        except OSError:  # no socket object could be made of it: the client is gone
-            os.close(fd)  # type: ignore[arg-type]
+        except OSError:  # no transport could be made of it (hand_over closed it): the client is gone
+            pass
 
     def cut_short(self) -> None:
         """The server is stopping mid-poem: reset the connection, so the client sees a failure."""
@@ -230,6 +248,7 @@ class SlowPort(BarePort):
                 try:
                     os.set_blocking(fd, False)
                     client = BareClient(fd, address, self, now)
+                    client.enter()
                     due = client.first_step()
                     if due is not None:
                         at(due, client)
