@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address
 from poetrynow.demo import Outcome, results_table, verdict
 from poetrynow.events import Finished
 from poetrynow.report import Summary
 from poetrynow.schedule import PoemSchedule
+from tests.time_limit import SynchronousTestCase
 
 POEMS = [b"a" * 300, b"b" * 100, b"c" * 100]
 SCHEDULES = [PoemSchedule(300, 30, 0.1), PoemSchedule(100, 10, 0.1), PoemSchedule(100, 10, 0.1)]  # 1 s each

@@ -18,8 +18,6 @@ import json
 import socket
 from contextlib import redirect_stderr, redirect_stdout
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address
 from poetrynow.cli import getpoetry
 from poetrynow.clients import ENGINES, XFORM, EngineOptions, run_engine
@@ -46,6 +44,7 @@ from tests.support import (
     temp_dir,
     write_poem,
 )
+from tests.time_limit import SynchronousTestCase
 
 
 def local(port: int) -> Address:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 import subprocess
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions, run_engine
 from poetrynow.events import Failed, Finished, Received
@@ -18,6 +16,7 @@ from poetrynow.faults import Faults
 from poetrynow.poems import load_poem
 from poetrynow.servers.deploy import slow_poetry
 from tests.support import Server, ServersInAThread, command
+from tests.time_limit import SynchronousTestCase
 
 KETTLE = load_poem("kettle").data  # 636 bytes
 

@@ -14,49 +14,34 @@ import subprocess
 import time
 
 from twisted.internet.threads import blockingCallFromThread
-from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.clients import ENGINES
-from tests.support import Editions, Server, ServersInAThread, command, plain_twin
+from tests.support import DEADLINE, Child, Editions, Server, ServersInAThread, command, plain_twin
+from tests.time_limit import SynchronousTestCase
 
 SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def start(*argv: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
-    )
-
-
-def read_until(process: subprocess.Popen, wanted, limit: float = 20.0) -> list[str]:
-    """stdout lines until one satisfies ``wanted`` (or the process ends)."""
-    assert process.stdout is not None
-    lines = []
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if wanted(line):
-            return lines
-    raise AssertionError(f"never saw the line: {lines!r}")
-
-
-def finish(process: subprocess.Popen, limit: float = 10.0) -> tuple[str, str]:
-    """Wait for the process, then the rest of its output through the same buffered files.
-
-    communicate() would read the pipes' descriptors directly and lose what readline()
-    had already buffered.
-    """
-    assert process.stdout is not None and process.stderr is not None
-    process.wait(limit)
-    return process.stdout.read(), process.stderr.read()
+def start(case, *argv: str) -> Child:
+    """``argv`` running, killed after the test if it has not ended by then."""
+    child = Child(list(argv))
+    case.addCleanup(child.stop, signal.SIGKILL)
+    return child
 
 
 def refused(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def fast_in(line: str) -> bool:
+    """get-poetry --json's line for the first poem (the fast server's) whole."""
+    return '"finished"' in line and '"task": 1,' in line
+
+
+def slow_under_way(line: str) -> bool:
+    """get-poetry --json's line for a chunk of the second poem (the slow server's)."""
+    return '"received"' in line and '"task": 2,' in line
 
 
 class EngineSignalTests(SynchronousTestCase):
@@ -70,14 +55,24 @@ class EngineSignalTests(SynchronousTestCase):
         for engine in ENGINES:
             for signum, status in SIGNALS.items():
                 with self.subTest(engine=engine, signal=signum.name):
-                    process = start(
-                        *command("get-poetry"), "--engine", engine, "--json", str(fast), str(slow_tree_port)
+                    child = start(
+                        self,
+                        *command("get-poetry"),
+                        "--engine",
+                        engine,
+                        "--json",
+                        str(fast),
+                        str(slow_tree_port),
                     )
-                    seen = read_until(process, lambda line: '"received"' in line and '"task": 2' in line)
-                    time.sleep(0.1)  # the fast poem is in by now, whichever engine
-                    process.send_signal(signum)
-                    out, err = finish(process)
-                    self.assertEqual(process.returncode, status, err)
+                    # The fast poem in and the slow one under way, in whichever order the engine
+                    # reports them: the events themselves, not a pause that a loaded machine outlasts.
+                    seen = child.out.until(lambda line: fast_in(line) or slow_under_way(line))
+                    seen += child.out.until(slow_under_way if fast_in(seen[-1]) else fast_in)
+                    child.process.send_signal(signum)
+                    # A hang detector, not a speed test: the stop is quick, but a loaded machine
+                    # may take seconds to schedule an interpreter's exit.
+                    out, err = child.finish()
+                    self.assertEqual(child.process.returncode, status, err)
                     self.assertNotIn("Traceback", err)
                     self.assertEqual(
                         err.splitlines()[-1],
@@ -87,7 +82,7 @@ class EngineSignalTests(SynchronousTestCase):
                     finished = [json.loads(line) for line in seen + out.splitlines() if '"finished"' in line]
                     self.assertEqual([r["task"] for r in finished], [1])
                     # The slow server's connection to the client went with it.
-                    deadline = time.monotonic() + 3
+                    deadline = time.monotonic() + DEADLINE
                     while (
                         blockingCallFromThread(servers.reactor, len, slow.live)
                         and time.monotonic() < deadline
@@ -100,15 +95,15 @@ class DemoSignalTests(SynchronousTestCase):
     def test_the_demo_stops_its_servers(self):
         for signum, status in SIGNALS.items():
             with self.subTest(signal=signum.name):
-                process = start(*command("poetrynow"), "demo", "--delay", "0.05", "--engines", "select")
-                lines = read_until(process, lambda line: line.startswith("== get-poetry --engine select"))
+                child = start(self, *command("poetrynow"), "demo", "--delay", "0.05", "--engines", "select")
+                lines = child.out.until(lambda line: line.startswith("== get-poetry --engine select"))
                 ports = [
                     int(line.rsplit(" ", 1)[1].rstrip(".\n")) for line in lines if line.startswith("Serving ")
                 ]
-                read_until(process, lambda line: "got" in line)
-                process.send_signal(signum)
-                _, err = finish(process)
-                self.assertEqual(process.returncode, status, err)
+                child.out.until(lambda line: "got" in line)
+                child.process.send_signal(signum)
+                _, err = child.finish()
+                self.assertEqual(child.process.returncode, status, err)
                 self.assertNotIn("Traceback", err)
                 self.assertRegex(
                     err.splitlines()[-1],
@@ -281,11 +276,13 @@ class SecondSignalEngineTests(SynchronousTestCase):
         slow = servers.slow("lighthouse", 10, 0.05)  # always mid-poem
         for engine in ("twisted", "asyncio", "actors", "lazy"):
             with self.subTest(engine=engine):
-                process = start(*command("get-poetry"), "--engine", engine, "--json", str(slow))
-                read_until(process, lambda line: '"received"' in line)  # the first chunk is in
-                volley(process, signal.SIGINT)
-                out, err = finish(process)
-                assert_one_quiet_stop(self, process.returncode, out, err, "get-poetry: stopped by SIGINT: ")
+                child = start(self, *command("get-poetry"), "--engine", engine, "--json", str(slow))
+                child.out.until(lambda line: '"received"' in line)  # the first chunk is in
+                volley(child.process, signal.SIGINT)
+                out, err = child.finish()
+                assert_one_quiet_stop(
+                    self, child.process.returncode, out, err, "get-poetry: stopped by SIGINT: "
+                )
 
 
 class SecondSignalInTheLoopTests(SynchronousTestCase):

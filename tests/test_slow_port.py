@@ -8,10 +8,11 @@ import time
 
 from twisted.internet import defer, reactor, threads
 from twisted.logger import capturedLogs, formatEvent
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import SkipTest
 
 from poetrynow.servers.fastpath.slowport import SlowPort
 from poetrynow.servers.slow import SlowPoetryFactory
+from tests.time_limit import TestCase
 from tests.twisted_support import TEST_POEM, poetry_service
 
 

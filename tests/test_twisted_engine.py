@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, reactors, run_engine, twisted_engine
 from poetrynow.events import Finished
 from tests.support import ServersInAThread
 from tests.test_every_engine import get_poetry_main
+from tests.time_limit import SynchronousTestCase
 
 #: Seconds a run may take before the test's own timer stops its reactor: a regression
 #: (a run that hangs) then fails in seconds instead of holding the suite.
