@@ -61,9 +61,15 @@ class ConcurrentSlowPoetryTests(Editions, SynchronousTestCase):
         finally:
             server.stop()
         self.assertEqual(result.returncode, 0, result.stderr)
-        summary = json.loads(next(line for line in result.stdout.splitlines() if '"summary"' in line))
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        [summary] = [r for r in records if r["event"] == "summary"]
         self.assertEqual(summary["poems"], 10)
-        self.assertLess(summary["elapsed"], 5.0)  # generous bound on a loaded machine; sequential is 10 s
+        # At once, not in turn, shown by the order of the events rather than the time the run
+        # took (which a loaded machine stretches): a server that serves one client at a time
+        # sends a second client nothing until the first poem is whole.
+        first_whole = min(r["t"] for r in records if r["event"] == "finished")
+        begun = {r["task"] for r in records if r["event"] == "received" and r["t"] < first_whole}
+        self.assertGreater(len(begun), 1, begun)
 
     def test_logs_clients_and_chunks(self):
         server = self.server("relay", "--concurrent", "--num-bytes", "400", "--delay", "0")

@@ -198,7 +198,7 @@ class AsyncioStopTests(SynchronousTestCase):
         with self.assertRaises(Interrupted):
             aio.run(main(), aio.loop_factory())
         self.assertEqual(ended, ["holds_on"])
-        self.assertLess(time.monotonic() - started, 2)
+        self.assertLess(time.monotonic() - started, 15)  # not the 30 s sleeps: a hang, not a speed, test
 
 
 def volley(process: subprocess.Popen, signum: int, limit: float = 10.0) -> None:
