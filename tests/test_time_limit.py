@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import signal
 import time
 import unittest
 
@@ -44,3 +45,33 @@ class LimitTests(SynchronousTestCase):
         self.assertIn("TimeLimitExceeded", traceback)
         self.assertIn("Hangs.test_hang still running after 0.5 s", traceback)
         self.assertTrue(issubclass(TimeLimitExceeded, Exception))
+
+
+class SilentChildTests(SynchronousTestCase):
+    """tests/support.py's reader of a child's output keeps its deadline while the child says nothing."""
+
+    def test_a_silent_child_costs_its_deadline_not_for_ever(self):
+        import sys
+
+        from tests.support import Child
+
+        child = Child([sys.executable, "-c", "import time; print('one', flush=True); time.sleep(60)"])
+        self.addCleanup(child.stop, signal.SIGKILL)
+        self.assertEqual(child.out.next_line(), "one\n")
+        started = time.monotonic()
+        with self.assertRaises(TimeoutError):
+            child.out.next_line(0.5)
+        with self.assertRaises(AssertionError):
+            child.out.until(lambda line: "two" in line, 0.5)
+        self.assertLess(time.monotonic() - started, 30)  # the deadlines, not the child's minute
+
+    def test_nothing_is_lost_between_the_lines_taken_and_the_rest(self):
+        import sys
+
+        from tests.support import Child
+
+        child = Child([sys.executable, "-c", "print('\\n'.join(map(str, range(1000))))"])
+        self.assertEqual(child.out.until(lambda line: line == "2\n"), ["0\n", "1\n", "2\n"])
+        out, err = child.finish()
+        self.assertEqual(out, "".join(f"{n}\n" for n in range(3, 1000)))
+        self.assertEqual((child.process.returncode, err), (0, ""))
