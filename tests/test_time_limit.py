@@ -27,6 +27,14 @@ class EveryTestTests(SynchronousTestCase):
                     unlimited.append(f"{module_info.name}.{name}")
         self.assertEqual(unlimited, [])
 
+    def test_trial_and_pytest_have_the_same_limit(self):
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(tests.__file__).resolve().parent.parent / "pyproject.toml"
+        options = tomllib.loads(pyproject.read_text())["tool"]["pytest"]["ini_options"]
+        self.assertEqual(float(options["timeout"]), time_limit.LIMIT)
+
 
 class LimitTests(SynchronousTestCase):
     def test_a_hung_test_fails_with_its_name_and_the_run_goes_on(self):

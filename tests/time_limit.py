@@ -32,9 +32,9 @@ import unittest as pyunit
 
 from twisted.trial import unittest
 
-#: Seconds a test may run: the slowest (a heavy experiment, tests/conftest.py) takes about
-#: 50 s on two loaded cores, so this is a hang detector with room for a slower machine.
-#: The same number as pytest-timeout's ``timeout`` in pyproject.toml.
+#: Seconds a test may run: pytest-timeout's ``timeout`` in pyproject.toml, which says why.
+#: Above trial's own ``TestCase.timeout`` (120 s), which fails a Deferred that takes too long
+#: first, inside the reactor, where an exception from a signal handler would only be logged.
 LIMIT = 240.0
 #: Seconds after :data:`LIMIT` before a test that did not stop on its exception ends the process.
 GRACE = 60.0
