@@ -25,11 +25,13 @@ demo: $(STAMP)
 	$(BIN)/poetrynow demo
 
 # Four workers on two cores: most tests wait on subprocesses and sockets, not the CPU.
+# Each test has a time limit (pytest-timeout, timeout in pyproject.toml): a hang fails one test.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 4
 
 # The same suite under Twisted's own runner (Part 15): every test is trial-style. Two
 # workers, one a core: half the time of one.
+# Each test has a time limit here too (tests/time_limit.py: trial's own bounds only a Deferred).
 # TRIAL_TESTS names what to run (default: every test module).
 TRIAL_TESTS ?= tests
 trial: $(STAMP)

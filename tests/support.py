@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import errno
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 BIN = Path(sys.executable).parent
+#: How long a test waits for an event (a line from a child, a byte on a real socket): long, so
+#: that a loaded machine does not flake; a deadline here detects a hang, it does not time a run.
+DEADLINE = 30.0
 MODULES = {
     "slowpoetry": "poetrynow.cli.slowpoetry",
     "get-poetry": "poetrynow.cli.getpoetry",
@@ -88,35 +96,141 @@ def plain_twin(cls: type) -> type:
     return twin
 
 
-class Server:
+class Lines:
+    """One pipe of a child process, read line by line by a thread of its own.
+
+    ``pipe.readline()`` blocks for as long as the child is silent, so a deadline
+    checked between lines never fires while it waits; here the thread blocks, and
+    the test waits on a queue for no longer than its deadline. What the test has not
+    taken stays queued for :meth:`rest`, so nothing read ahead is lost, as it is
+    when communicate() follows a readline() on the buffered file.
+    """
+
+    def __init__(self, pipe: IO[str]):
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._ended = False
+        threading.Thread(target=self._read, args=(pipe,), daemon=True).start()
+
+    def _read(self, pipe: IO[str]) -> None:
+        try:
+            with pipe:
+                for line in pipe:
+                    self._queue.put(line)
+        except (OSError, ValueError):
+            pass  # the pipe went away under us: its end, for the reader
+        finally:
+            self._queue.put(None)
+
+    def next_line(self, timeout: float = DEADLINE) -> str:
+        """The next line; "" once the pipe has ended; TimeoutError if none comes within ``timeout``."""
+        if self._ended:
+            return ""
+        try:
+            line = self._queue.get(timeout=max(timeout, 0))
+        except queue.Empty:
+            raise TimeoutError(f"no line within {timeout:.0f} s") from None
+        if line is None:
+            self._ended = True
+            return ""
+        return line
+
+    def until(self, wanted: Callable[[str], bool], timeout: float = DEADLINE) -> list[str]:
+        """The lines up to the first that satisfies ``wanted``, that one included.
+
+        AssertionError, naming the lines seen, if the pipe ends or ``timeout`` passes first.
+        """
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.next_line(deadline - time.monotonic())
+            except TimeoutError:
+                raise AssertionError(f"no such line within {timeout:.0f} s: {lines!r}") from None
+            if not line:
+                raise AssertionError(f"the output ended without such a line: {lines!r}")
+            lines.append(line)
+            if wanted(line):
+                return lines
+
+    def rest(self, timeout: float = 10) -> str:
+        """Every line not taken yet, up to the pipe's end, or what came within ``timeout`` if
+        something (a grandchild) still holds the pipe open."""
+        parts: list[str] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while line := self.next_line(deadline - time.monotonic()):
+                parts.append(line)
+        except TimeoutError:
+            pass
+        return "".join(parts)
+
+
+class Child:
+    """A command run as a subprocess, its stdout and stderr each read by :class:`Lines`.
+
+    ``out`` and ``err`` are the pipes while it runs; after :meth:`stop` or
+    :meth:`finish`, ``stdout`` and ``stderr`` hold what the test did not take from them.
+    """
+
+    def __init__(self, argv: list[str], **popen: Any):
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, **popen
+        )
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self.out, self.err = Lines(self.process.stdout), Lines(self.process.stderr)
+        self.stdout = self.stderr = ""
+
+    def _collect(self) -> tuple[str, str]:
+        # Added to, not replaced: a second stop (a test's, then its cleanup's) keeps the first's.
+        self.stdout += self.out.rest()
+        self.stderr += self.err.rest()
+        return self.stdout, self.stderr
+
+    def finish(self, limit: float = DEADLINE) -> tuple[str, str]:
+        """Wait for the child to end on its own, then the rest of its output.
+
+        One still running after ``limit`` is killed, and the test fails saying so,
+        with what it had written.
+        """
+        try:
+            self.process.wait(limit)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            out, err = self._collect()
+            raise AssertionError(
+                f"still running after {limit:.0f} s: {out[-2000:]!r} {err[-2000:]!r}"
+            ) from None
+        return self._collect()
+
+    def stop(self, sig: int = signal.SIGTERM, limit: float = DEADLINE) -> int:
+        """Send ``sig`` (if it still runs), wait for the end (killing it after ``limit``); its status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            self.process.wait(limit)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._collect()
+        return self.process.returncode
+
+
+class Server(Child):
     """A real server subprocess (``slowpoetry`` unless ``command_name`` says), on a free port."""
 
     def __init__(self, *args: str, command_name: str = "slowpoetry"):
-        self.process = subprocess.Popen(
-            command(command_name) + list(args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
-        self.first_line = self.process.stdout.readline()
+        super().__init__(command(command_name) + list(args))
+        try:
+            self.first_line = self.out.next_line(DEADLINE)
+        except TimeoutError:
+            self.first_line = f"(nothing within {DEADLINE:.0f} s)"
         if not self.first_line.endswith(".\n") or " on " not in self.first_line:
             self.stop()
             raise RuntimeError(f"server did not start: {self.first_line!r} {self.stderr!r}")
         # ``Serving kettle on port 10000.``; a Unix socket's line names its path and has no port.
         tail = self.first_line.rsplit(" ", 1)[1].rstrip(".\n")
         self.port = int(tail) if tail.isdigit() else 0
-        self.stdout = self.stderr = ""
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            self.stdout, self.stderr = self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.stdout, self.stderr = self.process.communicate()
-        return self.process.returncode
 
 
 @contextmanager
@@ -130,10 +244,6 @@ def servers(*specs: tuple[str, ...]):
     finally:
         for server in started:
             server.stop()
-
-
-#: How long a test waits for an event on a real socket: long, so a loaded machine does not flake.
-DEADLINE = 30.0
 
 
 def read_to_end(sock: socket.socket) -> tuple[bytes, str]:
@@ -201,7 +311,6 @@ class ThreadedServer:
     """A plain-socket server in a thread on 127.0.0.1, port 0; ``handle(conn)`` serves each client."""
 
     def __init__(self):
-        import threading
 
         self.accepted = 0
         self.held: list[socket.socket] = []  # connections kept open until close()
@@ -277,7 +386,6 @@ class ServersInAThread:
     """
 
     def __init__(self, case, plain: bool = False):
-        import threading
 
         from poetrynow.clients.twisted_engine import new_reactor
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from twisted.trial.unittest import SynchronousTestCase
+from tests.time_limit import SynchronousTestCase
 
 
 class ActorRuntimeTests(SynchronousTestCase):

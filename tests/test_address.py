@@ -1,6 +1,5 @@
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address, AddressError, parse_address
+from tests.time_limit import SynchronousTestCase
 
 
 class ParseAddressTests(SynchronousTestCase):

@@ -6,11 +6,10 @@ import signal
 import socket
 from contextlib import redirect_stderr
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.cli import getpoetry
 from poetrynow.clients import ENGINES
 from tests.support import Server, free_port, run, servers
+from tests.time_limit import SynchronousTestCase
 
 
 def usage_error(*argv: str) -> tuple[int, str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address
 from poetrynow.demo import Outcome, results_table, verdict
 from poetrynow.events import Finished
 from poetrynow.report import Summary
 from poetrynow.schedule import PoemSchedule
+from tests.time_limit import SynchronousTestCase
 
 POEMS = [b"a" * 300, b"b" * 100, b"c" * 100]
 SCHEDULES = [PoemSchedule(300, 30, 0.1), PoemSchedule(100, 10, 0.1), PoemSchedule(100, 10, 0.1)]  # 1 s each
@@ -54,3 +53,59 @@ class VerdictTests(SynchronousTestCase):
     def test_one_engine_says_what_it_waited_for(self):
         self.assertIn("the sum of their schedules (3.00 s)", verdict([run("blocking", 3.1)], SCHEDULES))
         self.assertIn("as long as the slowest server (1.00 s)", verdict([run("asyncio", 1.1)], SCHEDULES))
+
+
+class ServerStartTests(SynchronousTestCase):
+    """The demo's servers say their port first; one that says nothing is not waited for for ever."""
+
+    def test_a_silent_server_is_given_up_on(self):
+        import subprocess
+        import sys
+        import time
+
+        from poetrynow.demo import first_line
+
+        silent = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True
+        )
+        self.addCleanup(silent.wait)
+        self.addCleanup(silent.kill)
+        started = time.monotonic()
+        self.assertEqual(first_line(silent.stdout, 0.5), "")
+        self.assertLess(time.monotonic() - started, 30)  # its deadline, not the child's minute
+
+    def test_the_first_line_and_only_it(self):
+        import subprocess
+        import sys
+
+        from poetrynow.demo import first_line
+
+        talker = subprocess.Popen(
+            [sys.executable, "-c", "print('Serving kettle on port 10000.'); print('more')"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.addCleanup(talker.wait)
+        self.assertEqual(first_line(talker.stdout, 30), "Serving kettle on port 10000.\n")
+
+    def test_the_command_says_so_in_one_line(self):
+        import io
+        import signal
+        from contextlib import redirect_stderr, redirect_stdout
+
+        from poetrynow import demo
+        from poetrynow.cli import poetrynow
+
+        def silent(*args, **kwargs):
+            raise demo.ServerDidNotStart("slowpoetry did not start: it said nothing within 30 s")
+
+        self.patch(demo, "start_slow_server", silent)
+        for signum in (signal.SIGINT, signal.SIGTERM):  # the command installs its own
+            self.addCleanup(signal.signal, signum, signal.getsignal(signum))
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            status = poetrynow.main(["demo", "--no-timeline"])
+        self.assertEqual(status, 1)
+        self.assertEqual(
+            err.getvalue(), "poetrynow: error: slowpoetry did not start: it said nothing within 30 s\n"
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from unittest import mock
 
 from twisted.internet.testing import MemoryReactor
-from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.address import Address
 from poetrynow.plugins import fastpoetry, poetryproxy, slowpoetry, transformedpoetry
@@ -17,6 +16,7 @@ from poetrynow.servers.proxy import PoetryProxyFactory
 from poetrynow.servers.slow import SlowPoetryFactory
 from poetrynow.servers.transform import TransformFactory
 from tests.support import localhost_addrinfo
+from tests.time_limit import SynchronousTestCase
 
 
 class ServerTreeTests(SynchronousTestCase):

@@ -9,15 +9,13 @@ editions (their ``Plain`` twins).
 
 from __future__ import annotations
 
+import signal
 import socket
-import subprocess
 import sys
-import threading
 from unittest import mock
 
 from twisted.internet import defer, reactor, tcp
 from twisted.logger import capturedLogs, formatEvent
-from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from poetrynow.address import Address
 from poetrynow.clients.get_poetry import get_poetry
@@ -27,7 +25,8 @@ from poetrynow.servers.fastpath.onewrite import OneWritePort
 from poetrynow.servers.fastpath.slowport import SlowPort
 from poetrynow.servers.listen import Where
 from poetrynow.servers.ports import SharedPort
-from tests.support import Server
+from tests.support import Child
+from tests.time_limit import SynchronousTestCase, TestCase
 
 HERE = Where(0, "127.0.0.1")
 FALLBACK = "Serving with the plain edition: the fast one cannot run here"
@@ -127,20 +126,9 @@ class CommandFallbackTests(SynchronousTestCase):
             "mock.patch.object(fastpath, 'PORT_NAMES', fastpath.PORT_NAMES + ('gone',)).start(); "
             "from poetrynow.cli.fastpoetry import main; sys.exit(main(['kettle']))"
         )
-        server = Server.__new__(Server)
-        server.process = subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
-        self.addCleanup(server.stop)
-        # A child that never prints is killed, so the reads below cannot hang the suite.
-        watchdog = threading.Timer(60, server.process.kill)
-        watchdog.start()
-        self.addCleanup(watchdog.cancel)
-        first = server.process.stdout.readline()
+        server = Child([sys.executable, "-c", code])
+        self.addCleanup(server.stop, signal.SIGKILL)
+        first = server.out.next_line()
         self.assertRegex(first, r"^Serving kettle on port \d+\.\n$")
         port = int(first.rsplit(" ", 1)[1].rstrip(".\n"))
         with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
@@ -148,11 +136,7 @@ class CommandFallbackTests(SynchronousTestCase):
             while data := client.recv(65536):
                 got += data
         self.assertEqual(got, load_poem("kettle").data)
-        self.assertEqual(
-            server.process.stdout.readline(),
-            f"{FALLBACK} (twisted.internet.tcp.Port has no gone).\n",
-        )
-        server.process.terminate()
-        rest = server.process.stdout.read()  # through the same buffered file as the lines above
-        server.process.wait(10)
+        self.assertEqual(server.out.next_line(), f"{FALLBACK} (twisted.internet.tcp.Port has no gone).\n")
+        server.stop()
+        rest = server.stdout  # the lines after those taken above, none lost
         self.assertIn("sending 636 bytes of poetry to 127.0.0.1:", rest)

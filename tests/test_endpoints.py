@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import socket
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address, parse_address
 from poetrynow.clients import EngineOptions, run_engine
 from poetrynow.events import Finished, Transformed
@@ -14,6 +12,7 @@ from poetrynow.poems import load_poem
 from poetrynow.servers import deploy
 from poetrynow.servers.listen import Where
 from tests.support import Editions, Server, ServersInAThread, plain_twin, run, temp_dir
+from tests.time_limit import SynchronousTestCase
 
 
 def forms(directory: str) -> dict[str, tuple[str, str]]:

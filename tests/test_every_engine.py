@@ -18,8 +18,6 @@ import json
 import socket
 from contextlib import redirect_stderr, redirect_stdout
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address
 from poetrynow.cli import getpoetry
 from poetrynow.clients import ENGINES, XFORM, EngineOptions, run_engine
@@ -46,6 +44,11 @@ from tests.support import (
     temp_dir,
     write_poem,
 )
+from tests.time_limit import SynchronousTestCase
+
+#: --timeout against a server that says nothing: the tests wait this out, so it is short, but
+#: far longer than any gap in a poem from a server in a thread of this process, loaded or not.
+SILENCE = 2.0
 
 
 def local(port: int) -> Address:
@@ -105,9 +108,11 @@ class EngineContract:
         silent = socket.create_server(("127.0.0.1", 0))
         self.addCleanup(silent.close)
         addresses = [local(silent.getsockname()[1]), local(self.servers.fast("kettle"))]
-        events = collect(self.engine, addresses, timeout=0.2)
+        # Long enough that the fast poem, from a server in a thread of this process, is never
+        # silent that long on a loaded machine; the silent one fails after it all the same.
+        events = collect(self.engine, addresses, timeout=SILENCE)
         self.assertEqual(
-            [(e.task, e.reason) for e in events if isinstance(e, Failed)], [(1, "no data for 0.2 s")]
+            [(e.task, e.reason) for e in events if isinstance(e, Failed)], [(1, f"no data for {SILENCE:g} s")]
         )
         self.assertEqual([e.task for e in events if isinstance(e, Finished)], [2])
 
@@ -184,8 +189,10 @@ class XformContract:
         # A transform server that accepts and never answers: --timeout gives up on it.
         silent = socket.create_server(("127.0.0.1", 0))
         self.addCleanup(silent.close)
-        events = collect(self.engine, [poem], xform=local(silent.getsockname()[1]), timeout=0.3)
-        self.assertEqual([e.reason for e in events if isinstance(e, TransformFailed)], ["no data for 0.3 s"])
+        events = collect(self.engine, [poem], xform=local(silent.getsockname()[1]), timeout=SILENCE)
+        self.assertEqual(
+            [e.reason for e in events if isinstance(e, TransformFailed)], [f"no data for {SILENCE:g} s"]
+        )
         self.assertEqual([e.poem for e in events if isinstance(e, Finished)], [caffe])
 
         events = collect(self.engine, [poem], xform=local(free_port()))

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from twisted.trial.unittest import SynchronousTestCase
+from tests.time_limit import SynchronousTestCase
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CANCELLED = (

@@ -6,10 +6,10 @@ from __future__ import annotations
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.faults import CLOSE, RESET, STALL, Faults, plan
 from poetrynow.servers.slow import SlowPoetryFactory
+from tests.time_limit import SynchronousTestCase
 from tests.twisted_support import poetry_service
 
 POEM = bytes(range(65, 91)) * 4  # 104 bytes: 11 chunks of 10 (the last of 4)

@@ -12,17 +12,16 @@ import json
 import os
 import resource
 import socket
-import subprocess
 import threading
 
 from twisted.internet.threads import blockingCallFromThread
 from twisted.logger import Logger, LogLevel, globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.cli.serving import plain_observer
 from poetrynow.poems import load_poem
 from poetrynow.servers import ports
-from tests.support import Editions, ServersInAThread, command, plain_twin, run
+from tests.support import Child, Editions, ServersInAThread, command, plain_twin, run
+from tests.time_limit import SynchronousTestCase
 
 LIMIT = 256
 CLIENTS = 600
@@ -34,21 +33,17 @@ def low_fd_limit() -> None:
 
 class FdExhaustionTests(Editions, SynchronousTestCase):
     def test_no_empty_poem_passes_and_the_server_says_so_once(self):
-        server = subprocess.Popen(
+        server = Child(
             [
                 *command("slowpoetry"),
                 *self.edition_args(
                     "slowpoetry", "kettle", "--concurrent", "--quiet", "--num-bytes", "200", "--delay", "0.2"
                 ),
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
             preexec_fn=low_fd_limit,
         )
         try:
-            assert server.stdout is not None
-            port = server.stdout.readline().rsplit(" ", 1)[1].rstrip(".\n")
+            port = server.out.next_line().rsplit(" ", 1)[1].rstrip(".\n")
             result = run("get-poetry", "--engine", "select", "--json", "--timeout", "10", *[port] * CLIENTS)
             records = [json.loads(line) for line in result.stdout.splitlines()]
             finished = [r for r in records if r["event"] == "finished"]
@@ -61,8 +56,8 @@ class FdExhaustionTests(Editions, SynchronousTestCase):
             after = run("get-poetry", "--engine", "select", port)  # it recovers
             self.assertEqual(after.returncode, 0, after.stderr)
         finally:
-            server.terminate()
-            out, _ = server.communicate(timeout=10)
+            server.stop()
+        out = server.stdout
         self.assertEqual(out.count("Out of file descriptors"), 1, out)
         self.assertIn(f"the open-files limit is {LIMIT}", out)
 

@@ -12,10 +12,10 @@ import io
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.cli import fastpoetry, getpoetry, poetrynow, poetryproxy, slowpoetry, transformedpoetry
 from poetrynow.cli.common import where
+from tests.time_limit import SynchronousTestCase
 
 COMMANDS = {
     "get-poetry": getpoetry,

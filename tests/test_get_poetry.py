@@ -2,11 +2,11 @@
 
 from twisted.internet import defer, error, task
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from poetrynow.clients.errors import EmptyPoem
 from poetrynow.clients.get_poetry import PoemTimeout, PoetryClientFactory, describe_failure, get_poetry
 from tests.support import free_port
+from tests.time_limit import SynchronousTestCase, TestCase
 from tests.twisted_support import (
     TEST_POEM,
     CloseAtOnce,

@@ -12,12 +12,12 @@ import os
 import socket
 import struct
 import time
-from unittest import TestCase
 
 from twisted.internet.threads import blockingCallFromThread
 
 from poetrynow.servers.gone import KEEPALIVE_IDLE, keep_alive
 from tests.support import DEADLINE, Editions, ServersInAThread, plain_twin
+from tests.time_limit import PyUnitTestCase
 
 #: Seconds between chunks: a wait no test sits out.
 LONG = 60.0
@@ -39,7 +39,7 @@ def wait_for(condition, what: str) -> None:
         time.sleep(0.02)
 
 
-class GoneClientTests(Editions, TestCase):
+class GoneClientTests(Editions, PyUnitTestCase):
     def serve(self) -> tuple[ServersInAThread, int, object]:
         servers = ServersInAThread(self, plain=self.plain)
         port = servers.slow("kettle", 10, LONG)
@@ -99,7 +99,7 @@ class GoneClientTests(Editions, TestCase):
 PlainGoneClientTests = plain_twin(GoneClientTests)
 
 
-class KeepAliveTests(TestCase):
+class KeepAliveTests(PyUnitTestCase):
     def test_a_listening_socket_hands_keepalive_to_what_it_accepts(self):
         with socket.socket() as listening:
             listening.bind(("127.0.0.1", 0))

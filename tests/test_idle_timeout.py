@@ -11,11 +11,10 @@ import asyncio
 import selectors
 from contextlib import aclosing
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.clients import aio
 from poetrynow.clients.errors import PoemTimeout
 from poetrynow.clients.lazy import poem_lines
+from tests.time_limit import SynchronousTestCase
 
 TIMEOUT = 1.0
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from twisted.trial.unittest import SynchronousTestCase
+from tests.time_limit import SynchronousTestCase
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "poetrynow"

@@ -21,22 +21,22 @@ import functools
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
-import threading
 from unittest import mock
 
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
-from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from poetrynow.address import Address, ConnectFailed, resolve
 from poetrynow.clients import ENGINES
 from poetrynow.clients.connect import open_blocking
 from poetrynow.events import describe_error
 from poetrynow.servers.listen import Where, listen, listen_on_each
-from tests.support import command, localhost_addrinfo, refusing_port, temp_dir
+from tests.support import Child, command, localhost_addrinfo, refusing_port, temp_dir
+from tests.time_limit import SynchronousTestCase, TestCase
 
 V6_FIRST = "::1 localhost\n127.0.0.1 localhost\n"
 #: Set (as .ci/run does) to make these tests fail, not skip, where the namespace cannot be had.
@@ -107,45 +107,29 @@ class NamespaceCase(SynchronousTestCase):
             if os.environ.get(REQUIRED):
                 self.fail(f"{REQUIRED} is set, so localhost must be tested with ::1 first, but {reason}")
             self.skipTest(reason)
-        self.servers: list[subprocess.Popen] = []
+        self.servers: list[Child] = []
         self.addCleanup(self.stop_servers)
 
     def start(self, name: str, *args: str, argv: list[str] | None = None) -> int:
         """Start a server command with ::1 first; the port from its listening line."""
-        process = subprocess.Popen(
-            in_v6_first((argv or command(name)) + list(args)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            cwd=temp_dir(self),
-        )
-        self.servers.append(process)
-        assert process.stdout is not None
-        # A server that never says its port is killed, so the read below cannot hang the suite.
-        watchdog = threading.Timer(60, process.kill)
-        watchdog.start()
-        self.addCleanup(watchdog.cancel)
-        seen = []
-        for line in process.stdout:  # the servers print their line first; twistd logs it
-            seen.append(line)
-            found = PORT.search(line.rstrip("\n"))
-            if found:
-                return int(found.group(1))
-            if len(seen) > 50:
-                break
-        process.kill()
-        raise AssertionError(f"{name} did not say its port: {''.join(seen)!r}")
+        server = Child(in_v6_first((argv or command(name)) + list(args)), cwd=temp_dir(self))
+        self.servers.append(server)
+        # The servers print their line first; twistd logs it among its own.
+        try:
+            seen = server.out.until(lambda line: PORT.search(line.rstrip("\n")) is not None)
+        except AssertionError as problem:
+            server.stop(signal.SIGKILL)
+            raise AssertionError(f"{name} did not say its port: {problem}") from None
+        found = PORT.search(seen[-1].rstrip("\n"))
+        assert found is not None
+        return int(found.group(1))
 
     def stop_servers(self) -> None:
-        for process in self.servers:
-            process.terminate()
-        for process in self.servers:
-            try:
-                process.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
+        for server in self.servers:
+            if server.process.poll() is None:
+                server.process.terminate()
+        for server in self.servers:
+            server.stop()
 
     def run_v6_first(self, name: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(

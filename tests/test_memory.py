@@ -12,18 +12,19 @@ import itertools
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import textwrap
 import tracemalloc
-from unittest import TestCase
 
 from poetrynow.address import Address
 from poetrynow.clients.task import PoemTask
 from poetrynow.events import Finished, Received
 from poetrynow.report import reporter_for
 from poetrynow.report.kept import READS_PER_TASK, KeptEvents
-from tests.support import command
+from tests.support import Child, command
+from tests.time_limit import PyUnitTestCase
 
 #: A server in a child process: one client, the poem in writes of ``size`` bytes, each
 #: written only once the last has left, so that the client reads about as often as it writes.
@@ -51,7 +52,7 @@ TRICKLE = textwrap.dedent(
 POEM_SIZE = 512 * 1024
 
 
-class TrickledPoemTests(TestCase):
+class TrickledPoemTests(PyUnitTestCase):
     """A real get-poetry run's peak RSS, trickled against whole, per way of keeping the bytes."""
 
     def check(self, engine: str) -> None:
@@ -82,11 +83,9 @@ class TrickledPoemTests(TestCase):
 
 def run_measured(engine: str, size: int) -> tuple[int, int, bool]:
     """get-poetry --json against a trickling server: the client's peak RSS, its reads, the poem whole."""
-    server = subprocess.Popen(
-        [sys.executable, "-c", TRICKLE, str(POEM_SIZE), str(size)], stdout=subprocess.PIPE, text=True
-    )
+    server = Child([sys.executable, "-c", TRICKLE, str(POEM_SIZE), str(size)])
     try:
-        port = server.stdout.readline().strip()  # type: ignore[union-attr]
+        port = server.out.next_line().strip()
         client = subprocess.Popen(
             [*command("get-poetry"), "--engine", engine, "--json", "--timeout", "30", port],
             stdout=subprocess.PIPE,
@@ -98,8 +97,7 @@ def run_measured(engine: str, size: int) -> tuple[int, int, bool]:
         _, status, usage = os.wait4(client.pid, 0)
         client.returncode = os.waitstatus_to_exitcode(status)
     finally:
-        server.kill()
-        server.wait()
+        server.stop(signal.SIGKILL)
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     reads = sum(event.get("event") == "received" for event in events)
     whole = client.returncode == 0 and any(
@@ -108,7 +106,7 @@ def run_measured(engine: str, size: int) -> tuple[int, int, bool]:
     return usage.ru_maxrss * 1024, reads, whole
 
 
-class KeptMemoryTests(TestCase):
+class KeptMemoryTests(PyUnitTestCase):
     """In-process: what a run keeps per read, counted by tracemalloc."""
 
     def reads(self, count: int, keep_events: bool) -> int:

@@ -1,8 +1,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.netstring import NetstringDecoder, NetstringError, encode
+from tests.time_limit import SynchronousTestCase
 
 
 class NetstringTests(SynchronousTestCase):

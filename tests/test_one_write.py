@@ -12,7 +12,6 @@ import struct
 
 from twisted.internet import defer, reactor, threads
 from twisted.logger import capturedLogs, formatEvent
-from twisted.trial.unittest import TestCase
 
 from poetrynow.address import Address
 from poetrynow.servers.fast import PoetryFactory, PoetryService
@@ -20,6 +19,7 @@ from poetrynow.servers.fastpath.onewrite import OneWritePort
 from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
 from poetrynow.servers.sending import STREAM_THRESHOLD
 from tests.support import temp_dir, write_poem
+from tests.time_limit import TestCase
 from tests.twisted_support import TEST_POEM, WatchedSlowFactory, listen
 
 

@@ -11,14 +11,13 @@ import os
 import re
 import subprocess
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address
 from poetrynow.events import Connected, Failed, Finished, Received, Started
 from poetrynow.progress import HINT as PROGRESS_HINT
 from poetrynow.timeline import HINT, Panel, TimelineError, draw, format_for, rows_of, text_timeline, waiting
 from tests.extras import hidden, hiding, needs_matplotlib, needs_rich
 from tests.support import command, free_port, run, servers, temp_dir
+from tests.time_limit import SynchronousTestCase
 
 A, B, C = Address("127.0.0.1", 10001), Address("127.0.0.1", 10002), Address("localhost", 10003)
 

@@ -18,9 +18,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from tests.support import temp_dir
+from tests.time_limit import SynchronousTestCase
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ["fastpoetry", "poetryproxy", "slowpoetry", "transformedpoetry"]

@@ -1,7 +1,6 @@
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.poems import PoemNotFound, bundled_names, load_poem
 from tests.support import temp_dir, write_poem
+from tests.time_limit import SynchronousTestCase
 
 
 class BundledPoemsTests(SynchronousTestCase):

@@ -2,12 +2,12 @@
 
 from twisted.internet import defer, error
 from twisted.logger import capturedLogs
-from twisted.trial.unittest import TestCase
 
 from poetrynow.address import Address
 from poetrynow.clients.get_poetry import get_poetry
 from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
 from tests.support import free_port
+from tests.time_limit import TestCase
 from tests.twisted_support import (
     TEST_POEM,
     CloseAtOnce,

@@ -13,9 +13,8 @@ import io
 import shlex
 from pathlib import Path
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.cli import fastpoetry, getpoetry, poetrynow, poetryproxy, slowpoetry, transformedpoetry
+from tests.time_limit import SynchronousTestCase
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PARSERS = {

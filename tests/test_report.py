@@ -7,8 +7,6 @@ and a catalogue split in two is harder to check against the articles than a long
 import io
 import json
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES
 from poetrynow.events import (
@@ -24,6 +22,7 @@ from poetrynow.events import (
 )
 from poetrynow.report import STYLES, elapsed, reporter_for
 from poetrynow.tables import format_table
+from tests.time_limit import SynchronousTestCase
 
 A = Address("127.0.0.1", 10000)
 B = Address("127.0.0.1", 10001)

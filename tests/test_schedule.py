@@ -1,9 +1,8 @@
 """The blocking server's pacing, driven by a fake clock: no test here sleeps."""
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.schedule import PoemSchedule, ideal_total
 from poetrynow.servers.blocking import serve_client
+from tests.time_limit import SynchronousTestCase
 
 
 class FakeClock:

@@ -4,12 +4,11 @@ import selectors
 import socket
 import threading
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address
 from poetrynow.cli.common import raise_fd_limit
 from poetrynow.clients import EngineOptions, run_engine
 from poetrynow.events import Finished
+from tests.time_limit import SynchronousTestCase
 
 CLIENTS = 1500
 FIRST, SECOND = "Ça va, ".encode(), "world: déjà vu.\n".encode()

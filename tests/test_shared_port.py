@@ -14,12 +14,11 @@ import signal
 import subprocess
 import threading
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.poems import load_poem
 from tests.support import Editions, free_port, plain_twin, temp_dir
 from tests.test_server_commands import fetch
 from tests.test_twistd import SERVING, TWISTD
+from tests.time_limit import SynchronousTestCase
 
 #: Seconds a copy may take to log what a test waits for.
 WITHIN = 30.0

@@ -14,49 +14,59 @@ import subprocess
 import time
 
 from twisted.internet.threads import blockingCallFromThread
-from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.clients import ENGINES
-from tests.support import Editions, Server, ServersInAThread, command, plain_twin
+from poetrynow.poems import load_poem
+from tests.support import DEADLINE, Child, Editions, Server, ServersInAThread, command, plain_twin
+from tests.time_limit import SynchronousTestCase
 
 SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def start(*argv: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
-    )
-
-
-def read_until(process: subprocess.Popen, wanted, limit: float = 20.0) -> list[str]:
-    """stdout lines until one satisfies ``wanted`` (or the process ends)."""
-    assert process.stdout is not None
-    lines = []
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if wanted(line):
-            return lines
-    raise AssertionError(f"never saw the line: {lines!r}")
-
-
-def finish(process: subprocess.Popen, limit: float = 10.0) -> tuple[str, str]:
-    """Wait for the process, then the rest of its output through the same buffered files.
-
-    communicate() would read the pipes' descriptors directly and lose what readline()
-    had already buffered.
-    """
-    assert process.stdout is not None and process.stderr is not None
-    process.wait(limit)
-    return process.stdout.read(), process.stderr.read()
+def start(case, *argv: str) -> Child:
+    """``argv`` running, killed after the test if it has not ended by then."""
+    child = Child(list(argv))
+    case.addCleanup(child.stop, signal.SIGKILL)
+    return child
 
 
 def refused(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+#: Chunks of the slow poem to see after the last byte of the fast one: see :class:`FastPoemIn`.
+SETTLE = 10
+
+
+class FastPoemIn:
+    """A predicate on get-poetry --json's lines: true once the fast poem (task 1) is surely in,
+    and the slow one (task 2) under way.
+
+    Most engines say so in a "finished" line. The actors engine cannot: its main process
+    reports the poems it collected at the end of the run (Part 20), so the last byte of
+    the fast poem is all its output shows. Ten chunks of the slow poem after that byte
+    are ten more rounds of the servers' reactor, which closed the fast connection in the
+    round it sent the poem, and ten more wake-ups of the client's loop, which read that
+    end in the first of them; the worker's poem message then precedes, in the main
+    process's mailbox, the chunks it prints after. Counted in events, not seconds.
+    """
+
+    def __init__(self, size: int):
+        self.size, self.fast_bytes, self.finished = size, 0, False
+        self.slow_chunks = self.slow_chunks_after = 0
+
+    def __call__(self, line: str) -> bool:
+        record = json.loads(line)
+        if record["event"] == "finished" and record["task"] == 1:
+            self.finished = True
+        elif record["event"] == "received" and record["task"] == 1:
+            self.fast_bytes += record["bytes"]
+        elif record["event"] == "received" and record["task"] == 2:
+            self.slow_chunks += 1
+            self.slow_chunks_after += self.fast_bytes >= self.size
+        # The slow poem under way too: the signal cuts it short.
+        return (self.finished and self.slow_chunks > 0) or self.slow_chunks_after >= SETTLE
 
 
 class EngineSignalTests(SynchronousTestCase):
@@ -70,14 +80,23 @@ class EngineSignalTests(SynchronousTestCase):
         for engine in ENGINES:
             for signum, status in SIGNALS.items():
                 with self.subTest(engine=engine, signal=signum.name):
-                    process = start(
-                        *command("get-poetry"), "--engine", engine, "--json", str(fast), str(slow_tree_port)
+                    child = start(
+                        self,
+                        *command("get-poetry"),
+                        "--engine",
+                        engine,
+                        "--json",
+                        str(fast),
+                        str(slow_tree_port),
                     )
-                    seen = read_until(process, lambda line: '"received"' in line and '"task": 2' in line)
-                    time.sleep(0.1)  # the fast poem is in by now, whichever engine
-                    process.send_signal(signum)
-                    out, err = finish(process)
-                    self.assertEqual(process.returncode, status, err)
+                    # The fast poem in, and the slow one under way: the events themselves, not
+                    # a pause that a loaded machine outlasts.
+                    seen = child.out.until(FastPoemIn(len(load_poem("kettle").data)))
+                    child.process.send_signal(signum)
+                    # A hang detector, not a speed test: the stop is quick, but a loaded machine
+                    # may take seconds to schedule an interpreter's exit.
+                    out, err = child.finish()
+                    self.assertEqual(child.process.returncode, status, err)
                     self.assertNotIn("Traceback", err)
                     self.assertEqual(
                         err.splitlines()[-1],
@@ -87,7 +106,7 @@ class EngineSignalTests(SynchronousTestCase):
                     finished = [json.loads(line) for line in seen + out.splitlines() if '"finished"' in line]
                     self.assertEqual([r["task"] for r in finished], [1])
                     # The slow server's connection to the client went with it.
-                    deadline = time.monotonic() + 3
+                    deadline = time.monotonic() + DEADLINE
                     while (
                         blockingCallFromThread(servers.reactor, len, slow.live)
                         and time.monotonic() < deadline
@@ -100,15 +119,15 @@ class DemoSignalTests(SynchronousTestCase):
     def test_the_demo_stops_its_servers(self):
         for signum, status in SIGNALS.items():
             with self.subTest(signal=signum.name):
-                process = start(*command("poetrynow"), "demo", "--delay", "0.05", "--engines", "select")
-                lines = read_until(process, lambda line: line.startswith("== get-poetry --engine select"))
+                child = start(self, *command("poetrynow"), "demo", "--delay", "0.05", "--engines", "select")
+                lines = child.out.until(lambda line: line.startswith("== get-poetry --engine select"))
                 ports = [
                     int(line.rsplit(" ", 1)[1].rstrip(".\n")) for line in lines if line.startswith("Serving ")
                 ]
-                read_until(process, lambda line: "got" in line)
-                process.send_signal(signum)
-                _, err = finish(process)
-                self.assertEqual(process.returncode, status, err)
+                child.out.until(lambda line: "got" in line)
+                child.process.send_signal(signum)
+                _, err = child.finish()
+                self.assertEqual(child.process.returncode, status, err)
                 self.assertNotIn("Traceback", err)
                 self.assertRegex(
                     err.splitlines()[-1],
@@ -203,7 +222,7 @@ class AsyncioStopTests(SynchronousTestCase):
         with self.assertRaises(Interrupted):
             aio.run(main(), aio.loop_factory())
         self.assertEqual(ended, ["holds_on"])
-        self.assertLess(time.monotonic() - started, 2)
+        self.assertLess(time.monotonic() - started, 15)  # not the 30 s sleeps: a hang, not a speed, test
 
 
 def volley(process: subprocess.Popen, signum: int, limit: float = 10.0) -> None:
@@ -281,11 +300,13 @@ class SecondSignalEngineTests(SynchronousTestCase):
         slow = servers.slow("lighthouse", 10, 0.05)  # always mid-poem
         for engine in ("twisted", "asyncio", "actors", "lazy"):
             with self.subTest(engine=engine):
-                process = start(*command("get-poetry"), "--engine", engine, "--json", str(slow))
-                read_until(process, lambda line: '"received"' in line)  # the first chunk is in
-                volley(process, signal.SIGINT)
-                out, err = finish(process)
-                assert_one_quiet_stop(self, process.returncode, out, err, "get-poetry: stopped by SIGINT: ")
+                child = start(self, *command("get-poetry"), "--engine", engine, "--json", str(slow))
+                child.out.until(lambda line: '"received"' in line)  # the first chunk is in
+                volley(child.process, signal.SIGINT)
+                out, err = child.finish()
+                assert_one_quiet_stop(
+                    self, child.process.returncode, out, err, "get-poetry: stopped by SIGINT: "
+                )
 
 
 class SecondSignalInTheLoopTests(SynchronousTestCase):

@@ -3,10 +3,10 @@
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
 
 from poetrynow.servers.fastpath.slowport import Pacer
 from poetrynow.servers.slow import SlowPoetryFactory, SlowPoetryProtocol
+from tests.time_limit import SynchronousTestCase
 from tests.twisted_support import poetry_service
 
 POEM = b"abcdefghijklmnopqrstuvwxy"  # 25 bytes: chunks of 10, 10, 5

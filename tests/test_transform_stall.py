@@ -13,10 +13,9 @@ import json
 import socket
 import subprocess
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.clients import ENGINES, XFORM, engines_taking
 from tests.support import ServersInAThread, ThreadedServer, command, temp_dir, write_poem
+from tests.time_limit import SynchronousTestCase
 
 #: How long a run may take before the test calls it a hang: the timeout, the poem's
 #: two trips over loopback and the interpreter's start, many times over.

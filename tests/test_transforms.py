@@ -3,12 +3,12 @@
 from twisted.internet import defer, task
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
-from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from poetrynow.clients.get_poetry import TransformFailed, TransformProxy
 from poetrynow.netstring import encode
 from poetrynow.servers.transform import TransformFactory, TransformService
 from poetrynow.transforms import TransformError, apply, backwards, cummingsify
+from tests.time_limit import SynchronousTestCase, TestCase
 from tests.twisted_support import TEST_POEM, listen
 
 

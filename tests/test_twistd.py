@@ -15,17 +15,16 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from twisted.internet import defer
-from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from poetrynow.clients.get_poetry import TransformProxy, get_poetry
 from poetrynow.poems import load_poem
 from poetrynow.transforms import cummingsify
-from tests.support import BIN, Editions, plain_twin, temp_dir
+from tests.support import BIN, Child, Editions, plain_twin, temp_dir
+from tests.time_limit import SynchronousTestCase, TestCase
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TWISTD = (
@@ -54,41 +53,32 @@ def twistd(*args: str, cwd: str, env: dict | None = None, timeout: float = 60) -
     )
 
 
-class Foreground:
+class Foreground(Child):
     """``twistd -n ...`` as a child process whose log lines (stdout) a test can wait for."""
 
     def __init__(self, case, *args: str, env: dict | None = None):
         self.cwd = temp_dir(case)
-        self.process = subprocess.Popen(
-            TWISTD + ["-n", "--pidfile", "twistd.pid"] + list(args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=self.cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-        # A server that never logs what we wait for is killed, so readline cannot hang the suite.
-        self.watchdog = threading.Timer(60, self.process.kill)
-        self.watchdog.start()
+        super().__init__(TWISTD + ["-n", "--pidfile", "twistd.pid"] + list(args), cwd=self.cwd, env=env)
         case.addCleanup(self.stop)
         self.lines: list[str] = []
 
     def wait_for(self, pattern: re.Pattern) -> re.Match:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            found = pattern.search(self.lines[-1])
-            if found:
-                return found
-        raise AssertionError(f"twistd ended before logging {pattern.pattern!r}:\n" + "\n".join(self.lines))
+        """The first log line from here on that matches; AssertionError if twistd ends, or says
+        nothing that matches within the deadline."""
+        try:
+            taken = self.out.until(lambda line: pattern.search(line) is not None)
+        except AssertionError as problem:
+            raise AssertionError(f"twistd never logged {pattern.pattern!r}: {problem}") from None
+        self.lines.extend(line.rstrip("\n") for line in taken)
+        found = pattern.search(self.lines[-1])
+        assert found is not None
+        return found
 
-    def stop(self) -> str:
+    def stop(self, sig: int = signal.SIGTERM) -> str:  # type: ignore[override]
         """SIGTERM; return the whole log."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        rest, self.stderr = self.process.communicate(timeout=30)
-        self.watchdog.cancel()
-        self.lines.extend(rest.splitlines())
+        seen = len(self.stdout)
+        super().stop(sig)
+        self.lines.extend(self.stdout[seen:].splitlines())
         return "\n".join(self.lines)
 
 

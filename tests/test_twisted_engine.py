@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, reactors, run_engine, twisted_engine
 from poetrynow.events import Finished
 from tests.support import ServersInAThread
 from tests.test_every_engine import get_poetry_main
+from tests.time_limit import SynchronousTestCase
 
 #: Seconds a run may take before the test's own timer stops its reactor: a regression
 #: (a run that hangs) then fails in seconds instead of holding the suite.
@@ -92,3 +91,38 @@ class DescriptorTests(SynchronousTestCase):
         self.addCleanup(reactors.close_reactor, reactor)
         if hasattr(__import__("select"), "epoll"):
             self.assertIsNotNone(reactors.private_poller(reactor))
+
+
+class ResetBeforeAdoptionTests(SynchronousTestCase):
+    """A server that resets the connection between the engine's two looks at the socket."""
+
+    def test_the_reset_is_reported_in_every_engines_words(self):
+        import socket
+        import struct
+        import time
+
+        from poetrynow.clients import adopt
+        from poetrynow.clients.get_poetry import describe_failure
+        from poetrynow.clients.oneshot import OneShotClientFactory
+        from poetrynow.clients.reactors import close_reactor
+        from tests.support import DEADLINE
+
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        client = socket.create_connection(listener.getsockname())
+        self.addCleanup(client.close)
+        server, _ = listener.accept()
+        server.sendall(b"half a poem")
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        server.close()  # a reset
+        deadline = time.monotonic() + DEADLINE
+        while adopt.is_connected(client) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the kernel has the reset
+        # As on a loaded machine: the socket was connected when the engine looked.
+        self.patch(adopt, "is_connected", lambda sock: True)
+        reactor = twisted_engine.new_reactor()
+        self.addCleanup(close_reactor, reactor)
+        factory = OneShotClientFactory()
+        result = adopt.adopt(factory, client, reactor, DEADLINE)
+        failure = self.failureResultOf(result)
+        self.assertEqual(describe_failure(failure.value), "Connection reset by peer")

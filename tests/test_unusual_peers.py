@@ -13,13 +13,12 @@ import os
 import signal
 from contextlib import contextmanager
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from poetrynow.netstring import encode
 from poetrynow.poems import load_poem
 from poetrynow.transforms import cummingsify
 from tests.support import Editions, Server, connect, exchange, plain_twin, read_to_end, temp_dir, write_poem
 from tests.test_twistd import SERVING, Foreground
+from tests.time_limit import SynchronousTestCase
 
 CLEAN = "closed"  # how read_to_end says the stream ended in a FIN
 

@@ -19,7 +19,6 @@ from dataclasses import replace
 
 from twisted.internet import defer, reactor, threads
 from twisted.logger import capturedLogs
-from twisted.trial.unittest import TestCase
 
 from poetrynow.address import Address
 from poetrynow.netstring import encode
@@ -30,6 +29,7 @@ from poetrynow.servers.fastpath.slowport import BareClient
 from poetrynow.servers.listen import Where
 from poetrynow.transforms import cummingsify
 from tests.support import Editions, connect, exchange, plain_twin, read_to_end
+from tests.time_limit import TestCase
 from tests.twisted_support import TEST_POEM, WatchedSlowFactory, listen
 
 HERE = Where(0, "127.0.0.1")

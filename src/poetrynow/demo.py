@@ -9,11 +9,14 @@ time, the longest schedule for one that waits on all of them at once.
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import IO, TextIO
 
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions
@@ -49,6 +52,34 @@ class RunningServer:
                 stream.close()
 
 
+#: Seconds a server may take to say its port: a hang detector, far beyond a start on a loaded machine.
+START_WITHIN = 30.0
+
+
+class ServerDidNotStart(RuntimeError):
+    """A demo server exited, or said nothing, before its listening line: the demo cannot run."""
+
+
+def first_line(pipe: IO[str], timeout: float) -> str:
+    """A child's first line; "" if it ends, or says no whole line within ``timeout`` seconds.
+
+    ``pipe.readline()`` alone waits for ever on a child that is alive but silent. The
+    bytes are read from the descriptor, past the file's buffer, which nothing has used yet.
+    """
+    fd = pipe.fileno()
+    got = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in got:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return ""
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return ""
+        got += chunk
+    return got.split(b"\n", 1)[0].decode(errors="replace") + "\n"
+
+
 def start_slow_server(poem: str, num_bytes: int, delay: float, concurrent: bool = False) -> RunningServer:
     """Start ``slowpoetry`` on a free port and read the port from its first line."""
     command = [
@@ -66,13 +97,15 @@ def start_slow_server(poem: str, num_bytes: int, delay: float, concurrent: bool 
         command.append("--concurrent")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None and process.stderr is not None
-    first = process.stdout.readline()
+    first = first_line(process.stdout, START_WITHIN)
     try:
         port = int(first.rsplit(" ", 1)[1].rstrip(".\n"))
     except (IndexError, ValueError):
         process.kill()
         process.wait()
-        raise RuntimeError(f"slowpoetry did not start: {process.stderr.read().strip() or first!r}") from None
+        said = process.stderr.read().strip().splitlines()
+        why = said[-1] if said else repr(first) if first else f"it said nothing within {START_WITHIN:g} s"
+        raise ServerDidNotStart(f"slowpoetry did not start: {why}") from None
     size = len(load_poem(poem).data)
     return RunningServer(process, Address("127.0.0.1", port), PoemSchedule(size, num_bytes, delay))
 

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve_all(p, args)
     if args.command == "demo":
-        from poetrynow.demo import DEFAULT_PICTURE, run_demo
+        from poetrynow.demo import DEFAULT_PICTURE, ServerDidNotStart, run_demo
         from poetrynow.timeline import have_matplotlib
 
         if args.no_timeline and args.timeline:
@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             during = getattr(stop, "engine", None)
             what = f"during --engine {during}, {poems_line(stop)}" if during else "while starting its servers"
             return stopped(PROG, stop, f"{what}; its servers are stopped")
+        except ServerDidNotStart as problem:
+            return error(PROG, str(problem))
     p.print_help(sys.stderr)
     return USAGE
 

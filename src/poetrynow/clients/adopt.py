@@ -15,6 +15,7 @@ kernel says how its connect ended. Cancelling waits no longer.
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Callable
 
@@ -57,9 +58,24 @@ def _take_over(factory: OneShotClientFactory, sock: socket.socket, reactor) -> N
     try:
         reactor.adoptStreamConnection(sock.fileno(), sock.family, factory)  # on a copy of the descriptor
     except OSError as problem:
-        factory.failed(Failure(problem))
+        factory.failed(Failure(_why_not_adopted(sock, problem)))
     finally:
         sock.close()
+
+
+def _why_not_adopted(sock: socket.socket, problem: OSError) -> OSError:
+    """What to report when Twisted would not take ``sock``: the socket's own error if it has one.
+
+    A server that resets the connection at once (a crash mid-poem) can do it between
+    :func:`is_connected` and the adoption, on a loaded machine. Twisted asks the socket
+    for its peer, which a reset socket no longer has ("Transport endpoint is not
+    connected"); the reset itself is the socket's pending error, and every engine says
+    "Connection reset by peer" for it. The bytes that came before the reset are not
+    counted then, as when the reset comes before the connect is seen to be done.
+    """
+    if problem.errno == errno.ENOTCONN:
+        return connect_error(sock) or problem
+    return problem
 
 
 @implementer(IWriteDescriptor)
