@@ -195,11 +195,12 @@ class Child:
         try:
             self.process.wait(limit)
         except subprocess.TimeoutExpired:
+            self.stacks()
             self.process.kill()
             self.process.wait()
             out, err = self._collect()
             raise AssertionError(
-                f"still running after {limit:.0f} s: {out[-2000:]!r} {err[-2000:]!r}"
+                f"still running after {limit:.0f} s: {out[-2000:]!r} {err[-4000:]!r}"
             ) from None
         return self._collect()
 
@@ -210,10 +211,20 @@ class Child:
         try:
             self.process.wait(limit)
         except subprocess.TimeoutExpired:
+            self.stacks()
             self.process.kill()
             self.process.wait()
         self._collect()
         return self.process.returncode
+
+    def stacks(self) -> None:
+        """Have a child that outlived its deadline print its threads' stacks on stderr (SIGUSR1,
+        stopping.stacks_on_sigusr1), so that the failure says where it hung."""
+        try:
+            self.process.send_signal(signal.SIGUSR1)
+            self.process.wait(2)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
 
 class Server(Child):

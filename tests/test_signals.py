@@ -178,7 +178,7 @@ class ServerSignalTests(Editions, SynchronousTestCase):
             for signum, status in SIGNALS.items():
                 with self.subTest(server=name, signal=signum.name):
                     server = self.server(*argv, command_name=name)
-                    self.assertEqual(server.stop(signum), status)
+                    self.assertEqual(server.stop(signum), status, server.stderr[-4000:])
                     self.assertEqual(
                         server.stderr, f"{name}: stopped by {signum.name}: no client was cut short\n"
                     )

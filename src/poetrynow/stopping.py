@@ -101,6 +101,7 @@ def interrupt_on_signals() -> None:
     raise there too.
     """
     begin()
+    stacks_on_sigusr1()
 
     def interrupt(signum, frame):
         if not _again(signum):
@@ -108,6 +109,24 @@ def interrupt_on_signals() -> None:
 
     for signum in STOPPING:
         signal.signal(signum, interrupt)
+
+
+def stacks_on_sigusr1() -> None:
+    """SIGUSR1 prints every thread's stack on stderr, and the command goes on.
+
+    For a command that does not stop when asked (it should never happen): ``kill
+    -USR1 PID`` shows where it is; the tests send it to a child that outlives its
+    deadline before they kill it, so the failure says where it hung.
+    """
+    import faulthandler
+    import sys
+
+    if not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
+        return
+    try:  # the process's own stderr, even while sys.stderr is a test's buffer
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)  # type: ignore[arg-type]
+    except (AttributeError, ValueError, OSError):  # no stderr with a descriptor (pythonw)
+        pass
 
 
 @contextmanager
