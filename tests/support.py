@@ -116,8 +116,9 @@ class Lines:
             with pipe:
                 for line in pipe:
                     self._queue.put(line)
-        except (OSError, ValueError):
-            pass  # the pipe went away under us: its end, for the reader
+        except (OSError, ValueError) as problem:  # the pipe went away under us: its end, for the reader
+            if isinstance(problem, UnicodeDecodeError):  # never: the pipe decodes with backslashreplace
+                raise
         finally:
             self._queue.put(None)
 
@@ -174,7 +175,13 @@ class Child:
 
     def __init__(self, argv: list[str], **popen: Any):
         self.process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, **popen
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="backslashreplace",  # a stray byte is shown, and never ends the reading
+            stdin=subprocess.DEVNULL,
+            **popen,
         )
         assert self.process.stdout is not None and self.process.stderr is not None
         self.out, self.err = Lines(self.process.stdout), Lines(self.process.stderr)

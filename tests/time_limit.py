@@ -17,9 +17,12 @@ CI for its 90 minutes. So each test runs with two alarms:
   one worker, whose ``_trial_temp/N/err.log`` names the test; the run ends instead of
   waiting.
 
-Under pytest these classes stand aside: pytest-timeout has armed SIGALRM already
-(pytest sets ``PYTEST_CURRENT_TEST`` while a test runs), and a second handler would
-replace its own.
+Under pytest the first alarm is pytest-timeout's (pytest sets ``PYTEST_CURRENT_TEST``
+while a test runs; a second SIGALRM handler would replace its own), and only the second
+is armed here: pytest-timeout's exception, like ours, is only logged by a Twisted
+reactor running in the test's thread, and then nothing else would end the test. An
+xdist worker that ends this way is reported as crashed, with the test's name, and
+replaced.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import signal
+import sys
 import threading
 import unittest as pyunit
 
@@ -37,11 +41,15 @@ from twisted.trial import unittest
 #: first, inside the reactor, where an exception from a signal handler would only be logged.
 LIMIT = 240.0
 #: Seconds after :data:`LIMIT` before a test that did not stop on its exception ends the process.
-GRACE = 60.0
+GRACE = 120.0
 
 
-class TimeLimitExceeded(Exception):
-    """A test ran past its time limit: raised in its thread by SIGALRM."""
+class TimeLimitExceeded(BaseException):
+    """A test ran past its time limit: raised in its thread by SIGALRM.
+
+    A BaseException, as pytest's own outcomes are, so that no ``except Exception`` in
+    the code under test takes it for one more failure of its own and goes on.
+    """
 
 
 def pytest_limits_it() -> bool:
@@ -55,20 +63,32 @@ class TimeLimited:
     time_limit = LIMIT
 
     def run(self, result):  # the unittest protocol's entry point: setUp, the test, cleanups
-        if pytest_limits_it() or threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread():
             return super().run(result)  # type: ignore[misc]
+        backstop = self.time_limit + GRACE
+        if pytest_limits_it():
+            faulthandler.dump_traceback_later(backstop, exit=True, file=sys.__stderr__)  # type: ignore[arg-type]
+            try:
+                return super().run(result)  # type: ignore[misc]
+            finally:
+                faulthandler.cancel_dump_traceback_later()
         previous = signal.signal(signal.SIGALRM, self._out_of_time)
         outer = signal.setitimer(signal.ITIMER_REAL, self.time_limit)  # a test run inside a test
-        faulthandler.dump_traceback_later(self.time_limit + GRACE, exit=True)
+        faulthandler.dump_traceback_later(backstop, exit=True, file=sys.__stderr__)  # type: ignore[arg-type]
+        self._running = True
         try:
             return super().run(result)  # type: ignore[misc]
         finally:
+            self._running = False  # an alarm from here on is too late to raise anywhere useful
             faulthandler.cancel_dump_traceback_later()
             signal.setitimer(signal.ITIMER_REAL, *outer)
             signal.signal(signal.SIGALRM, previous)
 
+    _running = False
+
     def _out_of_time(self, signum, frame) -> None:
-        raise TimeLimitExceeded(f"{self.id()} still running after {self.time_limit:g} s")  # type: ignore[attr-defined]
+        if self._running:
+            raise TimeLimitExceeded(f"{self.id()} still running after {self.time_limit:g} s")  # type: ignore[attr-defined]
 
 
 class SynchronousTestCase(TimeLimited, unittest.SynchronousTestCase):

@@ -69,9 +69,11 @@ def first_line(pipe: IO[str], timeout: float) -> str:
     fd = pipe.fileno()
     got = b""
     deadline = time.monotonic() + timeout
+    readable = select.poll()  # not select(): a descriptor past 1023 is fine
+    readable.register(fd, select.POLLIN)
     while b"\n" not in got:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        if left <= 0 or not readable.poll(left * 1000):
             return ""
         chunk = os.read(fd, 4096)
         if not chunk:
@@ -97,14 +99,25 @@ def start_slow_server(poem: str, num_bytes: int, delay: float, concurrent: bool 
         command.append("--concurrent")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None and process.stderr is not None
-    first = first_line(process.stdout, START_WITHIN)
+    try:
+        first = first_line(process.stdout, START_WITHIN)
+    except BaseException:  # Ctrl-C while it starts: it is in no list the demo stops yet
+        process.kill()
+        process.wait()
+        raise
     try:
         port = int(first.rsplit(" ", 1)[1].rstrip(".\n"))
     except (IndexError, ValueError):
+        ended = process.poll()
         process.kill()
         process.wait()
         said = process.stderr.read().strip().splitlines()
-        why = said[-1] if said else repr(first) if first else f"it said nothing within {START_WITHIN:g} s"
+        silent = (
+            f"it ended with status {ended}"
+            if ended is not None
+            else f"it said nothing within {START_WITHIN:g} s"
+        )
+        why = said[-1] if said else repr(first) if first else silent
         raise ServerDidNotStart(f"slowpoetry did not start: {why}") from None
     size = len(load_poem(poem).data)
     return RunningServer(process, Address("127.0.0.1", port), PoemSchedule(size, num_bytes, delay))

@@ -123,9 +123,11 @@ def stacks_on_sigusr1() -> None:
 
     if not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
         return
+    if sys.__stderr__ is None:  # started with stderr closed: nowhere to print them
+        return
     try:  # the process's own stderr, even while sys.stderr is a test's buffer
-        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)  # type: ignore[arg-type]
-    except (AttributeError, ValueError, OSError):  # no stderr with a descriptor (pythonw)
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+    except (AttributeError, ValueError, OSError, RuntimeError):  # no stderr with a descriptor (pythonw)
         pass
 
 
