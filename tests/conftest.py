@@ -30,8 +30,23 @@ HEAVY = {
     "tests/test_fd_exhaustion.py::FdExhaustionTests::test_no_empty_poem_passes_and_the_server_says_so_once",
 }
 #: Heavy as a whole: the commands with localhost as ::1 first, which the matrix's
-#: localhost6 cell runs (and ``make test``).
-HEAVY_MODULES = {"tests/test_localhost.py"}
+#: localhost6 cell runs (and ``make test``); two twistd copies on one port, six times
+#: over; memory measured by tracemalloc and by the peak RSS of real runs; a 10 MiB
+#: request to a transform server that never reads, for every engine.
+HEAVY_MODULES = {
+    "tests/test_localhost.py",
+    "tests/test_shared_port.py",
+    "tests/test_memory.py",
+    "tests/test_transform_stall.py",
+}
+#: Heavy by name: the twistd plugins' half-close tests (the commands' own stay light).
+HEAVY_PREFIXES = ("tests/test_unusual_peers.py::",)
+
+
+def heavy(nodeid: str) -> bool:
+    if nodeid in HEAVY or nodeid.split("::", 1)[0] in HEAVY_MODULES:
+        return True
+    return nodeid.startswith(HEAVY_PREFIXES) and "::test_twistd_" in nodeid
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.nodeid in HEAVY or item.nodeid.split("::", 1)[0] in HEAVY_MODULES:
+        if heavy(item.nodeid):
             item.add_marker(pytest.mark.heavy)
         if item.nodeid.startswith("tests/test_localhost.py"):
             item.add_marker(pytest.mark.localhost)

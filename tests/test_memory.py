@@ -128,14 +128,14 @@ class KeptMemoryTests(PyUnitTestCase):
             tracemalloc.stop()
 
     # Before: some 330 bytes kept per read (an event, a bytes object, a list's slot), so
-    # 100,000 one-byte reads held 33 MB; the bound here is a tenth of that.
+    # 50,000 one-byte reads held 16 MB; the bounds here are a tenth and a fifth of that.
     def test_one_byte_reads_keep_about_the_poem(self):
-        peak = self.reads(100_000, keep_events=False)
-        self.assertLess(peak, 2 * 100_000 + (1 << 20))
+        peak = self.reads(50_000, keep_events=False)
+        self.assertLess(peak, 2 * 50_000 + (1 << 20))
 
     def test_a_timeline_keeps_a_bounded_number_of_reads(self):
-        peak = self.reads(100_000, keep_events=True)
-        self.assertLess(peak, 2 * 100_000 + (3 << 20))
+        peak = self.reads(50_000, keep_events=True)
+        self.assertLess(peak, 2 * 50_000 + (3 << 20))
 
     def test_merged_reads_keep_every_byte_and_the_span(self):
         kept = KeptEvents()
