@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, TextIO
+from typing import IO, TYPE_CHECKING, TextIO
 
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions
@@ -26,6 +26,9 @@ from poetrynow.schedule import PoemSchedule, ideal_total
 from poetrynow.session import fetch
 from poetrynow.stopping import Interrupted
 from poetrynow.tables import format_table
+
+if TYPE_CHECKING:
+    from poetrynow.tracing import TraceFile
 
 #: The article's three servers: (poem, bytes per chunk).
 DEMO_SERVERS = [("lighthouse", 30), ("kettle", 10), ("relay", 10)]
@@ -124,9 +127,14 @@ def start_slow_server(poem: str, num_bytes: int, delay: float, concurrent: bool 
 
 
 def measure(
-    engine: str, addresses: Sequence[Address], out: TextIO, err: TextIO | None = None, progress: bool = False
+    engine: str,
+    addresses: Sequence[Address],
+    out: TextIO,
+    err: TextIO | None = None,
+    progress: bool = False,
+    trace: TraceFile | None = None,
 ) -> Summary:
-    """Run one engine against the servers, its lines going to ``out``."""
+    """Run one engine against the servers, its lines going to ``out`` (and, if asked, to ``trace``)."""
     # The terminal's stdout is looked up at each line, so a live display can redirect it.
     lines = None if out is sys.stdout else out
     return fetch(
@@ -138,6 +146,8 @@ def measure(
         print_poems=False,
         progress=progress,
         keep_events=True,  # for the timeline the demo always draws
+        trace=trace,
+        trace_name=f"{engine}: {ENGINES[engine].model}",
     )
 
 
@@ -261,9 +271,11 @@ def run_demo(
     timeline: str | None = None,
     progress: bool = False,
     picture_hint: bool = False,
+    trace: TraceFile | None = None,
 ) -> int:
     """Run the demo; ``timeline``: the picture file to write, if any (``picture_hint``: say
-    in one line how to get one, as there is no matplotlib)."""
+    in one line how to get one, as there is no matplotlib); ``trace``: where to write
+    every engine's run as a process of its own (:mod:`poetrynow.tracing`)."""
     out = out or sys.stdout
     running: list[RunningServer] = []
     try:
@@ -287,7 +299,8 @@ def run_demo(
                 flush=True,
             )
             try:
-                summary = measure(engine, addresses, out, progress=progress and out is sys.stdout)
+                live = progress and out is sys.stdout
+                summary = measure(engine, addresses, out, progress=live, trace=trace)
                 outcomes.append(Outcome(engine, summary, poems))
             except Interrupted as stop:
                 stop.engine = engine  # type: ignore[attr-defined]

@@ -7,7 +7,9 @@ report, show progress and collect events for a timeline the same way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from poetrynow import stopping
 from poetrynow.address import Address
@@ -17,6 +19,9 @@ from poetrynow.events import Event, Failed, Sink, TransformFailed
 from poetrynow.progress import live_progress
 from poetrynow.report import Summary, reporter_for
 from poetrynow.stopping import Interrupted
+
+if TYPE_CHECKING:
+    from poetrynow.tracing import TraceFile
 
 
 def fetch(
@@ -29,11 +34,15 @@ def fetch(
     print_poems: bool = True,
     progress: bool = False,
     keep_events: bool = False,
+    trace: TraceFile | None = None,
+    trace_name: str | None = None,
 ) -> Summary:
     """Run one engine with its reporter (and a live display, when asked for and possible).
 
     ``keep_events``: the summary keeps the run's events, for a timeline (bounded:
     :mod:`poetrynow.report.kept`); otherwise only the poems and the failures.
+    ``trace``: the run is also written to it, as a process named ``trace_name``
+    (:mod:`poetrynow.tracing`), its loop's waits included.
     """
     stopping.begin()  # an earlier run's stop, in a process that went on, hides nothing here
     live = live_progress(progress and not as_json)
@@ -54,18 +63,17 @@ def fetch(
         if not (stopping.requested and isinstance(event, (Failed, TransformFailed))):
             reporter.event(event)
 
-    sink: Sink = reported
-    if live is not None:
-        shown = live
-
-        def sink(event: Event) -> None:
-            shown.event(event)
-            reported(event)
+    sink: Sink = reported if live is None else tee(live.event, reported)
 
     runner = info.load()  # imports are not part of the run: time starts at the first task
+    traced = None
+    if trace is not None:
+        traced = trace.run(trace_name or f"get-poetry --engine {engine}", options.clock)
+        options = dataclasses.replace(options, watch=traced)
+        sink = tee(traced.event, sink)
     reporter.about["engine"] = engine
     if hasattr(runner, "event_loop"):
-        reporter.about["loop"] = runner.event_loop()
+        reporter.about["loop"] = runner.event_loop(options)
     reporter.begin(options.clock())
     try:
         with live if live is not None else contextlib.nullcontext(), few_collections():
@@ -79,4 +87,17 @@ def fetch(
     except Exception:  # a bug outside every task: what was written goes out before the caller's line
         reporter.stop_flushing()
         raise
+    finally:
+        if traced is not None:
+            traced.close()
     return reporter.end(options.clock())
+
+
+def tee(first: Sink, then: Sink) -> Sink:
+    """A sink that hands each event to ``first``, then to ``then``."""
+
+    def both(event: Event) -> None:
+        first(event)
+        then(event)
+
+    return both

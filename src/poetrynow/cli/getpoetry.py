@@ -120,6 +120,13 @@ def parser() -> argparse.ArgumentParser:
         help="draw the run to FILE (.png or .svg; needs poetrynow[plot]), or, with -, as text after it",
     )
     p.add_argument(
+        "--trace",
+        metavar="FILE",
+        default=None,
+        help="write the run to FILE in the Trace Event Format: its reads, its loop's waits, its "
+        "threads (open it in https://ui.perfetto.dev or chrome://tracing)",
+    )
+    p.add_argument(
         "--progress",
         action="store_true",
         help="a live table of the tasks while they run (on a terminal; needs poetrynow[progress])",
@@ -167,6 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         show_debug_log()
     if problem := timeline_problem(args.timeline):
         return error(PROG, problem, USAGE)
+    trace = None
+    if args.trace:
+        from poetrynow.tracing import TraceFile
+
+        try:
+            trace = TraceFile.create(args.trace)
+        except OSError as failure:
+            return error(PROG, f"cannot write the trace to {args.trace}: {describe_error(failure)}", USAGE)
     raise_fd_limit()
     interrupt_on_signals()
     options = EngineOptions(
@@ -187,12 +202,16 @@ def main(argv: list[str] | None = None) -> int:
             print_poems=args.print_poems,
             progress=args.progress,
             keep_events=bool(args.timeline),
+            trace=trace,
         )
     except Interrupted as stop:
         return stopped(PROG, stop, poems_line(stop))
     except Exception as bug:  # a bug outside every task (the engine's start-up): the run, not one task
         unexpected(bug, ())
         return error(PROG, f"the {args.engine} engine failed: {describe_error(bug)}", FAILED)
+    finally:
+        if trace is not None:
+            trace.close()  # valid JSON however the run ended
     if args.timeline:
         from poetrynow.timeline import (
             Panel,

@@ -20,6 +20,7 @@ from poetrynow.cli.common import (
     timeline_problem,
 )
 from poetrynow.clients import ENGINES
+from poetrynow.events import describe_error
 from poetrynow.poems import bundled_poems
 from poetrynow.tables import format_table
 
@@ -68,6 +69,13 @@ def parser() -> argparse.ArgumentParser:
         "--no-timeline",
         action="store_true",
         help="write no picture file (the text timeline is still printed)",
+    )
+    demo.add_argument(
+        "--trace",
+        metavar="FILE",
+        default=None,
+        help="write every engine's run to FILE in the Trace Event Format, a process each "
+        "(open it in https://ui.perfetto.dev or chrome://tracing)",
     )
     demo.add_argument(
         "--progress",
@@ -195,14 +203,24 @@ def main(argv: list[str] | None = None) -> int:
         if picture is None and not args.no_timeline and have_matplotlib():
             picture = DEFAULT_PICTURE
         hint = picture is None and not args.no_timeline
+        trace = None
+        if args.trace:
+            from poetrynow.tracing import TraceFile
+
+            try:
+                trace = TraceFile.create(args.trace)
+            except OSError as failure:
+                why = describe_error(failure)
+                return error(PROG, f"cannot write the trace to {args.trace}: {why}", USAGE)
         interrupt_on_signals()
         try:
-            return run_demo(
+            status = run_demo(
                 delay=args.delay,
                 engines=args.engines,
                 timeline=picture,
                 progress=args.progress,
                 picture_hint=hint,
+                trace=trace,
             )
         except Interrupted as stop:
             during = getattr(stop, "engine", None)
@@ -210,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
             return stopped(PROG, stop, f"{what}; its servers are stopped")
         except ServerDidNotStart as problem:
             return error(PROG, str(problem))
+        finally:
+            if trace is not None:
+                trace.close()
+        if trace is not None:
+            print(f"\nThe trace is in {args.trace}: open it in https://ui.perfetto.dev.", flush=True)
+        return status
     p.print_help(sys.stderr)
     return USAGE
 

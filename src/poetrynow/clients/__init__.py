@@ -15,12 +15,15 @@ import time
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from poetrynow.address import Address
 from poetrynow.clients.errors import DEFAULT_MAX_BYTES, NETWORK_FAILURES
 from poetrynow.collector import few_collections
 from poetrynow.events import Sink, describe_error
+
+if TYPE_CHECKING:
+    from poetrynow.clients.watching import LoopWatch
 
 #: Bytes asked for in one read, by every engine.
 READ_SIZE = 65536
@@ -68,6 +71,8 @@ class EngineOptions:
     max_bytes: int | None = DEFAULT_MAX_BYTES
     #: A poem of any other length fails its task (``--expect-bytes``).
     expect_bytes: int | None = None
+    #: Told of each wait in the engine's loop, for a trace (``--trace``); None: not watched.
+    watch: LoopWatch | None = None
 
 
 class Engine(Protocol):
@@ -75,8 +80,8 @@ class Engine(Protocol):
 
     def run(self, addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None: ...
 
-    # An engine that runs an event loop may also say which: ``def event_loop() -> str``,
-    # for ``--json``'s summary (uvloop or asyncio, the reactor's class).
+    # An engine that runs an event loop may also say which, for ``--json``'s summary
+    # (uvloop or asyncio, the reactor's class): ``def event_loop(options=None) -> str``.
 
 
 #: The optional settings an engine may honour (the names of EngineOptions fields).

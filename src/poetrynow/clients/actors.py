@@ -118,7 +118,7 @@ async def collect_poems(
 
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
-    Runtime().run(collect_poems, list(addresses), options, sink, loop_factory=aio.loop_factory())
+    Runtime().run(collect_poems, list(addresses), options, sink, loop_factory=aio.loop_factory(options.watch))
 
 
 event_loop = aio.event_loop

@@ -17,16 +17,23 @@ from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 
 from poetrynow.address import Address, targets
-from poetrynow.clients import READ_SIZE
+from poetrynow.clients import READ_SIZE, EngineOptions
 from poetrynow.clients.connect import Attempts, Dialled, connect_error, dial, is_connected
+from poetrynow.clients.watching import LoopWatch, TimedSelector
 from poetrynow.stopping import Interrupted, loop_stopped_by_signals
 
 #: How long a stopped run may take to cancel its tasks.
 STOP_WITHIN = 1.0
 
 
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when it is installed (the ``speed`` extra), else None (asyncio's own)."""
+def loop_factory(watch: LoopWatch | None = None) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (the ``speed`` extra), else None (asyncio's own).
+
+    A watched run (``--trace``) is on asyncio's own loop, over a selector that
+    times its waits: uvloop waits inside libuv, where Python cannot see it.
+    """
+    if watch is not None:
+        return lambda: asyncio.SelectorEventLoop(TimedSelector(watch))
     try:
         import uvloop
     except ImportError:
@@ -34,9 +41,10 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def event_loop() -> str:
-    """The loop a run is on, for ``--json``'s summary."""
-    return "uvloop" if loop_factory() is not None else "asyncio"
+def event_loop(options: EngineOptions | None = None) -> str:
+    """The loop a run is on, for ``--json``'s summary (a traced run is on asyncio's own)."""
+    watched = options is not None and options.watch is not None
+    return "uvloop" if not watched and loop_factory() is not None else "asyncio"
 
 
 def run(

@@ -58,7 +58,7 @@ async def get_all(tasks: Sequence[PoemTask], options: EngineOptions) -> None:
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     tasks = tasks_for(addresses, sink, options)
-    aio.run(get_all(tasks, options), loop_factory())
+    aio.run(get_all(tasks, options), loop_factory(options.watch))
 
 
 __all__ = ["event_loop", "loop_factory", "run"]

@@ -12,6 +12,7 @@ from poetrynow.address import Address
 from poetrynow.clients import READ_SIZE, EngineOptions, read_failure
 from poetrynow.clients.connect import open_blocking
 from poetrynow.clients.task import PoemTask, tasks_for
+from poetrynow.clients.watching import timed_recv
 from poetrynow.clients.xform import transform_blocking
 from poetrynow.events import Sink, describe_error
 
@@ -31,7 +32,7 @@ def get_poetry(task: PoemTask, options: EngineOptions) -> None:
     task.connected()
     with sock:
         try:
-            while data := sock.recv(READ_SIZE):
+            while data := timed_recv(sock, READ_SIZE, options.watch):
                 task.got(data)
         except OSError as error:  # TimeoutError too: the socket's timeout is --timeout
             task.failed(read_failure(error, options.timeout))

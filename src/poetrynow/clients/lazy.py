@@ -161,7 +161,7 @@ async def get_poetry(tasks: Sequence[PoemTask], options: EngineOptions, sink: Si
 
 def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> None:
     tasks = tasks_for(addresses, sink, options)
-    aio.run(get_poetry(tasks, options, sink), aio.loop_factory())
+    aio.run(get_poetry(tasks, options, sink), aio.loop_factory(options.watch))
 
 
 event_loop = aio.event_loop

@@ -17,6 +17,7 @@ from poetrynow.address import Address, resolve
 from poetrynow.clients import READ_SIZE, EngineOptions, no_data
 from poetrynow.clients.connect import Attempts, Dialled, connect_error, start_all
 from poetrynow.clients.task import PoemTask, tasks_for
+from poetrynow.clients.watching import TimedSelector
 from poetrynow.events import Sink, describe_error
 
 READS_PER_PASS = 16
@@ -39,7 +40,8 @@ class SelectLoop:
 
     def __init__(self, options: EngineOptions):
         self.options = options
-        self.selector = selectors.DefaultSelector()
+        # Watched for a trace (--trace): the same selector, its waits timed.
+        self.selector = selectors.DefaultSelector() if options.watch is None else TimedSelector(options.watch)
         self.resolved: dict = {}
         #: When a download may next have been idle too long; no sweep before then.
         self.next_sweep = float("-inf")

@@ -120,13 +120,29 @@ class PoemTask:
         self.sink(event)
         return event
 
-    def transformed(self, transform: str) -> None:
-        self.sink(Transformed(task=self.task, address=self.address, transform=transform, t=self.clock()))
+    def transformed(self, transform: str, began: float | None = None) -> None:
+        """The transform server answered; ``began``: when the request was made."""
+        self.sink(
+            Transformed(
+                task=self.task,
+                address=self.address,
+                transform=transform,
+                t=self.clock(),
+                thread=current_thread().name,
+                began=began,
+            )
+        )
 
-    def transform_failed(self, transform: str, reason: str) -> None:
+    def transform_failed(self, transform: str, reason: str, began: float | None = None) -> None:
         self.sink(
             TransformFailed(
-                task=self.task, address=self.address, transform=transform, reason=reason, t=self.clock()
+                task=self.task,
+                address=self.address,
+                transform=transform,
+                reason=reason,
+                t=self.clock(),
+                thread=current_thread().name,
+                began=began,
             )
         )
 

@@ -29,6 +29,7 @@ from poetrynow.clients.get_poetry import TWISTED_FAILURES, describe_failure, get
 from poetrynow.clients.reactors import close_reactor, stop_reactor
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.transform_proxy import TransformProxy
+from poetrynow.clients.watching import watch_reactor
 from poetrynow.events import Sink
 from poetrynow.stopping import Interrupted, loop_stopped_by_signals
 
@@ -49,7 +50,7 @@ def new_reactor():
     return reactor_class()()
 
 
-def event_loop() -> str:
+def event_loop(options: EngineOptions | None = None) -> str:
     return reactor_class().__name__
 
 
@@ -74,13 +75,14 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
             task.failed(describe_failure(problem))
             return
         if proxy is not None:
+            asked = options.clock()
             try:
                 poem = yield proxy.xform(options.transform, poem)
             except Exception as problem:
                 unexpected(problem, TWISTED_FAILURES)
-                task.transform_failed(options.transform, describe_failure(problem))
+                task.transform_failed(options.transform, describe_failure(problem), began=asked)
             else:
-                task.transformed(options.transform)
+                task.transformed(options.transform, began=asked)
         task.finished(poem)
 
     def start():
@@ -100,10 +102,13 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
     # A signal stops the reactor (closing every connection) and is raised after; what
     # the closing does to the downloads under way, the session leaves out.
     reactor.callWhenRunning(lambda: defer.maybeDeferred(start).addErrback(start_failed))
+    unwatch = watch_reactor(reactor, options.watch) if options.watch is not None else None
     try:
         with loop_stopped_by_signals(reactor.callFromThread, lambda: stop_reactor(reactor)) as caught:
             reactor.run(installSignalHandlers=False)
     finally:
+        if unwatch is not None:
+            unwatch()
         close_reactor(reactor)
     if caught:
         raise Interrupted(caught[0])

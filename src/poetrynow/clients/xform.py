@@ -103,26 +103,28 @@ async def send(writer: asyncio.StreamWriter, data: bytes, timeout: float | None)
 def transform_blocking(task: PoemTask, poem: bytes, options: EngineOptions) -> bytes:
     """Send a task's poem through ``options.xform``; report how it went; return the poem to keep."""
     assert options.xform is not None
+    asked = options.clock()
     try:
         answer = xform_blocking(options.xform, options.transform, poem, options.timeout)
     except Exception as problem:  # any failure keeps the original poem
-        return _kept(task, options, problem, poem)
-    task.transformed(options.transform)
+        return _kept(task, options, problem, poem, asked)
+    task.transformed(options.transform, began=asked)
     return answer
 
 
 async def transform_async(task: PoemTask, poem: bytes, options: EngineOptions) -> bytes:
     """:func:`transform_blocking` for coroutines."""
     assert options.xform is not None
+    asked = options.clock()
     try:
         answer = await xform_async(options.xform, options.transform, poem, options.timeout)
     except Exception as problem:
-        return _kept(task, options, problem, poem)
-    task.transformed(options.transform)
+        return _kept(task, options, problem, poem, asked)
+    task.transformed(options.transform, began=asked)
     return answer
 
 
-def _kept(task: PoemTask, options: EngineOptions, problem: Exception, poem: bytes) -> bytes:
+def _kept(task: PoemTask, options: EngineOptions, problem: Exception, poem: bytes, asked: float) -> bytes:
     unexpected(problem)
-    task.transform_failed(options.transform, describe_error(problem))
+    task.transform_failed(options.transform, describe_error(problem), began=asked)
     return poem
