@@ -11,16 +11,28 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
+import signal
 import types
 from typing import ClassVar
+from unittest import skipUnless
 
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions
 from poetrynow.clients.watching import ITERATION, TimedPoller, watch_reactor
-from poetrynow.events import Connected, Failed, Finished, Received, Started, Transformed, TransformFailed
+from poetrynow.events import (
+    Connected,
+    Failed,
+    Finished,
+    Received,
+    Restarted,
+    Started,
+    Transformed,
+    TransformFailed,
+)
 from poetrynow.session import fetch
 from poetrynow.tracing import TraceFile
-from tests.support import DEADLINE, ServersInAThread, run, temp_dir
+from tests.support import DEADLINE, Child, ServersInAThread, StallingServer, command, run, temp_dir
 from tests.time_limit import SynchronousTestCase
 from tests.trace_format import TraceProblem, check_event, check_trace, slices, thread_names
 
@@ -36,11 +48,9 @@ class FakeClock:
 
 
 def written(trace: TraceFile) -> dict:
-    stream = trace.stream
-    trace.stream = io.StringIO()  # close() closes it; keep what was written
-    text = stream.getvalue()
+    """What the trace wrote, closed as a command closes it (a stream it did not open stays open)."""
     trace.close()
-    return json.loads(text + "\n]}\n")
+    return json.loads(trace.stream.getvalue())
 
 
 class FormatTests(SynchronousTestCase):
@@ -77,12 +87,60 @@ class FormatTests(SynchronousTestCase):
         wait = slices(events, cat="wait")[0]
         self.assertEqual((wait["name"], wait["args"]), ("epoll", {"ready": 1}))
         self.assertEqual(
-            [(e["ph"], e["ts"]) for e in events if e.get("cat") == "transform" and e["id"] == 1],
+            [(e["ph"], e["ts"]) for e in events if e.get("cat") == "transform" and e["id2"] == {"local": 1}],
             [("b", 800000.0), ("e", 1000000.0)],
         )
         self.assertEqual(sorted(thread_names(events, 1).values()), ["main thread", "thread 1"])
         names = [e["name"] for e in events if e["ph"] == "i"]
         self.assertEqual(names, ["start", "connected", "finished", "start", "failed"])
+
+    def test_a_restart_sets_the_tasks_counter_back_to_nothing(self):
+        trace = TraceFile(io.StringIO())
+        run_trace = trace.run("actors", FakeClock())
+        run_trace.event(Received(task=1, address=HERE, t=100.0, nbytes=7, thread="MainThread"))
+        run_trace.event(
+            Restarted(task=1, address=HERE, t=100.1, reason="crash", attempt=1, limit=2, thread="MainThread")
+        )
+        run_trace.event(Received(task=1, address=HERE, t=100.2, nbytes=3, thread="MainThread"))
+        run_trace.close()
+        events = check_trace(written(trace))
+        self.assertEqual([e["args"]["bytes"] for e in events if e["ph"] == "C"], [7, 0, 3])
+        self.assertEqual({e["name"] for e in events if e["ph"] == "C"}, {"task 1"})
+
+    def test_past_its_limit_a_trace_says_so_once_and_stays_valid(self):
+        trace = TraceFile(io.StringIO(), most=5)
+        run_trace = trace.run("select", FakeClock())
+        for n in range(20):
+            run_trace.event(Received(task=1, address=HERE, t=100.0 + n, nbytes=1, thread="MainThread"))
+        run_trace.close()
+        events = check_trace(written(trace))
+        self.assertTrue(trace.truncated)
+        notices = [e for e in events if e["ph"] == "i" and e["name"].startswith("trace truncated")]
+        self.assertEqual(len(notices), 1)
+        self.assertEqual(thread_names(events, 1), {1: "main thread"})  # the names are written past the limit
+
+    def test_a_trace_that_cannot_be_written_stops_and_says_why(self):
+        class Full(io.StringIO):
+            def write(self, text):
+                if self.tell() > 200:
+                    raise OSError(28, "No space left on device")
+                return super().write(text)
+
+        trace = TraceFile(Full())
+        run_trace = trace.run("select", FakeClock())
+        for n in range(50):  # the run goes on: a trace never fails a poem
+            run_trace.event(Received(task=1, address=HERE, t=100.0 + n, nbytes=1, thread="MainThread"))
+        run_trace.close()
+        trace.close()
+        self.assertEqual(trace.error.errno, 28)
+
+    def test_a_thread_telling_of_a_wait_after_the_close_is_ignored(self):
+        trace = TraceFile(io.StringIO())
+        run_trace = trace.run("threads", FakeClock())
+        run_trace.close()
+        document = written(trace)
+        run_trace.waited(100.0, 101.0, "recv")  # a worker still in recv when Ctrl-C came
+        self.assertEqual(json.loads(trace.stream.getvalue()), document)
 
     def test_each_run_is_a_process_on_one_time_axis(self):
         clock = FakeClock(50.0)
@@ -168,17 +226,26 @@ class ReactorWatchTests(SynchronousTestCase):
         self.watch = types.SimpleNamespace(clock=FakeClock(), waited=lambda *wait: self.waits.append(wait))
 
     def test_the_poller_is_timed_and_given_back(self):
-        poller = types.SimpleNamespace(
-            poll=lambda timeout, most: [(5, 1), (6, 1)], register=lambda *a: "kept"
-        )
+        poller = select.poll()
         reactor = types.SimpleNamespace(_poller=poller)
         undo = watch_reactor(reactor, self.watch)
         self.assertIsInstance(reactor._poller, TimedPoller)
-        self.assertEqual(reactor._poller.poll(1.0, 10), [(5, 1), (6, 1)])
-        self.assertEqual(reactor._poller.register(3), "kept")  # the rest is the poller's own
-        self.assertEqual(self.waits, [(100.0, 100.0, "simplenamespace", 2)])
+        self.assertEqual(reactor._poller.poll(0), [])
+        self.assertEqual(reactor._poller.register, poller.register)  # the rest is the poller's own
+        self.assertEqual(self.waits, [(100.0, 100.0, "poll", 0)])
         undo()
         self.assertIs(reactor._poller, poller)
+
+    def test_a_poller_of_another_kind_is_left_alone(self):
+        iterations: list = []
+        reactor = types.SimpleNamespace(
+            _poller=types.SimpleNamespace(poll=lambda *a: ()), doIteration=iterations.append
+        )
+        undo = watch_reactor(reactor, self.watch)
+        self.assertNotIsInstance(reactor._poller, TimedPoller)
+        reactor.doIteration(0.1)
+        self.assertEqual((iterations, self.waits), ([0.1], [(100.0, 100.0, ITERATION)]))
+        undo()
 
     def test_without_the_private_poller_each_iteration_is_timed(self):
         iterations: list = []
@@ -219,6 +286,8 @@ class EveryEngineTests(SynchronousTestCase):
         "asyncio": SELECTORS,
         "threads": {"recv"},
         "blocking": {"recv"},
+        "actors": SELECTORS,
+        "lazy": SELECTORS,
     }
 
     def setUp(self):
@@ -227,15 +296,11 @@ class EveryEngineTests(SynchronousTestCase):
         self.addresses = [Address("127.0.0.1", port) for port in ports]
 
     def traced(self, engine: str, **settings) -> tuple[list[dict], object]:
-        stream = io.StringIO()
-        trace = TraceFile(stream)
+        trace = TraceFile(io.StringIO())
         options = EngineOptions(timeout=DEADLINE, **settings)
         quiet = {"out": io.StringIO(), "err": io.StringIO(), "print_poems": False}
         summary = fetch(engine, self.addresses, options, trace=trace, **quiet)
-        text = stream.getvalue()
-        trace.stream = io.StringIO()
-        trace.close()
-        return check_trace(json.loads(text + "\n]}\n")), summary
+        return check_trace(written(trace)), summary
 
     def test_every_engine(self):
         for engine in ENGINES:
@@ -269,7 +334,9 @@ class EveryEngineTests(SynchronousTestCase):
         for engine in ("twisted", "asyncio", "threads"):
             with self.subTest(engine=engine):
                 events, _ = self.traced(engine, xform=xform, transform="shout")
-                begun = sorted(e["id"] for e in events if e["ph"] == "b" and e["cat"] == "transform")
+                begun = sorted(
+                    e["id2"]["local"] for e in events if e["ph"] == "b" and e["cat"] == "transform"
+                )
                 self.assertEqual(begun, [1, 2, 3])
 
 
@@ -298,6 +365,36 @@ class CommandTests(SynchronousTestCase):
                 self.assertEqual(done.returncode, 2)
                 self.assertEqual(len(done.stderr.splitlines()), 1, done.stderr)
                 self.assertIn("cannot write the trace", done.stderr)
+
+    def test_ctrl_c_leaves_a_valid_trace_with_the_threads_still_waiting(self):
+        server = StallingServer(b"a first line\n")
+        self.addCleanup(server.close)
+        path = os.path.join(self.dir, "stopped.json")
+        argv = command("get-poetry") + ["--engine", "threads", "--trace", path] + [str(server.port)] * 3
+        child = Child(argv)
+        self.addCleanup(child.stop)
+        begun: set[str] = set()
+
+        def every_task_read(line: str) -> bool:
+            if " got " in line:
+                begun.add(line.split(":")[0])
+            return len(begun) == 3
+
+        child.out.until(every_task_read)  # every poem begun: the three threads wait in recv
+        status = child.stop(signal.SIGINT)
+        self.assertEqual(status, 130)
+        with open(path) as trace:
+            events = check_trace(json.load(trace))
+        self.assertEqual(sorted(thread_names(events, 1).values()), ["thread 1", "thread 2", "thread 3"])
+
+    @skipUnless(os.path.exists("/dev/full"), "needs /dev/full (Linux)")
+    def test_a_full_disk_is_one_line_and_exit_one_but_the_poems_arrive(self):
+        port = self.servers.slow("kettle", 300, 0.002)
+        done = run("get-poetry", "--engine", "select", "--trace", "/dev/full", str(port))
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("Got 1 poem", done.stdout)  # the run itself went on
+        self.assertEqual(len(done.stderr.splitlines()), 1, done.stderr)
+        self.assertIn("the trace in /dev/full is incomplete", done.stderr)
 
     def test_the_demo_puts_each_engine_in_a_process_of_its_own(self):
         path = os.path.join(self.dir, "demo.json")

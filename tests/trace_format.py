@@ -75,7 +75,10 @@ def check_event(event: dict) -> None:
         args = event.get("args")
         need(isinstance(args, dict) and args and all(number(v) for v in args.values()), "counter args")
     if ph in ("b", "e"):
-        need(isinstance(event.get("cat"), str) and "id" in event, "async event without cat and id")
+        need(
+            isinstance(event.get("cat"), str) and ("id" in event or "id2" in event),
+            "async event without cat and id",
+        )
 
 
 def check_names(events: list[dict]) -> None:
@@ -86,14 +89,17 @@ def check_names(events: list[dict]) -> None:
             continue
         if e["pid"] not in processes:
             raise TraceProblem(f"process {e['pid']} has no name")
-        if e["ph"] in ("X", "i") and (e["pid"], e["tid"]) not in threads:
+        on_a_thread = e["ph"] == "X" or (e["ph"] == "i" and e["s"] == "t")
+        if on_a_thread and (e["pid"], e["tid"]) not in threads:
             raise TraceProblem(f"thread {e['pid']}/{e['tid']} has no name")
 
 
 def check_async(events: list[dict]) -> None:
     open_: dict[tuple, float] = {}
     for e in events:
-        key = (e.get("pid"), e.get("cat"), e.get("id"), e.get("name"))
+        # A plain id is global, an id2's "local" id is the process's own (a viewer pairs them so).
+        local = e.get("id2", {}).get("local") if isinstance(e.get("id2"), dict) else None
+        key = (e.get("pid") if local is not None else None, e.get("cat"), e.get("id", local), e.get("name"))
         if e["ph"] == "b":
             if key in open_:
                 raise TraceProblem(f"async slice begun twice: {key}")

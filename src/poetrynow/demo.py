@@ -232,6 +232,16 @@ def verdict(outcomes: Sequence[Outcome], schedules: Sequence[PoemSchedule]) -> s
     return "\n".join(lines)
 
 
+def uvloop_set_aside(engines: Sequence[str]) -> str:
+    """The engines a trace moves off uvloop, as words ("asyncio and lazy"); "" if none."""
+    from poetrynow.clients.aio import loop_factory
+
+    if loop_factory() is None:
+        return ""
+    moved = [engine for engine in engines if engine in ("asyncio", "actors", "lazy")]
+    return " and ".join(filter(None, [", ".join(moved[:-1]), moved[-1]])) if moved else ""
+
+
 #: Where ``make demo`` leaves its picture, unless told otherwise.
 DEFAULT_PICTURE = "demo-timeline.png"
 
@@ -288,6 +298,9 @@ def run_demo(
                 file=out,
                 flush=True,
             )
+        if trace is not None and (swapped := uvloop_set_aside(engines)):
+            print(f"Traced, {swapped} run on asyncio's own loop, not uvloop: uvloop waits where a trace "
+                  "cannot see it.", file=out, flush=True)  # fmt: skip
         addresses = [server.address for server in running]
         schedules = [server.schedule for server in running]
         poems = [load_poem(poem).data for poem, _ in servers]

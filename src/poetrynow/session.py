@@ -74,6 +74,8 @@ def fetch(
     reporter.about["engine"] = engine
     if hasattr(runner, "event_loop"):
         reporter.about["loop"] = runner.event_loop(options)
+        if traced is not None:  # a traced asyncio run is not on uvloop: the trace says which loop it is
+            traced.name += f" [{reporter.about['loop']}]"
     reporter.begin(options.clock())
     try:
         with live if live is not None else contextlib.nullcontext(), few_collections():

@@ -132,6 +132,25 @@ def stacks_on_sigusr1() -> None:
 
 
 @contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait (in this thread) until the block is done, then arrive.
+
+    For a few writes that must not be cut in two, a file's closing lines say: a
+    Ctrl-C that lands between them would leave it broken. Where the system cannot
+    hold signals, the block runs as it is.
+    """
+    hold = getattr(signal, "pthread_sigmask", None)
+    if hold is None:
+        yield
+        return
+    before = hold(signal.SIG_BLOCK, STOPPING)
+    try:
+        yield
+    finally:
+        hold(signal.SIG_SETMASK, before)
+
+
+@contextmanager
 def loop_stopped_by_signals(
     call_in_loop: Callable[[Callable[[], object]], object], stop: Callable[[], object]
 ) -> Iterator[list[int]]:

@@ -45,11 +45,15 @@ from poetrynow.events import (
     Transformed,
     TransformFailed,
 )
+from poetrynow.stopping import signals_held
 from poetrynow.timeline.rows import MAIN
 
 #: The unit a viewer shows times in; the file's own are always microseconds.
 DISPLAY_UNIT = "ms"
 MAIN_THREAD = "MainThread"
+#: Events written at most: a server trickling a poem a byte a read would otherwise make a
+#: file of some 200 bytes per byte of poem. Past it, one instant says so and the rest are left out.
+MOST_EVENTS = 2_000_000
 
 
 def micros(seconds: float) -> float:
@@ -61,30 +65,61 @@ class TraceFile:
     """One trace file, open for a command's whole life; a :class:`RunTrace` per run in it.
 
     ``origin`` (on the runs' clock) is time zero; the first run to begin sets it
-    unless it was given.
+    unless it was given. Writing never fails a run: a file that cannot be written
+    (a full disk) stops the trace, and :attr:`error` says why, for the command's
+    one line after the run.
     """
 
-    def __init__(self, stream: IO[str], origin: float | None = None):
+    def __init__(self, stream: IO[str], origin: float | None = None, most: int = MOST_EVENTS):
         self.stream = stream
         self.origin = origin
+        self.most = most
         self.runs = 0
+        self.written = 0
+        #: True once the trace reached :attr:`most` events and left the rest out.
+        self.truncated = False
+        self.error: OSError | None = None
+        self.closed = False
+        self._owned = False
         self._lock = threading.Lock()
         self._comma = ""
         about = {"tool": "poetrynow", "version": __version__}
-        stream.write(
+        self._write(
             f'{{"displayTimeUnit": "{DISPLAY_UNIT}", "otherData": {json.dumps(about)}, "traceEvents": [\n'
         )
 
     @classmethod
     def create(cls, path: str) -> TraceFile:
         """Open ``path`` for writing (OSError, for the command's one line, if it cannot be)."""
-        return cls(open(path, "w", encoding="utf-8"))  # closed by close()
+        trace = cls(open(path, "w", encoding="utf-8"))  # noqa: SIM115 (closed by close(), at the command's end)
+        trace._owned = True
+        return trace
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+        except (OSError, ValueError) as problem:  # ValueError: closed under us
+            self.closed = True
+            if self.error is None:
+                self.error = problem if isinstance(problem, OSError) else OSError(str(problem))
 
     def add(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, separators=(",", ":"))
         with self._lock:
-            self.stream.write(self._comma + line)
-            self._comma = ",\n"
+            if self.closed:
+                return  # a thread's last wait, after the run was closed
+            if record["ph"] != "M":  # names are few, and a track without its name is no use
+                if self.truncated:
+                    return
+                if self.written >= self.most:
+                    self.truncated = True  # one global instant says so, where it happened
+                    line = json.dumps(
+                        {"ph": "i", "s": "g", "name": f"trace truncated at {self.most:,} events",
+                         "pid": record["pid"], "tid": record.get("tid", 1), "ts": record["ts"]}
+                    )  # fmt: skip
+            self._write(self._comma + line)
+            self._comma = ",\n"  # after the first record, the same each time: a signal between is harmless
+            self.written += 1
 
     def run(self, name: str, clock: Callable[[], float]) -> RunTrace:
         """A new process in the trace, named ``name``, for one run on ``clock``."""
@@ -92,15 +127,25 @@ class TraceFile:
         if self.origin is None:
             self.origin = clock()
         pid = self.runs
-        self.add({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": name}})
-        self.add({"ph": "M", "name": "process_sort_index", "pid": pid, "args": {"sort_index": pid}})
-        return RunTrace(self, pid, self.origin, clock)
+        with signals_held():  # the file's first record may be this one: its comma must not be lost
+            self.add({"ph": "M", "name": "process_sort_index", "pid": pid, "args": {"sort_index": pid}})
+        return RunTrace(self, pid, self.origin, clock, name)
 
     def close(self) -> None:
-        """End the JSON; a file closed mid-run is still valid, with what came before."""
-        with self._lock:
-            self.stream.write("\n]}\n")
-        self.stream.close()
+        """End the JSON; a file closed mid-run is still valid, with what came before.
+
+        Held from signals and from the other threads: a threads engine's workers,
+        stopped by Ctrl-C, may still be telling of their last wait.
+        """
+        with signals_held(), self._lock:
+            if not self.closed:
+                self._write("\n]}\n")
+                self.closed = True
+            if self._owned:
+                try:
+                    self.stream.close()
+                except OSError as problem:  # the last of the buffer would not go
+                    self.error = self.error or problem
 
 
 class RunTrace:
@@ -111,8 +156,11 @@ class RunTrace:
     it is known which task each thread did first.
     """
 
-    def __init__(self, trace: TraceFile, pid: int, origin: float, clock: Callable[[], float]):
+    def __init__(self, trace: TraceFile, pid: int, origin: float, clock: Callable[[], float], name: str):
         self.trace, self.pid, self.origin = trace, pid, origin
+        #: The process's name, written as the run closes: the caller may add to it meanwhile.
+        self.name = name
+        self.closed = False
         #: The run's clock: what the engine's waits are timed with.
         self.clock = clock
         self._tids: dict[str, int] = {}
@@ -151,6 +199,8 @@ class RunTrace:
 
         ``ready``: how many sockets the wait returned, when the call says.
         """
+        if self.closed:
+            return  # a worker thread's last wait, after the run (stopped by a signal) was closed
         args = {} if ready is None else {"ready": ready}
         self._slice(call, "wait", self._tid(""), began, ended, args)
 
@@ -162,10 +212,7 @@ class RunTrace:
             began = e.began if e.began is not None else e.t
             self._slice("read", "read", tid, began, e.t, {**where, "bytes": e.nbytes})
             total = self._bytes[e.task] = self._bytes.get(e.task, 0) + e.nbytes
-            self.trace.add(
-                {"ph": "C", "name": f"task {e.task} bytes", "pid": self.pid, "tid": tid, "ts": self._ts(e.t),
-                 "args": {"bytes": total}}
-            )  # fmt: skip
+            self._counter(e.task, e.t, total)
         elif isinstance(e, (Transformed, TransformFailed)):
             self._transform(e, tid, where)
         elif isinstance(e, Started):
@@ -178,14 +225,23 @@ class RunTrace:
             self._instant("failed", tid, e.t, {**where, "reason": e.reason, "received": e.received})
         elif isinstance(e, Restarted):
             self._instant("restarted", tid, e.t, {**where, "reason": e.reason, "attempt": e.attempt})
+            self._bytes[e.task] = 0  # the restarted process reads the poem from its start
+            self._counter(e.task, e.t, 0)
+
+    def _counter(self, task: int, t: float, total: int) -> None:
+        """Task ``task``'s bytes so far (a viewer names the track ``task N bytes``)."""
+        self.trace.add(
+            {"ph": "C", "name": f"task {task}", "pid": self.pid, "ts": self._ts(t), "args": {"bytes": total}}
+        )
 
     def _transform(self, e: Transformed | TransformFailed, tid: int, where: dict) -> None:
         """A transform request as an async slice: it spans other work on its thread."""
         began = e.began if e.began is not None else e.t
+        # A local id: a plain one is global, and a viewer would put run 2's task 1 on run 1's track.
         common = {
             "cat": "transform",
             "name": f"transform {e.transform}",
-            "id": e.task,
+            "id2": {"local": e.task},
             "pid": self.pid,
             "tid": tid,
         }
@@ -194,25 +250,24 @@ class RunTrace:
         self.trace.add({"ph": "e", "ts": self._ts(max(began, e.t)), "args": outcome, **common})
 
     def close(self) -> None:
-        """Name the run's threads: ``main thread``, then ``thread N`` in the order of their first tasks."""
+        """Name the run's process, and its threads: ``main thread``, then ``thread N`` in the order
+        of their first tasks."""
         with self._lock:
+            self.closed = True
             tids = dict(self._tids)
             first = dict(self._first_task)
         others = sorted((t for t in tids if t != MAIN_THREAD), key=lambda t: (first.get(t, 1 << 62), tids[t]))
         names = {MAIN_THREAD: MAIN} | {thread: f"thread {n}" for n, thread in enumerate(others, 1)}
-        for order, (thread, name) in enumerate(sorted(names.items(), key=lambda kv: kv[0] != MAIN_THREAD)):
-            if thread not in tids:
-                continue
-            tid = tids[thread]
-            self.trace.add(
-                {"ph": "M", "name": "thread_name", "pid": self.pid, "tid": tid, "args": {"name": name}}
-            )
-            self.trace.add(
-                {
-                    "ph": "M",
-                    "name": "thread_sort_index",
-                    "pid": self.pid,
-                    "tid": tid,
-                    "args": {"sort_index": order},
-                }
-            )
+        with signals_held():  # a process or a track without its name would break the file's promise
+            self.trace.add({"ph": "M", "name": "process_name", "pid": self.pid, "args": {"name": self.name}})
+            for order, (thread, name) in enumerate(
+                sorted(names.items(), key=lambda kv: kv[0] != MAIN_THREAD)
+            ):
+                if thread not in tids:
+                    continue
+                tid = tids[thread]
+                for what, value in (
+                    ("thread_name", {"name": name}),
+                    ("thread_sort_index", {"sort_index": order}),
+                ):
+                    self.trace.add({"ph": "M", "name": what, "pid": self.pid, "tid": tid, "args": value})

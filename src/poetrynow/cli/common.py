@@ -6,7 +6,7 @@ import argparse
 import resource
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from poetrynow import validate
 from poetrynow.stopping import Interrupted, interrupt_on_signals
@@ -153,3 +153,31 @@ def raise_fd_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+def open_trace(prog: str, path: str | None) -> tuple[Any, int | None]:
+    """``--trace PATH``: the open trace (or None), or the one-line error's status if it cannot be written."""
+    if not path:
+        return None, None
+    from poetrynow.events import describe_error
+    from poetrynow.tracing import TraceFile
+
+    try:
+        return TraceFile.create(path), None
+    except OSError as failure:
+        return None, error(prog, f"cannot write the trace to {path}: {describe_error(failure)}", USAGE)
+
+
+def close_trace(prog: str, trace: Any, path: str) -> int | None:
+    """Close a run's trace; a line on stderr if it was cut short, and FAILED if it could not be written."""
+    if trace is None:
+        return None
+    from poetrynow.events import describe_error
+
+    trace.close()
+    if trace.error is not None:
+        return error(prog, f"the trace in {path} is incomplete: {describe_error(trace.error)}", FAILED)
+    if trace.truncated:
+        print(f"{prog}: the trace in {path} stopped at {trace.most:,} events; the rest were left out",
+              file=sys.stderr, flush=True)  # fmt: skip
+    return None

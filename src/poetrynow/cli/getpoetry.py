@@ -11,10 +11,12 @@ from poetrynow.cli.common import (
     USAGE,
     Interrupted,
     address_arg,
+    close_trace,
     command_parser,
     error,
     interrupt_on_signals,
     non_negative_int,
+    open_trace,
     poems_line,
     positive_int,
     raise_fd_limit,
@@ -174,14 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         show_debug_log()
     if problem := timeline_problem(args.timeline):
         return error(PROG, problem, USAGE)
-    trace = None
-    if args.trace:
-        from poetrynow.tracing import TraceFile
-
-        try:
-            trace = TraceFile.create(args.trace)
-        except OSError as failure:
-            return error(PROG, f"cannot write the trace to {args.trace}: {describe_error(failure)}", USAGE)
+    trace, status = open_trace(PROG, args.trace)
+    if status is not None:
+        return status
     raise_fd_limit()
     interrupt_on_signals()
     options = EngineOptions(
@@ -205,13 +202,17 @@ def main(argv: list[str] | None = None) -> int:
             trace=trace,
         )
     except Interrupted as stop:
+        close_trace(PROG, trace, args.trace)  # valid JSON however the run ended
         return stopped(PROG, stop, poems_line(stop))
     except Exception as bug:  # a bug outside every task (the engine's start-up): the run, not one task
+        close_trace(PROG, trace, args.trace)
         unexpected(bug, ())
         return error(PROG, f"the {args.engine} engine failed: {describe_error(bug)}", FAILED)
     finally:
-        if trace is not None:
-            trace.close()  # valid JSON however the run ended
+        if trace is not None and not trace.closed:  # anything else: the file still ends its JSON
+            trace.close()
+    if (status := close_trace(PROG, trace, args.trace)) is not None:
+        return status
     if args.timeline:
         from poetrynow.timeline import (
             Panel,

@@ -10,9 +10,11 @@ from poetrynow.cli.common import (
     OK,
     USAGE,
     Interrupted,
+    close_trace,
     command_parser,
     error,
     interrupt_on_signals,
+    open_trace,
     poems_line,
     port_arg,
     seconds,
@@ -20,7 +22,6 @@ from poetrynow.cli.common import (
     timeline_problem,
 )
 from poetrynow.clients import ENGINES
-from poetrynow.events import describe_error
 from poetrynow.poems import bundled_poems
 from poetrynow.tables import format_table
 
@@ -203,15 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         if picture is None and not args.no_timeline and have_matplotlib():
             picture = DEFAULT_PICTURE
         hint = picture is None and not args.no_timeline
-        trace = None
-        if args.trace:
-            from poetrynow.tracing import TraceFile
-
-            try:
-                trace = TraceFile.create(args.trace)
-            except OSError as failure:
-                why = describe_error(failure)
-                return error(PROG, f"cannot write the trace to {args.trace}: {why}", USAGE)
+        trace, status = open_trace(PROG, args.trace)
+        if status is not None:
+            return status
         interrupt_on_signals()
         try:
             status = run_demo(
@@ -223,15 +218,19 @@ def main(argv: list[str] | None = None) -> int:
                 trace=trace,
             )
         except Interrupted as stop:
+            close_trace(PROG, trace, args.trace)
             during = getattr(stop, "engine", None)
             what = f"during --engine {during}, {poems_line(stop)}" if during else "while starting its servers"
             return stopped(PROG, stop, f"{what}; its servers are stopped")
         except ServerDidNotStart as problem:
+            close_trace(PROG, trace, args.trace)
             return error(PROG, str(problem))
         finally:
-            if trace is not None:
+            if trace is not None and not trace.closed:  # anything else: the file still ends its JSON
                 trace.close()
         if trace is not None:
+            if (failed := close_trace(PROG, trace, args.trace)) is not None:
+                return failed
             print(f"\nThe trace is in {args.trace}: open it in https://ui.perfetto.dev.", flush=True)
         return status
     p.print_help(sys.stderr)

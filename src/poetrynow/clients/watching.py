@@ -20,6 +20,7 @@ runs exactly as before:
 
 from __future__ import annotations
 
+import select
 import selectors
 import socket
 from collections.abc import Callable
@@ -54,9 +55,12 @@ class TimedSelector(selectors.DefaultSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         clock = self.watch.clock
         began = clock()
-        ready = super().select(timeout)
-        self.watch.waited(began, clock(), self.call, len(ready))
-        return ready
+        ready = None
+        try:
+            ready = super().select(timeout)
+            return ready
+        finally:
+            self.watch.waited(began, clock(), self.call, None if ready is None else len(ready))
 
 
 class TimedPoller:
@@ -68,13 +72,23 @@ class TimedPoller:
     def poll(self, *args: Any) -> Any:
         clock = self.watch.clock
         began = clock()
-        ready = self.poller.poll(*args)
-        self.watch.waited(began, clock(), self.call, len(ready))
-        return ready
+        ready = None
+        try:
+            ready = self.poller.poll(*args)
+            return ready
+        finally:
+            self.watch.waited(began, clock(), self.call, None if ready is None else len(ready))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.poller, name)
 
+
+#: The pollers a reactor's ``_poller`` may be and still be timed: epoll's, and poll's.
+POLLERS: tuple[type, ...] = tuple(
+    kind
+    for kind in (getattr(select, "epoll", None), type(select.poll()) if hasattr(select, "poll") else None)
+    if kind
+)
 
 #: The slice a reactor's iteration is traced as when its poller cannot be reached.
 ITERATION = "reactor iteration (wait and work)"
@@ -83,12 +97,13 @@ ITERATION = "reactor iteration (wait and work)"
 def watch_reactor(reactor: Any, watch: LoopWatch) -> Callable[[], None]:
     """Time ``reactor``'s waits for ``watch``; returns what undoes it (before the reactor is closed).
 
-    The poller is private: only a ``_poller`` the reactor holds itself, with a
-    ``poll``, is wrapped. Otherwise each ``doIteration`` (the reactor's public
-    loop step, which ``mainLoop`` looks up on each pass) is timed whole.
+    The poller is private: only a ``_poller`` the reactor holds itself, and that
+    is an epoll or poll object (whose ``poll`` returns the ready list), is
+    wrapped. Otherwise each ``doIteration`` (the reactor's public loop step,
+    which ``mainLoop`` looks up on each pass) is timed whole.
     """
     poller = vars(reactor).get("_poller")
-    if poller is not None and callable(getattr(poller, "poll", None)):
+    if isinstance(poller, POLLERS):
         call = type(poller).__name__.lower()  # epoll, poll
         reactor._poller = TimedPoller(poller, watch, call)
 
