@@ -101,7 +101,15 @@ class PluginListingTests(SynchronousTestCase):
         expected = {
             "fastpoetry": ["--poem", "--quiet"],
             "slowpoetry": ["--poem", "--num-bytes", "--delay", "--quiet"],
-            "transformedpoetry": ["--max-length", "--timeout", "--quiet"],
+            "transformedpoetry": [
+                "--max-length",
+                "--timeout",
+                "--quiet",
+                "--cost",
+                "--cost-kind",
+                "--cost-in",
+            ]
+            + ["--workers", "--work-log"],
             "poetryproxy": ["--timeout", "--quiet", "[host:]port"],
         }
         for name, options in expected.items():

@@ -35,12 +35,11 @@ DEMO_SERVERS = [("lighthouse", 30), ("kettle", 10), ("relay", 10)]
 
 
 @dataclass
-class RunningServer:
-    """A ``slowpoetry`` subprocess and what it promised to do."""
+class ServerProcess:
+    """One of our server commands, run as a subprocess, and where it listens."""
 
     process: subprocess.Popen
     address: Address
-    schedule: PoemSchedule
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -53,6 +52,13 @@ class RunningServer:
         for stream in (self.process.stdout, self.process.stderr):
             if stream:
                 stream.close()
+
+
+@dataclass
+class RunningServer(ServerProcess):
+    """A ``slowpoetry`` subprocess and what it promised to do."""
+
+    schedule: PoemSchedule
 
 
 #: Seconds a server may take to say its port: a hang detector, far beyond a start on a loaded machine.
@@ -85,21 +91,10 @@ def first_line(pipe: IO[str], timeout: float) -> str:
     return got.split(b"\n", 1)[0].decode(errors="replace") + "\n"
 
 
-def start_slow_server(poem: str, num_bytes: int, delay: float, concurrent: bool = False) -> RunningServer:
-    """Start ``slowpoetry`` on a free port and read the port from its first line."""
-    command = [
-        sys.executable,
-        "-m",
-        "poetrynow.cli.slowpoetry",
-        poem,
-        "--quiet",
-        "--num-bytes",
-        str(num_bytes),
-        "--delay",
-        str(delay),
-    ]
-    if concurrent:
-        command.append("--concurrent")
+def start_server(name: str, *args: str) -> ServerProcess:
+    """Start one of our server commands (``slowpoetry``, ``transformedpoetry``...) with ``args``,
+    and read its port from its listening line, the first it prints."""
+    command = [sys.executable, "-m", f"poetrynow.cli.{name.replace('-', '')}", *args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None and process.stderr is not None
     try:
@@ -121,9 +116,16 @@ def start_slow_server(poem: str, num_bytes: int, delay: float, concurrent: bool 
             else f"it said nothing within {START_WITHIN:g} s"
         )
         why = said[-1] if said else repr(first) if first else silent
-        raise ServerDidNotStart(f"slowpoetry did not start: {why}") from None
+        raise ServerDidNotStart(f"{name} did not start: {why}") from None
+    return ServerProcess(process, Address("127.0.0.1", port))
+
+
+def start_slow_server(poem: str, num_bytes: int, delay: float, concurrent: bool = False) -> RunningServer:
+    """Start ``slowpoetry`` on a free port, and say how long its poem will take."""
+    args = [poem, "--quiet", "--num-bytes", str(num_bytes), "--delay", str(delay)]
+    started = start_server("slowpoetry", *args, *(["--concurrent"] if concurrent else []))
     size = len(load_poem(poem).data)
-    return RunningServer(process, Address("127.0.0.1", port), PoemSchedule(size, num_bytes, delay))
+    return RunningServer(started.process, started.address, PoemSchedule(size, num_bytes, delay))
 
 
 def measure(

@@ -14,7 +14,8 @@ class IPoetryService(Interface):
 
 class ITransformService(Interface):
     def transform(name, poem):
-        """Return the transformed poem's bytes, or raise TransformError."""
+        """A Deferred that fires with the transformed poem's bytes, or fails: with TransformError
+        (an unknown transform, one that failed on this poem), or with what broke the work."""
 
 
 class IPoetryProxyService(Interface):

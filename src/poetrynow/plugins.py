@@ -23,6 +23,7 @@ from poetrynow.collector import collect_seldom
 from poetrynow.faults import Faults
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.poems import PoemNotFound, load_poem
+from poetrynow.servers.costs import KINDS, PLACES
 from poetrynow.servers.listen import ListenError, Where
 from poetrynow.twistd_usage import PluginOptions
 
@@ -120,6 +121,16 @@ class SlowPoetryOptions(PoemOptions):
         )
 
 
+def cost_kind(text: str) -> str:
+    """What a transform's cost is: a blocking wait, or CPU work (:mod:`poetrynow.servers.costs`)."""
+    return validate.one_of(text, KINDS)
+
+
+def cost_place(text: str) -> str:
+    """Where a transform's work runs: the reactor's thread, a thread pool, a process pool."""
+    return validate.one_of(text, PLACES)
+
+
 class TransformOptions(ServerOptions):
     optFlags = QUIET + [
         ["plain", None, "Taken for scripts: the transform server has one edition, the plain one."]
@@ -133,6 +144,18 @@ class TransformOptions(ServerOptions):
             "Seconds a client may take to send its request (0: no limit).",
             validate.seconds,
         ],
+        # Part 20's warning: what each transform costs, and where it is done (as the command).
+        ["cost", None, 0.0, "Seconds of work each transform costs.", validate.seconds],
+        [
+            "cost-kind",
+            None,
+            "wait",
+            "wait (blocking) or cpu (Python work, holding the GIL).",
+            cost_kind,
+        ],
+        ["cost-in", None, "loop", "Where the work runs: loop, thread or process.", cost_place],
+        ["workers", None, None, "Threads (default 10) or processes (one per core).", validate.positive_int],
+        ["work-log", None, None, "Append a JSON line per transform done.", validate.writable_file],
     ]
 
 
@@ -227,9 +250,19 @@ def _slow(o):
 
 
 def _transform(o):
+    from poetrynow.servers.costs import Cost
     from poetrynow.servers.deploy import transformed_poetry
 
-    return transformed_poetry(where(o), o["max-length"], o["timeout"] or None, log_clients=not o["quiet"])
+    return transformed_poetry(
+        where(o),
+        o["max-length"],
+        o["timeout"] or None,
+        log_clients=not o["quiet"],
+        cost=Cost(o["cost"], o["cost-kind"]),
+        cost_in=o["cost-in"],
+        workers=o["workers"],
+        work_log=o["work-log"],
+    )
 
 
 def _proxy(o):

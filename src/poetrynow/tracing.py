@@ -166,6 +166,7 @@ class RunTrace:
         self._tids: dict[str, int] = {}
         self._first_task: dict[str, int] = {}
         self._bytes: dict[int, int] = {}
+        self._named: dict[str, str] = {}  # tracks named by their caller (:meth:`span`)
         self._lock = threading.Lock()
 
     def _tid(self, thread: str, task: int | None = None) -> int:
@@ -203,6 +204,13 @@ class RunTrace:
             return  # a worker thread's last wait, after the run (stopped by a signal) was closed
         args = {} if ready is None else {"ready": ready}
         self._slice(call, "wait", self._tid(""), began, ended, args)
+
+    def span(self, track: str, name: str, cat: str, began: float, ended: float, args: dict) -> None:
+        """A slice on a track of the caller's naming: another process's work, told after the fact
+        (the transform server's ``--work-log``), on the run's time axis."""
+        with self._lock:
+            self._named[track] = track
+        self._slice(name, cat, self._tid(track), began, ended, args)
 
     def event(self, e: Event) -> None:
         """The trace's events for one of the run's events."""
@@ -256,8 +264,16 @@ class RunTrace:
             self.closed = True
             tids = dict(self._tids)
             first = dict(self._first_task)
-        others = sorted((t for t in tids if t != MAIN_THREAD), key=lambda t: (first.get(t, 1 << 62), tids[t]))
-        names = {MAIN_THREAD: MAIN} | {thread: f"thread {n}" for n, thread in enumerate(others, 1)}
+            named = dict(self._named)
+        others = sorted(
+            (t for t in tids if t != MAIN_THREAD and t not in named),
+            key=lambda t: (first.get(t, 1 << 62), tids[t]),
+        )
+        names = (
+            {MAIN_THREAD: MAIN}
+            | {thread: f"thread {n}" for n, thread in enumerate(others, 1)}
+            | dict(sorted(named.items()))
+        )
         with signals_held():  # a process or a track without its name would break the file's promise
             self.trace.add({"ph": "M", "name": "process_name", "pid": self.pid, "args": {"name": self.name}})
             for order, (thread, name) in enumerate(

@@ -9,7 +9,8 @@ own way around that reason.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from poetrynow.address import Address, parse_address
@@ -65,6 +66,27 @@ def rate(text: str) -> float:
     return _number(
         text, float, "a number of bytes a second", lambda v: math.isfinite(v) and v > 0, "must be more than 0"
     )
+
+
+def one_of(text: str, choices: Sequence[str]) -> str:
+    """One of a few words: argparse's ``choices=``, for twistd's options."""
+    if text not in choices:
+        raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+    return text
+
+
+def writable_file(text: str) -> str:
+    """A file that can be appended to, or made: its folder exists. Nothing is made here."""
+    if not text:
+        raise ValueError("expected a file name, got ''")
+    if os.path.isdir(text):
+        raise ValueError(f"{text!r} is a folder, not a file")
+    folder = os.path.dirname(text) or "."
+    if not os.path.isdir(folder):
+        raise ValueError(f"no such folder: {folder!r}")
+    if not os.access(text if os.path.exists(text) else folder, os.W_OK):
+        raise ValueError(f"cannot write {text!r}: permission denied")
+    return text
 
 
 def port(text: str) -> int:

@@ -40,6 +40,7 @@ fraction = arg(validate.fraction)
 rate = arg(validate.rate)
 port_arg = arg(validate.port)
 server_endpoint = arg(validate.server_endpoint)
+writable_file = arg(validate.writable_file)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -79,6 +79,16 @@ def parser() -> argparse.ArgumentParser:
         "(open it in https://ui.perfetto.dev or chrome://tracing)",
     )
     demo.add_argument(
+        "--transform-cost",
+        type=seconds,
+        default=None,
+        metavar="S",
+        help="instead, Part 20's warning measured: four clients at once against a transform server "
+        "whose every transform costs S seconds (a blocking wait, or CPU work), done in the reactor's "
+        "thread, a thread pool or a process pool (the twisted engine; --delay, --engines and "
+        "--progress do not apply)",
+    )
+    demo.add_argument(
         "--progress",
         action="store_true",
         help="a live table of the tasks while each engine runs (on a terminal)",
@@ -200,23 +210,29 @@ def main(argv: list[str] | None = None) -> int:
             return error(PROG, "give --timeline FILE or --no-timeline, not both", USAGE)
         if problem := timeline_problem(args.timeline):
             return error(PROG, problem, USAGE)
+        from poetrynow.costdemo import DEFAULT_PICTURE as COST_PICTURE
+        from poetrynow.costdemo import run_cost_demo
+
         picture = args.timeline
         if picture is None and not args.no_timeline and have_matplotlib():
-            picture = DEFAULT_PICTURE
+            picture = DEFAULT_PICTURE if args.transform_cost is None else COST_PICTURE
         hint = picture is None and not args.no_timeline
         trace, status = open_trace(PROG, args.trace)
         if status is not None:
             return status
         interrupt_on_signals()
         try:
-            status = run_demo(
-                delay=args.delay,
-                engines=args.engines,
-                timeline=picture,
-                progress=args.progress,
-                picture_hint=hint,
-                trace=trace,
-            )
+            if args.transform_cost is not None:
+                status = run_cost_demo(args.transform_cost, timeline=picture, picture_hint=hint, trace=trace)
+            else:
+                status = run_demo(
+                    delay=args.delay,
+                    engines=args.engines,
+                    timeline=picture,
+                    progress=args.progress,
+                    picture_hint=hint,
+                    trace=trace,
+                )
         except Interrupted as stop:
             close_trace(PROG, trace, args.trace)
             during = getattr(stop, "engine", None)

@@ -19,6 +19,7 @@ from poetrynow.collector import collect_seldom
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers.listen import ListenError
 from poetrynow.servers.ports import ACCEPT_LOOP_NAMESPACES
+from poetrynow.servers.startup import StartError
 from poetrynow.stopping import Interrupted, interrupt_on_signals, loop_stopped_by_signals
 
 
@@ -125,7 +126,7 @@ def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
         for tree in trees:
             try:
                 tree.startService()
-            except (PoemNotFound, ListenError) as problem:
+            except (PoemNotFound, ListenError, StartError) as problem:
                 for other in running:
                     other.stopService()
                 return error(prog, str(problem), USAGE if isinstance(problem, PoemNotFound) else FAILED)

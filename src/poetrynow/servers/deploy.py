@@ -19,12 +19,14 @@ from poetrynow.address import Address
 from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 from poetrynow.faults import Faults
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
+from poetrynow.servers.costs import NO_COST, Cost
 from poetrynow.servers.fast import PoetryFactory, PoetryService
 from poetrynow.servers.listen import Where
 from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
 from poetrynow.servers.slow import NO_FAULTS, SlowPoetryFactory
 from poetrynow.servers.startup import ListeningService
 from poetrynow.servers.transform import TransformFactory, TransformService
+from poetrynow.servers.workers import placement
 
 
 class ServerTree(service.MultiService):
@@ -80,9 +82,19 @@ def transformed_poetry(
     log_clients: bool = True,
     reactor=None,
     plain: bool = True,
+    cost: Cost = NO_COST,
+    cost_in: str = "loop",
+    workers: int | None = None,
+    work_log: str | None = None,
 ) -> ServerTree:
-    """The transform server; ``plain`` is taken as every builder takes it: it has one edition."""
-    held = TransformService(max_length=max_length)
+    """The transform server; ``plain`` is taken as every builder takes it: it has one edition.
+
+    Each transform costs ``cost``, spent where ``cost_in`` says (loop, thread, process)
+    by up to ``workers`` threads or processes; ``work_log``: a file to log the work in.
+    """
+    held = TransformService(
+        max_length=max_length, cost=cost, workers=placement(cost_in, reactor, workers), work_log=work_log
+    )
     factory = TransformFactory(held, timeout=timeout, clock=reactor, log_clients=log_clients)
     return ServerTree("transformedpoetry", held, factory, where, "Serving transforms", reactor)
 

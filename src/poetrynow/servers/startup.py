@@ -26,6 +26,10 @@ from poetrynow.servers.ports import SharedPort
 log = Logger()
 
 
+class StartError(Exception):
+    """A service other than the listener could not start (a work log, a process pool): one line says why."""
+
+
 def cannot_start(problem: Exception) -> Exception:
     """Log why start-up failed, once, as a critical line; return ``problem`` for the caller to raise."""
     log.critical("Cannot start: {why}", why=str(problem))

@@ -3,11 +3,16 @@
 Anything else (no ``.``, an unknown transform, a transform that raises, a
 malformed or over-long netstring, no request within the timeout) closes the
 connection without an answer and logs one line; the server goes on serving.
+
+The work may cost S seconds, and run in the reactor's thread, a thread pool or a
+process pool (Part 20's warning, :mod:`poetrynow.servers.workers`): the answer goes
+out when the work's Deferred fires, and a work that fails costs that one request.
 """
 
 from __future__ import annotations
 
 from twisted.application import service
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -16,20 +21,68 @@ from zope.interface import implementer
 
 from poetrynow.interfaces import ITransformService
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
+from poetrynow.servers.costs import NO_COST, Cost, Done, Job, Stopped
 from poetrynow.servers.ending import Answering
 from poetrynow.servers.guard import costs_one_connection
 from poetrynow.servers.listen import peer_name
-from poetrynow.transforms import TRANSFORMS, TransformError, apply
+from poetrynow.servers.startup import StartError, cannot_start
+from poetrynow.servers.workers import InLoop
+from poetrynow.servers.worklog import WorkLog
+from poetrynow.transforms import TRANSFORMS, TransformError
 
 
 @implementer(ITransformService)
 class TransformService(service.Service):
-    def __init__(self, registry=None, max_length: int = DEFAULT_MAX_LENGTH):
+    """Holds the transforms, the cost of each, and the workers that do them.
+
+    The workers (a pool of threads or processes) and the work log start and stop
+    with the service; by default the work is free and runs in the reactor's thread.
+    """
+
+    def __init__(
+        self,
+        registry=None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        cost: Cost = NO_COST,
+        workers=None,
+        work_log: str | None = None,
+    ):
         self.registry = dict(TRANSFORMS if registry is None else registry)
         self.max_length = max_length
+        self.cost = cost
+        self.workers = InLoop() if workers is None else workers
+        self.work_log = WorkLog(work_log) if work_log else None
 
-    def transform(self, name: str, poem: bytes) -> bytes:
-        return apply(name, poem, self.registry)
+    def startService(self):
+        if self.work_log is not None:
+            self.work_log.open()
+        try:
+            self.workers.start()
+        except Exception as problem:
+            why = f"cannot start the transform's {self.workers.place} workers: {problem}"
+            raise cannot_start(StartError(why)) from problem
+        service.Service.startService(self)
+
+    def stopService(self):
+        service.Service.stopService(self)
+        self.workers.stop()
+        if self.work_log is not None:
+            self.work_log.close()
+
+    def transform(self, name: str, poem: bytes) -> Deferred[bytes]:
+        """The transformed poem, once a worker has spent the cost and transformed it.
+
+        An unknown name is refused at once: there is no work to pay for.
+        """
+        function = self.registry.get(name)
+        if function is None:
+            return fail(TransformError(f"unknown transform {name!r}"))
+        return self.workers.run(Job(name, function, poem, self.cost)).addCallback(self._done, name, len(poem))
+
+    def _done(self, done: Done, name: str, nbytes: int) -> bytes:
+        if self.work_log is not None:
+            self.work_log.write(done, name, nbytes)
+        return done.poem
 
 
 class TransformProtocol(Answering, TimeoutMixin):
@@ -38,6 +91,7 @@ class TransformProtocol(Answering, TimeoutMixin):
 
     log = Logger()
     heard = False  # some of a request came
+    gone = False  # the connection is lost
 
     @costs_one_connection
     def connectionMade(self):
@@ -68,26 +122,38 @@ class TransformProtocol(Answering, TimeoutMixin):
         if not dot:
             self._refuse("request has no '.' between the transform's name and the poem")
             return
-        try:
-            result = self.factory.service.transform(name.decode("utf-8", errors="replace"), poem)
-        except TransformError as problem:
-            self._refuse(str(problem))
+        transform = name.decode("utf-8", errors="replace")
+        working = self.factory.service.transform(transform, poem)
+        working.addCallbacks(self._transformed, self._failed, callbackArgs=(transform, len(poem)))
+
+    @costs_one_connection
+    def _transformed(self, result: bytes, name: str, nbytes: int) -> None:
+        if self.gone:  # the client went away while the work was done: nobody to answer
             return
         if self.factory.log_clients:
-            self.log.info(
-                "{name} of {nbytes} bytes for {peer}",
-                name=name.decode("utf-8", "replace"),
-                nbytes=len(poem),
-                peer=self.peer,
-            )
+            self.log.info("{name} of {nbytes} bytes for {peer}", name=name, nbytes=nbytes, peer=self.peer)
         self.transport.write(encode(result))
         self.finish()
 
+    @costs_one_connection
+    def _failed(self, failure: Failure) -> None:
+        """The work failed: a refusal of this one request, in one line (a bug's traceback under it)."""
+        if failure.check(TransformError, Stopped):
+            self._refuse(failure.getErrorMessage())
+            return
+        self.log.failure("Refused {peer}: the work failed", failure, peer=self.peer)
+        self._end()
+
     def _refuse(self, why: str):
+        self.log.warn("Refused {peer}: {why}", peer=self.peer, why=why)
+        self._end()
+
+    def _end(self) -> None:
+        """No answer: close (after the client's FIN, if it spoke: :mod:`~poetrynow.servers.ending`)."""
         self.answered = True
         self.setTimeout(None)
-        self.log.warn("Refused {peer}: {why}", peer=self.peer, why=why)
-        self.finish()
+        if not self.gone:
+            self.finish()
 
     def client_finished(self) -> None:
         """The client's FIN: the answer goes on, but a request not yet whole never will be."""
@@ -104,6 +170,7 @@ class TransformProtocol(Answering, TimeoutMixin):
         self._refuse(f"no request within {self.factory.timeout:g} s")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.gone = True
         Answering.connectionLost(self, reason)
         self.setTimeout(None)
 

@@ -68,8 +68,13 @@ def require(path: str) -> str:
     return kind
 
 
-def draw(panels: Sequence[Panel], path: str) -> None:
-    """Write the panels, one above the other on a shared time axis, to ``path``."""
+#: What the solid marks are, in the legend, unless a caller's panels hold other work too.
+WORK = "work: the thread handles a read (a line, in its task's colour)"
+
+
+def draw(panels: Sequence[Panel], path: str, work: str = WORK) -> None:
+    """Write the panels, one above the other on a shared time axis, to ``path``; ``work``
+    says in the legend what the solid marks are."""
     kind = require(path)
     import matplotlib
 
@@ -93,7 +98,7 @@ def draw(panels: Sequence[Panel], path: str) -> None:
         _draw_panel(ax, panel, last)
     axes[-1, 0].set_xlabel("seconds since the engine started")
     legend = [
-        Patch(color=COLOURS[0], label="work: the thread handles a read (a line, in its task's colour)"),
+        Patch(color=COLOURS[0], label=work),
         Patch(color=COLOURS[0], alpha=0.25, label="waiting on that task's server"),
         Patch(color=SEVERAL, alpha=0.5, label="waiting on several servers at once"),
     ]

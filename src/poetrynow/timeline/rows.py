@@ -27,6 +27,8 @@ class Row:
     end: float | None
     work: tuple[tuple[float, float], ...]  # (began, ended) of each read's handling
     failed: bool
+    #: What the text timeline calls the row ("" for ``task N``): a server's work is no client's task.
+    name: str = ""
 
     @property
     def chunks(self) -> tuple[float, ...]:

@@ -8,6 +8,7 @@ cells take its colour when the terminal has colours.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from poetrynow.timeline.rows import Panel, Row
@@ -36,7 +37,8 @@ def terminal_width() -> int:
 def text_timeline(panels: Sequence[Panel], width: int = 60, colours: bool = False) -> str:
     """The panels in the terminal: a row per task, ``width`` cells across a shared time axis.
 
-    A cell is ``█`` when the task's thread handled a read in it, ``─`` while
+    A cell is ``█`` when the task's thread handled a read in it (or, for a
+    server's work, when the work went on in it), ``─`` while
     the task waited on its server, ``✗`` where it failed. With ``colours``,
     each task's cells are in its own colour.
     """
@@ -59,13 +61,21 @@ def text_timeline(panels: Sequence[Panel], width: int = 60, colours: bool = Fals
 
 
 def _label(row: Row) -> str:
-    return f"task {row.task}  {row.lane}"
+    return f"{row.name or f'task {row.task}'}  {row.lane}"
+
+
+def _covered(began: float, done: float, cell: float, width: int) -> range:
+    """The cells whose middles a span of work covers: none for a read's handling, which takes
+    microseconds (it marks the cell it ends in), each of them for a server's work of seconds."""
+    return range(max(0, math.ceil(began / cell - 0.5)), min(width, math.floor(done / cell - 0.5) + 1))
 
 
 def _cells(row: Row, width: int, cell: float, last: float) -> str:
     end = row.end if row.end is not None else last
     out = []
-    worked = {min(int(done / cell), width - 1) for _, done in row.work}
+    worked: set[int] = set()
+    for began, done in row.work:
+        worked.update(_covered(began, done, cell, width) or [min(int(done / cell), width - 1)])
     for i in range(width):
         left, right = i * cell, (i + 1) * cell
         if i in worked:
