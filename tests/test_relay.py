@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from poetrynow.relay import ApiError, Relays
 from poetrynow.relay import stages as stages_module
+from poetrynow.relay.connection import Connection
 from poetrynow.relay.pipe import HELD_LIMIT
 from poetrynow.relay.testing import RelayFixture
 from tests.time_limit import TestCase
@@ -272,6 +273,34 @@ class OpenConnectionTests(RelayCase):
         relay.remove("latency_downstream")
         result = yield client.ended
         self.assertEqual(result, (b"held", "closed"))
+
+
+def relay_timers() -> list:
+    """The reactor's timers that belong to relayed connections (a toxic's)."""
+    return [
+        call
+        for call in reactor.getDelayedCalls()
+        if isinstance(getattr(call.func, "__self__", None), Connection)
+    ]
+
+
+class IdleTests(RelayCase):
+    @defer.inlineCallbacks
+    def test_idle_connections_through_toxics_cost_no_timers(self):
+        relay = yield self.relay(self.echo())
+        relay.add("latency", latency=100, jitter=10)
+        relay.add("bandwidth", rate=1, stream="upstream")
+        relay.add("slicer", average_size=1, delay=1000)
+        clients = [Client(half_close=False) for _ in range(20)]
+        yield defer.gatherResults([connect(relay.address[1], client) for client in clients])
+        yield EachToxicTests.until(self, lambda: sum(c.open for c in relay.relay.connections) == 20)
+        self.assertEqual(relay_timers(), [])
+        clients[0].transport.write(b"x")  # the one that speaks has timers, while its bytes are held
+        yield EachToxicTests.until(self, lambda: bool(relay_timers()))
+        for client in clients:
+            client.transport.loseConnection()
+        yield EachToxicTests.until(self, lambda: not relay.relay.connections)  # (the x held, then its FIN)
+        self.assertEqual(relay_timers(), [])
 
 
 class ToxicityTests(RelayCase):

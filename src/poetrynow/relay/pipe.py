@@ -41,11 +41,14 @@ class End:
         self.direction = direction
 
     def write(self, data: bytes) -> None:
-        if data:
+        # Once the connection is ended (a toxic closed it), nothing more is written: a transport
+        # that is closing would still send what it is given.
+        if data and not self.direction.connection.ended:
             self.direction.writer.write(data)
 
     def finish(self) -> None:
-        self.direction.finished()
+        if not self.direction.connection.ended:
+            self.direction.finished()
 
 
 @implementer(IPushProducer)

@@ -74,6 +74,7 @@ class Queued(Stage):
     def __init__(self, hooks: Hooks, attributes: dict[str, int], chooser: random.Random):
         self.queue: deque[bytes | None] = deque()
         self.timer: Any = None
+        self.detached = False
         super().__init__(hooks, attributes, chooser)
 
     def hold(self, data: bytes | None) -> None:
@@ -91,7 +92,8 @@ class Queued(Stage):
         self.hooks.moved()
 
     def arm(self, seconds: float, call: Any) -> None:
-        self.timer = self.hooks.later(max(seconds, 0.0), call)
+        if not self.detached:  # (what it just sent on may have ended the connection)
+            self.timer = self.hooks.later(max(seconds, 0.0), call)
 
     def disarm(self) -> None:
         if self.timer is not None and self.timer.active():
@@ -99,6 +101,7 @@ class Queued(Stage):
         self.timer = None
 
     def detach(self) -> tuple[list[bytes], bool]:
+        self.detached = True
         self.disarm()
         chunks = [data for data in self.queue if data is not None]
         finishing = None in self.queue
@@ -194,7 +197,7 @@ class Bandwidth(Queued):
         else:
             sent = len(first)
             self.pop()
-        if self.timer is None:  # (the write above may have ended the connection, and detached us)
+        if self.timer is None:
             self.arm(sent / rate, self.send)
 
 
