@@ -21,6 +21,8 @@ from poetrynow.cli.common import (
     stopped,
     timeline_problem,
 )
+from poetrynow.cli.faults import add_arguments as add_faults_arguments
+from poetrynow.cli.faults import run as run_faults
 from poetrynow.clients import ENGINES
 from poetrynow.poems import bundled_poems
 from poetrynow.tables import format_table
@@ -140,6 +142,13 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--quiet", action="store_true", help="print only the listening lines")
     sub.add_parser("poems", help="list the bundled poems")
+    faults = sub.add_parser(
+        "faults",
+        help="toxiproxy's HTTP API: relays in front of any TCP server, with faults changed at run time",
+        description="Serve toxiproxy's HTTP API; each proxy it creates is a relay in front of a TCP "
+        "server, with toxics added, changed and removed while connections are open.",
+    )
+    add_faults_arguments(faults)
     return p
 
 
@@ -202,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return list_poems()
     if args.command == "serve":
         return serve_all(p, args)
+    if args.command == "faults":
+        return run_faults(args)
     if args.command == "demo":
         from poetrynow.demo import DEFAULT_PICTURE, ServerDidNotStart, run_demo
         from poetrynow.timeline import have_matplotlib

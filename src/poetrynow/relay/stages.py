@@ -1,0 +1,313 @@
+"""What each toxic does to one direction of one connection, as a stage between a reader and a writer.
+
+A direction of a relayed connection is a chain: the reader's bytes go into the
+first stage, each stage passes what it lets through to the next, and the last
+one writes to the other peer. A stage sees three things, ``write(data)``,
+``finish()`` (the reader's FIN, in order after its data) and, when its toxic is
+removed or a connection ends, ``detach()``; it acts through :class:`Hooks`: a
+clock for its timers, ``close`` and ``reset`` for the whole connection, and
+``moved`` to say that bytes it held have gone on (so a paused reader may
+resume). No sockets here, so each toxic is tested with task.Clock.
+
+Only a stage that must wait holds bytes (``held``): the direction pauses its
+reader while its stages hold more than a limit, so a toxic's queue is bounded
+like every other buffer. And only a stage with something to wait for has a
+timer: an idle connection through any toxic costs no wake-ups.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any, Protocol
+
+from poetrynow.relay.toxics import Toxic
+
+#: bandwidth sends a tenth of a second's worth at a time, as toxiproxy does.
+BANDWIDTH_SLICE = 0.1
+
+
+class Sink(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def finish(self) -> None: ...
+
+
+class Hooks(Protocol):
+    """What a stage may ask of its direction and its connection."""
+
+    def later(self, seconds: float, call: Any) -> Any: ...  # an IDelayedCall
+    def now(self) -> float: ...
+    def close(self) -> None: ...  # the whole connection, with FINs
+    def reset(self) -> None: ...  # the whole connection, with RSTs
+    def moved(self) -> None: ...  # held bytes went on
+
+
+class Stage:
+    """A toxic that lets everything through at once: the base, and a toxic that missed its toxicity."""
+
+    held = 0  # bytes this stage holds, for the direction's limit
+    next: Sink
+
+    def __init__(self, hooks: Hooks, attributes: dict[str, int], chooser: random.Random):
+        self.hooks, self.chooser = hooks, chooser
+        self.retune(attributes)
+
+    def retune(self, attributes: dict[str, int]) -> None:
+        """The toxic was updated: its new attributes apply to what comes next."""
+        self.attributes = attributes
+
+    def write(self, data: bytes) -> None:
+        self.next.write(data)
+
+    def finish(self) -> None:
+        self.next.finish()
+
+    def detach(self) -> tuple[list[bytes], bool]:
+        """The stage leaves (its toxic removed, the connection gone): its timers stop, and what it
+        held comes back, with whether the reader's FIN was among it, for the next stage to take."""
+        return [], False
+
+
+class Queued(Stage):
+    """A stage that holds chunks (and the FIN, as ``None``) and sends them on from one timer."""
+
+    def __init__(self, hooks: Hooks, attributes: dict[str, int], chooser: random.Random):
+        self.queue: deque[bytes | None] = deque()
+        self.timer: Any = None
+        self.detached = False
+        super().__init__(hooks, attributes, chooser)
+
+    def hold(self, data: bytes | None) -> None:
+        self.queue.append(data)
+        self.held += len(data) if data else 0
+
+    def pop(self) -> None:
+        """Send the first thing held on."""
+        data = self.queue.popleft()
+        if data is None:
+            self.next.finish()
+            return
+        self.held -= len(data)
+        self.next.write(data)
+        self.hooks.moved()
+
+    def arm(self, seconds: float, call: Any) -> None:
+        if not self.detached:  # (what it just sent on may have ended the connection)
+            self.timer = self.hooks.later(max(seconds, 0.0), call)
+
+    def disarm(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+
+    def detach(self) -> tuple[list[bytes], bool]:
+        self.detached = True
+        self.disarm()
+        chunks = [data for data in self.queue if data is not None]
+        finishing = None in self.queue
+        self.queue.clear()
+        self.held = 0
+        return chunks, finishing
+
+
+class Latency(Queued):
+    """Each chunk waits latency ± jitter ms; later chunks never overtake earlier ones."""
+
+    def __init__(self, hooks: Hooks, attributes: dict[str, int], chooser: random.Random):
+        self.dues: deque[float] = deque()
+        super().__init__(hooks, attributes, chooser)
+
+    def delay(self) -> float:
+        latency, jitter = self.attributes["latency"], self.attributes["jitter"]
+        wobble = self.chooser.uniform(-jitter, jitter) if jitter else 0.0
+        return max(latency + wobble, 0) / 1000
+
+    def hold_until(self, data: bytes | None, due: float) -> None:
+        if self.dues:
+            due = max(due, self.dues[-1])
+        self.dues.append(due)
+        self.hold(data)
+        if self.timer is None:
+            self.arm(due - self.hooks.now(), self.due)
+
+    def write(self, data: bytes) -> None:
+        delay = self.delay()
+        if not delay and not self.queue:
+            self.next.write(data)
+            return
+        self.hold_until(data, self.hooks.now() + delay)
+
+    def finish(self) -> None:
+        if not self.queue:
+            self.next.finish()
+            return
+        self.hold_until(None, self.dues[-1])
+
+    def due(self) -> None:
+        self.timer = None
+        now = self.hooks.now()
+        while self.queue and self.dues[0] <= now:
+            self.dues.popleft()
+            self.pop()
+        if self.queue and self.timer is None:
+            self.arm(self.dues[0] - now, self.due)
+
+    def detach(self) -> tuple[list[bytes], bool]:
+        self.dues.clear()
+        return super().detach()
+
+
+class Bandwidth(Queued):
+    """At most ``rate`` KB (1000 bytes) a second: a tenth of a second's worth, then a wait."""
+
+    def write(self, data: bytes) -> None:
+        if not self.attributes["rate"] and not self.queue:
+            self.next.write(data)
+            return
+        self.hold(data)
+        if self.timer is None:
+            self.send()
+
+    def finish(self) -> None:
+        if not self.queue and self.timer is None:
+            self.next.finish()
+            return
+        self.hold(None)
+
+    def send(self) -> None:
+        self.timer = None
+        if not self.queue:
+            return
+        if self.queue[0] is None:
+            self.pop()
+            return
+        rate = self.attributes["rate"] * 1000
+        if not rate:
+            while self.queue:
+                self.pop()
+            return
+        piece = max(int(rate * BANDWIDTH_SLICE), 1)
+        first = self.queue[0]
+        if len(first) > piece:
+            self.queue[0] = first[piece:]
+            self.held -= piece
+            self.next.write(first[:piece])
+            self.hooks.moved()
+            sent = piece
+        else:
+            sent = len(first)
+            self.pop()
+        if self.timer is None:
+            self.arm(sent / rate, self.send)
+
+
+class SlowClose(Queued):
+    """The FIN waits ``delay`` ms; the data goes on at once."""
+
+    def finish(self) -> None:
+        self.hold(None)
+        self.arm(self.attributes["delay"] / 1000, self.pop)
+
+
+class Timeout(Queued):
+    """Nothing gets through; ``timeout`` ms after the toxic meets the connection, it is closed.
+
+    With 0 the connection stays open, its data dropped, until the toxic is removed
+    (the reader's FIN is kept, and goes on then).
+    """
+
+    def retune(self, attributes: dict[str, int]) -> None:
+        super().retune(attributes)
+        self.disarm()
+        if attributes["timeout"]:
+            self.arm(attributes["timeout"] / 1000, self.hooks.close)
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def finish(self) -> None:
+        if None not in self.queue:
+            self.hold(None)
+
+
+class ResetPeer(Queued):
+    """At the first data (or FIN) after the toxic meets the connection, the data is dropped and,
+    ``timeout`` ms later, the connection reset, as toxiproxy's reset_peer does."""
+
+    def write(self, data: bytes) -> None:
+        if self.timer is None:
+            self.arm(self.attributes["timeout"] / 1000, self.hooks.reset)
+
+    def finish(self) -> None:
+        self.write(b"")
+
+
+class LimitData(Stage):
+    """``bytes`` bytes get through, then the connection is closed (counted across updates)."""
+
+    passed = 0
+
+    def write(self, data: bytes) -> None:
+        room = max(self.attributes["bytes"] - self.passed, 0)
+        if room:
+            self.passed += min(room, len(data))
+            self.next.write(data[:room])
+        if self.passed >= self.attributes["bytes"]:
+            self.hooks.close()
+
+
+class Slicer(Queued):
+    """Chunks cut into slices of average_size ± size_variation bytes, ``delay`` µs apart."""
+
+    def cut(self, data: bytes) -> list[bytes]:
+        average, variation = self.attributes["average_size"], self.attributes["size_variation"]
+        slices, start = [], 0
+        while start < len(data):
+            size = average + (self.chooser.randint(-variation, variation) if variation else 0)
+            slices.append(data[start : start + max(size, 1)])
+            start += max(size, 1)
+        return slices
+
+    def write(self, data: bytes) -> None:
+        if not self.attributes["average_size"] and not self.queue:
+            self.next.write(data)
+            return
+        slices = self.cut(data) if self.attributes["average_size"] else [data]
+        if not self.attributes["delay"] and not self.queue:
+            for piece in slices:
+                self.next.write(piece)
+            return
+        for piece in slices:
+            self.hold(piece)
+        if self.timer is None:
+            self.send()
+
+    def finish(self) -> None:
+        if not self.queue and self.timer is None:
+            self.next.finish()
+            return
+        self.hold(None)
+
+    def send(self) -> None:
+        self.timer = None
+        if self.queue:
+            self.pop()
+        if self.queue and self.timer is None:
+            self.arm(self.attributes["delay"] / 1_000_000, self.send)
+
+
+STAGES: dict[str, type[Stage]] = {
+    "latency": Latency,
+    "bandwidth": Bandwidth,
+    "slow_close": SlowClose,
+    "timeout": Timeout,
+    "reset_peer": ResetPeer,
+    "limit_data": LimitData,
+    "slicer": Slicer,
+}
+
+
+def fate(toxic: Toxic, chooser: random.Random) -> type[Stage]:
+    """The stage ``toxic`` puts on a connection: its own, or one that lets all through when the
+    connection falls outside the toxic's toxicity (decided by ``chooser``, once per meeting)."""
+    return STAGES[toxic.type] if chooser.random() < toxic.toxicity else Stage

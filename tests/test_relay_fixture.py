@@ -1,0 +1,70 @@
+"""The helpers for test suites: ``relay()`` from a plain synchronous test, and pytest's
+``toxic_relay`` fixture (the ``pytest11`` entry point), used here as a project's suite would."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+# The plugin's fixtures, for this module whether or not poetrynow is installed with its entry point.
+from poetrynow.relay.pytest_plugin import toxic_relay, toxic_relay_pool  # noqa: F401
+from poetrynow.relay.testing import relay
+from tests.support import ThreadedServer, exchange
+from tests.time_limit import SynchronousTestCase
+
+
+class EchoServer(ThreadedServer):
+    """An echo upstream on plain sockets in a thread: the relay's reactor is in a thread of its own."""
+
+    def handle(self, conn):
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+
+@pytest.fixture(scope="module")
+def echo():
+    server = EchoServer()
+    yield server.port
+    server.close()
+
+
+def test_the_fixture_relays_with_a_toxic(toxic_relay, echo):  # noqa: F811
+    control = toxic_relay(("127.0.0.1", echo))
+    control.add("limit_data", bytes=5)
+    assert exchange(control.address[1], b"hello world", half_close=True) == (b"hello", "closed")
+
+
+def test_the_fixture_reset_the_relay_after_the_last_test(toxic_relay, echo):  # noqa: F811
+    control = toxic_relay(("127.0.0.1", echo))
+    assert control.toxics == []
+    assert exchange(control.address[1], b"hello world", half_close=True) == (b"hello world", "closed")
+
+
+class HelperTests(SynchronousTestCase):
+    def test_relay_from_a_synchronous_test(self):
+        server = EchoServer()
+        self.addCleanup(server.close)
+        with relay(f"127.0.0.1:{server.port}", seed=1) as control:
+            host, port = control.address
+            self.assertEqual(host, "127.0.0.1")
+            name = control.add("slicer", stream="upstream", average_size=3, delay=100)
+            self.assertEqual(name, "slicer_upstream")
+            self.assertEqual(exchange(port, b"sliced", half_close=True), (b"sliced", "closed"))
+            control.update(name, toxicity=0)
+            control.add("reset_peer", timeout=0)
+            self.assertEqual(exchange(port, b"x", half_close=True), (b"", "Connection reset by peer"))
+            control.remove("reset_peer_downstream")
+            control.disable()
+            with self.assertRaises(ConnectionRefusedError):
+                exchange(port, b"x")
+            control.reset()
+            self.assertEqual([control.toxics, control.address[1]], [[], port])
+            self.assertEqual(exchange(port, b"back", half_close=True), (b"back", "closed"))
+
+    def test_the_plugin_is_registered_as_pytest11(self):
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        entry_points = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["pytest11"]
+        self.assertEqual(entry_points, {"poetrynow": "poetrynow.relay.pytest_plugin"})
