@@ -100,6 +100,13 @@ class Queued(Stage):
             self.timer.cancel()
         self.timer = None
 
+    def finish(self) -> None:
+        """The FIN goes on at once when nothing is held or paced, else after what is held."""
+        if not self.queue and self.timer is None:
+            self.next.finish()
+            return
+        self.hold(None)
+
     def detach(self) -> tuple[list[bytes], bool]:
         self.detached = True
         self.disarm()
@@ -167,12 +174,6 @@ class Bandwidth(Queued):
         self.hold(data)
         if self.timer is None:
             self.send()
-
-    def finish(self) -> None:
-        if not self.queue and self.timer is None:
-            self.next.finish()
-            return
-        self.hold(None)
 
     def send(self) -> None:
         self.timer = None
@@ -281,12 +282,6 @@ class Slicer(Queued):
             self.hold(piece)
         if self.timer is None:
             self.send()
-
-    def finish(self) -> None:
-        if not self.queue and self.timer is None:
-            self.next.finish()
-            return
-        self.hold(None)
 
     def send(self) -> None:
         self.timer = None
