@@ -23,7 +23,7 @@ PACKAGE = SRC / "poetrynow"
 LAYERS = {
     "cli": 4, "plugins": 4, "twistd_usage": 4, "__main__": 4,
     "demo": 3, "costdemo": 3, "session": 3,
-    "clients": 2, "servers": 2, "report": 2, "progress": 2, "timeline": 2,
+    "clients": 2, "servers": 2, "report": 2, "progress": 2, "timeline": 2, "tracing": 2, "relay": 2,
     "events": 1,
     "address": 0, "schedule": 0, "netstring": 0, "transforms": 0, "poems": 0, "validate": 0,
     "tables": 0, "interfaces": 0, "stopping": 0, "collector": 0, "faults": 0, "__init__": 0,

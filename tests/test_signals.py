@@ -180,7 +180,9 @@ class ServerSignalTests(Editions, SynchronousTestCase):
                     server = self.server(*argv, command_name=name)
                     self.assertEqual(server.stop(signum), status, server.stderr[-4000:])
                     self.assertEqual(
-                        server.stderr, f"{name}: stopped by {signum.name}: no client was cut short\n"
+                        server.stderr,
+                        f"{name}: stopped by {signum.name}: no client was cut short\n",
+                        server.stderr,  # whole: a stack dump says where a slow stop waited
                     )
                     self.assertNotIn("Closed)", server.stdout)  # Twisted's "(TCP Port N Closed)"
                     self.assertNotIn("Main loop terminated", server.stdout)

@@ -15,7 +15,8 @@ resets the other; what a toxic's timer raises resets both.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import Any
 
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol
@@ -29,8 +30,21 @@ from poetrynow.relay.toxics import DOWNSTREAM, Toxic
 from poetrynow.servers.ending import can_half_close
 from poetrynow.servers.guard import costs_one_connection, reset_transport
 
-if TYPE_CHECKING:
-    from poetrynow.relay.relay import Relay
+
+class Relay(typing.Protocol):
+    """What a connection needs of the relay that accepted it (``relay.relay``'s, named here so
+    that the two modules do not import each other)."""
+
+    name: str
+    upstream: str
+    reactor: Any
+    toxics: list[Toxic]
+
+    def chooser(self, number: int, toxic: str) -> random.Random: ...
+    def forget(self, connection: Connection) -> None: ...
+    def accepted(self, client: ClientSide) -> Connection: ...
+    def upstream_address(self) -> tuple[str, int]: ...
+
 
 log = Logger(namespace="poetrynow.relay")
 

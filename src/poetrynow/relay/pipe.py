@@ -16,7 +16,7 @@ decides otherwise for this connection.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
@@ -25,8 +25,20 @@ from zope.interface import implementer
 from poetrynow.relay.stages import Sink, Stage, fate
 from poetrynow.relay.toxics import Toxic
 
-if TYPE_CHECKING:
-    from poetrynow.relay.connection import Connection
+
+class Connection(Protocol):
+    """What a direction needs of the relayed connection it belongs to (``relay.connection``'s,
+    named here so that the two modules do not import each other)."""
+
+    ended: bool
+    open: bool
+    clock: Any
+
+    def guarded(self, call: Any, *args: Any) -> None: ...
+    def finished(self, direction: Direction) -> None: ...
+    def close(self) -> None: ...
+    def reset(self) -> None: ...
+
 
 #: The bytes a direction's stages may hold before its reader is paused.
 HELD_LIMIT = 1 << 20
