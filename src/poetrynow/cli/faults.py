@@ -138,10 +138,13 @@ def run(args: argparse.Namespace) -> int:
         except CannotListenError as problem:
             label = f"{url_host(host)}:{port}"
             return error(PROG, cannot_listen(label, problem.socketError), FAILED)
-        try:
-            if config:
-                relays.populate(config)
-        except ApiError as problem:
+        failed: list[Any] = []  # (no port is closing yet, so populate has ended when it returns)
+        if config:
+            relays.populate(config).addErrback(failed.append)
+        if failed:
+            problem = failed[0].value
+            if not isinstance(problem, ApiError):
+                failed[0].raiseException()
             api.stopListening()
             relays.stop()
             return error(
