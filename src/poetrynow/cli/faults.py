@@ -142,13 +142,13 @@ def run(args: argparse.Namespace) -> int:
         if config:
             relays.populate(config).addErrback(failed.append)
         if failed:
-            problem = failed[0].value
-            if not isinstance(problem, ApiError):
+            refusal = failed[0].value
+            if not isinstance(refusal, ApiError):
                 failed[0].raiseException()
             api.stopListening()
             relays.stop()
             return error(
-                PROG, f"{args.config}: {problem.message}", USAGE if problem.status == 400 else FAILED
+                PROG, f"{args.config}: {refusal.message}", USAGE if refusal.status == 400 else FAILED
             )
         where: Any = api.getHost()  # an IPv4Address or IPv6Address
         print(f"Faults API on http://{url_host(where.host)}:{where.port}/", flush=True)

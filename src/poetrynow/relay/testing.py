@@ -67,9 +67,12 @@ class ReactorThread:
         done = threading.Event()
         outcome: list[Any] = []
 
+        def settled(result: Any) -> None:
+            outcome.append(result)
+            done.set()
+
         def run() -> None:
-            pending = defer.maybeDeferred(function, *args, **kwargs)
-            pending.addBoth(lambda result: (outcome.append(result), done.set()))
+            defer.maybeDeferred(function, *args, **kwargs).addBoth(settled)
 
         self.reactor.callFromThread(run)
         deadline = time.monotonic() + CALL_TIMEOUT
@@ -95,7 +98,6 @@ def shared_thread() -> ReactorThread:
         if _shared is None or _shared.thread is None or not _shared.thread.is_alive():
             _shared = ReactorThread()
         return _shared
-
 
 
 class RelayHandle:
