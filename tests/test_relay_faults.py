@@ -30,7 +30,7 @@ from poetrynow.relay.stages import STAGES, Stage
 from poetrynow.relay.testing import relay
 from poetrynow.servers.ending import LINGER
 from tests.support import ThreadedServer, exchange
-from tests.test_relay import POEM, Client, EachToxicTests, Flood, RelayCase, connect
+from tests.test_relay import POEM, EachToxicTests, Flood, RelayCase
 from tests.test_relay_toxics import Hooks, Received, StageCase
 from tests.time_limit import SynchronousTestCase
 from tests.twisted_support import listen
@@ -158,14 +158,16 @@ class LingerTests(RelayCase):
         factory.flooding = []  # type: ignore[attr-defined]
         fixture = yield self.relay(listen(self, factory))
         clock = fixture.relay.clock = Clock()
-        client = Client(half_close=False)
-        yield connect(fixture.address[1], client)
-        client.transport.pauseProducing()  # it never reads
+        client = socket.socket()  # it never reads, and its small window keeps the relay's buffer full
+        self.addCleanup(client.close)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(fixture.address)  # (on loopback, at once)
         flooding = factory.flooding  # type: ignore[attr-defined]
         yield EachToxicTests.until(self, lambda: bool(flooding) and flooding[0].paused)
-        fixture.add("timeout", timeout=1000, stream="upstream")
-        clock.advance(1)  # the timeout closes the connection; the client's buffer is full
         [connection] = fixture.relay.connections
+        yield EachToxicTests.until(self, lambda: connection.down.writer_full)
+        fixture.add("timeout", timeout=1000, stream="upstream")
+        clock.advance(1)  # the timeout closes the connection, with what the client's side holds unsent
         self.assertTrue(connection.ended)
         yield EachToxicTests.until(self, lambda: connection.upstream.gone)
         fixture.add("latency", latency=5000)  # an ended connection takes no toxic, arms no timer
@@ -174,8 +176,6 @@ class LingerTests(RelayCase):
         self.assertIn(connection, fixture.relay.connections)
         clock.advance(0.1)
         yield EachToxicTests.until(self, lambda: not fixture.relay.connections)
-        client.transport.resumeProducing()  # (a client that does not read does not see the reset)
-        yield client.ended
 
 
 class Side:
