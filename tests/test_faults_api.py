@@ -589,12 +589,12 @@ class RelayThroughApiTests(SynchronousTestCase):
                 call()
             self.assertEqual(raised.exception.status, status)
 
-    def test_a_listen_address_in_use_is_409(self):
+    def test_a_listen_address_in_use_is_500_as_toxiproxy_answers_it(self):
         taken = socket.create_server(("127.0.0.1", 0))
         self.addCleanup(taken.close)
         with self.assertRaises(ToxiproxyError) as raised:
             self.api.create("clash", upstream(self), listen=f"127.0.0.1:{taken.getsockname()[1]}")
-        self.assertEqual(raised.exception.status, 409)
+        self.assertEqual(raised.exception.status, 500)
 
     def test_an_oversized_body_is_refused_and_the_api_goes_on(self):
         port = int(self.api.url.rsplit(":", 1)[1])

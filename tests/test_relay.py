@@ -348,12 +348,12 @@ class EnableResetTests(RelayCase):
         open_client = Client(half_close=False)
         yield connect(port, open_client)
         yield EachToxicTests.until(self, lambda: len(relay.relay.connections) == 1)
-        relay.disable()
+        yield relay.disable()  # done once the port is closed
         dropped = yield open_client.ended
         self.assertEqual(dropped[0], b"")
         yield self.assertFailure(connect(port, Client()), ConnectionRefusedError)
         self.assertFalse(relay.relay.as_json()["enabled"])
-        relay.enable()
+        yield relay.enable()
         self.assertEqual(relay.address[1], port)
         result = yield self.exchange(port, b"back")
         self.assertEqual(result, (b"back", "closed"))
@@ -366,8 +366,8 @@ class EnableResetTests(RelayCase):
         one = relays.create({"name": "one", "listen": "127.0.0.1:0", "upstream": upstream})
         two = relays.create({"name": "two", "listen": "127.0.0.1:0", "upstream": upstream, "enabled": False})
         one.add_toxic({"type": "timeout", "attributes": {"timeout": 0}})
-        relays.update("one", {"enabled": False})
-        relays.reset()
+        yield relays.update("one", {"enabled": False})
+        yield relays.reset()
         self.assertEqual([(r.enabled, r.toxics) for r in (one, two)], [(True, []), (True, [])])
         for relay in (one, two):
             result = yield self.exchange(int(relay.listen.rpartition(":")[2]), b"hi")
@@ -393,8 +393,8 @@ class RelaysRulesTests(RelayCase):
             self.status(relays.create, {"name": "a", "listen": "127.0.0.1:0", "upstream": up}), 409
         )
         self.assertEqual(
-            self.status(relays.create, {"name": "b", "listen": relay.listen, "upstream": up}), 409
-        )
+            self.status(relays.create, {"name": "b", "listen": relay.listen, "upstream": up}), 500
+        )  # toxiproxy's answer to a failed listen
         self.assertEqual(self.status(relays.create, {"listen": "127.0.0.1:0", "upstream": up}), 400)
         self.assertEqual(self.status(relays.create, {"name": "c", "listen": "127.0.0.1:0"}), 400)
         self.assertEqual(self.status(relays.create, {"name": "c", "listen": "nowhere", "upstream": up}), 400)
@@ -422,7 +422,7 @@ class RelaysRulesTests(RelayCase):
             {"name": "moved", "listen": moved.listen, "upstream": other},
             {"name": "new", "listen": "127.0.0.1:0", "upstream": up, "enabled": False},
         ]
-        result = relays.populate(bodies)
+        result = yield relays.populate(bodies)
         self.assertEqual([r.name for r in result], ["kept", "moved", "new"])
         self.assertIs(result[0], kept)
         self.assertEqual(len(kept.toxics), 1)
@@ -430,15 +430,16 @@ class RelaysRulesTests(RelayCase):
         self.assertFalse(result[2].enabled)
         answer = yield self.exchange(int(moved.listen.rpartition(":")[2]))
         self.assertEqual(answer, (b"x", "closed"))
-        self.assertEqual(self.status(relays.populate, [{"name": "x"}]), 400)
-        self.assertEqual(self.status(relays.populate, {"name": "x"}), 400)
+        for bad in ([{"name": "x"}], {"name": "x"}):
+            refused = yield self.assertFailure(relays.populate(bad), ApiError)
+            self.assertEqual((refused.status, refused.created), (400, []))
 
     @defer.inlineCallbacks
     def test_an_update_moves_the_relay(self):
         relays = Relays()
         self.addCleanup(relays.stop)
         relay = relays.create({"name": "a", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{self.echo()}"})
-        relays.update("a", {"upstream": f"127.0.0.1:{self.talker(b'moved')}"})
+        yield relays.update("a", {"upstream": f"127.0.0.1:{self.talker(b'moved')}"})
         answer = yield self.exchange(int(relay.listen.rpartition(":")[2]))
         self.assertEqual(answer, (b"moved", "closed"))
         yield relays.delete("a")

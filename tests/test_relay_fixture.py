@@ -43,6 +43,18 @@ def test_the_fixture_reset_the_relay_after_the_last_test(toxic_relay, echo):  # 
     assert exchange(control.address[1], b"hello world", half_close=True) == (b"hello world", "closed")
 
 
+def test_the_fixture_takes_a_seed_and_counts_from_one_in_each_test(toxic_relay, echo):  # noqa: F811
+    control = toxic_relay(("127.0.0.1", echo), seed=7)
+    assert (control.relay.seed, control.relay.count) == (7, 0)
+    assert exchange(control.address[1], b"one", half_close=True) == (b"one", "closed")
+    assert control.relay.count == 1
+
+
+def test_the_next_test_starts_from_connection_one_again(toxic_relay, echo):  # noqa: F811
+    control = toxic_relay(("127.0.0.1", echo))
+    assert (control.relay.seed, control.relay.count) == (None, 0)
+
+
 class HelperTests(SynchronousTestCase):
     def test_relay_from_a_synchronous_test(self):
         server = EchoServer()

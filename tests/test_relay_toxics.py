@@ -75,6 +75,8 @@ class Hooks:
     def __init__(self):
         self.clock = Clock()
         self.closed = self.was_reset = False
+        self.fin_closes = False  # a stage's FIN is to close the connection when written
+        self.full = False  # the writer, as blocked() tells the stages
         self.moves = 0
 
     def later(self, seconds, call):
@@ -85,6 +87,12 @@ class Hooks:
 
     def close(self):
         self.closed = True
+
+    def closing(self):
+        self.fin_closes = True
+
+    def blocked(self):
+        return self.full
 
     def reset(self):
         self.was_reset = True
@@ -121,6 +129,10 @@ class StageCase(SynchronousTestCase):
 
     def advance(self, seconds: float, step: float = 0.001) -> None:
         self.hooks.clock.pump([step] * round(seconds / step))
+
+    def closed(self) -> bool:
+        """Whether the stage passed on a FIN that closes the connection."""
+        return self.hooks.fin_closes and [data for _, data in self.received.events][-1:] == [None]
 
 
 class LatencyTests(StageCase):
@@ -204,26 +216,28 @@ class TimeoutTests(StageCase):
         stage = self.stage("timeout", timeout=200)
         stage.write(b"lost")
         self.advance(0.19)
-        self.assertFalse(self.hooks.closed)
+        self.assertFalse(self.closed())
         self.advance(0.02)
-        self.assertTrue(self.hooks.closed)
-        self.assertEqual(self.received.events, [])
+        self.assertTrue(self.closed())
+        self.assertEqual([data for _, data in self.received.events], [None])  # what later toxics hold first
+        self.assertEqual(self.hooks.clock.getDelayedCalls(), [])
 
-    def test_zero_holds_the_connection_open_and_keeps_the_fin_for_later(self):
+    def test_zero_holds_the_connection_open_until_the_fin_which_closes_it(self):
         stage = self.stage("timeout", timeout=0)
         stage.write(b"dropped")
-        stage.finish()
         self.advance(100, step=1)
-        self.assertFalse(self.hooks.closed)
         self.assertEqual(self.received.events, [])
-        self.assertEqual(stage.detach(), ([], True))
+        stage.finish()  # toxiproxy's timeout closes at the reader's EOF
+        self.assertTrue(self.closed())
+        stage.finish()
+        self.assertEqual(len(self.received.events), 1)
 
     def test_an_update_restarts_the_timer(self):
         stage = self.stage("timeout", timeout=0)
         self.advance(1)
         stage.retune({"timeout": 100})
         self.advance(0.11)
-        self.assertTrue(self.hooks.closed)
+        self.assertTrue(self.closed())
 
 
 class ResetPeerTests(StageCase):
@@ -243,10 +257,13 @@ class LimitDataTests(StageCase):
     def test_so_many_bytes_then_a_close(self):
         stage = self.stage("limit_data", bytes=10)
         stage.write(b"12345678")
-        self.assertFalse(self.hooks.closed)
+        self.assertFalse(self.closed())
         stage.write(b"90abc")
         self.assertEqual(self.received.data(), b"1234567890")
-        self.assertTrue(self.hooks.closed)
+        self.assertTrue(self.closed())  # a FIN down the chain, which later toxics pass in order
+        stage.write(b"more")
+        stage.finish()  # the reader's own FIN: no second one
+        self.assertEqual([data for _, data in self.received.events], [b"12345678", b"90", None])
 
     def test_the_count_survives_an_update(self):
         stage = self.stage("limit_data", bytes=10)

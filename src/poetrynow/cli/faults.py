@@ -138,14 +138,17 @@ def run(args: argparse.Namespace) -> int:
         except CannotListenError as problem:
             label = f"{url_host(host)}:{port}"
             return error(PROG, cannot_listen(label, problem.socketError), FAILED)
-        try:
-            if config:
-                relays.populate(config)
-        except ApiError as problem:
+        failed: list[Any] = []  # (no port is closing yet, so populate has ended when it returns)
+        if config:
+            relays.populate(config).addErrback(failed.append)
+        if failed:
+            refusal = failed[0].value
+            if not isinstance(refusal, ApiError):
+                failed[0].raiseException()
             api.stopListening()
             relays.stop()
             return error(
-                PROG, f"{args.config}: {problem.message}", USAGE if problem.status == 400 else FAILED
+                PROG, f"{args.config}: {refusal.message}", USAGE if refusal.status == 400 else FAILED
             )
         where: Any = api.getHost()  # an IPv4Address or IPv6Address
         print(f"Faults API on http://{url_host(where.host)}:{where.port}/", flush=True)

@@ -9,10 +9,18 @@ text (its 405, its unknown path, its browser refusal) this API answers in the
 same JSON shape, which a client reads the same way.
 
 The API runs on the reactor that moves the relays' bytes, so nothing here
-blocks, and nothing a peer sends is buffered without a limit: the request line
-and headers are bounded by twisted.web (16 KiB), the body here
-(:data:`MAX_BODY`). A handler's unexpected exception is logged with its
-traceback and costs that request a 500, not the server.
+blocks, and nothing a peer sends is buffered or waited for without a limit: the
+request line and headers are bounded by twisted.web (16 KiB), the body here
+(:data:`MAX_BODY`); a request must be whole :data:`REQUEST_DEADLINE` seconds
+after its first byte (twisted.web's idle timeout restarts at every byte, so one
+byte a minute would hold a connection for ever), and at most
+:data:`MAX_CONNECTIONS` API connections are open at once (more are refused). A
+handler's unexpected exception is logged with its traceback and costs that
+request a 500, not the server.
+
+``GET /version`` answers toxiproxy's shape with the toxiproxy version whose API
+this one follows (:data:`TOXIPROXY_VERSION`), which clients parse; poetrynow's
+own version is in the ``X-Poetrynow-Version`` header of every answer.
 """
 
 from __future__ import annotations
@@ -24,9 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
-from twisted.web import resource, server
+from twisted.python.failure import Failure
+from twisted.web import http, resource, server
 
 from poetrynow.relay.toxics import ApiError
 
@@ -38,6 +48,15 @@ MAX_BODY = 1 << 20
 
 #: The methods that update a proxy or a toxic: toxiproxy takes POST, and PATCH since 2.5.
 UPDATE = ("POST", "PATCH")
+
+#: What ``GET /version`` says: the toxiproxy release whose API this one follows.
+TOXIPROXY_VERSION = "2.12.0"
+
+#: Seconds from a request's first byte until it must be whole (toxiproxy's server: 15 s too).
+REQUEST_DEADLINE = 15.0
+
+#: API connections open at once; a client library holds one or two, a test suite a few.
+MAX_CONNECTIONS = 256
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,8 @@ def read_json(request: server.Request, shape: type, what: str) -> Any:
         body = json.loads(data, parse_constant=_no_constant)
     except ValueError as problem:  # UnicodeDecodeError is one too
         raise ApiError(400, f"bad request body: {problem}") from None
+    except RecursionError:  # "[" nested deeper than Python's stack
+        raise ApiError(400, "bad request body: nested too deep") from None
     if not isinstance(body, shape):
         raise ApiError(400, f"bad request body: expected {what}, got {type(body).__name__}")
     return body
@@ -92,7 +113,7 @@ class Handlers:
     endpoint's contract.
     """
 
-    def __init__(self, relays, version: str):
+    def __init__(self, relays, version: str = TOXIPROXY_VERSION):
         self.relays = relays
         self.version = version
 
@@ -106,25 +127,34 @@ class Handlers:
         relay = self.relays.create(read_json(request, dict, "a proxy object"))
         return Answer(201, proxy_json(relay))
 
-    def populate(self, request) -> Answer:
-        """Create or replace a list of proxies: all of them, or, refused, none (toxiproxy 2.12's rule)."""
-        try:
-            relays = self.relays.populate(read_json(request, list, "a list of proxies"))
-        except ApiError as problem:
-            return refusal(problem.status, problem.message, proxies=[])
-        return Answer(201, {"proxies": [proxy_json(relay) for relay in relays]})
+    def populate(self, request) -> Deferred:
+        """Create or replace a list of proxies, as toxiproxy does: a bad body changes nothing; a
+        relay that cannot listen stops the list, and the refusal lists the proxies made before it."""
 
-    def reset(self, request) -> Answer:
-        self.relays.reset()
-        return Answer(204)
+        def refused(failure) -> Answer:
+            failure.trap(ApiError)
+            created = getattr(failure.value, "created", [])
+            proxies = [proxy_json(relay) for relay in created]
+            return refusal(failure.value.status, failure.value.message, proxies=proxies)
+
+        pending = maybeDeferred(lambda: self.relays.populate(read_json(request, list, "a list of proxies")))
+        return pending.addCallbacks(
+            lambda relays: Answer(201, {"proxies": [proxy_json(relay) for relay in relays]}), refused
+        )
+
+    def reset(self, request) -> Deferred:
+        """Answered once every relay listens again."""
+        return maybeDeferred(self.relays.reset).addCallback(lambda _: Answer(204))
 
     def proxy_show(self, request, proxy: str) -> Answer:
         return Answer(200, proxy_json(self.relays.get(proxy)))
 
-    def proxy_update(self, request, proxy: str) -> Answer:
+    def proxy_update(self, request, proxy: str) -> Deferred:
+        """Answered once the relay listens where it should (a move waits for the old port to close)."""
         self.relays.get(proxy)  # an unknown proxy is a 404 before its body is looked at, as there
-        relay = self.relays.update(proxy, read_json(request, dict, "a proxy object"))
-        return Answer(200, proxy_json(relay))
+        body = read_json(request, dict, "a proxy object")
+        updated = maybeDeferred(self.relays.update, proxy, body)
+        return updated.addCallback(lambda relay: Answer(200, proxy_json(relay)))
 
     def proxy_delete(self, request, proxy: str) -> Deferred:
         """Answered once the relay has stopped listening, so that its port is free when the client hears."""
@@ -191,11 +221,13 @@ class FaultsResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, handlers: Handlers):
+    def __init__(self, handlers: Handlers, poetrynow_version: str = ""):
         super().__init__()
         self.handlers = handlers
+        self.poetrynow_version = poetrynow_version
 
     def render(self, request: server.Request):
+        request.setHeader(b"x-poetrynow-version", self.poetrynow_version.encode())
         try:
             answer = self.dispatch(request)
         except ApiError as problem:
@@ -299,6 +331,12 @@ class BoundedRequest(server.Request):
             return
         content.write(data)
 
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        whole = getattr(self.channel, "request_whole", None)
+        if whole is not None:
+            whole()
+        super().requestReceived(command, path, version)
+
     def process(self) -> None:
         if not self.refused:
             super().process()
@@ -320,27 +358,85 @@ class BoundedRequest(server.Request):
         self.channel.loseConnection()
 
 
-class FaultsSite(server.Site):
-    """The API's site: bounded requests, no access log line per request, idle clients dropped.
+class FaultsChannel(http.HTTPChannel):
+    """An HTTP/1.1 channel whose requests have a deadline: :data:`REQUEST_DEADLINE` seconds from
+    the first byte of a request until it is whole; a client still sending then is aborted.
 
-    ``reactor`` times the idle connections (a Clock in a unit test).
+    Armed at the first byte received while no request is partly read, cancelled when
+    the request is whole (:meth:`BoundedRequest.requestReceived` says so), so that a
+    keep-alive connection between requests, or one waiting for its answer, has
+    only twisted.web's idle timeout.
+    """
+
+    deadline: Any = None
+    site: Any
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.site.open_channels += 1
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.deadline is None and data:
+            self.deadline = self.callLater(self.site.request_deadline, self.too_slow)
+        super().dataReceived(data)
+
+    def request_whole(self) -> None:
+        if self.deadline is not None and self.deadline.active():
+            self.deadline.cancel()
+        self.deadline = None
+
+    def too_slow(self) -> None:
+        self.deadline = None
+        transport: Any = self.transport  # a TCP transport, which can abort
+        transport.abortConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.request_whole()
+        self.site.open_channels -= 1
+        super().connectionLost(reason)
+
+
+class FaultsSite(server.Site):
+    """The API's site: bounded requests and connections, each request on a deadline, idle clients
+    dropped, no access log line per request.
+
+    ``reactor`` times the idle connections and the deadlines (a Clock in a unit test).
     """
 
     noisy = False
+    protocol = FaultsChannel  # type: ignore[assignment]  # HTTP/1.1 only: toxiproxy's clients speak it
+    open_channels = 0
 
-    def __init__(self, handlers: Handlers, idle_timeout: float = 60.0, reactor=None):
+    def __init__(
+        self,
+        handlers: Handlers,
+        idle_timeout: float = 60.0,
+        reactor=None,
+        poetrynow_version: str = "",
+        request_deadline: float = REQUEST_DEADLINE,
+        max_connections: int = MAX_CONNECTIONS,
+    ):
         super().__init__(
-            FaultsResource(handlers), requestFactory=BoundedRequest, timeout=idle_timeout, reactor=reactor
+            FaultsResource(handlers, poetrynow_version),
+            requestFactory=BoundedRequest,
+            timeout=idle_timeout,
+            reactor=reactor,
         )
+        self.request_deadline, self.max_connections = request_deadline, max_connections
+
+    def buildProtocol(self, addr):
+        """A channel, or None (the connection is closed at once) past :data:`MAX_CONNECTIONS`."""
+        if self.open_channels >= self.max_connections:
+            return None
+        return super().buildProtocol(addr)
 
     def log(self, request) -> None:  # a line per request is a log file's job; a test makes hundreds
         pass
 
 
-def faults_site(relays, version: str | None = None, reactor=None) -> FaultsSite:
-    """The toxiproxy API over ``relays``, for ``listenTCP``; ``version`` is what ``GET /version`` says."""
-    if version is None:
-        from poetrynow import __version__
+def faults_site(relays, version: str = TOXIPROXY_VERSION, reactor=None, **options: Any) -> FaultsSite:
+    """The toxiproxy API over ``relays``, for ``listenTCP``; ``version`` is what ``GET /version`` says;
+    ``options`` go to :class:`FaultsSite`."""
+    from poetrynow import __version__
 
-        version = __version__
-    return FaultsSite(Handlers(relays, version), reactor=reactor)
+    return FaultsSite(Handlers(relays, version), reactor=reactor, poetrynow_version=__version__, **options)

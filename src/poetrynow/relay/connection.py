@@ -5,7 +5,10 @@ is buffered meanwhile; an upstream that cannot be reached closes the client,
 with one log line. Both sides are half-closeable: a FIN from one side goes
 through the toxics (in order after the data) and is passed on as a FIN, so a
 request/response protocol whose client half-closes still gets its answer; the
-connection closes once each side has had the other's FIN.
+connection closes once each side has had the other's FIN. A close the relay
+starts waits for what the transports hold to be written, but only for
+:data:`~poetrynow.servers.ending.LINGER` seconds: a peer that never reads is
+then aborted, so that it cannot keep a connection (and its buffers) for ever.
 
 One fault costs one connection: what a protocol method raises is logged and
 resets that side (:func:`~poetrynow.servers.guard.costs_one_connection`), which
@@ -27,7 +30,7 @@ from zope.interface import implementer
 
 from poetrynow.relay.pipe import Direction
 from poetrynow.relay.toxics import DOWNSTREAM, Toxic
-from poetrynow.servers.ending import can_half_close
+from poetrynow.servers.ending import LINGER, can_half_close
 from poetrynow.servers.guard import costs_one_connection, reset_transport
 
 
@@ -38,9 +41,10 @@ class Relay(typing.Protocol):
     name: str
     upstream: str
     reactor: Any
+    clock: Any
     toxics: list[Toxic]
 
-    def chooser(self, number: int, toxic: str) -> random.Random: ...
+    def chooser(self, number: int, key: str) -> random.Random: ...
     def forget(self, connection: Connection) -> None: ...
     def accepted(self, client: ClientSide) -> Connection: ...
     def upstream_address(self) -> tuple[str, int]: ...
@@ -57,18 +61,25 @@ class Connection:
 
     def __init__(self, relay: Relay, number: int, client: ClientSide):
         self.relay, self.number, self.client = relay, number, client
-        self.clock = relay.reactor
+        self.clock = relay.clock
+        self.lingers: dict[Side, Any] = {}  # the abort armed for each side a close waits on
         self.upstream: UpstreamSide | None = None
         self.connector: Any = None
         self.choosers: dict[str, random.Random] = {}
         self.up: Direction | None = None  # client → upstream
         self.down: Direction | None = None  # upstream → client
 
-    def chooser(self, toxic: str) -> random.Random:
-        """The random numbers ``toxic`` uses on this connection: fixed by the relay's seed, if any."""
-        if toxic not in self.choosers:
-            self.choosers[toxic] = self.relay.chooser(self.number, toxic)
-        return self.choosers[toxic]
+    def chooser(self, toxic: Toxic) -> random.Random:
+        """The random numbers ``toxic`` uses on this connection (jitter, slice sizes): fixed by the
+        relay's seed, if any, and drawn as the data comes, read by read."""
+        if toxic.name not in self.choosers:
+            self.choosers[toxic.name] = self.relay.chooser(self.number, toxic.name)
+        return self.choosers[toxic.name]
+
+    def draw(self, toxic: Toxic) -> random.Random:
+        """The generator that decides whether ``toxic``, as of its latest update, meets this
+        connection: its own, so that the fate does not depend on what the data drew before."""
+        return self.relay.chooser(self.number, f"{toxic.name}:fate:{toxic.version}")
 
     def connected(self, upstream: UpstreamSide) -> None:
         self.upstream = upstream
@@ -84,16 +95,18 @@ class Connection:
     def direction(self, toxic: Toxic) -> Direction | None:
         return self.down if toxic.stream == DOWNSTREAM else self.up
 
+    # (An ended connection takes no change: its stages are detached, and would arm timers.)
+
     def add(self, toxic: Toxic) -> None:
-        if (direction := self.direction(toxic)) is not None:
-            self.guarded(direction.add, toxic, self.chooser(toxic.name))
+        if not self.ended and (direction := self.direction(toxic)) is not None:
+            self.guarded(direction.add, toxic, self.draw(toxic), self.chooser(toxic))
 
     def update(self, toxic: Toxic) -> None:
-        if (direction := self.direction(toxic)) is not None:
-            self.guarded(direction.update, toxic, self.chooser(toxic.name))
+        if not self.ended and (direction := self.direction(toxic)) is not None:
+            self.guarded(direction.update, toxic, self.draw(toxic), self.chooser(toxic))
 
     def remove(self, toxic: Toxic) -> None:
-        if (direction := self.direction(toxic)) is not None:
+        if not self.ended and (direction := self.direction(toxic)) is not None:
             self.guarded(direction.remove, toxic.name)
 
     # -- how it ends
@@ -109,8 +122,8 @@ class Connection:
         else:
             self.close()
 
-    def _end(self) -> list[Any]:
-        """Mark the end; the transports still to be closed."""
+    def _end(self) -> list[Side]:
+        """Mark the end; the sides still to be closed."""
         if self.ended:
             return []
         self.ended, self.open = True, False
@@ -120,25 +133,31 @@ class Connection:
         if self.connector is not None and self.upstream is None:
             self.connector.disconnect()
         sides = [self.client, self.upstream]
-        return [side.transport for side in sides if side is not None and not side.gone]
+        return [side for side in sides if side is not None and not side.gone]
 
     def close(self) -> None:
-        """Both sides closed with a FIN, after what their transports hold is written."""
-        for transport in self._end():
-            transport.loseConnection()
+        """Both sides closed with a FIN, after what their transports hold is written, for at most
+        :data:`LINGER` seconds each: a peer that does not read is then aborted."""
+        for side in self._end():
+            side.transport.loseConnection()
+            if not side.gone:  # (a transport may lose its connection at once)
+                self.lingers[side] = self.clock.callLater(LINGER, side.transport.abortConnection)
 
     def reset(self) -> None:
         """Both sides closed with a reset."""
-        for transport in self._end():
-            reset_transport(transport)
+        for side in self._end():
+            reset_transport(side.transport)
 
     def drop(self) -> None:
         """Both sides closed at once, what is unsent dropped: the relay was disabled or deleted."""
-        for transport in self._end():
-            transport.abortConnection()
+        for side in self._end():
+            side.transport.abortConnection()
 
     def lost(self, side: Side, reason: Failure) -> None:
         side.gone = True
+        linger = self.lingers.pop(side, None)
+        if linger is not None and linger.active():
+            linger.cancel()
         if not self.ended:
             # The peer went without the FIN a half-close would have shown: a reset, usually.
             if reason.check(ConnectionDone):

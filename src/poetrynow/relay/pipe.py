@@ -5,7 +5,10 @@ the writer's buffer fills (a peer that reads slowly), the writer pauses the
 direction, which pauses the reader transport, so the relay holds one transport
 buffer, not whatever the fast side sends. The stages' own queues count too:
 while they hold more than :data:`HELD_LIMIT` bytes (latency keeps data for a
-while, bandwidth lets it out slowly), the reader stays paused.
+while, bandwidth lets it out slowly), the reader stays paused, and while the
+writer is full they send nothing (their timers stall until it drains). A reader
+whose FIN has come is never resumed: Twisted would read its end again, and pass
+on a second FIN.
 
 A toxic added while the connection is open joins the end of the chain; one
 removed hands what it held to the stage after it, so nothing is lost or
@@ -59,7 +62,11 @@ class End:
             self.direction.writer.write(data)
 
     def finish(self) -> None:
-        if not self.direction.connection.ended:
+        if self.direction.connection.ended:
+            return
+        if self.direction.close_at_end:  # a toxic's FIN (limit_data, timeout): the connection ends
+            self.direction.connection.close()
+        else:
             self.direction.finished()
 
 
@@ -76,6 +83,8 @@ class Direction:
         self.writer_full = False
         self.reader_paused = paused  # (the client is, until its upstream answers)
         self.done = False  # the reader's FIN has reached the writer
+        self.read_ended = False  # the reader's FIN has come (it is read once, and passed on once)
+        self.close_at_end = False  # the FIN in the chain is a toxic's: it closes the connection
         writer.registerProducer(self, True)
 
     # -- the data path
@@ -88,7 +97,9 @@ class Direction:
         self.check()
 
     def eof(self) -> None:
-        self.head().finish()
+        if not self.read_ended:
+            self.read_ended = True
+            self.head().finish()
 
     def finished(self) -> None:
         self.done = True
@@ -109,8 +120,9 @@ class Direction:
         if self.stages:
             self.stages[-1][1].next = self.end
 
-    def add(self, toxic: Toxic, chooser: random.Random) -> None:
-        stage = fate(toxic, chooser)(self, dict(toxic.attributes), chooser)
+    def add(self, toxic: Toxic, draw: random.Random, chooser: random.Random) -> None:
+        """``toxic`` joins the chain; ``draw`` decides its fate, ``chooser`` its randomness."""
+        stage = fate(toxic, draw)(self, dict(toxic.attributes), chooser)
         self.stages.append((toxic, stage))
         self._link()
 
@@ -131,12 +143,12 @@ class Direction:
             after.finish()
         self.check()
 
-    def update(self, toxic: Toxic, chooser: random.Random) -> None:
+    def update(self, toxic: Toxic, draw: random.Random, chooser: random.Random) -> None:
         index = self._index(toxic.name)
         if index is None:
             return
         old, stage = self.stages[index]
-        kind = fate(toxic, chooser)
+        kind = fate(toxic, draw)
         if kind is type(stage):  # the same fate as before: its state kept, its new attributes
             stage.retune(dict(toxic.attributes))
             self.stages[index] = (toxic, stage)
@@ -159,7 +171,7 @@ class Direction:
     def check(self) -> None:
         """Pause the reader while the writer is full or the stages hold too much; else resume it."""
         pause = self.writer_full or self.held() > self.limit
-        if pause != self.reader_paused and self.connection.open:
+        if pause != self.reader_paused and self.connection.open and not self.read_ended:
             self.reader_paused = pause
             if pause:
                 self.reader.pauseProducing()
@@ -172,6 +184,10 @@ class Direction:
 
     def resumeProducing(self) -> None:
         self.writer_full = False
+        for _, stage in reversed(list(self.stages)):  # the stages nearest the writer first
+            if self.writer_full or self.connection.ended:
+                break
+            stage.resume()
         self.check()
 
     def stopProducing(self) -> None:
@@ -187,6 +203,12 @@ class Direction:
 
     def close(self) -> None:
         self.connection.close()
+
+    def closing(self) -> None:
+        self.close_at_end = True
+
+    def blocked(self) -> bool:
+        return self.writer_full
 
     def reset(self) -> None:
         self.connection.reset()

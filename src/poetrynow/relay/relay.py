@@ -4,21 +4,29 @@
 for creating, updating, populating and resetting; :class:`Relay` is one proxy,
 its toxics in order, and its open connections, which a toxic change reaches at
 once. Listening is synchronous (``listenTCP``), so an API answer names the port
-that ``:0`` was given, and a stop closes the listening socket at once (see
-:func:`stop_port`), so a relay disabled and enabled again gets its port back.
+that ``:0`` was given. Twisted closes a listening socket on the loop's next
+turn, not at once, on every platform; so a start that follows a stop waits for
+the stop's Deferred (the API answers when both are done), and an update that
+keeps the listen address keeps the listening port.
+
+A listen address is an IP literal or ``localhost`` (taken as 127.0.0.1): a name
+would be resolved by a blocking ``bind`` on the reactor's thread.
 
 With a seed, connection number n of a relay (counting from 1) meets the same
-fate on every run: each toxic draws its toxicity and its randomness (jitter,
-slice sizes) from ``random.Random(f"{seed}:{relay}:{n}:{toxic}")``, whatever
-the order in which connections and timers interleave.
+fate on every run: whether a toxic applies to it is drawn from a generator of
+its own, ``random.Random(f"{seed}:{relay}:{n}:{toxic}:fate:{v}")`` for the
+toxic's v-th update, so it depends on nothing else. A toxic's randomness
+(jitter, slice sizes) comes from ``random.Random(f"{seed}:{relay}:{n}:{toxic}")``,
+drawn once for each read (latency) or slice (slicer): it repeats as far as the
+data comes in the same reads, which TCP does not promise.
 """
 
 from __future__ import annotations
 
-import errno
+import ipaddress
 import os
 import random
-import socket
+from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet import defer
@@ -53,16 +61,26 @@ def joined(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def stop_port(port: Any) -> defer.Deferred:
-    """Stop listening, and free the port now: Twisted closes the socket on the next turn of the
-    loop, and a relay enabled again before then would find its port taken. A shut-down listening
-    socket is out of the kernel's listening table; its SO_REUSEADDR lets the port be bound again."""
-    stopped = defer.maybeDeferred(port.stopListening)
-    try:
-        port.socket.shutdown(socket.SHUT_RDWR)
-    except (AttributeError, OSError):
-        pass
-    return stopped
+def listen_address(text: Any) -> tuple[str, int]:
+    """A listen address, its host an IP literal (or empty: every interface) or ``localhost``,
+    taken as 127.0.0.1; another name is refused, since binding to it would block the reactor."""
+    host, port = host_port(text, "listen", port_zero=True)
+    if host == "localhost":
+        return "127.0.0.1", port
+    if host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ApiError(
+                400, f"bad request body: listen host must be an IP address or localhost, not {host!r}"
+            ) from None
+    return host, port
+
+
+def all_done(pending: Iterable[defer.Deferred]) -> defer.Deferred:
+    """One Deferred for all of ``pending``: None, or the first failure as it was (not a FirstError)."""
+    together = defer.gatherResults(list(pending), consumeErrors=True)
+    return together.addCallbacks(lambda _: None, lambda failure: failure.value.subFailure)
 
 
 class Relay:
@@ -73,11 +91,15 @@ class Relay:
             from twisted.internet import reactor
         self.name, self.listen, self.upstream = name, listen, upstream
         self.reactor, self.seed = reactor, seed
+        self.clock = reactor  # the toxics' and the lingering closes' timers (a Clock in a test)
         self.enabled = False
         self.toxics: list[Toxic] = []
         self.connections: set[Connection] = set()
         self.count = 0  # connections accepted so far: the next one's number, less one
         self.port: Any = None
+        self.stopping: defer.Deferred | None = None  # the port's stopListening, until it fires
+        self.waiting: list[defer.Deferred] = []  # fired when the port has stopped
+        self.stops = 0  # stops so far: a start that waited for a stop is void if another came
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -90,18 +112,19 @@ class Relay:
 
     # -- listening
 
-    def start(self) -> None:
-        """Listen (at once); ApiError 409 when the port is taken, 400 for another refusal."""
+    def listen_now(self) -> None:
+        """Listen, at once; ApiError 500 when the port cannot be had, as toxiproxy answers a failed
+        listen (its clients take 409 for a duplicate name). Only while no stop is pending."""
         if self.port is not None:
             return
-        host, port = host_port(self.listen, "listen", port_zero=True)
+        host, port = listen_address(self.listen)
         try:
             self.port = self.reactor.listenTCP(port, RelayFactory(self), backlog=4096, interface=host)
         except CannotListenError as problem:
             error = problem.socketError
             code = getattr(error, "errno", None)
             words = os.strerror(code) if isinstance(code, int) and code > 0 else str(error)
-            raise ApiError(409 if code == errno.EADDRINUSE else 400, f"{self.listen}: {words}") from None
+            raise ApiError(500, f"listen tcp {self.listen}: {words}") from None
         self.listen = joined(host, self.port.getHost().port)
         self.enabled = True
         log.info(
@@ -111,30 +134,60 @@ class Relay:
             upstream=self.upstream,
         )
 
+    def start(self) -> defer.Deferred:
+        """Listen: at once, or once a stop still closing the port has closed it (void if the relay
+        is stopped again meanwhile). Fails with listen_now's ApiError."""
+        if self.stopping is None:
+            return defer.maybeDeferred(self.listen_now)
+        stops = self.stops
+        return self.stopped().addCallback(lambda _: self.listen_now() if stops == self.stops else None)
+
+    def stopped(self) -> defer.Deferred:
+        """Fires once the listening port (if any) is closed."""
+        if self.stopping is None:
+            return defer.succeed(None)
+        waiter: defer.Deferred = defer.Deferred()
+        self.waiting.append(waiter)
+        return waiter
+
+    def _port_closed(self, result: Any) -> None:
+        self.stopping = None
+        waiting, self.waiting = self.waiting, []
+        for waiter in waiting:
+            waiter.callback(None)
+
     def stop(self) -> defer.Deferred:
-        """Stop listening and drop every open connection."""
+        """Stop listening and drop every open connection; fires once the port is closed."""
         self.enabled = False
+        self.stops += 1
         port, self.port = self.port, None
+        self.drop_connections()
+        if port is not None:
+            self.stopping = stopping = defer.maybeDeferred(port.stopListening)
+            stopping.addBoth(self._port_closed)
+        return self.stopped()
+
+    def drop_connections(self) -> None:
         for connection in list(self.connections):
             connection.drop()
-        return stop_port(port) if port is not None else defer.succeed(None)
 
-    def enable(self) -> None:
-        self.start()
+    def enable(self) -> defer.Deferred:
+        return self.start()
 
-    def disable(self) -> None:
+    def disable(self) -> defer.Deferred:
         """Refuse new clients (nothing listens) and drop the open ones, as toxiproxy does."""
-        self.stop()
+        return self.stop()
 
     def upstream_address(self) -> tuple[str, int]:
         return host_port(self.upstream, "upstream", port_zero=False)
 
     # -- connections
 
-    def chooser(self, number: int, toxic: str) -> random.Random:
+    def chooser(self, number: int, key: str) -> random.Random:
+        """Connection ``number``'s generator for ``key`` (a toxic, or its fate): see the module."""
         if self.seed is None:
             return random.Random()
-        return random.Random(f"{self.seed}:{self.name}:{number}:{toxic}")
+        return random.Random(f"{self.seed}:{self.name}:{number}:{key}")
 
     def accepted(self, client: ClientSide) -> Connection:
         self.count += 1
@@ -181,6 +234,14 @@ class Relay:
             self.remove_toxic(toxic.name)
 
 
+class PopulateError(ApiError):
+    """A populate refused or stopped part-way: ``created``, the relays it made or kept first."""
+
+    def __init__(self, status: int, message: str, created: list[Relay]):
+        super().__init__(status, message)
+        self.created = created
+
+
 def _text(body: dict[str, Any], key: str, required: bool) -> str | None:
     value = body.get(key)
     if value is None or value == "":
@@ -224,16 +285,17 @@ class Relays:
         listen = _text(body, "listen", False) or DEFAULT_LISTEN
         assert name is not None and upstream is not None
         enabled = _enabled(body, True)
-        host_port(listen, "listen", port_zero=True)
+        listen = joined(*listen_address(listen))
         host_port(upstream, "upstream", port_zero=False)
         return Relay(name, listen, upstream, self.reactor, self.seed), enabled
 
     def create(self, body: Any) -> Relay:
+        """A new relay, listening at once (a new name has no stop pending)."""
         relay, enabled = self._relay(body)
         if relay.name in self.relays:
             raise ApiError(409, PROXY_EXISTS)
         if enabled:
-            relay.start()
+            relay.listen_now()
         self.relays[relay.name] = relay
         return relay
 
@@ -243,24 +305,25 @@ class Relays:
         except KeyError:
             raise ApiError(404, PROXY_NOT_FOUND) from None
 
-    def update(self, name: str, body: Any) -> Relay:
+    def update(self, name: str, body: Any) -> defer.Deferred:
         """toxiproxy's update: a new listen or upstream restarts the relay (its connections
-        dropped); ``enabled`` starts or stops it."""
+        dropped); ``enabled`` starts or stops it. A new upstream alone keeps the listening port
+        (each connection reads the upstream as it dials), so nothing waits for a port to close.
+        Fires with the relay."""
         relay = self.get(name)
         body = _object(body)
-        listen = _text(body, "listen", False) or relay.listen
+        listen = joined(*listen_address(_text(body, "listen", False) or relay.listen))
         upstream = _text(body, "upstream", False) or relay.upstream
         enabled = _enabled(body, relay.enabled)
-        host_port(listen, "listen", port_zero=True)
         host_port(upstream, "upstream", port_zero=False)
-        if (listen, upstream) != (relay.listen, relay.upstream):
+        if listen != relay.listen:
             relay.stop()
-            relay.listen, relay.upstream = listen, upstream
-        if enabled:
-            relay.start()
-        else:
-            relay.stop()
-        return relay
+            relay.listen = listen
+        if upstream != relay.upstream:
+            relay.drop_connections()
+            relay.upstream = upstream
+        done = relay.start() if enabled else relay.stop()
+        return done.addCallback(lambda _: relay)
 
     def delete(self, name: str) -> defer.Deferred:
         relay = self.get(name)
@@ -270,35 +333,48 @@ class Relays:
     def all(self) -> dict[str, Relay]:
         return dict(self.relays)
 
-    def populate(self, bodies: Any) -> list[Relay]:
-        """Create or replace each relay: one whose listen and upstream are unchanged is kept (its
-        ``enabled`` applied), another of that name replaced. Every body is checked first, so a bad
-        one changes nothing."""
+    @defer.inlineCallbacks
+    def populate(self, bodies: Any) -> Any:
+        """Create or replace each relay, in order, as toxiproxy does: one whose listen and upstream
+        are unchanged is kept (its ``enabled`` applied), another of that name replaced (once the
+        old one's port is closed). Every body is checked first, so a bad one changes nothing; a
+        relay that then cannot listen stops the list there, and the :class:`PopulateError` names
+        the relays already created, as toxiproxy's answer lists them. Fires with the relays."""
         if not isinstance(bodies, list):
-            raise ApiError(400, "bad request body: a JSON array of proxies was expected")
+            raise PopulateError(400, "bad request body: a JSON array of proxies was expected", [])
         wanted: list[tuple[Relay, bool]] = []
-        for body in bodies:
-            relay, enabled = self._relay(body)
-            if any(relay.name == seen.name for seen, _ in wanted):
-                raise ApiError(400, f"bad request body: proxy {relay.name!r} is named twice")
-            wanted.append((relay, enabled))
-        result = []
-        for relay, enabled in wanted:
-            old = self.relays.get(relay.name)
-            if old is not None and (old.listen, old.upstream) == (relay.listen, relay.upstream):
-                result.append(self.update(old.name, {"enabled": enabled}))
-                continue
-            if old is not None:
-                old.stop()
-                del self.relays[old.name]
-            result.append(self.create({**relay.as_json(), "enabled": enabled}))
+        try:
+            for body in bodies:
+                relay, enabled = self._relay(body)
+                if any(relay.name == seen.name for seen, _ in wanted):
+                    raise ApiError(400, f"bad request body: proxy {relay.name!r} is named twice")
+                wanted.append((relay, enabled))
+        except ApiError as problem:
+            raise PopulateError(problem.status, problem.message, []) from None
+        result: list[Relay] = []
+        try:
+            for relay, enabled in wanted:
+                old = self.relays.get(relay.name)
+                if old is not None and (old.listen, old.upstream) == (relay.listen, relay.upstream):
+                    result.append((yield self.update(old.name, {"enabled": enabled})))
+                    continue
+                if old is not None:
+                    del self.relays[old.name]
+                    yield old.stop()
+                if enabled:
+                    relay.listen_now()
+                self.relays[relay.name] = relay
+                result.append(relay)
+        except ApiError as problem:
+            raise PopulateError(problem.status, problem.message, result) from None
         return result
 
-    def reset(self) -> None:
-        """Every relay enabled, every toxic removed (toxiproxy's ``POST /reset``)."""
+    def reset(self) -> defer.Deferred:
+        """Every relay enabled, every toxic removed (toxiproxy's ``POST /reset``); fires once every
+        relay listens (a relay just disabled waits for its port to close)."""
         for relay in self.relays.values():
-            relay.start()
             relay.reset_toxics()
+        return all_done(relay.start() for relay in self.relays.values())
 
     def stop(self) -> defer.Deferred:
         return defer.DeferredList([relay.stop() for relay in self.relays.values()])

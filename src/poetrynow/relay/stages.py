@@ -5,9 +5,12 @@ first stage, each stage passes what it lets through to the next, and the last
 one writes to the other peer. A stage sees three things, ``write(data)``,
 ``finish()`` (the reader's FIN, in order after its data) and, when its toxic is
 removed or a connection ends, ``detach()``; it acts through :class:`Hooks`: a
-clock for its timers, ``close`` and ``reset`` for the whole connection, and
-``moved`` to say that bytes it held have gone on (so a paused reader may
-resume). No sockets here, so each toxic is tested with task.Clock.
+clock for its timers, ``close`` and ``reset`` for the whole connection,
+``closing`` to make the FIN it passes on close the connection once written (so
+later toxics let out what they hold first, as toxiproxy's EOF down the chain
+does), ``moved`` to say that bytes it held have gone on (so a paused reader may
+resume), and ``blocked`` to learn that the writer is full (then a stage sends
+nothing until ``resume``). No sockets here, so each toxic is tested with task.Clock.
 
 Only a stage that must wait holds bytes (``held``): the direction pauses its
 reader while its stages hold more than a limit, so a toxic's queue is bounded
@@ -38,8 +41,10 @@ class Hooks(Protocol):
     def later(self, seconds: float, call: Any) -> Any: ...  # an IDelayedCall
     def now(self) -> float: ...
     def close(self) -> None: ...  # the whole connection, with FINs
+    def closing(self) -> None: ...  # the FIN passed on next closes the connection when it is written
     def reset(self) -> None: ...  # the whole connection, with RSTs
     def moved(self) -> None: ...  # held bytes went on
+    def blocked(self) -> bool: ...  # the writer is full: held bytes wait until resume()
 
 
 class Stage:
@@ -62,6 +67,9 @@ class Stage:
     def finish(self) -> None:
         self.next.finish()
 
+    def resume(self) -> None:
+        """The writer has drained: what waited for it may go on."""
+
     def detach(self) -> tuple[list[bytes], bool]:
         """The stage leaves (its toxic removed, the connection gone): its timers stop, and what it
         held comes back, with whether the reader's FIN was among it, for the next stage to take."""
@@ -69,27 +77,62 @@ class Stage:
 
 
 class Queued(Stage):
-    """A stage that holds chunks (and the FIN, as ``None``) and sends them on from one timer."""
+    """A stage that holds chunks (and the FIN, as ``None``) and sends them on from one timer.
+
+    While the writer is full (``hooks.blocked()``) it sends nothing: a timer that
+    fires then stalls the stage, and :meth:`resume` carries on when the writer
+    drains, so what a direction holds stays within its limit. The first chunk may
+    be sent in pieces (bandwidth, slicer): ``offset`` is how much of it has gone,
+    so a piece costs a slice of the chunk, not a copy of the rest.
+    """
 
     def __init__(self, hooks: Hooks, attributes: dict[str, int], chooser: random.Random):
         self.queue: deque[bytes | None] = deque()
+        self.offset = 0
         self.timer: Any = None
         self.detached = False
+        self.stalled = False
         super().__init__(hooks, attributes, chooser)
 
     def hold(self, data: bytes | None) -> None:
         self.queue.append(data)
         self.held += len(data) if data else 0
 
+    def take(self, size: int) -> int:
+        """Send on at most ``size`` bytes of the first chunk held; how many went."""
+        first = self.queue[0]
+        assert first is not None
+        piece = first[self.offset : self.offset + size]
+        self.offset += len(piece)
+        if self.offset >= len(first):
+            self.queue.popleft()
+            self.offset = 0
+        self.held -= len(piece)
+        self.next.write(piece)
+        self.hooks.moved()
+        return len(piece)
+
     def pop(self) -> None:
         """Send the first thing held on."""
-        data = self.queue.popleft()
-        if data is None:
+        first = self.queue[0]
+        if first is None:
+            self.queue.popleft()
             self.next.finish()
             return
-        self.held -= len(data)
-        self.next.write(data)
-        self.hooks.moved()
+        self.take(len(first) - self.offset)
+
+    def stall(self) -> bool:
+        """Whether data must wait for the writer to drain; if so the stage waits for resume()."""
+        self.stalled = self.hooks.blocked()
+        return self.stalled
+
+    def send(self) -> None:
+        """Send on what is due (each stage's own pace)."""
+
+    def resume(self) -> None:
+        if self.stalled and not self.detached:
+            self.stalled = False
+            self.send()
 
     def arm(self, seconds: float, call: Any) -> None:
         if not self.detached:  # (what it just sent on may have ended the connection)
@@ -100,9 +143,13 @@ class Queued(Stage):
             self.timer.cancel()
         self.timer = None
 
+    def idle(self) -> bool:
+        """Nothing is paced: a new chunk or FIN may start the sending."""
+        return self.timer is None and not self.stalled
+
     def finish(self) -> None:
         """The FIN goes on at once when nothing is held or paced, else after what is held."""
-        if not self.queue and self.timer is None:
+        if not self.queue and self.idle():
             self.next.finish()
             return
         self.hold(None)
@@ -111,9 +158,11 @@ class Queued(Stage):
         self.detached = True
         self.disarm()
         chunks = [data for data in self.queue if data is not None]
+        if chunks and self.offset:
+            chunks[0] = chunks[0][self.offset :]
         finishing = None in self.queue
         self.queue.clear()
-        self.held = 0
+        self.offset = self.held = 0
         return chunks, finishing
 
 
@@ -134,8 +183,8 @@ class Latency(Queued):
             due = max(due, self.dues[-1])
         self.dues.append(due)
         self.hold(data)
-        if self.timer is None:
-            self.arm(due - self.hooks.now(), self.due)
+        if self.idle():
+            self.arm(due - self.hooks.now(), self.send)
 
     def write(self, data: bytes) -> None:
         delay = self.delay()
@@ -150,14 +199,16 @@ class Latency(Queued):
             return
         self.hold_until(None, self.dues[-1])
 
-    def due(self) -> None:
+    def send(self) -> None:
         self.timer = None
         now = self.hooks.now()
         while self.queue and self.dues[0] <= now:
+            if self.queue[0] is not None and self.stall():
+                return
             self.dues.popleft()
             self.pop()
         if self.queue and self.timer is None:
-            self.arm(self.dues[0] - now, self.due)
+            self.arm(self.dues[0] - now, self.send)
 
     def detach(self) -> tuple[list[bytes], bool]:
         self.dues.clear()
@@ -172,63 +223,63 @@ class Bandwidth(Queued):
             self.next.write(data)
             return
         self.hold(data)
-        if self.timer is None:
+        if self.idle():
             self.send()
 
     def send(self) -> None:
         self.timer = None
-        if not self.queue:
-            return
-        if self.queue[0] is None:
-            self.pop()
-            return
         rate = self.attributes["rate"] * 1000
-        if not rate:
-            while self.queue:
+        while self.queue:
+            if self.queue[0] is None:
                 self.pop()
-            return
-        piece = max(int(rate * BANDWIDTH_SLICE), 1)
-        first = self.queue[0]
-        if len(first) > piece:
-            self.queue[0] = first[piece:]
-            self.held -= piece
-            self.next.write(first[:piece])
-            self.hooks.moved()
-            sent = piece
-        else:
-            sent = len(first)
-            self.pop()
-        if self.timer is None:
-            self.arm(sent / rate, self.send)
+                return
+            if self.stall():
+                return
+            if rate:
+                sent = self.take(max(int(rate * BANDWIDTH_SLICE), 1))
+                self.arm(sent / rate, self.send)
+                return
+            self.pop()  # the rate was updated to 0: no limit
 
 
 class SlowClose(Queued):
     """The FIN waits ``delay`` ms; the data goes on at once."""
 
     def finish(self) -> None:
+        if self.queue:  # (a FIN already held: a second one is no news)
+            return
         self.hold(None)
         self.arm(self.attributes["delay"] / 1000, self.pop)
 
 
 class Timeout(Queued):
-    """Nothing gets through; ``timeout`` ms after the toxic meets the connection, it is closed.
+    """Nothing gets through; ``timeout`` ms after the toxic meets the connection it is closed, and
+    at the reader's FIN too, as toxiproxy's timeout does: what later toxics hold goes first.
 
     With 0 the connection stays open, its data dropped, until the toxic is removed
-    (the reader's FIN is kept, and goes on then).
+    or the reader's FIN comes.
     """
+
+    expired = False
 
     def retune(self, attributes: dict[str, int]) -> None:
         super().retune(attributes)
         self.disarm()
-        if attributes["timeout"]:
-            self.arm(attributes["timeout"] / 1000, self.hooks.close)
+        if attributes["timeout"] and not self.expired:
+            self.arm(attributes["timeout"] / 1000, self.expire)
 
     def write(self, data: bytes) -> None:
         pass
 
     def finish(self) -> None:
-        if None not in self.queue:
-            self.hold(None)
+        self.expire()
+
+    def expire(self) -> None:
+        self.disarm()
+        if not self.expired:
+            self.expired = True
+            self.hooks.closing()
+            self.next.finish()
 
 
 class ResetPeer(Queued):
@@ -244,51 +295,63 @@ class ResetPeer(Queued):
 
 
 class LimitData(Stage):
-    """``bytes`` bytes get through, then the connection is closed (counted across updates)."""
+    """``bytes`` bytes get through (counted across updates), then a FIN that closes the connection
+    once it is written: what later toxics hold goes first, as toxiproxy's EOF down the chain does."""
 
     passed = 0
+    ended = False
 
     def write(self, data: bytes) -> None:
+        if self.ended:
+            return
         room = max(self.attributes["bytes"] - self.passed, 0)
         if room:
             self.passed += min(room, len(data))
             self.next.write(data[:room])
         if self.passed >= self.attributes["bytes"]:
-            self.hooks.close()
+            self.ended = True
+            self.hooks.closing()
+            self.next.finish()
+
+    def finish(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.next.finish()
 
 
 class Slicer(Queued):
-    """Chunks cut into slices of average_size ± size_variation bytes, ``delay`` µs apart."""
+    """Chunks cut into slices of average_size ± size_variation bytes, ``delay`` µs apart.
 
-    def cut(self, data: bytes) -> list[bytes]:
+    A slice is cut as it is sent, so a chunk held costs one object, whatever the slice size.
+    """
+
+    def size(self) -> int:
         average, variation = self.attributes["average_size"], self.attributes["size_variation"]
-        slices, start = [], 0
-        while start < len(data):
-            size = average + (self.chooser.randint(-variation, variation) if variation else 0)
-            slices.append(data[start : start + max(size, 1)])
-            start += max(size, 1)
-        return slices
+        if not average:
+            return 1 << 62  # the whole chunk
+        return max(average + (self.chooser.randint(-variation, variation) if variation else 0), 1)
 
     def write(self, data: bytes) -> None:
         if not self.attributes["average_size"] and not self.queue:
             self.next.write(data)
             return
-        slices = self.cut(data) if self.attributes["average_size"] else [data]
-        if not self.attributes["delay"] and not self.queue:
-            for piece in slices:
-                self.next.write(piece)
-            return
-        for piece in slices:
-            self.hold(piece)
-        if self.timer is None:
+        self.hold(data)
+        if self.idle():
             self.send()
 
     def send(self) -> None:
         self.timer = None
-        if self.queue:
-            self.pop()
-        if self.queue and self.timer is None:
-            self.arm(self.attributes["delay"] / 1_000_000, self.send)
+        while self.queue and not self.detached:
+            if self.queue[0] is None:
+                self.pop()
+                return
+            if self.stall():
+                return
+            self.take(self.size())
+            if self.attributes["delay"]:
+                if self.queue:
+                    self.arm(self.attributes["delay"] / 1_000_000, self.send)
+                return
 
 
 STAGES: dict[str, type[Stage]] = {
@@ -304,5 +367,6 @@ STAGES: dict[str, type[Stage]] = {
 
 def fate(toxic: Toxic, chooser: random.Random) -> type[Stage]:
     """The stage ``toxic`` puts on a connection: its own, or one that lets all through when the
-    connection falls outside the toxic's toxicity (decided by ``chooser``, once per meeting)."""
+    connection falls outside the toxic's toxicity (decided by ``chooser``, a generator of its own
+    for each version of the toxic, so that no fate depends on how the data came in reads)."""
     return STAGES[toxic.type] if chooser.random() < toxic.toxicity else Stage

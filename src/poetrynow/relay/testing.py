@@ -6,8 +6,11 @@ one line, and to get the relay's address. Three forms, one control surface
 ``reset``, ``address``):
 
 - :func:`relay`, a context manager for plain synchronous tests: the relay runs
-  on a private reactor in a daemon thread (or on a reactor the caller already
-  runs in another thread), and each call waits for the reactor to carry it out;
+  on the process's relay reactor, in a daemon thread started at the first use
+  and kept (a reactor per use would cost its poller and waker descriptors each
+  time), or on a reactor the caller already runs in another thread; each call
+  waits for the reactor to carry it out, for at most :data:`CALL_TIMEOUT`
+  seconds;
 - :class:`RelayFixture`, for trial tests, on the reactor that runs the test;
 - the pytest fixture ``toxic_relay`` (:mod:`poetrynow.relay.pytest_plugin`).
 """
@@ -15,17 +18,21 @@ one line, and to get the relay's address. Three forms, one control surface
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.threads import blockingCallFromThread
+from twisted.python.failure import Failure
 
 from poetrynow.relay.relay import Relay, Relays
 from poetrynow.relay.toxics import DOWNSTREAM, Toxic
 
 Upstream = str | tuple[str, int]
+
+#: Seconds a call from a test's thread waits for the relay's reactor.
+CALL_TIMEOUT = 30.0
 
 
 def upstream_text(upstream: Upstream) -> str:
@@ -37,7 +44,8 @@ def upstream_text(upstream: Upstream) -> str:
 
 
 class ReactorThread:
-    """A private reactor running in a daemon thread; :meth:`call` runs a function on it and waits."""
+    """A reactor running in a daemon thread (a new one, or ``reactor`` already running in one);
+    :meth:`call` runs a function on it and waits for its result, Deferred or not."""
 
     def __init__(self, reactor: Any = None):
         self.owned = reactor is None
@@ -54,12 +62,42 @@ class ReactorThread:
             self.thread.start()
 
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return blockingCallFromThread(self.reactor, function, *args, **kwargs)
+        """``function(*args, **kwargs)`` on the reactor, its result here; TimeoutError after
+        :data:`CALL_TIMEOUT` seconds, RuntimeError if the reactor's thread has ended."""
+        done = threading.Event()
+        outcome: list[Any] = []
 
-    def stop(self) -> None:
-        if self.owned and self.thread is not None and self.thread.is_alive():
-            self.reactor.callFromThread(self.reactor.stop)
-            self.thread.join(10)
+        def settled(result: Any) -> None:
+            outcome.append(result)
+            done.set()
+
+        def run() -> None:
+            defer.maybeDeferred(function, *args, **kwargs).addBoth(settled)
+
+        self.reactor.callFromThread(run)
+        deadline = time.monotonic() + CALL_TIMEOUT
+        while not done.wait(0.1):
+            if self.thread is not None and not self.thread.is_alive():
+                raise RuntimeError("the relay's reactor thread has ended")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the relay's reactor did not answer in {CALL_TIMEOUT:g} s")
+        result = outcome[0]
+        if isinstance(result, Failure):
+            result.raiseException()
+        return result
+
+
+_shared: ReactorThread | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_thread() -> ReactorThread:
+    """The process's relay reactor thread, started at the first call and never stopped."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared.thread is None or not _shared.thread.is_alive():
+            _shared = ReactorThread()
+        return _shared
 
 
 class RelayHandle:
@@ -101,21 +139,27 @@ class RelayHandle:
     def remove(self, name: str) -> None:
         self.run(self.relay.remove_toxic, name)
 
-    def disable(self) -> None:
-        """Refuse new clients, drop the open ones."""
-        self.run(self.relay.disable)
+    def disable(self) -> Any:
+        """Refuse new clients, drop the open ones; done once the port is closed (a Deferred, in the
+        trial form)."""
+        return self.run(self.relay.disable)
 
-    def enable(self) -> None:
-        self.run(self.relay.enable)
+    def enable(self) -> Any:
+        """Listen again; done once listening (a Deferred, in the trial form)."""
+        return self.run(self.relay.enable)
 
-    def reset(self) -> None:
-        """Enabled again, every toxic gone."""
+    def reset(self, seed: int | None = None) -> Any:
+        """As new: the open connections dropped, every toxic gone, enabled, connections counted
+        from 1 again and ``seed`` as the seed, so that connection n of a test does not depend on
+        the tests before it."""
 
-        def reset() -> None:
-            self.relay.enable()
+        def reset() -> defer.Deferred:
+            self.relay.drop_connections()
             self.relay.reset_toxics()
+            self.relay.count, self.relay.seed = 0, seed
+            return self.relay.enable()
 
-        self.run(reset)
+        return self.run(reset)
 
 
 @contextmanager
@@ -129,21 +173,18 @@ def relay(
 ) -> Iterator[RelayHandle]:
     """A relay in front of ``upstream`` for the ``with`` block, controlled from the test's thread.
 
-    ``reactor``: one already running in another thread; by default a private one,
-    started and stopped here. Never the reactor of the calling thread: each call
-    waits for the reactor, which would be waiting for the call.
+    ``reactor``: one already running in another thread; by default the process's
+    relay reactor (:func:`shared_thread`). Never the reactor of the calling thread:
+    each call waits for the reactor, which would be waiting for the call.
     """
-    thread = ReactorThread(reactor)
+    thread = shared_thread() if reactor is None else ReactorThread(reactor)
+    relays = Relays(thread.reactor, seed=seed)
+    body = {"name": name, "listen": listen, "upstream": upstream_text(upstream)}
+    handle = RelayHandle(thread.call(relays.create, body), thread.call)
     try:
-        relays = Relays(thread.reactor, seed=seed)
-        body = {"name": name, "listen": listen, "upstream": upstream_text(upstream)}
-        handle = RelayHandle(thread.call(relays.create, body), thread.call)
-        try:
-            yield handle
-        finally:
-            thread.call(relays.stop)
+        yield handle
     finally:
-        thread.stop()
+        thread.call(relays.stop)
 
 
 class RelayFixture(RelayHandle):

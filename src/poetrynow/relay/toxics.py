@@ -34,6 +34,8 @@ TOXIC_TYPES: dict[str, dict[str, int]] = {
 # toxiproxy's words for each refusal.
 BAD_BODY = "bad request body"
 BAD_STREAM = "stream was invalid, can be either upstream or downstream"
+#: The largest attribute: toxiproxy's are Go int64s, which refuse anything larger.
+MAX_ATTRIBUTE = (1 << 63) - 1
 BAD_TYPE = "invalid toxic type"
 TOXIC_EXISTS = "toxic already exists"
 TOXIC_NOT_FOUND = "toxic not found"
@@ -59,6 +61,8 @@ class Toxic:
     stream: str = DOWNSTREAM
     toxicity: float = 1.0
     attributes: dict[str, int] = field(default_factory=dict)
+    #: Updates so far: a connection's fate under each version is drawn apart (see relay.relay).
+    version: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -81,8 +85,9 @@ def _body(body: Any) -> dict[str, Any]:
 
 
 def _toxicity(value: Any) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not 0 <= value <= 1:
+    # An int is compared as it is: float(10**400) would raise OverflowError, not refuse it.
+    ok = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    if isinstance(value, bool) or not ok or not 0 <= value <= 1:
         raise _bad(f"toxicity must be a number from 0 to 1, not {value!r}")
     return float(value)
 
@@ -102,6 +107,8 @@ def _attributes(kind: str, given: Any, base: dict[str, int]) -> dict[str, int]:
             raise _bad(f"{kind} attribute {key} must be a whole number, not {value!r}")
         if value < 0:
             raise _bad(f"{kind} attribute {key} must not be negative")
+        if value > MAX_ATTRIBUTE:
+            raise _bad(f"{kind} attribute {key} is over {MAX_ATTRIBUTE}")
         merged[key] = int(value)
     return merged
 
@@ -110,6 +117,7 @@ def make_toxic(body: Any) -> Toxic:
     """The toxic a ``POST /proxies/{proxy}/toxics`` body describes, its defaults filled in."""
     body = _body(body)
     stream = body.get("stream") or DOWNSTREAM
+    stream = stream.lower() if isinstance(stream, str) else stream  # toxiproxy takes any case
     if stream not in STREAMS:
         raise ApiError(400, BAD_STREAM)
     kind = body.get("type")
@@ -129,4 +137,4 @@ def updated_toxic(old: Toxic, body: Any) -> Toxic:
     body = _body(body)
     toxicity = _toxicity(body["toxicity"]) if body.get("toxicity") is not None else old.toxicity
     attributes = _attributes(old.type, body.get("attributes"), old.attributes)
-    return Toxic(old.name, old.type, old.stream, toxicity, attributes)
+    return Toxic(old.name, old.type, old.stream, toxicity, attributes, old.version + 1)
