@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import threading
 from contextlib import redirect_stderr
+from unittest import SkipTest
 
 from twisted.internet import defer
 from twisted.python import usage
@@ -22,8 +24,8 @@ from poetrynow.servers.costs import KINDS, Cost
 from poetrynow.servers.workers import InProcesses, InThreads
 from poetrynow.servers.worklog import read_work_log
 from poetrynow.transforms import cummingsify
-from tests.support import UTF8_POEM, Server, exchange, run, temp_dir
-from tests.test_twistd import SERVING, Foreground
+from tests.support import UTF8_POEM, Server, connect, exchange, run, temp_dir
+from tests.test_twistd import SERVING, Foreground, twistd
 from tests.time_limit import SynchronousTestCase, TestCase
 
 #: Seconds each transform costs: enough to be work, little enough to keep the tests quick.
@@ -119,6 +121,7 @@ class OptionTests(SynchronousTestCase):
             (["--cost-kind", "nap"], "invalid choice: 'nap'"),
             (["--cost-in", "cloud"], "invalid choice: 'cloud'"),
             (["--workers", "0"], "must be at least 1"),
+            (["--queue", "0"], "must be at least 1"),
             (["--work-log", "/no/such/folder/work.jsonl"], "no such folder"),
         ]:
             with self.subTest(argv):
@@ -135,7 +138,10 @@ class OptionTests(SynchronousTestCase):
 
     def test_the_defaults_cost_nothing_in_the_loop(self):
         args = transformedpoetry.parser().parse_args([])
-        self.assertEqual((args.cost, args.cost_kind, args.cost_in, args.workers), (0.0, "wait", "loop", None))
+        self.assertEqual(
+            (args.cost, args.cost_kind, args.cost_in, args.workers, args.queue),
+            (0.0, "wait", "loop", None, None),
+        )
 
 
 class PluginTests(SynchronousTestCase):
@@ -152,6 +158,8 @@ class PluginTests(SynchronousTestCase):
                 "thread",
                 "--workers",
                 "3",
+                "--queue",
+                "5",
                 "--work-log",
                 log,
             ]
@@ -159,14 +167,22 @@ class PluginTests(SynchronousTestCase):
         held = plugin.makeService(options).held
         self.assertEqual(held.cost, Cost(0.5, "cpu"))
         self.assertIsInstance(held.workers, InThreads)
-        self.assertEqual(held.workers.workers, 3)
+        self.assertEqual((held.workers.workers, held.workers.queue), (3, 5))
         self.assertEqual(held.work_log.path, log)
         options = plugin.options()
-        options.parseOptions(["--cost-in", "process"])
-        self.assertIsInstance(plugin.makeService(options).held.workers, InProcesses)
+        options.parseOptions(["--cost-in", "process", "--workers", "2"])
+        workers = plugin.makeService(options).held.workers
+        self.assertIsInstance(workers, InProcesses)
+        self.assertEqual(workers.queue, 8)  # four a worker, unless told
 
     def test_bad_cost_options_are_usage_errors(self):
-        for argv in (["--cost", "-1"], ["--cost-kind", "nap"], ["--cost-in", "cloud"], ["--workers", "0"]):
+        for argv in (
+            ["--cost", "-1"],
+            ["--cost-kind", "nap"],
+            ["--cost-in", "cloud"],
+            ["--workers", "0"],
+            ["--queue", "0"],
+        ):
             with self.subTest(argv), self.assertRaises(usage.UsageError):
                 plugin.options().parseOptions(argv)
 
@@ -175,9 +191,59 @@ class TwistdTests(TestCase):
     @defer.inlineCallbacks
     def test_twistd_runs_the_work_in_processes(self):
         # twistd installs its own SIGCHLD handler: the pool's workers must still come and go.
-        server = Foreground(self, "transformedpoetry", "--port", "0", "--cost", COST, "--cost-in", "process")
+        server = Foreground(
+            self, "transformedpoetry", "--port", "0", "--cost", COST, "--cost-in", "process", "--workers", "1"
+        )
         port = int(server.wait_for(SERVING).group(1))
         answer = yield TransformProxy("127.0.0.1", port).xform("cummingsify", UTF8_POEM)
         self.assertEqual(answer, cummingsify(UTF8_POEM.decode()).encode())
         log = server.stop()
         self.assertIn(f"cummingsify of {len(UTF8_POEM)} bytes for 127.0.0.1:", log)
+
+    def test_a_work_log_that_cannot_be_opened_is_one_line_before_anything_listens(self):
+        folder = temp_dir(self)
+        link = os.path.join(folder, "work.jsonl")
+        # A link to a folder that is not there: it passes the option's check, and opens nothing.
+        os.symlink(os.path.join(folder, "gone", "work.jsonl"), link)
+        result = twistd("-n", "--pidfile", "twistd.pid", "transformedpoetry", "--work-log", link, cwd=folder)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertEqual(
+            result.stderr.splitlines(),
+            [f"twistd: error: cannot write the work log {link}: No such file or directory"],
+        )
+        self.assertNotIn("Traceback", result.stdout)
+        self.assertNotIn("Serving", result.stdout)
+
+
+class WorkInFlightTests(SynchronousTestCase):
+    """The real command with work held when more comes, and when it is stopped."""
+
+    def test_a_full_queue_and_a_ctrl_c_are_a_line_per_request_without_a_traceback(self):
+        args = ["--cost", "3600", "--cost-in", "process", "--workers", "1", "--queue", "1"]
+        server = Server(*args, command_name="transformedpoetry")
+        self.addCleanup(server.stop, signal.SIGKILL)
+        clients = [connect(server.port, REQUEST) for _ in range(2)]  # one is held an hour, one refused
+        for client in clients:
+            self.addCleanup(client.close)
+        [busy] = server.out.until(lambda line: "busy" in line)
+        self.assertRegex(busy, r"^Refused 127\.0\.0\.1:\d+: busy: 1 transform waiting\n$")
+        self.assertEqual(server.stop(signal.SIGINT), 130, server.stderr)
+        self.assertRegex(
+            server.stdout, r"Refused 127\.0\.0\.1:\d+: the server stopped before the work was done"
+        )
+        self.assertNotIn("Traceback", server.stdout + server.stderr)
+        self.assertEqual(server.stderr, "transformedpoetry: stopped by SIGINT: no client was cut short\n")
+
+    def test_a_full_disk_costs_the_work_log_one_line_not_the_poems(self):
+        if not os.path.exists("/dev/full"):
+            raise SkipTest("no /dev/full here")
+        server = Server("--work-log", "/dev/full", "--quiet", command_name="transformedpoetry")
+        self.addCleanup(server.stop, signal.SIGKILL)
+        for _ in range(2):
+            self.assertEqual(exchange(server.port, REQUEST), (ANSWER, "closed"))
+        self.assertEqual(server.stop(signal.SIGTERM), 143, server.stderr)
+        self.assertEqual(
+            server.stdout.splitlines()[:1],
+            ["Cannot write the work log /dev/full: No space left on device; it is off from here on"],
+        )
+        self.assertNotIn("Traceback", server.stdout + server.stderr)

@@ -88,6 +88,12 @@ class VerdictTests(SynchronousTestCase):
         for claim in ("one at a time", "overlapped the waits:", "gained little", "spread it over"):
             self.assertNotIn(claim, words)
 
+    def test_processes_spread_it_over_no_more_cores_than_there_are_clients(self):
+        # Four worker processes ran, one for each client: 64 cores are not all used.
+        self.assertIn(
+            "Processes spread it over the 4 cores: 1.02 s", cost_verdict(AS_EXPECTED, 0.5, cores=64)
+        )
+
     def test_one_core_cannot_spread_cpu_work(self):
         self.assertIn(
             "With one core, processes could not spread the CPU work", cost_verdict(AS_EXPECTED, 0.5, cores=1)
@@ -175,6 +181,9 @@ class CommandTests(SynchronousTestCase):
         thread_wait = next(
             pid for pid, name in processes.items() if name.startswith("thread wait: transformedpoetry")
         )
-        self.assertEqual(
-            sorted(thread_names(events, thread_wait).values()), [f"server thread {n}" for n in range(1, 5)]
-        )
+        # Four transforms, on as many threads as the pool used: an idle thread takes the next
+        # job, so a loaded machine may show three, or fewer.
+        self.assertEqual(len(slices(events, thread_wait, cat="work")), 4)
+        names = set(thread_names(events, thread_wait).values())
+        self.assertTrue(names, "no server thread in the trace")
+        self.assertLessEqual(names, {f"server thread {n}" for n in range(1, 5)})

@@ -8,11 +8,14 @@ import os
 import threading
 import time
 from dataclasses import replace
+from unittest import SkipTest, mock
+
+from twisted.logger import LogLevel, capturedLogs
 
 from poetrynow import validate
 from poetrynow.plugins import cost_kind, cost_place
 from poetrynow.servers.costs import Cost, Job, Stopped, spend, spin, wait, work
-from poetrynow.servers.workers import FirstSeen
+from poetrynow.servers.pool import FirstSeen, usable_cores
 from poetrynow.servers.worklog import WorkLog, WorkLogError, read_work_log
 from poetrynow.transforms import TransformError, cummingsify, explode
 from tests.support import temp_dir
@@ -59,6 +62,12 @@ class WaitTests(SynchronousTestCase):
         spend(Cost(0, "wait"), stop)
         spend(Cost(0, "cpu"), stop)
 
+    def test_a_job_called_off_before_its_turn_costs_nothing(self):
+        stop = threading.Event()
+        stop.set()
+        with self.assertRaises(Stopped):
+            work(Job("explode", explode, b"poem", Cost(3600, "cpu")), stop)  # neither spun nor transformed
+
     def test_a_stopping_pool_ends_a_long_cost_at_once(self):
         stop = threading.Event()
         stop.set()
@@ -80,6 +89,23 @@ class WorkTests(SynchronousTestCase):
     def test_a_transform_that_fails_is_a_transform_error(self):
         with self.assertRaises(TransformError):
             work(Job("explode", explode, b"poem"))
+
+    def test_the_cores_this_process_may_use(self):
+        # Python 3.13 says; before it, the CPU affinity (a container's cpuset, taskset); else the machine's.
+        with mock.patch.object(os, "process_cpu_count", lambda: 3, create=True):
+            self.assertEqual(usable_cores(), 3)
+        with (
+            mock.patch.object(os, "process_cpu_count", None, create=True),
+            mock.patch.object(os, "sched_getaffinity", lambda pid: {0, 5}, create=True),
+            mock.patch.object(os, "cpu_count", lambda: 64),
+        ):
+            self.assertEqual(usable_cores(), 2)
+        with (
+            mock.patch.object(os, "process_cpu_count", None, create=True),
+            mock.patch.object(os, "sched_getaffinity", None, create=True),
+            mock.patch.object(os, "cpu_count", lambda: None),
+        ):
+            self.assertEqual(usable_cores(), 1)
 
     def test_workers_are_numbered_in_the_order_first_seen(self):
         name = FirstSeen("thread")
@@ -103,6 +129,33 @@ class WorkLogTests(SynchronousTestCase):
             {"began": done.began, "ended": done.ended, "worker": "thread 1", "pid": os.getpid(),
              "transform": "cummingsify", "bytes": 3},
         )  # fmt: skip
+
+    def test_a_full_disk_costs_the_log_one_line_and_nothing_more(self):
+        if not os.path.exists("/dev/full"):
+            raise SkipTest("no /dev/full here")
+        log = WorkLog("/dev/full")  # opens; every write fails with ENOSPC
+        log.open()
+        done = replace(work(Job("cummingsify", cummingsify, b"ABC")), worker="thread 1")
+        with capturedLogs() as logs:
+            log.write(done, "cummingsify", 3)
+            log.write(done, "cummingsify", 3)  # off: not tried again
+            log.close()
+        [event] = logs
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertNotIn("log_failure", event)
+        self.assertEqual((event["path"], event["why"]), ("/dev/full", "No space left on device"))
+        self.assertIsNone(log.file)
+
+    def test_a_log_that_cannot_be_closed_is_one_line(self):
+        class Failing:
+            def close(self):
+                raise OSError(5, "Input/output error")
+
+        log = WorkLog("work.jsonl")
+        log.file = Failing()  # type: ignore[assignment]
+        with capturedLogs() as logs:
+            log.close()
+        self.assertEqual([e["why"] for e in logs], ["Input/output error"])
 
     def test_a_line_cut_short_is_left_out(self):
         path = os.path.join(temp_dir(self), "work.jsonl")

@@ -30,6 +30,7 @@ from poetrynow.demo import ServerProcess, start_server
 from poetrynow.poems import load_poem
 from poetrynow.report import Summary
 from poetrynow.servers.costs import KINDS, PLACES
+from poetrynow.servers.pool import usable_cores
 from poetrynow.session import fetch
 from poetrynow.stopping import Interrupted
 from poetrynow.tables import format_table
@@ -47,10 +48,6 @@ TRANSFORM = "cummingsify"
 DEFAULT_PICTURE = "transform-cost.png"
 #: The word for what the picture's solid marks are, here.
 WORK = "work: a client's thread handles a read, or the server's worker transforms"
-
-
-def cores() -> int:
-    return os.cpu_count() or 1
 
 
 def ideal(seconds: float, kind: str, clients: int = CLIENTS, cores: int = 1) -> float:
@@ -198,11 +195,12 @@ def _process_cpu(took: Took, cores: int) -> str | None:
     best = min(others)
     if cores == 1:
         return f"With one core, processes could not spread the CPU work: {processes:.2f} s."
+    used = min(cores, CLIENTS)  # one worker process per client, each on a core of its own at best
     if processes <= 0.8 * best:
         faster = best / processes
-        return f"Processes spread it over the {cores} cores: {processes:.2f} s, {faster:.1f} times as fast."
+        return f"Processes spread it over the {used} cores: {processes:.2f} s, {faster:.1f} times as fast."
     return (
-        f"Processes did not spread the CPU work here: {processes:.2f} s against {best:.2f} s ({cores} cores)."
+        f"Processes did not spread the CPU work here: {processes:.2f} s against {best:.2f} s ({used} cores)."
     )
 
 
@@ -372,7 +370,7 @@ def run_cost_demo(
         for run in runs:
             for line in run.short():
                 print(line, file=sys.stderr, flush=True)
-        n = cores()
+        n = usable_cores()
         print("\n" + cost_table(runs, seconds, n), file=out)
         words = cost_verdict(runs, seconds, n)
         if words:

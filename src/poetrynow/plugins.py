@@ -23,7 +23,7 @@ from poetrynow.collector import collect_seldom
 from poetrynow.faults import Faults
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.poems import PoemNotFound, load_poem
-from poetrynow.servers.costs import KINDS, PLACES
+from poetrynow.servers.costs import KINDS, PLACES, QUEUE_PER_WORKER
 from poetrynow.servers.listen import ListenError, Where
 from poetrynow.twistd_usage import PluginOptions
 
@@ -141,7 +141,7 @@ class TransformOptions(ServerOptions):
             "timeout",
             None,
             60.0,
-            "Seconds a client may take to send its request (0: no limit).",
+            "Seconds a client may take to send its request, and the work after it (0: no limit).",
             validate.seconds,
         ],
         # Part 20's warning: what each transform costs, and where it is done (as the command).
@@ -155,6 +155,13 @@ class TransformOptions(ServerOptions):
         ],
         ["cost-in", None, "loop", "Where the work runs: loop, thread or process.", cost_place],
         ["workers", None, None, "Threads (default 10) or processes (one per core).", validate.positive_int],
+        [
+            "queue",
+            None,
+            None,
+            f"Transforms held at once, at work or waiting (default {QUEUE_PER_WORKER} a worker).",
+            validate.positive_int,
+        ],
         ["work-log", None, None, "Append a JSON line per transform done.", validate.writable_file],
     ]
 
@@ -205,7 +212,8 @@ def preflight(tree) -> None:
     twistd calls makeService before it daemonizes or starts logging, and exits with
     a message, as twistd itself does for its own start-up errors ("Another twistd
     server is running"), when makeService calls ``sys.exit(message)``. So the poem
-    is read here, and the place to listen is tried with a plain socket, bound as the
+    is read here, the transform server's work log opened for append (and closed
+    again), and the place to listen is tried with a plain socket, bound as the
     server's will be: with ``--reuse-port`` it shares the port with the copies already
     serving, and a process that does not share it still makes this one line (a port
     0 always binds, so it is not tried). What could still fail later (another
@@ -213,18 +221,22 @@ def preflight(tree) -> None:
     """
     from poetrynow.servers.fast import PoetryService
     from poetrynow.servers.listen import bind_each, closing_listeners
+    from poetrynow.servers.transform import TransformService
+    from poetrynow.servers.worklog import WorkLogError
 
     prog = os.path.basename(sys.argv[0]) or "twistd"
     try:
         if isinstance(tree.held, PoetryService):
             load_poem(tree.held.poem_name)  # the service reads it again, and logs it, when it starts
+        if isinstance(tree.held, TransformService) and tree.held.work_log is not None:
+            tree.held.work_log.check()  # the service opens it again when it starts
         where = tree.listener.where
         if where.endpoint is not None or where.port != 0:
             kind = where.description().split(":", 1)[0].lower() if where.endpoint is not None else "tcp"
             if kind in ("tcp", "tcp6", "unix"):
                 with closing_listeners(bind_each(where)):
                     pass
-    except (PoemNotFound, ListenError) as problem:
+    except (PoemNotFound, ListenError, WorkLogError) as problem:
         sys.exit(f"{prog}: error: {problem}")
 
 
@@ -262,6 +274,7 @@ def _transform(o):
         cost_in=o["cost-in"],
         workers=o["workers"],
         work_log=o["work-log"],
+        queue=o["queue"],
     )
 
 

@@ -17,7 +17,7 @@ from poetrynow.cli.common import (
 )
 from poetrynow.cli.serving import serve
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
-from poetrynow.servers.costs import KINDS, PLACES
+from poetrynow.servers.costs import KINDS, PLACES, QUEUE_PER_WORKER
 from poetrynow.transforms import TRANSFORMS
 
 PROG = "transformedpoetry"
@@ -40,7 +40,8 @@ def parser() -> argparse.ArgumentParser:
         "--timeout",
         type=seconds,
         default=60.0,
-        help="seconds a client may take to send its request (default: 60)",
+        help="seconds a client may take to send its request, and the work to be done after it, "
+        "plus its cost for each transform held (--queue) (default: 60; 0: no limit)",
     )
     p.add_argument("--quiet", action="store_true", help="log only refused requests")
     add_cost_options(p)
@@ -79,7 +80,15 @@ def add_cost_options(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="threads in the pool (default: 10) or processes (default: one per core)",
+        help="threads in the pool (default: 10) or processes (default: one per core it may use)",
+    )
+    cost.add_argument(
+        "--queue",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="transforms the threads or processes may hold at once, at work or waiting for one; "
+        f"one more is refused (default: {QUEUE_PER_WORKER} per worker)",
     )
     cost.add_argument(
         "--work-log",
@@ -106,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         cost_in=args.cost_in,
         workers=args.workers,
         work_log=args.work_log,
+        queue=args.queue,
     )
     return serve(PROG, tree, quiet=args.quiet)
 

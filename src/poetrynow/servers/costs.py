@@ -30,12 +30,24 @@ from poetrynow.transforms import Transform, apply
 #: first of each is the default.
 KINDS = ("wait", "cpu")
 PLACES = ("loop", "thread", "process")
+#: Transforms a pool of threads or processes holds for each worker, unless told (``--queue``):
+#: at work, or waiting for a worker (:mod:`poetrynow.servers.pool`).
+QUEUE_PER_WORKER = 4
 #: Python iterations between two looks at the clock: about a tenth of a millisecond.
 SPIN_ROUND = 2000
 
 
-class Stopped(Exception):
-    """The server stopped while the work was under way: the request gets no answer."""
+class Refused(Exception):
+    """A request the server will not answer, for a reason its one log line gives: no traceback,
+    for none of them is a bug."""
+
+
+class Stopped(Refused):
+    """The server stopped while the work was under way, or the work was called off: no answer."""
+
+
+class Busy(Refused):
+    """The workers hold as many transforms as they may (``--queue``): one more is refused, not queued."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,7 @@ def spin(
 
 
 def spend(cost: Cost, stop: threading.Event | None = None) -> None:
-    """Spend ``cost``; with ``stop``, give up as soon as it is set (a thread pool stopping)."""
+    """Spend ``cost``; with ``stop``, give up as soon as it is set (the job called off, the pool stopping)."""
     if cost.seconds <= 0:
         return
     if cost.kind == "wait":
@@ -118,7 +130,12 @@ class Done:
 
 
 def work(job: Job, stop: threading.Event | None = None) -> Done:
-    """Spend the job's cost, then transform its poem: the whole of a request's work, timed."""
+    """Spend the job's cost, then transform its poem: the whole of a request's work, timed.
+
+    A job called off before its turn came (its client gone) costs nothing at all.
+    """
+    if stop is not None and stop.is_set():
+        raise Stopped("the work was called off before it began")
     began = time.monotonic()
     spend(job.cost, stop)
     poem = apply(job.name, job.poem, {job.name: job.transform})

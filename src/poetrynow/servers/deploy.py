@@ -86,15 +86,16 @@ def transformed_poetry(
     cost_in: str = "loop",
     workers: int | None = None,
     work_log: str | None = None,
+    queue: int | None = None,
 ) -> ServerTree:
     """The transform server; ``plain`` is taken as every builder takes it: it has one edition.
 
     Each transform costs ``cost``, spent where ``cost_in`` says (loop, thread, process)
-    by up to ``workers`` threads or processes; ``work_log``: a file to log the work in.
+    by up to ``workers`` threads or processes, which hold at most ``queue`` transforms
+    (at work or waiting); ``work_log``: a file to log the work in.
     """
-    held = TransformService(
-        max_length=max_length, cost=cost, workers=placement(cost_in, reactor, workers), work_log=work_log
-    )
+    workers_for = placement(cost_in, reactor, workers, queue)
+    held = TransformService(max_length=max_length, cost=cost, workers=workers_for, work_log=work_log)
     factory = TransformFactory(held, timeout=timeout, clock=reactor, log_clients=log_clients)
     return ServerTree("transformedpoetry", held, factory, where, "Serving transforms", reactor)
 

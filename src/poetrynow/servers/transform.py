@@ -1,18 +1,21 @@
 """The transform server: one netstring ``name.poem`` in, one netstring out, close.
 
 Anything else (no ``.``, an unknown transform, a transform that raises, a
-malformed or over-long netstring, no request within the timeout) closes the
-connection without an answer and logs one line; the server goes on serving.
+malformed or over-long netstring, no request within the timeout, workers that
+hold as many transforms as they may) closes the connection without an answer and
+logs one line; the server goes on serving.
 
 The work may cost S seconds, and run in the reactor's thread, a thread pool or a
 process pool (Part 20's warning, :mod:`poetrynow.servers.workers`): the answer goes
 out when the work's Deferred fires, and a work that fails costs that one request.
+The protocol holds that Deferred: a client that goes away cancels its work, and
+the timeout bounds the wait for it too (:meth:`TransformService.longest_work`).
 """
 
 from __future__ import annotations
 
 from twisted.application import service
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -21,7 +24,7 @@ from zope.interface import implementer
 
 from poetrynow.interfaces import ITransformService
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
-from poetrynow.servers.costs import NO_COST, Cost, Done, Job, Stopped
+from poetrynow.servers.costs import NO_COST, Cost, Done, Job, Refused
 from poetrynow.servers.ending import Answering
 from poetrynow.servers.guard import costs_one_connection
 from poetrynow.servers.listen import peer_name
@@ -59,6 +62,8 @@ class TransformService(service.Service):
         try:
             self.workers.start()
         except Exception as problem:
+            if self.work_log is not None:
+                self.work_log.close()
             why = f"cannot start the transform's {self.workers.place} workers: {problem}"
             raise cannot_start(StartError(why)) from problem
         service.Service.startService(self)
@@ -68,6 +73,12 @@ class TransformService(service.Service):
         self.workers.stop()
         if self.work_log is not None:
             self.work_log.close()
+
+    def longest_work(self) -> float:
+        """The longest a request's work may take and still be on its way, not stuck: its cost,
+        once for each transform the workers may hold (``--queue``), for they may all take
+        turns (CPU work in threads shares one GIL). The protocol adds its ``--timeout``."""
+        return self.cost.seconds * getattr(self.workers, "queue", 1)
 
     def transform(self, name: str, poem: bytes) -> Deferred[bytes]:
         """The transformed poem, once a worker has spent the cost and transformed it.
@@ -92,6 +103,9 @@ class TransformProtocol(Answering, TimeoutMixin):
     log = Logger()
     heard = False  # some of a request came
     gone = False  # the connection is lost
+    working: Deferred[bytes] | None = None  # the request's work, until it fires
+    work_within: float | None = None  # seconds the work may take, once asked for
+    called_off = False  # this protocol cancelled the work: the client went, or the time ran out
 
     @costs_one_connection
     def connectionMade(self):
@@ -114,7 +128,6 @@ class TransformProtocol(Answering, TimeoutMixin):
             return
         if requests:
             self.answered = True
-            self.setTimeout(None)
             self._answer(requests[0])
 
     def _answer(self, request: bytes):
@@ -123,11 +136,17 @@ class TransformProtocol(Answering, TimeoutMixin):
             self._refuse("request has no '.' between the transform's name and the poem")
             return
         transform = name.decode("utf-8", errors="replace")
-        working = self.factory.service.transform(transform, poem)
-        working.addCallbacks(self._transformed, self._failed, callbackArgs=(transform, len(poem)))
+        service = self.factory.service
+        if self.factory.timeout is not None:  # from here on the timer is the work's
+            self.work_within = self.factory.timeout + service.longest_work()
+        self.setTimeout(self.work_within)
+        self.working = service.transform(transform, poem)
+        self.working.addCallbacks(self._transformed, self._failed, callbackArgs=(transform, len(poem)))
 
     @costs_one_connection
     def _transformed(self, result: bytes, name: str, nbytes: int) -> None:
+        self.working = None
+        self.setTimeout(None)
         if self.gone:  # the client went away while the work was done: nobody to answer
             return
         if self.factory.log_clients:
@@ -137,8 +156,15 @@ class TransformProtocol(Answering, TimeoutMixin):
 
     @costs_one_connection
     def _failed(self, failure: Failure) -> None:
-        """The work failed: a refusal of this one request, in one line (a bug's traceback under it)."""
-        if failure.check(TransformError, Stopped):
+        """The work failed: a refusal of this one request, in one line (a bug's traceback under it).
+
+        Called off by this protocol (the client went, or the time ran out, which
+        has said so), there is nothing more to say.
+        """
+        self.working = None
+        if self.called_off and failure.check(CancelledError):
+            return
+        if failure.check(TransformError, Refused):
             self._refuse(failure.getErrorMessage())
             return
         self.log.failure("Refused {peer}: the work failed", failure, peer=self.peer)
@@ -167,10 +193,22 @@ class TransformProtocol(Answering, TimeoutMixin):
             self.finish()  # it said nothing at all (a port check): nothing to log
 
     def timeoutConnection(self):
-        self._refuse(f"no request within {self.factory.timeout:g} s")
+        working, self.working = self.working, None
+        if working is None:
+            self._refuse(f"no request within {self.factory.timeout:g} s")
+            return
+        self._refuse(f"no answer from the work within {self.work_within:g} s")
+        self.called_off = True
+        working.cancel()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """The client is gone: its work is cancelled, so that it costs no worker (see
+        :mod:`poetrynow.servers.pool`), and no timer is left."""
         self.gone = True
+        working, self.working = self.working, None
+        if working is not None:
+            self.called_off = True
+            working.cancel()
         Answering.connectionLost(self, reason)
         self.setTimeout(None)
 

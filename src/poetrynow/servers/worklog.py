@@ -5,6 +5,10 @@ maybe in threads or processes of its own; its log lets the demo draw that work o
 the client's time axis. ``began`` and ``ended`` are ``time.monotonic()`` as the
 worker read it (:class:`~poetrynow.servers.costs.Done`). Each line is flushed as it
 is written, so a reader never sees half of one.
+
+The log is a by-product: a disk that fills up (or a device that fails) costs the
+log, not the poems. The first write that fails is one warning line, and the log
+is off from then on.
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
+from twisted.logger import Logger
+
 from poetrynow.servers.costs import Done
 from poetrynow.servers.startup import StartError
+
+log = Logger()
 
 
 class WorkLogError(StartError):
@@ -35,8 +43,15 @@ class WorkLog:
                 f"cannot write the work log {self.path}: {problem.strerror or problem}"
             ) from None
 
+    def check(self) -> None:
+        """Open it for append and close it again: what :meth:`open` will do, tried early
+        (twistd's preflight), so that a path that cannot be written is one line."""
+        self.open()
+        self.close()
+
     def write(self, done: Done, transform: str, nbytes: int) -> None:
-        if self.file is None:
+        file = self.file
+        if file is None:
             return
         line = {
             "began": done.began,
@@ -46,20 +61,40 @@ class WorkLog:
             "transform": transform,
             "bytes": nbytes,
         }
-        self.file.write(json.dumps(line) + "\n")
-        self.file.flush()
+        try:
+            file.write(json.dumps(line) + "\n")
+            file.flush()
+        except OSError as problem:
+            self.file = None
+            self._give_up(file, problem)
 
     def close(self) -> None:
         file, self.file = self.file, None
-        if file is not None:
+        if file is None:
+            return
+        try:
             file.close()
+        except OSError as problem:
+            log.warn("Cannot close the work log {path}: {why}", path=self.path, why=problem.strerror)
+
+    def _give_up(self, file: IO[str], problem: OSError) -> None:
+        """One line, and no more writes. The line that failed is still buffered, so its close fails too."""
+        log.warn(
+            "Cannot write the work log {path}: {why}; it is off from here on",
+            path=self.path,
+            why=problem.strerror or problem,
+        )
+        try:
+            file.close()
+        except OSError:
+            pass
 
 
 def read_work_log(path: str) -> list[dict[str, Any]]:
     """The lines of a work log, in the order written; a line cut short (a server killed) is left out."""
     lines = []
-    with open(path, encoding="utf-8") as log:
-        for text in log:
+    with open(path, encoding="utf-8") as written:
+        for text in written:
             try:
                 lines.append(json.loads(text))
             except ValueError:
