@@ -147,6 +147,16 @@ class Queued(Stage):
         """Nothing is paced: a new chunk or FIN may start the sending."""
         return self.timer is None and not self.stalled
 
+    def paced(self, data: bytes, active: bool) -> None:
+        """Hold ``data`` and send it in its turn (:meth:`send`); straight on while the toxic
+        is set to do nothing (rate 0, size 0) and holds nothing from before."""
+        if not active and not self.queue:
+            self.next.write(data)
+            return
+        self.hold(data)
+        if self.idle():
+            self.send()
+
     def finish(self) -> None:
         """The FIN goes on at once when nothing is held or paced, else after what is held."""
         if not self.queue and self.idle():
@@ -219,12 +229,7 @@ class Bandwidth(Queued):
     """At most ``rate`` KB (1000 bytes) a second: a tenth of a second's worth, then a wait."""
 
     def write(self, data: bytes) -> None:
-        if not self.attributes["rate"] and not self.queue:
-            self.next.write(data)
-            return
-        self.hold(data)
-        if self.idle():
-            self.send()
+        self.paced(data, bool(self.attributes["rate"]))
 
     def send(self) -> None:
         self.timer = None
@@ -332,12 +337,7 @@ class Slicer(Queued):
         return max(average + (self.chooser.randint(-variation, variation) if variation else 0), 1)
 
     def write(self, data: bytes) -> None:
-        if not self.attributes["average_size"] and not self.queue:
-            self.next.write(data)
-            return
-        self.hold(data)
-        if self.idle():
-            self.send()
+        self.paced(data, bool(self.attributes["average_size"]))
 
     def send(self) -> None:
         self.timer = None
