@@ -177,6 +177,26 @@ class LingerTests(RelayCase):
         clock.advance(0.1)
         yield EachToxicTests.until(self, lambda: not fixture.relay.connections)
 
+    @defer.inlineCallbacks
+    def test_a_lingering_connection_is_dropped_at_once_when_the_relay_is_disabled(self):
+        factory = Factory.forProtocol(Flood)
+        factory.flooding = []  # type: ignore[attr-defined]
+        fixture = yield self.relay(listen(self, factory))
+        clock = fixture.relay.clock = Clock()
+        client = socket.socket()
+        self.addCleanup(client.close)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(fixture.address)
+        flooding = factory.flooding  # type: ignore[attr-defined]
+        yield EachToxicTests.until(self, lambda: bool(flooding) and flooding[0].paused)
+        [connection] = fixture.relay.connections
+        yield EachToxicTests.until(self, lambda: connection.down.writer_full)
+        connection.close()  # lingering: the client's side still holds what it could not send
+        self.assertEqual(len(clock.getDelayedCalls()), 2)
+        connection.drop()  # as disabling or deleting the relay does
+        self.assertEqual(clock.getDelayedCalls(), [])  # no linger left to fire
+        yield EachToxicTests.until(self, lambda: not fixture.relay.connections)
+
 
 class Side:
     gone = False
@@ -293,6 +313,15 @@ class ApiFaultTests(SynchronousTestCase):
         channels = [self.connect()[0] for _ in range(3)]
         self.assertEqual(self.connect(), (None, None))
         channels[0].connectionLost(Failure(ConnectionDone()))
+        self.assertIsNotNone(self.connect()[0])
+
+    def test_a_connection_that_says_nothing_gives_its_place_back_at_the_deadline(self):
+        silent = [self.connect() for _ in range(3)]
+        self.assertEqual(self.connect(), (None, None))  # every place taken by a silent client
+        self.clock.advance(REQUEST_DEADLINE + 0.1)  # not the minute of twisted.web's idle timeout
+        for channel, transport in silent:
+            self.assertTrue(transport.disconnected)
+            channel.connectionLost(Failure(ConnectionDone()))
         self.assertIsNotNone(self.connect()[0])
 
     def answer(self, body: bytes) -> dict:

@@ -362,10 +362,12 @@ class FaultsChannel(http.HTTPChannel):
     """An HTTP/1.1 channel whose requests have a deadline: :data:`REQUEST_DEADLINE` seconds from
     the first byte of a request until it is whole; a client still sending then is aborted.
 
-    Armed at the first byte received while no request is partly read, cancelled when
-    the request is whole (:meth:`BoundedRequest.requestReceived` says so), so that a
-    keep-alive connection between requests, or one waiting for its answer, has
-    only twisted.web's idle timeout.
+    Armed when the connection is made, and again at the first byte received while no
+    request is partly read; cancelled when the request is whole
+    (:meth:`BoundedRequest.requestReceived` says so). So a connection that says nothing
+    holds one of the :data:`MAX_CONNECTIONS` places for the deadline, not for
+    twisted.web's idle timeout; a keep-alive connection between requests, or one
+    waiting for its answer, has only the idle timeout.
     """
 
     deadline: Any = None
@@ -374,6 +376,7 @@ class FaultsChannel(http.HTTPChannel):
     def connectionMade(self) -> None:
         super().connectionMade()
         self.site.open_channels += 1
+        self.deadline = self.callLater(self.site.request_deadline, self.too_slow)
 
     def dataReceived(self, data: bytes) -> None:
         if self.deadline is None and data:

@@ -149,8 +149,18 @@ class Connection:
             reset_transport(side.transport)
 
     def drop(self) -> None:
-        """Both sides closed at once, what is unsent dropped: the relay was disabled or deleted."""
-        for side in self._end():
+        """Both sides closed at once, what is unsent dropped: the relay was disabled or deleted.
+
+        A connection already closing (its sides lingering, :meth:`close`) is dropped too:
+        "drops the open ones" includes those still writing to a slow peer.
+        """
+        sides = self._end()
+        if not sides:
+            sides = [side for side in self.lingers if not side.gone]
+        for side in sides:
+            linger = self.lingers.pop(side, None)
+            if linger is not None and linger.active():
+                linger.cancel()
             side.transport.abortConnection()
 
     def lost(self, side: Side, reason: Failure) -> None:
