@@ -416,3 +416,45 @@ class SecondSignalInTheLoopTests(SynchronousTestCase):
                 self.assertEqual(summary.exit_status, 1)
                 self.assertIn("Connection refused", err.getvalue())
                 self.assertEqual(stopping.requested, [])
+
+
+class SignalInAnotherThreadTests(SynchronousTestCase):
+    """The kernel may hand a signal to any thread: the loop must wake all the same.
+
+    Python runs the handler in the main thread, and only once that thread runs Python
+    code again; a reactor asleep in epoll with no other event would wait for ever
+    (a server with no clients, its resolver's threads about). ``pthread_kill`` hands the
+    signal to a thread of the test's choosing.
+    """
+
+    def test_a_reactor_asleep_is_woken_by_a_signal_given_to_another_thread(self):
+        import threading
+
+        from poetrynow.clients.reactors import close_reactor, stop_reactor
+        from poetrynow.clients.twisted_engine import new_reactor
+        from poetrynow.stopping import loop_stopped_by_signals
+
+        reactor = new_reactor()
+        backstop: list[bool] = []
+
+        def hang_detector() -> None:  # not a timing: only a run that never woke gets here
+            backstop.append(True)
+            stop_reactor(reactor)
+
+        def give_it_a_signal() -> None:
+            # A pause for the main thread to be asleep in epoll (were it not yet, the handler
+            # would run at once and the test pass anyway: never a false failure).
+            time.sleep(0.2)
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+        def signal_elsewhere() -> None:
+            threading.Thread(target=give_it_a_signal, daemon=True).start()
+
+        reactor.callLater(DEADLINE, hang_detector)
+        reactor.callWhenRunning(signal_elsewhere)
+        try:
+            with loop_stopped_by_signals(reactor.callFromThread, lambda: stop_reactor(reactor)) as caught:
+                reactor.run(installSignalHandlers=False)
+        finally:
+            close_reactor(reactor)
+        self.assertEqual((caught, backstop), ([signal.SIGINT], []))

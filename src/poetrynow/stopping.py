@@ -40,6 +40,7 @@ runs) reports the next run's failures, and stops on its next signal.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -179,7 +180,54 @@ def loop_stopped_by_signals(
     for signum in STOPPING:
         signal.signal(signum, handle)
     try:
-        yield caught
+        with loop_woken_by_signals(call_in_loop):
+            yield caught
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def loop_woken_by_signals(call_in_loop: Callable[[Callable[[], object]], object]) -> Iterator[None]:
+    """While inside, a signal wakes the loop, whichever thread the kernel gave it to.
+
+    Python runs a signal's handler in the main thread, when that thread next runs
+    Python code. The kernel may hand the signal to any thread (a resolver's, a
+    thread pool's); then nothing interrupts the main thread's wait in epoll, and
+    the handler waits with it, until some other event comes: a server with no
+    clients stopped only when the next one connected. So the signal's number is
+    also written to a pipe (``signal.set_wakeup_fd``), and a small thread that
+    reads it hands the loop a call that does nothing: the loop wakes, and the
+    handler runs. Twisted's own signal handling does the same with its waker.
+    """
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # the C handler must never block
+    try:
+        before = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread, after all: nothing to wake
+        os.close(read_end)
+        os.close(write_end)
+        yield
+        return
+
+    def wake() -> None:
+        while os.read(read_end, 64):  # until the write end is closed
+            try:
+                call_in_loop(_nothing)
+            except Exception:  # a loop already closed: nothing left to wake
+                return
+
+    waker = threading.Thread(target=wake, name="signal wake-up", daemon=True)
+    waker.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(before)
+        os.close(write_end)
+        waker.join(1.0)
+        if not waker.is_alive():
+            os.close(read_end)
+
+
+def _nothing() -> None:
+    """What a signal hands the loop: the waking is the point; the handler does the rest."""

@@ -14,11 +14,14 @@ new pool that does not start is one warning line; the next request tries again.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -110,6 +113,41 @@ def how_to_end(pool: ProcessPoolExecutor) -> Ending:
     return shutdown_alone
 
 
+@contextmanager
+def stderr_with_a_descriptor() -> Iterator[None]:
+    """``sys.stderr`` with a real descriptor while multiprocessing starts its helpers.
+
+    multiprocessing's resource tracker, started with the first pool, is handed
+    ``sys.stderr.fileno()`` to write its warnings to. Under twistd, ``sys.stderr``
+    is a log file with no descriptor (``fileno()`` says -1, or raises), and the
+    start fails: "bad value(s) in fds_to_keep". For that moment, stderr is the
+    process's own, or else /dev/null.
+    """
+    try:
+        usable = sys.stderr is not None and sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    if usable:
+        yield
+        return
+    swapped = sys.stderr
+    spare = None
+    try:
+        real = sys.__stderr__ is not None and sys.__stderr__.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        real = False
+    if real:
+        sys.stderr = sys.__stderr__
+    else:
+        spare = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (closed below)
+    try:
+        yield
+    finally:
+        sys.stderr = swapped
+        if spare is not None:
+            spare.close()
+
+
 class InProcesses(Pooled):
     """The work in a process pool of ``workers`` processes (default: one per usable core)."""
 
@@ -123,7 +161,8 @@ class InProcesses(Pooled):
         self.ending: Ending | None = None  # found by the start-up check, with the first pool
 
     def _start(self) -> None:
-        self.pool = self._started()  # in the reactor's thread: nothing is served until it has
+        with stderr_with_a_descriptor():  # the first pool starts multiprocessing's helper processes
+            self.pool = self._started()  # in the reactor's thread: nothing is served until it has
 
     def _started(self) -> ProcessPoolExecutor:
         """A pool whose every worker is running: the first requests do not pay to start one.
