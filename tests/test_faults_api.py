@@ -12,6 +12,7 @@ servers.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -453,7 +454,12 @@ def upstream(case, kind: type[ThreadedServer] = PoemServer, *args) -> str:
 
 
 def fetch(port: int) -> tuple[bytes, str]:
-    with connect(port) as sock:
+    """What a client gets through a relay, and how it ended (``read_to_end``'s words)."""
+    try:
+        sock = connect(port)
+    except ConnectionResetError as reset:  # a reset that came before connect() had looked
+        return b"", os.strerror(reset.errno)
+    with sock:
         return read_to_end(sock)
 
 

@@ -57,12 +57,18 @@ class WorkerDied(Refused):
 
 
 def start_method() -> str:
-    """forkserver where there is one, else spawn; never fork.
+    """spawn: never fork, and not forkserver either.
 
     Forking copies a process that runs threads (the reactor's, the pool's own)
     with whatever locks they held at that moment, and Python deprecates it.
+    forkserver's workers are the fork server's children, not ours: one that
+    ends is reaped at once, its pid free for any new process, and the pool's
+    ``terminate()`` at a stop (by pid) can then land on a stranger (a test
+    suite's other commands were seen killed so). A spawned worker is our child:
+    until we reap it, its pid is its own. It costs a fresh interpreter per worker,
+    once, at start-up.
     """
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return "spawn"
 
 
 def ready(everyone: Any) -> None:
