@@ -103,10 +103,11 @@ class SlowPortTests(TestCase):
             deadline = time.monotonic() + DEADLINE
             while factory.live and time.monotonic() < deadline:
                 yield deferLater(0.01)
-        self.assertEqual(end, "hung up")
-        self.assertEqual(factory.live, set())
+        said = [formatEvent(e) for e in logs]  # all of it, for a failure to show
+        self.assertEqual(end, "hung up", said)
+        self.assertEqual(factory.live, set(), said)
         lines = [formatEvent(e) for e in logs if "hung up" in (e.get("log_format") or "")]
-        self.assertEqual(len(lines), 1)
+        self.assertEqual(len(lines), 1, said)
         self.assertRegex(lines[0], rf"^Client at 127\.0\.0\.1:{own} hung up after \d+ of 1000 bytes\.$")
 
     @defer.inlineCallbacks
