@@ -97,10 +97,9 @@ def run(args: argparse.Namespace) -> int:
     """Listen, populate, print the API's line, then serve until a signal."""
     from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
-    from twisted.logger import ILogObserver, LogLevel, globalLogBeginner
-    from zope.interface import provider
+    from twisted.logger import LogLevel
 
-    from poetrynow.cli.serving import plain_observer
+    from poetrynow.cli.serving import StartUpLog
     from poetrynow.collector import collect_seldom
     from poetrynow.relay.api import faults_site
     from poetrynow.relay.relay import Relays
@@ -114,18 +113,8 @@ def run(args: argparse.Namespace) -> int:
         return error(PROG, str(problem), USAGE)
     raise_fd_limit()  # each relayed connection is two descriptors
     level = LogLevel.warn if args.quiet else LogLevel.info
-    observe = plain_observer(level, flush_soon=lambda flush: reactor.callLater(0, flush))
-    held: list[dict] = []  # the relays of --config log as they start: after the API's line
-    started = False
-
-    @provider(ILogObserver)
-    def after_start(event: dict) -> None:
-        if started:
-            observe(event)
-        else:
-            held.append(event)
-
-    globalLogBeginner.beginLoggingTo([after_start], discardBuffer=True, redirectStandardIO=False)
+    # The relays of --config log as they start: after the API's line.
+    log = StartUpLog(level, reactor, keep=lambda event: True)
     interrupt_on_signals()
     call_in_loop = reactor.callFromThread  # type: ignore[attr-defined]  # typed as any reactor
     with loop_stopped_by_signals(call_in_loop, reactor.stop) as caught:
@@ -152,9 +141,7 @@ def run(args: argparse.Namespace) -> int:
             )
         where: Any = api.getHost()  # an IPv4Address or IPv6Address
         print(f"Faults API on http://{url_host(where.host)}:{where.port}/", flush=True)
-        started = True
-        for event in held:
-            observe(event)
+        log.started()
         collect_seldom()  # thousands of relayed connections are not garbage
         counted: list[int] = []
 

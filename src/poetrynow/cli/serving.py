@@ -10,6 +10,7 @@ stdout, and a clean exit on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
 from zope.interface import provider
@@ -38,6 +39,36 @@ def event_text(event: dict) -> str:
         except Exception:
             pass
     return formatEvent(event)
+
+
+class StartUpLog:
+    """Begin the log now, printing nothing before :meth:`started`; then what ``keep`` chose.
+
+    A command prints its listening line first (or one error line): the events of
+    its start-up are dropped, or held until that line is out, and Twisted prints
+    none of them on stderr meanwhile.
+    """
+
+    def __init__(self, level: LogLevel, reactor, keep: Callable[[dict], bool]):
+        self.observe = plain_observer(level, flush_soon=lambda flush: reactor.callLater(0, flush))
+        self.live = False
+        self.held: list[dict] = []
+
+        @provider(ILogObserver)
+        def after_start(event: dict) -> None:
+            if self.live:
+                self.observe(event)
+            elif keep(event):
+                self.held.append(event)
+
+        globalLogBeginner.beginLoggingTo([after_start], discardBuffer=True, redirectStandardIO=False)
+
+    def started(self) -> None:
+        """The listening line is out: what was held, then every event as it comes."""
+        self.live = True
+        held, self.held = self.held, []
+        for event in held:
+            self.observe(event)
 
 
 def plain_observer(min_level: LogLevel, out=None, flush_soon=None):
@@ -103,18 +134,8 @@ def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
     # critical "Cannot start") are dropped here rather than printed on stderr by
     # Twisted: a command prints its listening line first, or one error line.
     level = LogLevel.warn if quiet else (LogLevel.debug if verbose else LogLevel.info)
-    observe = plain_observer(level, flush_soon=lambda flush: reactor.callLater(0, flush))
-    started = False
-    held: list[dict] = []  # warnings while starting (the fast edition declined): after the listening line
-
-    @provider(ILogObserver)
-    def after_start(event: dict) -> None:
-        if started:
-            observe(event)
-        elif event.get("log_level") == LogLevel.warn:
-            held.append(event)
-
-    globalLogBeginner.beginLoggingTo([after_start], discardBuffer=True, redirectStandardIO=False)
+    # Warnings while starting (the fast edition declined) come after the listening line.
+    log = StartUpLog(level, reactor, keep=lambda event: event.get("log_level") == LogLevel.warn)
     # The signals are ours before the listening line is out: a script that reads the
     # line and stops the server at once gets the same clean stop as a later one. Outside
     # the loop, a blocking program's handlers: after the loop, a second signal finishes
@@ -132,9 +153,7 @@ def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
                 return error(prog, str(problem), USAGE if isinstance(problem, PoemNotFound) else FAILED)
             running.append(tree)
             print(tree.listener.listening_line(), flush=True)
-        started = True
-        for event in held:
-            observe(event)
+        log.started()
         collect_seldom()  # a server's thousands of connections are not garbage
         for tree in trees:
             reactor.addSystemEventTrigger("before", "shutdown", tree.stopService)
