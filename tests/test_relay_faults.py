@@ -153,7 +153,9 @@ class ChainOrderTests(RelayCase):
 
 class LingerTests(RelayCase):
     @defer.inlineCallbacks
-    def test_a_peer_that_never_reads_is_aborted_a_linger_after_the_relay_closes(self):
+    def flooded(self):
+        """A relay on a Clock, flooding a client that never reads: (its fixture, the clock, the
+        connection), once the relay's buffer to the client is full and the upstream paused."""
         factory = Factory.forProtocol(Flood)
         factory.flooding = []  # type: ignore[attr-defined]
         fixture = yield self.relay(listen(self, factory))
@@ -166,6 +168,11 @@ class LingerTests(RelayCase):
         yield EachToxicTests.until(self, lambda: bool(flooding) and flooding[0].paused)
         [connection] = fixture.relay.connections
         yield EachToxicTests.until(self, lambda: connection.down.writer_full)
+        return fixture, clock, connection
+
+    @defer.inlineCallbacks
+    def test_a_peer_that_never_reads_is_aborted_a_linger_after_the_relay_closes(self):
+        fixture, clock, connection = yield self.flooded()
         fixture.add("timeout", timeout=1000, stream="upstream")
         clock.advance(1)  # the timeout closes the connection, with what the client's side holds unsent
         self.assertTrue(connection.ended)
@@ -179,18 +186,7 @@ class LingerTests(RelayCase):
 
     @defer.inlineCallbacks
     def test_a_lingering_connection_is_dropped_at_once_when_the_relay_is_disabled(self):
-        factory = Factory.forProtocol(Flood)
-        factory.flooding = []  # type: ignore[attr-defined]
-        fixture = yield self.relay(listen(self, factory))
-        clock = fixture.relay.clock = Clock()
-        client = socket.socket()
-        self.addCleanup(client.close)
-        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        client.connect(fixture.address)
-        flooding = factory.flooding  # type: ignore[attr-defined]
-        yield EachToxicTests.until(self, lambda: bool(flooding) and flooding[0].paused)
-        [connection] = fixture.relay.connections
-        yield EachToxicTests.until(self, lambda: connection.down.writer_full)
+        fixture, clock, connection = yield self.flooded()
         connection.close()  # lingering: the client's side still holds what it could not send
         self.assertEqual(len(clock.getDelayedCalls()), 2)
         connection.drop()  # as disabling or deleting the relay does
