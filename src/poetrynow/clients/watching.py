@@ -44,6 +44,18 @@ def call_name(selector: selectors.BaseSelector) -> str:
     return type(selector).__name__
 
 
+def timed_wait(watch: LoopWatch, call: str, wait: Callable[..., Any], *args: Any) -> Any:
+    """``wait(*args)``, a loop's wait for ready sockets, told to ``watch`` with how many it
+    returned (or none, if it raised)."""
+    began = watch.clock()
+    ready = None
+    try:
+        ready = wait(*args)
+        return ready
+    finally:
+        watch.waited(began, watch.clock(), call, None if ready is None else len(ready))
+
+
 class TimedSelector(selectors.DefaultSelector):
     """The platform's default selector, telling ``watch`` how long each ``select`` waited."""
 
@@ -53,14 +65,7 @@ class TimedSelector(selectors.DefaultSelector):
         self.call = call_name(self)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        clock = self.watch.clock
-        began = clock()
-        ready = None
-        try:
-            ready = super().select(timeout)
-            return ready
-        finally:
-            self.watch.waited(began, clock(), self.call, None if ready is None else len(ready))
+        return timed_wait(self.watch, self.call, super().select, timeout)
 
 
 class TimedPoller:
@@ -70,14 +75,7 @@ class TimedPoller:
         self.poller, self.watch, self.call = poller, watch, call
 
     def poll(self, *args: Any) -> Any:
-        clock = self.watch.clock
-        began = clock()
-        ready = None
-        try:
-            ready = self.poller.poll(*args)
-            return ready
-        finally:
-            self.watch.waited(began, clock(), self.call, None if ready is None else len(ready))
+        return timed_wait(self.watch, self.call, self.poller.poll, *args)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.poller, name)
