@@ -16,6 +16,7 @@ from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginne
 from zope.interface import provider
 
 from poetrynow.cli.common import FAILED, OK, USAGE, error, stopped
+from poetrynow.clients.reactors import stop_reactor
 from poetrynow.collector import collect_seldom
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers.listen import ListenError
@@ -142,7 +143,8 @@ def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
     # the same stop instead of raising wherever it lands (stopping.py).
     interrupt_on_signals()
     call_in_loop = reactor.callFromThread  # type: ignore[attr-defined]  # typed as any reactor
-    with loop_stopped_by_signals(call_in_loop, reactor.stop) as caught:
+    # A stop that is already under way is not stopped again (a signal's stop may land late).
+    with loop_stopped_by_signals(call_in_loop, lambda: stop_reactor(reactor)) as caught:
         running: list = []
         for tree in trees:
             try:
