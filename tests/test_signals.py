@@ -324,7 +324,7 @@ class SecondSignalInTheLoopTests(SynchronousTestCase):
         from twisted.internet import task
         from twisted.logger import globalLogPublisher
 
-        from poetrynow.clients.reactors import close_reactor
+        from poetrynow.clients.reactors import close_reactor, watching
         from poetrynow.clients.twisted_engine import new_reactor
         from poetrynow.stopping import loop_stopped_by_signals
 
@@ -346,7 +346,7 @@ class SecondSignalInTheLoopTests(SynchronousTestCase):
 
         reactor.addSystemEventTrigger("before", "shutdown", stopping)
         reactor.callWhenRunning(self.send_sigint)
-        with loop_stopped_by_signals(reactor.callFromThread, stop) as caught:
+        with loop_stopped_by_signals(reactor.callFromThread, stop, watching(reactor)) as caught:
             reactor.run(installSignalHandlers=False)
         self.assertEqual((caught, len(stops)), ([signal.SIGINT], 1))
         self.assertEqual([e for e in logged if e.get("log_failure") is not None], [])
@@ -430,7 +430,7 @@ class SignalInAnotherThreadTests(SynchronousTestCase):
     def test_a_reactor_asleep_is_woken_by_a_signal_given_to_another_thread(self):
         import threading
 
-        from poetrynow.clients.reactors import close_reactor, stop_reactor
+        from poetrynow.clients.reactors import close_reactor, stop_reactor, watching
         from poetrynow.clients.twisted_engine import new_reactor
         from poetrynow.stopping import loop_stopped_by_signals
 
@@ -453,7 +453,9 @@ class SignalInAnotherThreadTests(SynchronousTestCase):
         reactor.callLater(DEADLINE, hang_detector)
         reactor.callWhenRunning(signal_elsewhere)
         try:
-            with loop_stopped_by_signals(reactor.callFromThread, lambda: stop_reactor(reactor)) as caught:
+            with loop_stopped_by_signals(
+                reactor.callFromThread, lambda: stop_reactor(reactor), watching(reactor)
+            ) as caught:
                 reactor.run(installSignalHandlers=False)
         finally:
             close_reactor(reactor)

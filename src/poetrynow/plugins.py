@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from poetrynow import validate
 from poetrynow.collector import collect_seldom
+from poetrynow.descriptors import raise_fd_limit
 from poetrynow.faults import Faults
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.poems import PoemNotFound, load_poem
@@ -201,8 +202,12 @@ class ServerMaker:
 
         tree = self._build(options)
         preflight(tree)
-        # As the commands do: once running, the collector leaves the connections be.
+        # As the commands do: once running, the collector leaves the connections be, and
+        # the descriptor table has room for a burst of them. Once running, not now: twistd
+        # forks to daemonize after makeService, and a forked child's table is only as big
+        # as its highest open descriptor needs.
         reactor.callWhenRunning(collect_seldom)
+        reactor.callWhenRunning(raise_fd_limit)
         return tree
 
 

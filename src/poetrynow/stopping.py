@@ -151,18 +151,26 @@ def signals_held() -> Iterator[None]:
         hold(signal.SIG_SETMASK, before)
 
 
+#: How a loop watches a descriptor: ``watch(fd, on_readable)`` calls ``on_readable()`` from
+#: the loop whenever ``fd`` can be read, until the function it returns is called.
+Watch = Callable[[int, Callable[[], None]], Callable[[], None]]
+
+
 @contextmanager
 def loop_stopped_by_signals(
-    call_in_loop: Callable[[Callable[[], object]], object], stop: Callable[[], object]
+    call_in_loop: Callable[[Callable[[], object]], object],
+    stop: Callable[[], object],
+    watch: Watch,
 ) -> Iterator[list[int]]:
     """While inside, SIGINT and SIGTERM have an event loop call ``stop()``; the list says which came.
 
     ``call_in_loop`` is the loop's way in from a signal handler:
-    ``reactor.callFromThread`` or ``loop.call_soon_threadsafe``. The handlers in
-    place before (in a command, those of :func:`interrupt_on_signals`) come back
-    after. Only in the main thread, where Python runs signal handlers; elsewhere
-    nothing changes. The loop is handed ``stop`` once: a later signal finishes
-    the same stop.
+    ``reactor.callFromThread`` or ``loop.call_soon_threadsafe``; ``watch`` is how
+    the loop watches a descriptor (:data:`Watch`), so that a signal wakes it
+    (:func:`loop_woken_by_signals`). The handlers in place before (in a command,
+    those of :func:`interrupt_on_signals`) come back after. Only in the main
+    thread, where Python runs signal handlers; elsewhere nothing changes. The loop
+    is handed ``stop`` once: a later signal finishes the same stop.
     """
     caught: list[int] = []
     if threading.current_thread() is not threading.main_thread():
@@ -180,7 +188,7 @@ def loop_stopped_by_signals(
     for signum in STOPPING:
         signal.signal(signum, handle)
     try:
-        with loop_woken_by_signals(call_in_loop):
+        with loop_woken_by_signals(watch):
             yield caught
     finally:
         for signum, handler in previous.items():
@@ -188,7 +196,7 @@ def loop_stopped_by_signals(
 
 
 @contextmanager
-def loop_woken_by_signals(call_in_loop: Callable[[Callable[[], object]], object]) -> Iterator[None]:
+def loop_woken_by_signals(watch: Watch) -> Iterator[None]:
     """While inside, a signal wakes the loop, whichever thread the kernel gave it to.
 
     Python runs a signal's handler in the main thread, when that thread next runs
@@ -196,12 +204,18 @@ def loop_woken_by_signals(call_in_loop: Callable[[Callable[[], object]], object]
     thread pool's); then nothing interrupts the main thread's wait in epoll, and
     the handler waits with it, until some other event comes: a server with no
     clients stopped only when the next one connected. So the signal's number is
-    also written to a pipe (``signal.set_wakeup_fd``), and a small thread that
-    reads it hands the loop a call that does nothing: the loop wakes, and the
-    handler runs. Twisted's own signal handling does the same with its waker.
+    also written to a pipe (``signal.set_wakeup_fd``) that the loop itself watches:
+    the loop wakes, empties the pipe, and the handler runs. Twisted's own signal
+    handling does the same with its waker.
+
+    The loop, not a thread of ours, reads the pipe: a thread alive beside a server
+    made every growth of its descriptor table wait for the other CPUs (see
+    :mod:`poetrynow.descriptors`), and a cold server fell behind a burst of
+    connections. The process keeps the threads it had.
     """
     read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)  # the C handler must never block
+    for end in (read_end, write_end):
+        os.set_blocking(end, False)  # the C handler must never block; the loop never waits on it
     try:
         before = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
     except ValueError:  # not the main thread, after all: nothing to wake
@@ -210,24 +224,19 @@ def loop_woken_by_signals(call_in_loop: Callable[[Callable[[], object]], object]
         yield
         return
 
-    def wake() -> None:
-        while os.read(read_end, 64):  # until the write end is closed
-            try:
-                call_in_loop(_nothing)
-            except Exception:  # a loop already closed: nothing left to wake
-                return
+    def empty() -> None:
+        """The waking was the point; the handler runs as soon as the loop is back in Python."""
+        try:
+            while os.read(read_end, 512):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
 
-    waker = threading.Thread(target=wake, name="signal wake-up", daemon=True)
-    waker.start()
+    unwatch = watch(read_end, empty)
     try:
         yield
     finally:
         signal.set_wakeup_fd(before)
+        unwatch()
         os.close(write_end)
-        waker.join(1.0)
-        if not waker.is_alive():
-            os.close(read_end)
-
-
-def _nothing() -> None:
-    """What a signal hands the loop: the waking is the point; the handler does the rest."""
+        os.close(read_end)

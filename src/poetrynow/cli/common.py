@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from poetrynow import validate
+from poetrynow.descriptors import raise_fd_limit
 from poetrynow.stopping import Interrupted, interrupt_on_signals
 
-__all__ = ["Interrupted", "interrupt_on_signals"]  # for the commands, with the helpers below
+__all__ = [
+    "Interrupted",
+    "interrupt_on_signals",
+    "raise_fd_limit",
+]  # for the commands, with the helpers below
 
 T = TypeVar("T")
 
@@ -142,18 +146,6 @@ def stopped(prog: str, stop: Interrupted, what: str) -> int:
     """The one line a command prints on stderr when a signal stops it; its exit status."""
     print(f"{prog}: stopped by {stop.name}: {what}", file=sys.stderr, flush=True)
     return stop.status
-
-
-def raise_fd_limit() -> int:
-    """Lift the soft open-files limit to the hard one: thousands of sockets need it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
 
 
 def open_trace(prog: str, path: str | None) -> tuple[Any, int | None]:

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from twisted.logger import LogLevel
 
     from poetrynow.cli.serving import StartUpLog
-    from poetrynow.clients.reactors import stop_reactor
+    from poetrynow.clients.reactors import stop_reactor, watching
     from poetrynow.collector import collect_seldom
     from poetrynow.relay.api import faults_site
     from poetrynow.relay.relay import Relays
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     log = StartUpLog(level, reactor, keep=lambda event: True)
     interrupt_on_signals()
     call_in_loop = reactor.callFromThread  # type: ignore[attr-defined]  # typed as any reactor
-    with loop_stopped_by_signals(call_in_loop, lambda: stop_reactor(reactor)) as caught:
+    with loop_stopped_by_signals(call_in_loop, lambda: stop_reactor(reactor), watching(reactor)) as caught:
         host, port = args.api
         relays = Relays(reactor=reactor, seed=args.seed)
         try:

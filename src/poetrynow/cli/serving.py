@@ -16,7 +16,7 @@ from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginne
 from zope.interface import provider
 
 from poetrynow.cli.common import FAILED, OK, USAGE, error, stopped
-from poetrynow.clients.reactors import stop_reactor
+from poetrynow.clients.reactors import stop_reactor, watching
 from poetrynow.collector import collect_seldom
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers.listen import ListenError
@@ -144,7 +144,7 @@ def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
     interrupt_on_signals()
     call_in_loop = reactor.callFromThread  # type: ignore[attr-defined]  # typed as any reactor
     # A stop that is already under way is not stopped again (a signal's stop may land late).
-    with loop_stopped_by_signals(call_in_loop, lambda: stop_reactor(reactor)) as caught:
+    with loop_stopped_by_signals(call_in_loop, lambda: stop_reactor(reactor), watching(reactor)) as caught:
         running: list = []
         for tree in trees:
             try:

@@ -20,7 +20,7 @@ from poetrynow.address import Address, targets
 from poetrynow.clients import READ_SIZE, EngineOptions
 from poetrynow.clients.connect import Attempts, Dialled, connect_error, dial, is_connected
 from poetrynow.clients.watching import LoopWatch, TimedSelector
-from poetrynow.stopping import Interrupted, loop_stopped_by_signals
+from poetrynow.stopping import Interrupted, Watch, loop_stopped_by_signals
 
 #: How long a stopped run may take to cancel its tasks.
 STOP_WITHIN = 1.0
@@ -66,7 +66,7 @@ def run(
         me = asyncio.current_task()
         assert me is not None
         # call_soon_threadsafe is safe from a signal handler, wherever it lands.
-        with loop_stopped_by_signals(loop.call_soon_threadsafe, me.cancel) as caught:
+        with loop_stopped_by_signals(loop.call_soon_threadsafe, me.cancel, watching(loop)) as caught:
             return await main
 
     with asyncio.Runner(loop_factory=loop_factory) as runner:
@@ -80,6 +80,20 @@ def run(
             signum = caught[0] if caught else stop.signum  # type: ignore[union-attr]
             _cancel_the_rest(loop)
             raise Interrupted(signum) from None
+
+
+def watching(loop: asyncio.AbstractEventLoop) -> Watch:
+    """``loop`` as a :data:`poetrynow.stopping.Watch`: add_reader, and remove_reader to stop."""
+
+    def watch(fd: int, on_readable: Callable[[], None]) -> Callable[[], None]:
+        loop.add_reader(fd, on_readable)
+
+        def unwatch() -> None:
+            loop.remove_reader(fd)
+
+        return unwatch
+
+    return watch
 
 
 def _cancel_the_rest(loop: asyncio.AbstractEventLoop) -> None:

@@ -19,11 +19,13 @@ epoll object when it frees it (docs/design.md, private names).
 from __future__ import annotations
 
 import select
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.error import ConnectionDone, ReactorNotRunning
 from twisted.internet.interfaces import IReadDescriptor
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 
 def stop_reactor(reactor: Any) -> None:
@@ -53,3 +55,39 @@ def close_reactor(reactor: Any) -> None:
     poller = private_poller(reactor)
     if poller is not None:
         poller.close()
+
+
+@implementer(IReadDescriptor)
+class Readable:
+    """A descriptor the reactor watches for us, calling ``on_readable`` when it can be read.
+
+    Not a transport: it owns nothing, and whoever watches it closes the descriptor.
+    The reactor drops every reader when it shuts down (``disconnectAll``), calling
+    ``connectionLost``; after that it is simply no longer watched.
+    """
+
+    def __init__(self, fd: int, on_readable: Callable[[], None]):
+        self.fd, self.on_readable = fd, on_readable
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def doRead(self) -> None:
+        self.on_readable()
+
+    def connectionLost(self, reason: Failure) -> None:
+        pass
+
+    def logPrefix(self) -> str:
+        return "signal wake-up"
+
+
+def watching(reactor: Any) -> Callable[[int, Callable[[], None]], Callable[[], None]]:
+    """``reactor`` as a :data:`poetrynow.stopping.Watch`: addReader, and removeReader to stop."""
+
+    def watch(fd: int, on_readable: Callable[[], None]) -> Callable[[], None]:
+        readable = Readable(fd, on_readable)
+        reactor.addReader(readable)
+        return lambda: reactor.removeReader(readable)
+
+    return watch

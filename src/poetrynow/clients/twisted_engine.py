@@ -26,7 +26,7 @@ from poetrynow.address import Address
 from poetrynow.clients import EngineOptions, unexpected
 from poetrynow.clients.connect import Dialled, start_all
 from poetrynow.clients.get_poetry import TWISTED_FAILURES, describe_failure, get_poetry_dialled
-from poetrynow.clients.reactors import close_reactor, stop_reactor
+from poetrynow.clients.reactors import close_reactor, stop_reactor, watching
 from poetrynow.clients.task import PoemTask, tasks_for
 from poetrynow.clients.transform_proxy import TransformProxy
 from poetrynow.clients.watching import watch_reactor
@@ -104,7 +104,9 @@ def run(addresses: Sequence[Address], sink: Sink, options: EngineOptions) -> Non
     reactor.callWhenRunning(lambda: defer.maybeDeferred(start).addErrback(start_failed))
     unwatch = watch_reactor(reactor, options.watch) if options.watch is not None else None
     try:
-        with loop_stopped_by_signals(reactor.callFromThread, lambda: stop_reactor(reactor)) as caught:
+        with loop_stopped_by_signals(
+            reactor.callFromThread, lambda: stop_reactor(reactor), watching(reactor)
+        ) as caught:
             reactor.run(installSignalHandlers=False)
     finally:
         if unwatch is not None:
