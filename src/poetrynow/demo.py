@@ -24,7 +24,7 @@ from poetrynow.poems import load_poem
 from poetrynow.report import Summary
 from poetrynow.schedule import PoemSchedule, ideal_total
 from poetrynow.session import fetch
-from poetrynow.stopping import Interrupted
+from poetrynow.stopping import END_WITH, Interrupted
 from poetrynow.tables import format_table
 
 if TYPE_CHECKING:
@@ -95,7 +95,9 @@ def start_server(name: str, *args: str) -> ServerProcess:
     """Start one of our server commands (``slowpoetry``, ``transformedpoetry``...) with ``args``,
     and read its port from its listening line, the first it prints."""
     command = [sys.executable, "-m", f"poetrynow.cli.{name.replace('-', '')}", *args]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A demo killed outright (SIGKILL) takes its servers with it (stopping.end_with_parent).
+    env = dict(os.environ, **{END_WITH: str(os.getpid())})
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert process.stdout is not None and process.stderr is not None
     try:
         first = first_line(process.stdout, START_WITHIN)

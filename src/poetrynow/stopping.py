@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,6 +104,7 @@ def interrupt_on_signals() -> None:
     """
     begin()
     stacks_on_sigusr1()
+    end_with_parent()
 
     def interrupt(signum, frame):
         if not _again(signum):
@@ -110,6 +112,37 @@ def interrupt_on_signals() -> None:
 
     for signum in STOPPING:
         signal.signal(signum, interrupt)
+
+
+#: Set by a program that starts one of our commands as its helper (the demo's servers):
+#: the pid that the command must not outlive.
+END_WITH = "POETRYNOW_END_WITH"
+
+
+def end_with_parent() -> bool:
+    """A helper whose starter dies gets SIGTERM, and stops as for Ctrl-C; True when so armed.
+
+    Only when :data:`END_WITH` names this process's parent, and only on Linux
+    (``PR_SET_PDEATHSIG``, asked of the C library; nothing runs meanwhile, no thread
+    and no timer). The starter must start its helpers from a thread that lives as
+    long as it does (the kernel's signal follows the thread), as the demo's main
+    thread does. A starter that died before the request was made is seen at once.
+    """
+    wanted = os.environ.get(END_WITH)
+    if not wanted or not wanted.isdigit() or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != int(wanted):  # it died first: the signal will never come
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True
 
 
 def stacks_on_sigusr1() -> None:

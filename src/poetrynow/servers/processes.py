@@ -17,6 +17,8 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_for_futures
@@ -71,11 +73,34 @@ def start_method() -> str:
     return "spawn"
 
 
-def ready(everyone: Any) -> None:
+def ready(everyone: Any, parent: int | None = None) -> None:
     """Each worker process's first act: Ctrl-C is for the server, not for its workers
-    (the terminal sends it to them all); then wait until every worker has started."""
+    (the terminal sends it to them all); a watch that ends the worker with its server
+    (:func:`end_with`); then wait until every worker has started."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        threading.Thread(target=end_with, args=(parent,), name="parent watch", daemon=True).start()
     everyone.wait(WARM_WITHIN)
+
+
+#: How often a worker looks for its server: a server killed outright takes its workers
+#: with it within this (and the worker's current job's own time).
+PARENT_CHECK_EVERY = 0.5
+
+
+def end_with(parent: int, check_every: float = PARENT_CHECK_EVERY) -> None:
+    """End this worker as soon as ``parent`` (its server) is no longer its parent.
+
+    A clean stop ends the workers through the pool; a server killed by SIGKILL (or
+    by a crash) has no stop, and its workers, waiting on a queue whose write end they
+    hold themselves, would wait for ever. The kernel gives an orphan a new parent, so
+    the parent's pid changing is the sign, on Linux and macOS alike. Linux's
+    PR_SET_PDEATHSIG is not used: it fires when the *thread* that started the worker
+    ends, and a replacement pool is started from a thread of the reactor's pool.
+    """
+    while os.getppid() == parent:
+        time.sleep(check_every)
+    os._exit(1)
 
 
 def terminate_workers(pool: ProcessPoolExecutor) -> None:
@@ -179,7 +204,10 @@ class InProcesses(Pooled):
         """
         context = multiprocessing.get_context(start_method())
         pool = ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=ready, initargs=(context.Barrier(self.workers),)
+            self.workers,
+            mp_context=context,
+            initializer=ready,
+            initargs=(context.Barrier(self.workers), os.getpid()),
         )
         if self.ending is None:
             self.ending = how_to_end(pool)
