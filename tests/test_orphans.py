@@ -50,6 +50,24 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def left_after_sigkill(process, children: set[int]) -> set[int]:
+    """SIGKILL ``process``, then poll until ``children`` are gone or GONE_WITHIN passes; who is left."""
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(GONE_WITHIN)
+    deadline = time.monotonic() + GONE_WITHIN
+    while {pid for pid in children if alive(pid)} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {pid for pid in children if alive(pid)}
+
+
+def kill_all(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 @unittest.skipUnless(sys.platform.startswith("linux"), "reads the process tree from /proc")
 class KilledServerTests(SynchronousTestCase):
     def test_a_transform_server_killed_by_sigkill_leaves_no_process_behind(self):
@@ -58,18 +76,9 @@ class KilledServerTests(SynchronousTestCase):
         try:
             children = descendants(server.process.pid)
             self.assertGreaterEqual(len(children), 2, "the pool's workers run before the listening line")
-            os.kill(server.process.pid, signal.SIGKILL)
-            server.process.wait(GONE_WITHIN)
-            deadline = time.monotonic() + GONE_WITHIN
-            while {pid for pid in children if alive(pid)} and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self.assertEqual({pid for pid in children if alive(pid)}, set())
+            self.assertEqual(left_after_sigkill(server.process, children), set())
         finally:
-            for pid in children | descendants(server.process.pid):  # a failure leaves none behind either
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_all(children | descendants(server.process.pid))  # a failure leaves none behind either
             server.stop()
 
 
@@ -86,16 +95,7 @@ class KilledDemoTests(SynchronousTestCase):
                 serving += demo.out.next_line(DEADLINE).startswith("Serving ")
             children = descendants(demo.process.pid)
             self.assertGreaterEqual(len(children), 3)
-            os.kill(demo.process.pid, signal.SIGKILL)
-            demo.process.wait(GONE_WITHIN)
-            deadline = time.monotonic() + GONE_WITHIN
-            while {pid for pid in children if alive(pid)} and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self.assertEqual({pid for pid in children if alive(pid)}, set())
+            self.assertEqual(left_after_sigkill(demo.process, children), set())
         finally:
-            for pid in children:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_all(children)
             demo.stop()
