@@ -26,8 +26,11 @@ demo: $(STAMP)
 
 # Four workers on two cores: most tests wait on subprocesses and sockets, not the CPU.
 # Each test has a time limit (pytest-timeout, timeout in pyproject.toml): a hang fails one test.
+# First, alone on the machine, the counts that the rest of the suite's load could change (the
+# cold burst, tests/conftest.py ALONE_MODULES); then everything else, four at a time.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 4
+	$(BIN)/python -m pytest -q -m alone
+	$(BIN)/python -m pytest -q -n 4 -m "not alone"
 
 # The same suite under Twisted's own runner (Part 15): every test is trial-style. Two
 # workers, one a core: half the time of one.

@@ -5,7 +5,12 @@ chunks, a 5 s schedule per client). In each round every concurrent engine, in
 turn, downloads N copies of the poem at once, each in a fresh process of its own
 so its CPU time (user + system, all threads) is its alone. Reported per engine:
 the total (first connect call to last poem) against the schedule, and CPU seconds;
-medians over the rounds.
+medians over the rounds. Before the rounds, select (the engine that connects fastest) meets the server cold
+(its first connections since it started), once, on a row of its own: a cold server
+that falls behind is not averaged away by the warm rounds. Every run also counts the
+kernel's listen overflows and SYN retransmits during it (poetrynow.netcounters: the
+most in a run; "n/a" off Linux), in a network namespace of the benchmark's own where
+one can be had.
 
     .venv/bin/python benchmarks/fanout.py [--clients 100,1000,5000] [--rounds 3] [--command]
 
@@ -32,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from poetrynow import netcounters
 from poetrynow.address import Address
 from poetrynow.cli.common import raise_fd_limit
 from poetrynow.clients import ENGINES, EngineOptions, load_engine, run_engine
@@ -159,7 +165,48 @@ HEADINGS = (
     "CPU per poem",
     "whole poems",
     "failed",
+    "overflows",
+    "SYN rtx",
 )
+
+
+def counted(measure, engine: str, port: int, clients: int) -> dict:
+    """One run, with what the kernel counted during it."""
+    before = netcounters.read()
+    run = measure(engine, port, clients)
+    run["counted"] = netcounters.since(before)
+    return run
+
+
+def most(runs: list[dict], label: str) -> str:
+    if any(r["counted"] is None for r in runs):
+        return "n/a"
+    return f"{max(r['counted'][label] for r in runs):,}"
+
+
+def fanout_row(clients: int, engine: str, runs: list[dict], schedule: PoemSchedule) -> tuple:
+    total = statistics.median(r["total"] for r in runs)
+    cpu = statistics.median(r["cpu"] for r in runs)
+    return (
+        str(clients),
+        engine,
+        f"{total:.2f} s",
+        f"{total / schedule.duration:.3f}",
+        f"{(total / schedule.duration - 1) * 100:+.1f}%",
+        f"{cpu:.2f} s",
+        f"{cpu / clients * 1e3:.2f} ms",
+        f"{min(r['whole'] for r in runs)}/{clients}",
+        str(max(r["failed"] for r in runs)),
+        most(runs, "listen overflows"),
+        most(runs, "SYN retransmits"),
+    )
+
+
+def said(run: dict) -> str:
+    """One run in a line, as it ends."""
+    reasons = f", failures by reason: {run['reasons']}" if run.get("reasons") else ""
+    overflows = netcounters.shown(run["counted"], "listen overflows")
+    return f"{run['total']:.2f} s, {run['whole']} whole, {overflows} listen overflows{reasons}"
 
 
 def main() -> int:
@@ -180,48 +227,41 @@ def main() -> int:
         child(args.child[0], int(args.child[1]), int(args.child[2]))
         return 0
 
+    if (status := netcounters.run_isolated()) is not None:
+        return status
     raise_fd_limit()
     engines = args.engines.split(",")
     schedule = PoemSchedule(len(load_poem(POEM).data), args.num_bytes, args.delay)
+    how = measure_command if args.command else measure
+    # select connects fastest, so its burst is the one a slow accept shows first.
+    cold_engine = "select" if "select" in engines else engines[0]
     rows = []
     for clients in [int(n) for n in args.clients.split(",")]:
         server, port = start_server(args.num_bytes, args.delay)
         runs: dict[str, list[dict]] = {engine: [] for engine in engines}
         try:
+            cold = counted(how, cold_engine, port, clients)
+            print(f"{clients} clients: {cold_engine} on the cold server: {said(cold)}", file=sys.stderr)
+            time.sleep(0.5)
             for round_number in range(args.rounds):
                 for engine in engines:  # side by side: each round runs every engine in turn
-                    run = (measure_command if args.command else measure)(engine, port, clients)
+                    run = counted(how, engine, port, clients)
                     runs[engine].append(run)
-                    if run.get("reasons"):
-                        print(f"{engine}: failures by reason: {run['reasons']}", file=sys.stderr, flush=True)
+                    print(f"{clients} clients, {engine}: {said(run)}", file=sys.stderr, flush=True)
                     time.sleep(0.5)  # let the server's closed connections drain
                 print(f"{clients} clients: round {round_number + 1} done", file=sys.stderr, flush=True)
         finally:
             server.terminate()
             server.wait()
-        for engine in engines:
-            total = statistics.median(r["total"] for r in runs[engine])
-            cpu = statistics.median(r["cpu"] for r in runs[engine])
-            whole = min(r["whole"] for r in runs[engine])
-            failed = max(r["failed"] for r in runs[engine])
-            rows.append(
-                (
-                    str(clients),
-                    engine,
-                    f"{total:.2f} s",
-                    f"{total / schedule.duration:.3f}",
-                    f"{(total / schedule.duration - 1) * 100:+.1f}%",
-                    f"{cpu:.2f} s",
-                    f"{cpu / clients * 1e3:.2f} ms",
-                    f"{whole}/{clients}",
-                    str(failed),
-                )
-            )
+        rows.append(fanout_row(clients, f"{cold_engine}, cold server", [cold], schedule))
+        rows.extend(fanout_row(clients, engine, runs[engine], schedule) for engine in engines)
     print(
         f"{POEM} ({schedule.size} bytes) at {args.num_bytes} bytes every {args.delay:g} s: "
         f"{schedule.chunks} chunks, schedule {schedule.duration:.2f} s per connection, all connections "
         f"at once to one 'slowpoetry --concurrent'. Medians of {args.rounds} rounds; each engine run in a "
-        f"fresh process. total: first connect call to last poem"
+        f"fresh process; the 'cold server' row is one run, before the rounds, on a server that has just "
+        f"started. overflows, SYN rtx: the kernel's listen overflows and SYN retransmits, the most in a "
+        f"run. total: cold_engine connect call to last poem"
         + (
             " (the command's own 'Got' line; CPU includes its start-up); lines to a file.\n"
             if args.command
@@ -232,7 +272,7 @@ def main() -> int:
         format_table(
             HEADINGS,
             rows,
-            right={0, 2, 3, 4, 5, 6, 7, 8},
+            right={0, 2, 3, 4, 5, 6, 7, 8, 9, 10},
         )
     )
     return 0

@@ -42,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from poetrynow import netcounters
 from poetrynow.address import Address
 from poetrynow.cli.common import raise_fd_limit
 from poetrynow.clients import EngineOptions, run_engine
@@ -295,13 +296,18 @@ def fast_part(rounds: int, seconds: float, concurrency: int, poem_name: str, bas
         try:
             rates = {c.name: [] for c in competitors}
             cpus = {c.name: [] for c in competitors}
+            counts: dict[str, list[dict]] = {c.name: [] for c in competitors}
             for round_ in range(rounds):
                 for competitor in competitors:
+                    before = netcounters.read()
                     rate, cpu = load(competitor, seconds, concurrency, len(poem))
+                    counts[competitor.name].append({"counted": netcounters.since(before)})
                     rates[competitor.name].append(rate)
                     cpus[competitor.name].append(cpu)
                     print(
-                        f"round {round_ + 1}: {competitor.name}: {rate:.0f} poems/s, {cpu:.1f} us/poem",
+                        f"round {round_ + 1}: {competitor.name}: {rate:.0f} poems/s, {cpu:.1f} us/poem, "
+                        f"{netcounters.shown(counts[competitor.name][-1]['counted'], 'listen overflows')} "
+                        "listen overflows",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -317,12 +323,25 @@ def fast_part(rounds: int, seconds: float, concurrency: int, poem_name: str, bas
             for reference in references
         ]
         rate, cpu = statistics.median(rates[name]), statistics.median(cpus[name])
-        rows.append((name, f"{rate:.0f}", f"{cpu:.1f}", *(f"{ratio:.2f}" for ratio in ratios)))
+        overflows, retransmits = (
+            most(counts[name], label) for label in ("listen overflows", "SYN retransmits")
+        )
+        rows.append(
+            (name, f"{rate:.0f}", f"{cpu:.1f}", *(f"{ratio:.2f}" for ratio in ratios), overflows, retransmits)
+        )
     print(
         f"Fast servers: a {len(poem)}-byte poem, {concurrency} clients looping for {seconds:g} s, "
-        f"{rounds} rounds, medians (of the per-round ratios, too).\n"
+        f"{rounds} rounds, medians (of the per-round ratios, too); overflows, SYN rtx: the kernel's listen "
+        f"overflows and SYN retransmits, the most in a round.\n"
     )
-    headings = ("server", "poems/s", "CPU us/poem", *(f"CPU / {reference}" for reference in references))
+    headings = (
+        "server",
+        "poems/s",
+        "CPU us/poem",
+        *(f"CPU / {reference}" for reference in references),
+        "overflows",
+        "SYN rtx",
+    )
     print(format_table(headings, rows, right=set(range(1, len(headings)))))
     print()
 
@@ -376,26 +395,35 @@ def slow_servers(
 
 def slow_round(
     clients: int, num_bytes: int, delay: float, source: Path | None, extra: tuple[str, ...] = ()
-) -> dict:
-    """One run: the servers, then the clients spread over processes; lateness and server CPU."""
+) -> list[dict]:
+    """Fresh servers, then two waves of clients spread over processes: the cold one, then a warm one."""
     processes = -(-clients // CLIENTS_PER_PROCESS)
     servers = slow_servers(processes, num_bytes, delay, source, extra)
     try:
         pids = [pid for server in servers for pid in server.pids()]
-        before = cpu_seconds(pids)
-        children = [
-            subprocess.Popen(
-                [sys.executable, __file__, "--slow-child", str(servers[0].port), str(clients // processes)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(processes)
-        ]
-        results = [json.loads(child.communicate(timeout=300)[0]) for child in children]
-        server_cpu = cpu_seconds(pids) - before
+        waves = []
+        for _ in range(2):
+            waves.append(slow_wave(servers[0].port, clients, processes, pids, num_bytes, delay))
+            time.sleep(1)  # the closed connections drain
     finally:
         for server in servers:
             server.stop()
+    return waves
+
+
+def slow_wave(port: int, clients: int, processes: int, pids: list[int], num_bytes: int, delay: float) -> dict:
+    """One wave: lateness, the servers' CPU, and what the kernel counted during it."""
+    before, counters = cpu_seconds(pids), netcounters.read()
+    children = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--slow-child", str(port), str(clients // processes)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    results = [json.loads(child.communicate(timeout=300)[0]) for child in children]
+    server_cpu, counted = cpu_seconds(pids) - before, netcounters.since(counters)
     schedule = PoemSchedule(len(load_poem("kettle").data), num_bytes, delay)
     late = sorted(t - schedule.duration for r in results for t in r["late_from_connect"])
     return {
@@ -407,7 +435,15 @@ def slow_round(
         "all_done": max(r["last"] for r in results) - min(r["first"] for r in results),
         "cpu": server_cpu,
         "servers": processes,
+        "counted": counted,
     }
+
+
+def most(runs: list[dict], label: str) -> str:
+    """The most the kernel counted in any of ``runs`` ("n/a" where it counts nothing)."""
+    if any(r["counted"] is None for r in runs):
+        return "n/a"
+    return f"{max(r['counted'][label] for r in runs):,}"
 
 
 def baseline_checkout(ref: str, workdir: str) -> Path:
@@ -432,37 +468,22 @@ def slow_part(counts: list[int], num_bytes: int, delay: float, rounds: int, base
                 ]
                 if old is not None and clients <= CLIENTS_PER_PROCESS:
                     versions.insert(0, (baseline, old, ()))
-                runs: dict[str, list[dict]] = {name: [] for name, _, _ in versions}
+                runs: dict[str, list[list[dict]]] = {name: [] for name, _, _ in versions}
                 for round_ in range(rounds):
                     for name, source, extra in versions:  # side by side: each round runs every version
-                        run = slow_round(clients, num_bytes, delay, source, extra)
-                        runs[name].append(run)
-                        print(
-                            f"{clients} clients, {name}, round {round_ + 1}: "
-                            f"worst {run['worst'] * 1000:.0f} ms late, server CPU {run['cpu']:.2f} s",
-                            file=sys.stderr,
-                            flush=True,
-                        )
+                        waves = slow_round(clients, num_bytes, delay, source, extra)
+                        runs[name].append(waves)
+                        for wave, run in zip(("cold", "warm"), waves, strict=True):
+                            print(
+                                f"{clients} clients, {name}, round {round_ + 1}, {wave}: "
+                                f"worst {run['worst'] * 1000:.0f} ms late, server CPU {run['cpu']:.2f} s, "
+                                f"{netcounters.shown(run['counted'], 'listen overflows')} listen overflows",
+                                file=sys.stderr,
+                                flush=True,
+                            )
                 for name, _, _ in versions:
-                    done = runs[name]
-
-                    def median(key: str, done: list[dict] = done) -> float:
-                        return statistics.median(r[key] for r in done)
-
-                    rows.append(
-                        (
-                            f"{clients}",
-                            name,
-                            f"{done[0]['servers']}",
-                            f"{min(r['whole'] for r in done)}",
-                            f"{max(r['failed'] for r in done)}",
-                            f"{median('median') * 1000:.0f} ms",
-                            f"{median('p99') * 1000:.0f} ms",
-                            f"{median('worst') * 1000:.0f} ms",
-                            f"{median('worst') / schedule.duration * 100:.1f}%",
-                            f"{median('cpu'):.2f} s",
-                        )
-                    )
+                    for number, wave in enumerate(("cold", "warm")):
+                        rows.append(slow_row(clients, name, wave, [r[number] for r in runs[name]], schedule))
         finally:
             if old is not None:
                 subprocess.run(["git", "worktree", "remove", "--force", str(old.parent)], capture_output=True)
@@ -471,13 +492,16 @@ def slow_part(counts: list[int], num_bytes: int, delay: float, rounds: int, base
         f"= {schedule.chunks} chunks, schedule {schedule.duration:.2f} s per client; clients: the select "
         f"engine, {CLIENTS_PER_PROCESS:,} per process; more clients than that get as many server processes "
         f"sharing the port (--reuse-port). 'late': last byte, minus the client's connect call, minus the "
-        f"schedule. Medians of {rounds} rounds.\n"
+        f"schedule. Fresh servers in each round: wave 'cold' is their first, 'warm' the next. overflows, "
+        f"SYN rtx: the kernel's listen overflows and SYN retransmits in a wave, the most of the rounds. "
+        f"Medians of {rounds} rounds.\n"
     )
     print(
         format_table(
             (
                 "clients",
                 "server",
+                "wave",
                 "processes",
                 "whole",
                 "failed",
@@ -486,10 +510,33 @@ def slow_part(counts: list[int], num_bytes: int, delay: float, rounds: int, base
                 "worst late",
                 "worst/schedule",
                 "server CPU",
+                "overflows",
+                "SYN rtx",
             ),
             rows,
-            right={0, 2, 3, 4, 5, 6, 7, 8, 9},
+            right={0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12},
         )
+    )
+
+
+def slow_row(clients: int, name: str, wave: str, done: list[dict], schedule: PoemSchedule) -> tuple:
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in done)
+
+    return (
+        f"{clients}",
+        name,
+        wave,
+        f"{done[0]['servers']}",
+        f"{min(r['whole'] for r in done)}",
+        f"{max(r['failed'] for r in done)}",
+        f"{median('median') * 1000:.0f} ms",
+        f"{median('p99') * 1000:.0f} ms",
+        f"{median('worst') * 1000:.0f} ms",
+        f"{median('worst') / schedule.duration * 100:.1f}%",
+        f"{median('cpu'):.2f} s",
+        most(done, "listen overflows"),
+        most(done, "SYN retransmits"),
     )
 
 
@@ -518,6 +565,8 @@ def main() -> int:
     if args.slow_child:
         slow_child(*args.slow_child)
         return 0
+    if (status := netcounters.run_isolated()) is not None:
+        return status
     if args.part in ("fast", "all"):
         for poem in args.poem.split(","):
             fast_part(args.rounds, args.seconds, args.concurrency, poem, args.baseline)

@@ -39,7 +39,11 @@ HEAVY_MODULES = {
     "tests/test_shared_port.py",
     "tests/test_memory.py",
     "tests/test_transform_stall.py",
+    "tests/test_cold_burst.py",
 }
+#: Heavy, and run alone on the machine (``make test``'s first step): a burst whose count of
+#: listen overflows the rest of the suite's load on two cores could change.
+ALONE_MODULES = {"tests/test_cold_burst.py"}
 #: Heavy by name: the twistd plugins' half-close tests (the commands' own stay light).
 HEAVY_PREFIXES = ("tests/test_unusual_peers.py::",)
 
@@ -55,6 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "heavy: a long experiment the version matrix's cells leave to make test"
     )
     config.addinivalue_line(
+        "markers", "alone: a count that other tests' load could change; make test runs it first, by itself"
+    )
+    config.addinivalue_line(
         "markers", "localhost: tests of localhost either way, which the localhost6 cell runs"
     )
 
@@ -63,5 +70,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if heavy(item.nodeid):
             item.add_marker(pytest.mark.heavy)
+        if item.nodeid.split("::", 1)[0] in ALONE_MODULES:
+            item.add_marker(pytest.mark.alone)
         if item.nodeid.startswith("tests/test_localhost.py"):
             item.add_marker(pytest.mark.localhost)

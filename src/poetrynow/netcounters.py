@@ -1,0 +1,105 @@
+"""The kernel's own count of what a burst cost: listen overflows and SYN retransmits.
+
+A median of times can hide a cold server that fell behind: the clients whose SYN
+was dropped wait one to three seconds for its retransmit, and the next wave,
+on a warm server, is fine. The kernel counts each drop, so the benchmarks and the
+burst test read its counters (Linux's /proc/net/netstat, TcpExt) before and after
+a run. Elsewhere they are "n/a".
+
+The counters are the network namespace's, not the process's: anything else on the
+machine that overflows a queue adds to them. :func:`private_network` runs a command
+in a network namespace of its own (``unshare``, as root or in a user namespace),
+with only its loopback, so that what is counted is the run's alone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+NETSTAT = Path("/proc/net/netstat")
+
+#: What is read: the name printed, and the TcpExt field.
+COUNTED = {"listen overflows": "ListenOverflows", "SYN retransmits": "TCPSynRetrans"}
+
+#: Set in a command that private_network started, so that it is not started again.
+INSIDE = "POETRYNOW_PRIVATE_NETWORK"
+
+
+def read() -> dict[str, int] | None:
+    """The counters now, or None where the kernel has no /proc/net/netstat."""
+    try:
+        lines = NETSTAT.read_text().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:") and values.startswith("TcpExt:"):
+            fields = dict(zip(names.split()[1:], (int(v) for v in values.split()[1:]), strict=False))
+            return {label: fields.get(field, 0) for label, field in COUNTED.items()}
+    return None
+
+
+def since(before: dict[str, int] | None) -> dict[str, int] | None:
+    """What each counter went up by since ``before`` (None: not counted here)."""
+    after = read()
+    if before is None or after is None:
+        return None
+    return {label: after[label] - before[label] for label in before}
+
+
+def shown(delta: dict[str, int] | None, label: str) -> str:
+    return "n/a" if delta is None else f"{delta[label]:,}"
+
+
+def private_network(argv: list[str]) -> list[str] | None:
+    """``argv`` to run in a network namespace of its own, or None where none can be had.
+
+    ``unshare -n`` as root, ``unshare -rn`` (a user namespace) otherwise; the command
+    finds itself inside through :data:`INSIDE` and brings its loopback up
+    (:func:`loopback_up`).
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None or not NETSTAT.exists():
+        return None
+    for flags in (["-n"], ["-rn"]) if os.geteuid() == 0 else (["-rn"],):
+        probe = subprocess.run([unshare, *flags, "true"], capture_output=True)
+        if probe.returncode == 0:
+            return [unshare, *flags, "--", *argv]
+    return None
+
+
+def run_isolated() -> int | None:
+    """Run this script again in a network namespace of its own, for counts that are its alone.
+
+    Returns the exit status of that run, for the caller to exit with; or None when the
+    caller is to go on here: it is that run (its loopback is brought up), or no namespace
+    can be had (said once on stderr: the counts are the machine's).
+    """
+    if os.environ.get(INSIDE) is not None:
+        loopback_up()
+        return None
+    inside = private_network([sys.executable, *sys.argv])
+    if inside is None:
+        if NETSTAT.exists():
+            print("no network namespace of its own here: the counters are the machine's", file=sys.stderr)
+        return None
+    return subprocess.run(inside, env=dict(os.environ, **{INSIDE: "1"})).returncode
+
+
+#: ioctl requests and the flag of <linux/sockios.h> and <net/if.h>, to bring ``lo`` up.
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def loopback_up() -> None:
+    """Bring up ``lo`` in a new network namespace (where it starts down), as ``ip link set lo up``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH", b"lo", 0).ljust(40, b"\0")
+        flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request)[:18])[1]
+        if not flags & IFF_UP:
+            fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP).ljust(40, b"\0"))
