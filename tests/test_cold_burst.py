@@ -34,13 +34,19 @@ class ColdBurstTests(SynchronousTestCase):
         if netcounters.private_network(["true"]) is None:
             self.skipTest("no network namespace of its own here: the machine's count is not the test's")
         args = ["--clients", str(CLIENTS), "--rounds", "1", "--waves", "1", "--servers", "fast"]
-        result = subprocess.run(
-            [sys.executable, str(BURST), *args, "--backlog", "512", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        wave = json.loads(result.stdout.splitlines()[0])
-        self.assertEqual(wave["whole"], CLIENTS, wave)
-        self.assertEqual(wave["counted"]["listen overflows"], 0, wave)
+        # A regression overflows by thousands in every run; a neighbour's burst of CPU (the
+        # machine is shared) can cost a healthy server a few, once. So: a second, fresh
+        # server before the count is called a failure, and both runs are in its message.
+        waves = []
+        for _ in range(2):
+            result = subprocess.run(
+                [sys.executable, str(BURST), *args, "--backlog", "512", "--json"],
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
+            self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+            waves.append(json.loads(result.stdout.splitlines()[0]))
+            if waves[-1]["whole"] == CLIENTS and waves[-1]["counted"]["listen overflows"] == 0:
+                return
+        self.fail(f"a cold burst of {CLIENTS} overflowed (or lost poems) twice: {waves}")

@@ -99,3 +99,36 @@ class KilledDemoTests(SynchronousTestCase):
         finally:
             kill_all(children)
             demo.stop()
+
+
+#: A helper whose END_WITH names a pid that is not its parent: its starter is gone.
+ORPHANED_HELPER = """
+import sys, time
+sys.platform = {platform!r}
+from poetrynow import stopping
+stopping.end_with_parent()
+time.sleep(30)
+"""
+
+
+class OrphanedHelperTests(SynchronousTestCase):
+    """The starter's death is seen on Linux (PR_SET_PDEATHSIG) and elsewhere (a pid watch):
+    the platform is varied in the helper itself, so both paths run on this machine."""
+
+    def ended_by_sigterm(self, platform: str) -> None:
+        import subprocess
+
+        from poetrynow.stopping import END_WITH
+
+        env = dict(os.environ, **{END_WITH: "999999999"})  # no process has it: not the parent
+        helper = subprocess.run(
+            [sys.executable, "-c", ORPHANED_HELPER.format(platform=platform)], env=env, timeout=GONE_WITHIN
+        )
+        self.assertEqual(helper.returncode, -signal.SIGTERM)
+
+    @unittest.skipUnless(sys.platform.startswith("linux"), "PR_SET_PDEATHSIG is Linux's")
+    def test_on_linux_the_kernel_signal(self):
+        self.ended_by_sigterm("linux")
+
+    def test_elsewhere_the_pid_watch(self):
+        self.ended_by_sigterm("darwin")

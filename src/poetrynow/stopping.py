@@ -44,6 +44,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -122,15 +123,20 @@ END_WITH = "POETRYNOW_END_WITH"
 def end_with_parent() -> bool:
     """A helper whose starter dies gets SIGTERM, and stops as for Ctrl-C; True when so armed.
 
-    Only when :data:`END_WITH` names this process's parent, and only on Linux
-    (``PR_SET_PDEATHSIG``, asked of the C library; nothing runs meanwhile, no thread
-    and no timer). The starter must start its helpers from a thread that lives as
+    Only when :data:`END_WITH` names this process's parent. On Linux through
+    ``PR_SET_PDEATHSIG``, asked of the C library: nothing runs meanwhile, no thread
+    and no timer (a live second thread slows a burst's accepts: docs/benchmarks.md,
+    "A cold burst"). The starter must start its helpers from a thread that lives as
     long as it does (the kernel's signal follows the thread), as the demo's main
     thread does. A starter that died before the request was made is seen at once.
+    Elsewhere (macOS) a thread watches the parent's pid (:func:`end_when_orphaned`).
     """
     wanted = os.environ.get(END_WITH)
-    if not wanted or not wanted.isdigit() or not sys.platform.startswith("linux"):
+    if not wanted or not wanted.isdigit():
         return False
+    if not sys.platform.startswith("linux"):
+        end_when_orphaned(int(wanted), lambda: os.kill(os.getpid(), signal.SIGTERM))
+        return True
     try:
         import ctypes
 
@@ -143,6 +149,31 @@ def end_with_parent() -> bool:
     if os.getppid() != int(wanted):  # it died first: the signal will never come
         os.kill(os.getpid(), signal.SIGTERM)
     return True
+
+
+#: How often a watch looks for its parent: a parent killed outright takes its children
+#: with it within this (and whatever the child is in the middle of).
+PARENT_CHECK_EVERY = 0.5
+
+
+def end_when_orphaned(
+    parent: int, end: Callable[[], object], check_every: float = PARENT_CHECK_EVERY
+) -> threading.Thread:
+    """Call ``end`` once ``parent`` is no longer this process's parent, from a thread of its own.
+
+    A parent killed by SIGKILL (or by a crash) has no stop to pass on; the kernel gives
+    its orphans a new parent, so the parent's pid changing is the sign, on Linux and
+    macOS alike.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(check_every)
+        end()
+
+    thread = threading.Thread(target=watch, name="parent watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def stacks_on_sigusr1() -> None:

@@ -17,8 +17,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_for_futures
@@ -34,6 +32,7 @@ from twisted.python.failure import Failure
 
 from poetrynow.servers.costs import Done, Refused, Stopped, work, worker_pid
 from poetrynow.servers.pool import FirstSeen, Pooled, Ticket, usable_cores
+from poetrynow.stopping import end_when_orphaned
 
 #: Seconds the process pool may take to start all its workers: a hang detector.
 WARM_WITHIN = 60.0
@@ -79,28 +78,21 @@ def ready(everyone: Any, parent: int | None = None) -> None:
     (:func:`end_with`); then wait until every worker has started."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent is not None:
-        threading.Thread(target=end_with, args=(parent,), name="parent watch", daemon=True).start()
+        end_with(parent)
     everyone.wait(WARM_WITHIN)
 
 
-#: How often a worker looks for its server: a server killed outright takes its workers
-#: with it within this (and the worker's current job's own time).
-PARENT_CHECK_EVERY = 0.5
-
-
-def end_with(parent: int, check_every: float = PARENT_CHECK_EVERY) -> None:
+def end_with(parent: int) -> None:
     """End this worker as soon as ``parent`` (its server) is no longer its parent.
 
     A clean stop ends the workers through the pool; a server killed by SIGKILL (or
     by a crash) has no stop, and its workers, waiting on a queue whose write end they
-    hold themselves, would wait for ever. The kernel gives an orphan a new parent, so
-    the parent's pid changing is the sign, on Linux and macOS alike. Linux's
+    hold themselves, would wait for ever: a watch of the parent's pid
+    (:func:`poetrynow.stopping.end_when_orphaned`) ends them. Linux's
     PR_SET_PDEATHSIG is not used: it fires when the *thread* that started the worker
     ends, and a replacement pool is started from a thread of the reactor's pool.
     """
-    while os.getppid() == parent:
-        time.sleep(check_every)
-    os._exit(1)
+    end_when_orphaned(parent, lambda: os._exit(1))
 
 
 def terminate_workers(pool: ProcessPoolExecutor) -> None:
