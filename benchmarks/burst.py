@@ -41,8 +41,10 @@ from poetrynow.poems import load_poem
 from poetrynow.schedule import PoemSchedule
 from poetrynow.tables import format_table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fanout import got_line
+
 BIN = Path(sys.executable).parent
-GOT = re.compile(r"^Got (\d+) poems? in (\d+):(\d+):([\d.]+)", re.MULTILINE)
 SERVING = re.compile(r"Serving \S+ on .*?(\d+)\.$")
 OPTIONS = ["--quiet", "--num-bytes", "64", "--delay", "0.5"]
 
@@ -125,13 +127,16 @@ def wave(port: int, clients: int, copies: int = 1) -> dict:
         found = []
         for out in outs:
             out.seek(0)
-            found.append(GOT.search(out.read()))
+            found.append(got_line(out.read()))
     counted = netcounters.since(before)
     if not all(found):
         return {"total": float("nan"), "whole": 0, "exit": max(codes), "counted": counted}
-    totals = [int(g[2]) * 3600 + int(g[3]) * 60 + float(g[4]) for g in found]
-    whole = sum(int(g[1]) for g in found)
-    return {"total": max(totals), "whole": whole, "exit": max(codes), "counted": counted}
+    return {
+        "total": max(total for _, total in found),
+        "whole": sum(whole for whole, _ in found),
+        "exit": max(codes),
+        "counted": counted,
+    }
 
 
 #: Descriptors a process keeps beside its connections (the listener, pipes, the poem).
@@ -169,7 +174,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="poetrynow-burst-") as workdir:
         baseline = None
         if args.baseline:
-            sys.path.insert(0, str(Path(__file__).resolve().parent))
             from servers import baseline_checkout
 
             baseline = baseline_checkout(args.baseline, workdir)
@@ -229,11 +233,7 @@ def row(clients: int, name: str, runs: list[list[dict]], schedule: PoemSchedule)
         return f"{statistics.median(w['total'] for w in waves) / schedule.duration:.3f}" if waves else "-"
 
     def most(waves: list[dict], label: str) -> str:
-        if not waves:
-            return "-"
-        if any(w["counted"] is None for w in waves):
-            return "n/a"
-        return f"{max(w['counted'][label] for w in waves):,}"
+        return netcounters.most([w["counted"] for w in waves], label)
 
     return (
         f"{clients}",

@@ -122,6 +122,16 @@ def measure(engine: str, port: int, clients: int) -> dict:
 
 
 GOT = re.compile(r"^Got (\d+) poems? in (\d+):(\d+):([\d.]+)", re.MULTILINE)
+
+
+def got_line(text: str) -> tuple[int, float] | None:
+    """The poems whole and the seconds that get-poetry's closing 'Got' line gives, if it wrote one."""
+    got = GOT.search(text)
+    if got is None:
+        return None
+    return int(got[1]), int(got[2]) * 3600 + int(got[3]) * 60 + float(got[4])
+
+
 FAILED = re.compile(r"^Task \d+: failed to get poetry from \S+: (.*)$", re.MULTILINE)
 
 
@@ -140,15 +150,15 @@ def measure_command(engine: str, port: int, clients: int) -> dict:
         out.seek(0)
         err.seek(0)
         text, problems = out.read(), err.read()
-    got = GOT.search(text)
+    got = got_line(text)
     if got is None:
         raise SystemExit(f"{engine} at {clients}: no 'Got' line (exit {code}): {problems.strip()[-500:]}")
-    hours, minutes, seconds = int(got[2]), int(got[3]), float(got[4])
+    whole, total = got
     reasons = collections.Counter(FAILED.findall(problems))
     return {
-        "total": hours * 3600 + minutes * 60 + seconds,
+        "total": total,
         "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        "whole": int(got[1]),
+        "whole": whole,
         "failed": sum(reasons.values()),
         "reasons": dict(reasons),
         "exit": code,
@@ -178,12 +188,6 @@ def counted(measure, engine: str, port: int, clients: int) -> dict:
     return run
 
 
-def most(runs: list[dict], label: str) -> str:
-    if any(r["counted"] is None for r in runs):
-        return "n/a"
-    return f"{max(r['counted'][label] for r in runs):,}"
-
-
 def fanout_row(clients: int, engine: str, runs: list[dict], schedule: PoemSchedule) -> tuple:
     total = statistics.median(r["total"] for r in runs)
     cpu = statistics.median(r["cpu"] for r in runs)
@@ -197,8 +201,8 @@ def fanout_row(clients: int, engine: str, runs: list[dict], schedule: PoemSchedu
         f"{cpu / clients * 1e3:.2f} ms",
         f"{min(r['whole'] for r in runs)}/{clients}",
         str(max(r["failed"] for r in runs)),
-        most(runs, "listen overflows"),
-        most(runs, "SYN retransmits"),
+        netcounters.most([r["counted"] for r in runs], "listen overflows"),
+        netcounters.most([r["counted"] for r in runs], "SYN retransmits"),
     )
 
 
@@ -261,7 +265,7 @@ def main() -> int:
         f"at once to one 'slowpoetry --concurrent'. Medians of {args.rounds} rounds; each engine run in a "
         f"fresh process; the 'cold server' row is one run, before the rounds, on a server that has just "
         f"started. overflows, SYN rtx: the kernel's listen overflows and SYN retransmits, the most in a "
-        f"run. total: cold_engine connect call to last poem"
+        f"run. total: first connect call to last poem"
         + (
             " (the command's own 'Got' line; CPU includes its start-up); lines to a file.\n"
             if args.command

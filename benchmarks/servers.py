@@ -296,17 +296,17 @@ def fast_part(rounds: int, seconds: float, concurrency: int, poem_name: str, bas
         try:
             rates = {c.name: [] for c in competitors}
             cpus = {c.name: [] for c in competitors}
-            counts: dict[str, list[dict]] = {c.name: [] for c in competitors}
+            counts: dict[str, list[dict[str, int] | None]] = {c.name: [] for c in competitors}
             for round_ in range(rounds):
                 for competitor in competitors:
                     before = netcounters.read()
                     rate, cpu = load(competitor, seconds, concurrency, len(poem))
-                    counts[competitor.name].append({"counted": netcounters.since(before)})
+                    counts[competitor.name].append(netcounters.since(before))
                     rates[competitor.name].append(rate)
                     cpus[competitor.name].append(cpu)
                     print(
                         f"round {round_ + 1}: {competitor.name}: {rate:.0f} poems/s, {cpu:.1f} us/poem, "
-                        f"{netcounters.shown(counts[competitor.name][-1]['counted'], 'listen overflows')} "
+                        f"{netcounters.shown(counts[competitor.name][-1], 'listen overflows')} "
                         "listen overflows",
                         file=sys.stderr,
                         flush=True,
@@ -324,7 +324,7 @@ def fast_part(rounds: int, seconds: float, concurrency: int, poem_name: str, bas
         ]
         rate, cpu = statistics.median(rates[name]), statistics.median(cpus[name])
         overflows, retransmits = (
-            most(counts[name], label) for label in ("listen overflows", "SYN retransmits")
+            netcounters.most(counts[name], label) for label in ("listen overflows", "SYN retransmits")
         )
         rows.append(
             (name, f"{rate:.0f}", f"{cpu:.1f}", *(f"{ratio:.2f}" for ratio in ratios), overflows, retransmits)
@@ -439,13 +439,6 @@ def slow_wave(port: int, clients: int, processes: int, pids: list[int], num_byte
     }
 
 
-def most(runs: list[dict], label: str) -> str:
-    """The most the kernel counted in any of ``runs`` ("n/a" where it counts nothing)."""
-    if any(r["counted"] is None for r in runs):
-        return "n/a"
-    return f"{max(r['counted'][label] for r in runs):,}"
-
-
 def baseline_checkout(ref: str, workdir: str) -> Path:
     """The project at ``ref`` (a commit), checked out beside this one; its src/ folder."""
     target = Path(workdir) / "baseline"
@@ -535,8 +528,8 @@ def slow_row(clients: int, name: str, wave: str, done: list[dict], schedule: Poe
         f"{median('worst') * 1000:.0f} ms",
         f"{median('worst') / schedule.duration * 100:.1f}%",
         f"{median('cpu'):.2f} s",
-        most(done, "listen overflows"),
-        most(done, "SYN retransmits"),
+        netcounters.most([r["counted"] for r in done], "listen overflows"),
+        netcounters.most([r["counted"] for r in done], "SYN retransmits"),
     )
 
 

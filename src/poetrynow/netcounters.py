@@ -57,6 +57,16 @@ def shown(delta: dict[str, int] | None, label: str) -> str:
     return "n/a" if delta is None else f"{delta[label]:,}"
 
 
+def most(deltas: list[dict[str, int] | None], label: str) -> str:
+    """The most that ``label`` went up by in any of these runs: "n/a" where one was not
+    counted, "-" where there was no run."""
+    if not deltas:
+        return "-"
+    if any(delta is None for delta in deltas):
+        return "n/a"
+    return f"{max(delta[label] for delta in deltas if delta is not None):,}"
+
+
 def private_network(argv: list[str]) -> list[str] | None:
     """``argv`` to run in a network namespace of its own, or None where none can be had.
 
