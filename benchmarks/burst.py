@@ -25,10 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,75 +34,31 @@ import time
 from pathlib import Path
 
 from poetrynow import netcounters
+from poetrynow.descriptors import raise_fd_limit
 from poetrynow.poems import load_poem
 from poetrynow.schedule import PoemSchedule
 from poetrynow.tables import format_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from competitors import Competitor, ended_with_us, reaped, run_main, slowpoetry_servers
 from fanout import got_line
 
 BIN = Path(sys.executable).parent
-SERVING = re.compile(r"Serving \S+ on .*?(\d+)\.$")
 OPTIONS = ["--quiet", "--num-bytes", "64", "--delay", "0.5"]
+#: Seconds a wave's clients have to end: their own --timeout, and the schedule, and room.
+WAVE_WITHIN = 180.0
 
 
-def server_command(name: str, backlog: int | None, baseline: Path | None) -> tuple[list[str], dict | None]:
-    where = ["--listen", f"tcp:0:interface=127.0.0.1:backlog={backlog}"] if backlog else []
-    if name == "twistd":
-        return [
-            str(BIN / "twistd"),
-            "-n",
-            "--pidfile=",
-            "slowpoetry",
-            "--poem",
-            "kettle",
-            *OPTIONS,
-            *where,
-        ], None
-    command = [sys.executable, "-m", "poetrynow.cli.slowpoetry", "kettle", "--concurrent", *OPTIONS, *where]
-    if name == "plain":
-        command.append("--plain")
-    return command, (dict(os.environ, PYTHONPATH=str(baseline)) if name == "baseline" else None)
-
-
-def start_all(name: str, args, baseline: Path | None, copies: int) -> tuple[list[subprocess.Popen], int]:
-    """``copies`` of the server ``name``, sharing one port where there is more than one."""
-    command, env = server_command(name, args.backlog, baseline)
-    if copies == 1:
-        process, port = start(command, env)
-        return [process], port
-    shared = [c for c in command if not c.startswith("tcp:")]
-    shared = [c for c in shared if c != "--listen"] + ["--iface", "127.0.0.1", "--reuse-port"]
-    with socket.socket() as probe:  # a free port; --reuse-port needs one named
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    processes: list[subprocess.Popen] = []
-    try:
-        for _ in range(copies):
-            processes.append(start([*shared, "--port", str(port)], env)[0])
-    except BaseException:
-        stop(processes)
-        raise
-    return processes, port
-
-
-def stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait()
-
-
-def start(command: list[str], env: dict | None) -> tuple[subprocess.Popen, int]:
-    """The server, and its port from the first line that names one (twistd logs a few before)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    assert process.stdout is not None
-    for line in process.stdout:
-        if found := SERVING.search(line.strip()):
-            # twistd goes on logging: its lines are drained to nowhere so that it never blocks.
-            subprocess.Popen(["cat"], stdin=process.stdout, stdout=subprocess.DEVNULL)
-            return process, int(found[1])
-    raise SystemExit(f"{command[0]} did not start (exit {process.wait()})")
+def servers(name: str, args, baseline: Path | None, copies: int) -> list[Competitor]:
+    """``copies`` of the server ``name``, fresh, sharing one port where there is more than one."""
+    where = ["--listen", f"tcp:0:interface=127.0.0.1:backlog={args.backlog}"] if args.backlog else []
+    if name == "twistd":  # twistd has no --reuse-port: one copy (run_all keeps it out of split bursts)
+        command = [str(BIN / "twistd"), "-n", "--pidfile=", "slowpoetry", "--poem", "kettle"]
+        return [Competitor("twistd slowpoetry", [*command, *OPTIONS, *where]).start()]
+    options = [*OPTIONS, *(["--plain"] if name == "plain" else [])]
+    if copies > 1:  # the kernel spreads the connects over the copies' queues, each the servers' own depth
+        return slowpoetry_servers(copies, [*options, "--iface", "127.0.0.1"], baseline)
+    return slowpoetry_servers(1, [*options, *where], baseline)
 
 
 def wave(port: int, clients: int, copies: int = 1) -> dict:
@@ -114,16 +67,19 @@ def wave(port: int, clients: int, copies: int = 1) -> dict:
     shares = [clients // copies + (i < clients % copies) for i in range(copies)]
     with contextlib.ExitStack() as files:
         outs = [files.enter_context(tempfile.TemporaryFile("w+")) for _ in shares]
-        running = [
-            subprocess.Popen(
-                [str(BIN / "get-poetry"), "--engine", "select", "--timeout", "60"]
-                + [f"127.0.0.1:{port}"] * share,
-                stdout=out,
-                stderr=subprocess.DEVNULL,
-            )
-            for share, out in zip(shares, outs, strict=True)
-        ]
-        codes = [process.wait() for process in running]
+        with reaped([]) as running:
+            for share, out in zip(shares, outs, strict=True):
+                running.append(
+                    subprocess.Popen(
+                        [str(BIN / "get-poetry"), "--engine", "select", "--timeout", "60"]
+                        + [f"127.0.0.1:{port}"] * share,
+                        stdout=out,
+                        stderr=subprocess.DEVNULL,
+                        env=ended_with_us(),
+                    )
+                )
+            deadline = time.monotonic() + WAVE_WITHIN
+            codes = [process.wait(max(0.0, deadline - time.monotonic())) for process in running]
         found = []
         for out in outs:
             out.seek(0)
@@ -143,15 +99,12 @@ def wave(port: int, clients: int, copies: int = 1) -> dict:
 SPARE = 1024
 
 
-def lift_fd_limit(clients: int) -> int:
-    """Lift the open-files limit towards ``clients`` and some; the connections one process may hold."""
-    want = clients + SPARE
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, soft), max(want, hard)))
-    except (ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0] - SPARE
+def connections_per_process() -> int:
+    """The connections one process may hold: its open-files limit (lifted to the hard one), less SPARE."""
+    limit = raise_fd_limit()
+    if limit == resource.RLIM_INFINITY or limit < 0:
+        return 1 << 20
+    return max(1, limit - SPARE if limit > 2 * SPARE else limit // 2)
 
 
 def main() -> int:
@@ -169,7 +122,7 @@ def main() -> int:
     if (status := netcounters.run_isolated()) is not None:
         return status
     counts = [int(n) for n in args.clients.split(",")]
-    per_process = lift_fd_limit(max(counts))
+    per_process = connections_per_process()
     names = args.servers.split(",")
     with tempfile.TemporaryDirectory(prefix="poetrynow-burst-") as workdir:
         baseline = None
@@ -201,7 +154,8 @@ def run_all(
         runs: dict[str, list[list[dict]]] = {name: [] for name in here}
         for round_ in range(args.rounds):
             for name in here:  # side by side: every server, fresh, in each round
-                processes, port = start_all(name, args, baseline, copies)
+                started = servers(name, args, baseline, copies)
+                port = started[0].port
                 try:
                     waves = []
                     for number in range(args.waves):
@@ -211,7 +165,8 @@ def run_all(
                             print(json.dumps({**line, **waves[-1]}), flush=True)
                         time.sleep(1)  # the closed connections drain
                 finally:
-                    stop(processes)
+                    for server in started:
+                        server.stop()
                 runs[name].append(waves)
                 first = waves[0]
                 print(
@@ -267,4 +222,4 @@ def print_table(rows: list[tuple], args) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -45,9 +45,11 @@ from poetrynow.collector import few_collections
 from poetrynow.events import Failed, Finished, Started
 from poetrynow.poems import load_poem
 from poetrynow.schedule import PoemSchedule
+from poetrynow.stopping import end_with_parent
 from poetrynow.tables import format_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from competitors import ended_with_us, run_main, slowpoetry_servers
 from prototypes import PROTOTYPES
 
 BIN = Path(sys.executable).parent
@@ -57,6 +59,7 @@ ORDER = [name for name, info in ENGINES.items() if info.concurrent]
 
 def child(engine: str, port: int, clients: int) -> None:
     """Run one engine once and print what it measured as one JSON line."""
+    end_with_parent()  # a benchmark killed outright takes its runs with it
     raise_fd_limit()
     poem = load_poem(POEM).data
     first = None
@@ -90,31 +93,13 @@ def child(engine: str, port: int, clients: int) -> None:
     print(json.dumps({"total": last - (first or 0.0), "cpu": cpu, "whole": whole, "failed": failed}))
 
 
-def start_server(num_bytes: int, delay: float) -> tuple[subprocess.Popen, int]:
-    process = subprocess.Popen(
-        [
-            str(BIN / "slowpoetry"),
-            POEM,
-            "--concurrent",
-            "--quiet",
-            "--num-bytes",
-            str(num_bytes),
-            "--delay",
-            str(delay),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = process.stdout.readline()
-    return process, int(line.rsplit(" ", 1)[1].rstrip(".\n"))
-
-
 def measure(engine: str, port: int, clients: int) -> dict:
     result = subprocess.run(
         [sys.executable, __file__, "--child", engine, str(port), str(clients)],
         capture_output=True,
         text=True,
         timeout=600,
+        env=ended_with_us(),
     )
     if result.returncode != 0:
         raise SystemExit(f"{engine} at {clients} failed: {result.stderr.strip()[-500:]}")
@@ -145,6 +130,7 @@ def measure_command(engine: str, port: int, clients: int) -> dict:
             stdout=out,
             stderr=err,
             timeout=600,
+            env=ended_with_us(),
         ).returncode
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         out.seek(0)
@@ -241,7 +227,9 @@ def main() -> int:
     cold_engine = "select" if "select" in engines else engines[0]
     rows = []
     for clients in [int(n) for n in args.clients.split(",")]:
-        server, port = start_server(args.num_bytes, args.delay)
+        options = ["--quiet", "--num-bytes", str(args.num_bytes), "--delay", str(args.delay)]
+        server = slowpoetry_servers(1, options)[0]
+        port = server.port
         runs: dict[str, list[dict]] = {engine: [] for engine in engines}
         try:
             cold = counted(how, cold_engine, port, clients)
@@ -255,8 +243,7 @@ def main() -> int:
                     time.sleep(0.5)  # let the server's closed connections drain
                 print(f"{clients} clients: round {round_number + 1} done", file=sys.stderr, flush=True)
         finally:
-            server.terminate()
-            server.wait()
+            server.stop()
         rows.append(fanout_row(clients, f"{cold_engine}, cold server", [cold], schedule))
         rows.extend(fanout_row(clients, engine, runs[engine], schedule) for engine in engines)
     print(
@@ -283,4 +270,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,7 +47,11 @@ from poetrynow.clients import EngineOptions, run_engine
 from poetrynow.events import Failed, Finished, Started
 from poetrynow.poems import load_poem
 from poetrynow.schedule import PoemSchedule
+from poetrynow.stopping import end_with_parent
 from poetrynow.tables import format_table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from competitors import Competitor, ended_with_us, reaped, run_main, slowpoetry_servers
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -69,82 +71,6 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = f.read().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICK
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
-
-
-class Competitor:
-    """A server process: how to start it and how to find its port."""
-
-    def __init__(
-        self, name: str, command: list[str], port: int | None = None, log: Path | None = None, env=None
-    ):
-        self.name, self.command, self.fixed_port, self.log, self.env = name, command, port, log, env
-
-    def start(self):
-        out = open(self.log, "w") if self.log else subprocess.PIPE  # noqa: SIM115 (the child holds it)
-        self.process = subprocess.Popen(
-            self.command,
-            stdout=out,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-        )
-        if self.log:
-            out.close()
-        if self.fixed_port is None:
-            line = self._first_line()
-            self.port = int(line.rsplit(" ", 1)[1].rstrip(".\n"))
-        else:
-            self.port = self.fixed_port
-            deadline = time.monotonic() + 10
-            while not _listening(self.port):
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"{self.name} did not start: {self.process.stderr.read()}")
-                time.sleep(0.05)
-        return self
-
-    def _first_line(self) -> str:
-        if not self.log:
-            return self.process.stdout.readline()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.process.poll() is None:
-            # The listening line: the first of the command's, somewhere in twistd's log.
-            for line in self.log.read_text().splitlines():
-                if re.search(r" on port \d+\.$", line):
-                    return line
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not start: {self.process.stderr.read()}")
-
-    def pids(self) -> list[int]:
-        return [self.process.pid] + children(self.process.pid)
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def nginx_competitor(poem: bytes, workdir: str) -> Competitor | None:
@@ -354,6 +280,7 @@ def slow_child(port: int, clients: int) -> None:
 
     Times are time.monotonic, which every process on the machine shares.
     """
+    end_with_parent()  # a benchmark killed outright takes its clients with it
     raise_fd_limit()
     poem = load_poem("kettle").data
     events: list = []
@@ -375,22 +302,9 @@ def slow_child(port: int, clients: int) -> None:
 def slow_servers(
     count: int, num_bytes: int, delay: float, source: Path | None, extra: tuple[str, ...] = ()
 ) -> list[Competitor]:
-    """``count`` slowpoetry --concurrent processes on one port (SO_REUSEPORT when more than one).
-
-    ``source``: a checkout's src/ to run instead of the installed code (the baseline);
-    ``extra``: more options (``--plain``).
-    """
-    base = [sys.executable, "-m", "poetrynow.cli.slowpoetry", "kettle", "--concurrent", "--quiet", *extra]
-    base += ["--num-bytes", str(num_bytes), "--delay", str(delay)]
-    if count > 1:
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        base += ["--reuse-port", "--port", str(port)]
-    env = dict(os.environ, PYTHONPATH=str(source)) if source else None
-    return [Competitor("slowpoetry --concurrent", base, env=env).start() for _ in range(count)]
+    """``count`` slowpoetry --concurrent processes on one port; ``extra``: more options (``--plain``)."""
+    options = ["--quiet", *extra, "--num-bytes", str(num_bytes), "--delay", str(delay)]
+    return slowpoetry_servers(count, options, source)
 
 
 def slow_round(
@@ -414,15 +328,17 @@ def slow_round(
 def slow_wave(port: int, clients: int, processes: int, pids: list[int], num_bytes: int, delay: float) -> dict:
     """One wave: lateness, the servers' CPU, and what the kernel counted during it."""
     before, counters = cpu_seconds(pids), netcounters.read()
-    children = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--slow-child", str(port), str(clients // processes)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    results = [json.loads(child.communicate(timeout=300)[0]) for child in children]
+    with reaped([]) as children:
+        for _ in range(processes):
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--slow-child", str(port), str(clients // processes)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=ended_with_us(),
+                )
+            )
+        results = [json.loads(child.communicate(timeout=300)[0]) for child in children]
     server_cpu, counted = cpu_seconds(pids) - before, netcounters.since(counters)
     schedule = PoemSchedule(len(load_poem("kettle").data), num_bytes, delay)
     late = sorted(t - schedule.duration for r in results for t in r["late_from_connect"])
@@ -571,4 +487,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -51,7 +51,8 @@ from poetrynow.tables import format_table
 from poetrynow.transforms import TransformError, apply
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from servers import BIN, Competitor
+from competitors import Competitor
+from servers import BIN
 
 READ, AT_ONCE, MID_POEM, HALF_CLOSE, GREETING = (
     "read",

@@ -31,13 +31,23 @@ def parent_of(pid: int) -> int | None:
         return None
 
 
-def descendants(root: int) -> set[int]:
-    found: set[int] = set()
+def started(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, /proc/PID/stat's 22nd field): with the pid,
+    a process's identity, so that a pid the kernel gave to someone else is never killed."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def descendants(root: int) -> dict[int, int | None]:
+    """Every process below ``root`` now, each with when it started."""
+    found: dict[int, int | None] = {}
     frontier = {root}
     while frontier:
         pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-        frontier = {pid for pid in pids if parent_of(pid) in frontier} - found
-        found |= frontier
+        frontier = {pid for pid in pids if parent_of(pid) in frontier} - set(found)
+        found.update((pid, started(pid)) for pid in frontier)
     return found
 
 
@@ -60,8 +70,11 @@ def left_after_sigkill(process, children: set[int]) -> set[int]:
     return {pid for pid in children if alive(pid)}
 
 
-def kill_all(pids: set[int]) -> None:
-    for pid in pids:
+def kill_all(processes: dict[int, int | None]) -> None:
+    """SIGKILL each of ``processes`` that is still the process it was (same pid, same start)."""
+    for pid, start in processes.items():
+        if start is None or started(pid) != start:
+            continue
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -72,13 +85,13 @@ def kill_all(pids: set[int]) -> None:
 class KilledServerTests(SynchronousTestCase):
     def test_a_transform_server_killed_by_sigkill_leaves_no_process_behind(self):
         server = Server("--cost-in", "process", "--workers", "2", command_name="transformedpoetry")
-        children: set[int] = set()
+        children: dict[int, int | None] = {}
         try:
             children = descendants(server.process.pid)
             self.assertGreaterEqual(len(children), 2, "the pool's workers run before the listening line")
-            self.assertEqual(left_after_sigkill(server.process, children), set())
+            self.assertEqual(left_after_sigkill(server.process, set(children)), set())
         finally:
-            kill_all(children | descendants(server.process.pid))  # a failure leaves none behind either
+            kill_all({**children, **descendants(server.process.pid)})  # a failure leaves none behind
             server.stop()
 
 
@@ -88,16 +101,16 @@ class KilledDemoTests(SynchronousTestCase):
         demo = Child(
             command("poetrynow") + ["demo", "--delay", "1", "--engines", "blocking", "--no-timeline"]
         )
-        children: set[int] = set()
+        children: dict[int, int | None] = {}
         try:
             serving = 0
             while serving < 3:  # the demo prints each server's listening line as it starts it
                 serving += demo.out.next_line(DEADLINE).startswith("Serving ")
             children = descendants(demo.process.pid)
             self.assertGreaterEqual(len(children), 3)
-            self.assertEqual(left_after_sigkill(demo.process, children), set())
+            self.assertEqual(left_after_sigkill(demo.process, set(children)), set())
         finally:
-            kill_all(children)
+            kill_all({**children, **descendants(demo.process.pid)})
             demo.stop()
 
 
@@ -106,6 +119,8 @@ ORPHANED_HELPER = """
 import sys, time
 sys.platform = {platform!r}
 from poetrynow import stopping
+if {refused!r}:
+    stopping.parent_death_signal = lambda signum: False
 stopping.end_with_parent()
 time.sleep(30)
 """
@@ -115,14 +130,16 @@ class OrphanedHelperTests(SynchronousTestCase):
     """The starter's death is seen on Linux (PR_SET_PDEATHSIG) and elsewhere (a pid watch):
     the platform is varied in the helper itself, so both paths run on this machine."""
 
-    def ended_by_sigterm(self, platform: str) -> None:
+    def ended_by_sigterm(self, platform: str, refused: bool = False) -> None:
         import subprocess
 
         from poetrynow.stopping import END_WITH
 
         env = dict(os.environ, **{END_WITH: "999999999"})  # no process has it: not the parent
         helper = subprocess.run(
-            [sys.executable, "-c", ORPHANED_HELPER.format(platform=platform)], env=env, timeout=GONE_WITHIN
+            [sys.executable, "-c", ORPHANED_HELPER.format(platform=platform, refused=refused)],
+            env=env,
+            timeout=GONE_WITHIN,
         )
         self.assertEqual(helper.returncode, -signal.SIGTERM)
 
@@ -132,3 +149,6 @@ class OrphanedHelperTests(SynchronousTestCase):
 
     def test_elsewhere_the_pid_watch(self):
         self.ended_by_sigterm("darwin")
+
+    def test_on_linux_where_the_kernel_refuses_the_pid_watch(self):
+        self.ended_by_sigterm("linux", refused=True)

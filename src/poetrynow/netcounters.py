@@ -14,9 +14,11 @@ with only its loopback, so that what is counted is the run's alone.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -78,7 +80,10 @@ def private_network(argv: list[str]) -> list[str] | None:
     if unshare is None or not NETSTAT.exists():
         return None
     for flags in (["-n"], ["-rn"]) if os.geteuid() == 0 else (["-rn"],):
-        probe = subprocess.run([unshare, *flags, "true"], capture_output=True)
+        try:
+            probe = subprocess.run([unshare, *flags, "true"], capture_output=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            continue
         if probe.returncode == 0:
             return [unshare, *flags, "--", *argv]
     return None
@@ -90,8 +95,17 @@ def run_isolated() -> int | None:
     Returns the exit status of that run, for the caller to exit with; or None when the
     caller is to go on here: it is that run (its loopback is brought up), or no namespace
     can be had (said once on stderr: the counts are the machine's).
+
+    The run inside ends with this one, by any signal: SIGINT, SIGTERM and SIGHUP are
+    passed on to it, and it stops as a command does on Ctrl-C (the ``finally`` blocks
+    that stop its servers run); a SIGKILL here reaches it as SIGTERM, from the kernel
+    (:func:`poetrynow.stopping.end_with_parent`). ``unshare`` without ``--fork`` runs
+    the script in its own place, so the run inside is this process's child.
     """
+    from poetrynow.stopping import END_WITH, interrupt_on_signals
+
     if os.environ.get(INSIDE) is not None:
+        interrupt_on_signals()
         loopback_up()
         return None
     inside = private_network([sys.executable, *sys.argv])
@@ -99,7 +113,23 @@ def run_isolated() -> int | None:
         if NETSTAT.exists():
             print("no network namespace of its own here: the counters are the machine's", file=sys.stderr)
         return None
-    return subprocess.run(inside, env=dict(os.environ, **{INSIDE: "1"})).returncode
+    env = dict(os.environ, **{INSIDE: "1", END_WITH: str(os.getpid())})
+    run = subprocess.Popen(inside, env=env)
+
+    def pass_on(signum, frame) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            run.send_signal(signum)
+
+    passed = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    before = {signum: signal.signal(signum, pass_on) for signum in passed}
+    try:
+        return run.wait()
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        if run.poll() is None:  # an exception here, not the run's end: it ends too
+            run.kill()
+            run.wait()
 
 
 #: ioctl requests and the flag of <linux/sockios.h> and <net/if.h>, to bring ``lo`` up.

@@ -105,7 +105,6 @@ def interrupt_on_signals() -> None:
     """
     begin()
     stacks_on_sigusr1()
-    end_with_parent()
 
     def interrupt(signum, frame):
         if not _again(signum):
@@ -113,6 +112,7 @@ def interrupt_on_signals() -> None:
 
     for signum in STOPPING:
         signal.signal(signum, interrupt)
+    end_with_parent()  # after the handlers: a starter already gone is a SIGTERM at once
 
 
 #: Set by a program that starts one of our commands as its helper (the demo's servers):
@@ -123,32 +123,48 @@ END_WITH = "POETRYNOW_END_WITH"
 def end_with_parent() -> bool:
     """A helper whose starter dies gets SIGTERM, and stops as for Ctrl-C; True when so armed.
 
-    Only when :data:`END_WITH` names this process's parent. On Linux through
-    ``PR_SET_PDEATHSIG``, asked of the C library: nothing runs meanwhile, no thread
-    and no timer (a live second thread slows a burst's accepts: docs/benchmarks.md,
-    "A cold burst"). The starter must start its helpers from a thread that lives as
-    long as it does (the kernel's signal follows the thread), as the demo's main
-    thread does. A starter that died before the request was made is seen at once.
-    Elsewhere (macOS) a thread watches the parent's pid (:func:`end_when_orphaned`).
+    Only when :data:`END_WITH` names this process's parent; the variable is taken out
+    of the environment once read, so that what this process starts does not inherit
+    it. On Linux through ``PR_SET_PDEATHSIG``, asked of the C library: nothing runs
+    meanwhile, no thread and no timer (a live second thread slows a burst's accepts:
+    docs/benchmarks.md, "A cold burst"). The starter must start its helpers from a
+    thread that lives as long as it does (the kernel's signal follows the thread), as
+    the demo's main thread does. A starter that died before the request was made is
+    seen at once. Elsewhere (macOS), or where the C library refuses, a thread watches
+    the parent's pid (:func:`end_when_orphaned`), armed once per process.
     """
-    wanted = os.environ.get(END_WITH)
-    if not wanted or not wanted.isdigit():
-        return False
-    if not sys.platform.startswith("linux"):
-        end_when_orphaned(int(wanted), lambda: os.kill(os.getpid(), signal.SIGTERM))
+    global _watching
+    wanted = os.environ.pop(END_WITH, "")
+    if not wanted.isdigit():
+        return _watching
+    parent = int(wanted)
+    if sys.platform.startswith("linux") and parent_death_signal(signal.SIGTERM):
+        if os.getppid() != parent:  # it died first: the signal will never come
+            os.kill(os.getpid(), signal.SIGTERM)
         return True
+    if not _watching:
+        end_when_orphaned(parent, lambda: os.kill(os.getpid(), signal.SIGTERM))
+        _watching = True
+    return True
+
+
+#: Whether :func:`end_with_parent` has a pid watch running already.
+_watching = False
+
+
+def parent_death_signal(signum: int) -> bool:
+    """Ask Linux for ``signum`` when this process's parent thread ends; False where it will not."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+        prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        prctl.restype = ctypes.c_int
         PR_SET_PDEATHSIG = 1
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            return False
+        return prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
-    if os.getppid() != int(wanted):  # it died first: the signal will never come
-        os.kill(os.getpid(), signal.SIGTERM)
-    return True
 
 
 #: How often a watch looks for its parent: a parent killed outright takes its children
@@ -293,14 +309,16 @@ def loop_woken_by_signals(watch: Watch) -> Iterator[None]:
         try:
             while os.read(read_end, 512):
                 pass
-        except (BlockingIOError, InterruptedError):
+        except OSError:  # empty for now (EAGAIN), interrupted, or closed under it: nothing to do
             pass
 
-    unwatch = watch(read_end, empty)
     try:
-        yield
+        unwatch = watch(read_end, empty)
+        try:
+            yield
+        finally:
+            unwatch()
     finally:
         signal.set_wakeup_fd(before)
-        unwatch()
         os.close(write_end)
         os.close(read_end)
