@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from poetrynow.stopping import END_WITH, parent_death_signal
+from poetrynow.stopping import END_WITH, PR_SET_PDEATHSIG, prctl_call
 
 #: Seconds a server has to print its listening line (a cold interpreter, twistd's plugins).
 START_WITHIN = 30.0
@@ -59,15 +59,19 @@ class Competitor:
             handle, name = tempfile.mkstemp(prefix="poetrynow-bench-", suffix=".log")
             os.close(handle)
             self.log, self._own_log = Path(name), True
-        with open(self.log, "w") as out:
-            self.process = subprocess.Popen(
-                self.command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=ended_with_us(self.env),
-                preexec_fn=signalled_at_our_death if sys.platform.startswith("linux") else None,
-            )
+        try:
+            with open(self.log, "w") as out:
+                self.process = subprocess.Popen(
+                    self.command,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=ended_with_us(self.env),
+                    preexec_fn=signalled_at_our_death(),
+                )
+        except BaseException:
+            self.stop()
+            raise
         LIVE.add(self)
         try:
             self.port = self._listening_port()
@@ -96,9 +100,9 @@ class Competitor:
         return [self.process.pid] + children(self.process.pid)
 
     def stop(self) -> None:
-        LIVE.discard(self)
         if self.process is not None:
             ended(self.process, signal.SIGTERM)
+        LIVE.discard(self)  # (after: a stop cut short by a signal leaves it for run_main)
         if self._own_log and self.log is not None:
             self.log.unlink(missing_ok=True)
 
@@ -108,11 +112,21 @@ class Competitor:
 LIVE: set[Competitor] = set()
 
 
-def signalled_at_our_death() -> None:
-    """In the child, before it runs the server: SIGTERM when this benchmark dies, for servers
-    that are not our commands (nginx, twistd) too. The benchmarks start servers from their
-    one thread, so the fork has no other thread's locks to fear."""
-    parent_death_signal(signal.SIGTERM)
+def signalled_at_our_death():
+    """What the child runs before the server (a ``preexec_fn``), or None off Linux: SIGTERM when
+    this benchmark dies, for servers that are not our commands (nginx, twistd) too; a benchmark
+    already gone by then ends the child at once. prctl is looked up here, before the fork, so
+    that the child only calls it."""
+    prctl, us = prctl_call(), os.getpid()
+    if prctl is None:
+        return None
+
+    def child() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != us:
+            os._exit(1)
+
+    return child
 
 
 def ended(process: subprocess.Popen, signum: int = signal.SIGTERM, within: float = STOP_WITHIN) -> None:
@@ -125,6 +139,10 @@ def ended(process: subprocess.Popen, signum: int = signal.SIGTERM, within: float
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        except BaseException:  # a signal cut the wait short: killed, and the stop goes on
+            process.kill()
+            process.wait()
+            raise
 
 
 @contextmanager
@@ -186,8 +204,9 @@ def children(pid: int) -> list[int]:
 
 def run_main(main) -> None:
     """Exit with ``main()``'s status; a benchmark stopped by a signal says so in one line."""
-    from poetrynow.stopping import Interrupted
+    from poetrynow.stopping import Interrupted, interrupt_on_signals
 
+    interrupt_on_signals()  # SIGTERM and Ctrl-C run the finally blocks that stop the servers
     try:
         status = main()
     except Interrupted as stop:

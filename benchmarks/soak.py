@@ -51,7 +51,7 @@ from poetrynow.tables import format_table
 from poetrynow.transforms import TransformError, apply
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from competitors import Competitor
+from competitors import Competitor, run_main
 from servers import BIN
 
 READ, AT_ONCE, MID_POEM, HALF_CLOSE, GREETING = (
@@ -464,4 +464,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -70,6 +70,11 @@ def left_after_sigkill(process, children: set[int]) -> set[int]:
     return {pid for pid in children if alive(pid)}
 
 
+def still_below(process) -> dict[int, int | None]:
+    """What runs below ``process`` now, if it has not been reaped (then its pid may be anyone's)."""
+    return descendants(process.pid) if process.poll() is None else {}
+
+
 def kill_all(processes: dict[int, int | None]) -> None:
     """SIGKILL each of ``processes`` that is still the process it was (same pid, same start)."""
     for pid, start in processes.items():
@@ -91,7 +96,7 @@ class KilledServerTests(SynchronousTestCase):
             self.assertGreaterEqual(len(children), 2, "the pool's workers run before the listening line")
             self.assertEqual(left_after_sigkill(server.process, set(children)), set())
         finally:
-            kill_all({**children, **descendants(server.process.pid)})  # a failure leaves none behind
+            kill_all({**children, **still_below(server.process)})  # a failure leaves none behind
             server.stop()
 
 
@@ -110,7 +115,7 @@ class KilledDemoTests(SynchronousTestCase):
             self.assertGreaterEqual(len(children), 3)
             self.assertEqual(left_after_sigkill(demo.process, set(children)), set())
         finally:
-            kill_all({**children, **descendants(demo.process.pid)})
+            kill_all({**children, **still_below(demo.process)})
             demo.stop()
 
 
@@ -152,3 +157,21 @@ class OrphanedHelperTests(SynchronousTestCase):
 
     def test_on_linux_where_the_kernel_refuses_the_pid_watch(self):
         self.ended_by_sigterm("linux", refused=True)
+
+    def test_a_command_whose_starter_is_gone_ends_at_once_without_a_traceback(self):
+        import subprocess
+
+        from poetrynow.stopping import END_WITH
+        from tests.support import command
+
+        env = dict(os.environ, **{END_WITH: "999999999"})
+        ended = subprocess.run(
+            command("slowpoetry") + ["kettle", "--port", "0"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=GONE_WITHIN * 3,
+        )
+        self.assertNotIn("Traceback", ended.stderr)
+        self.assertEqual(ended.stdout, "")  # it ended before it served
+        self.assertNotEqual(ended.returncode, 0)

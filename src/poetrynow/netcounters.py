@@ -117,19 +117,25 @@ def run_isolated() -> int | None:
     run = subprocess.Popen(inside, env=env)
 
     def pass_on(signum, frame) -> None:
+        # SIGHUP as SIGTERM: the run inside stops on SIGINT and SIGTERM (its finally blocks run)
         with contextlib.suppress(ProcessLookupError):
-            run.send_signal(signum)
+            run.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
     passed = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
     before = {signum: signal.signal(signum, pass_on) for signum in passed}
     try:
-        return run.wait()
+        status = run.wait()
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
-        if run.poll() is None:  # an exception here, not the run's end: it ends too
-            run.kill()
-            run.wait()
+        if run.poll() is None:  # an exception here, not the run's end: it ends too, cleanly first
+            run.terminate()
+            try:
+                run.wait(30)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                run.wait()
+    return status if status >= 0 else 128 - status  # killed by signal n: the shell's 128 + n
 
 
 #: ioctl requests and the flag of <linux/sockios.h> and <net/if.h>, to bring ``lo`` up.

@@ -105,6 +105,10 @@ def interrupt_on_signals() -> None:
     """
     begin()
     stacks_on_sigusr1()
+    # Before the handlers: a starter already gone ends this process by SIGTERM's default, at
+    # once, before it has started anything (after them, Interrupted would be raised here,
+    # outside the command's own handling of it).
+    end_with_parent()
 
     def interrupt(signum, frame):
         if not _again(signum):
@@ -112,7 +116,6 @@ def interrupt_on_signals() -> None:
 
     for signum in STOPPING:
         signal.signal(signum, interrupt)
-    end_with_parent()  # after the handlers: a starter already gone is a SIGTERM at once
 
 
 #: Set by a program that starts one of our commands as its helper (the demo's servers):
@@ -135,10 +138,11 @@ def end_with_parent() -> bool:
     """
     global _watching
     wanted = os.environ.pop(END_WITH, "")
-    if not wanted.isdigit():
+    if not wanted.isdecimal():
         return _watching
     parent = int(wanted)
     if sys.platform.startswith("linux") and parent_death_signal(signal.SIGTERM):
+        _watching = True
         if os.getppid() != parent:  # it died first: the signal will never come
             os.kill(os.getpid(), signal.SIGTERM)
         return True
@@ -148,23 +152,33 @@ def end_with_parent() -> bool:
     return True
 
 
-#: Whether :func:`end_with_parent` has a pid watch running already.
+#: Whether :func:`end_with_parent` has armed a watch (the kernel's, or a pid watch) already.
 _watching = False
 
 
 def parent_death_signal(signum: int) -> bool:
     """Ask Linux for ``signum`` when this process's parent thread ends; False where it will not."""
+    prctl = prctl_call()
+    return prctl is not None and prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def prctl_call() -> Callable[..., int] | None:
+    """The C library's prctl, declared, or None off Linux: looked up before a fork, so that a
+    child between fork and exec only calls it (no import, no dlopen there)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
         prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
         prctl.restype = ctypes.c_int
-        PR_SET_PDEATHSIG = 1
-        return prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+        return prctl
     except (OSError, AttributeError):
-        return False
+        return None
 
 
 #: How often a watch looks for its parent: a parent killed outright takes its children

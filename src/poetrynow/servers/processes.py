@@ -78,11 +78,11 @@ def ready(everyone: Any, parent: int | None = None) -> None:
     (:func:`end_with`); then wait until every worker has started."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent is not None:
-        end_with(parent, everyone)
+        end_with(parent)
     everyone.wait(WARM_WITHIN)
 
 
-def end_with(parent: int, everyone: Any = None) -> None:
+def end_with(parent: int) -> None:
     """End this worker as soon as ``parent`` (its server) is no longer its parent.
 
     A clean stop ends the workers through the pool; a server killed by SIGKILL (or
@@ -91,19 +91,8 @@ def end_with(parent: int, everyone: Any = None) -> None:
     (:func:`poetrynow.stopping.end_when_orphaned`) ends them. Linux's
     PR_SET_PDEATHSIG is not used: it fires when the *thread* that started the worker
     ends, and a replacement pool is started from a thread of the reactor's pool.
-    A worker that ends so first breaks the start-up barrier (``everyone``), so that
-    its fellows still waiting there end too instead of waiting out its time.
     """
-
-    def end() -> None:
-        if everyone is not None:
-            try:
-                everyone.abort()
-            except Exception:  # broken already, or its semaphores gone: nothing left to tell
-                pass
-        os._exit(1)
-
-    end_when_orphaned(parent, end)
+    end_when_orphaned(parent, lambda: os._exit(1))
 
 
 def terminate_workers(pool: ProcessPoolExecutor) -> None:
