@@ -1,11 +1,19 @@
 """Relay benchmarks: ``poetrynow faults`` beside a direct connection, and at 10,000 connections.
 
-Part 1, throughput: one upstream process sends ``--megabytes`` MiB to each client
-as fast as it can; each round downloads it once directly and once through a relay
-with no toxics, in turn, so that both meet the same machine. For each: MB/s, and
-for the relay its CPU milliseconds per MiB (utime + stime from /proc). While the
-relayed download runs, a thread times ``GET /proxies``: the API shares the reactor
-with the bytes, and toxiproxy's users report hangs there.
+Part 1, throughput and round trips, side by side in one run: a direct connection;
+the relay with no toxic, whose bytes move in the kernel (splice); the relay with a
+pass-through toxic (latency 0, both ways), whose bytes go through user space; and
+the kernel's floor for one more hop, a blocking splice loop in a process of its
+own (no reactor, no toxics: what the relay could reach at best on this machine).
+One upstream process sends ``--megabytes`` MiB to each client as fast as it can;
+each round downloads it once along every path, in turn, so that all meet the same
+machine. Reported: MiB/s and the relay's CPU milliseconds per MiB (utime + stime
+from /proc), round 1 apart (the first download of a fresh relay process: cold),
+then the medians of the later rounds. Then ``--round-trips`` 1-byte ping-pongs
+along each path to an echo: median and 99th percentile, and what the relay adds
+to the direct median. Last, one more relayed download while a thread times
+``GET /proxies``: the API shares the reactor with the bytes, and toxiproxy's
+users report hangs there.
 
 Part 2, idle connections: ``--connections`` clients held open through one relay to
 an upstream that holds them too. The relay's RSS before and after (per
@@ -15,8 +23,8 @@ to add a toxic, and to remove it, on every open connection. Each relayed
 connection costs the relay two descriptors, so its open-files limit caps the count:
 the number used is printed when it is below the one asked for.
 
-    .venv/bin/python benchmarks/relay.py [--rounds 3] [--megabytes 200] [--connections 10000]
-        [--idle 5] [--requests 200] [--part throughput|idle|all]
+    .venv/bin/python benchmarks/relay.py [--rounds 4] [--megabytes 200] [--round-trips 10000]
+        [--connections 10000] [--idle 5] [--requests 200] [--part throughput|idle|all]
 """
 
 from __future__ import annotations
@@ -52,12 +60,45 @@ def send(conn):
     with conn:
         for _ in range(size):
             conn.sendall(block)
+def echo(conn):
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with conn:
+        while data := conn.recv(65536):
+            conn.sendall(data)
 while True:
     conn, _ = server.accept()
-    if mode == "send":
-        threading.Thread(target=send, args=(conn,), daemon=True).start()
+    if mode in ("send", "echo"):
+        threading.Thread(target=send if mode == "send" else echo, args=(conn,), daemon=True).start()
     else:
         held.append(conn)
+"""
+
+#: The kernel's floor for one more hop: each client spliced to a new connection to the upstream
+#: and back, by blocking splice(2) loops (a thread each way), with no reactor and no toxic.
+FLOOR = r"""
+import os, socket, sys, threading
+upstream = int(sys.argv[1])
+server = socket.create_server(("127.0.0.1", 0), backlog=128)
+print(server.getsockname()[1], flush=True)
+def pump(source, sink):
+    read_end, write_end = os.pipe()
+    try:
+        import fcntl
+        fcntl.fcntl(write_end, 1031, 1 << 20)
+    except OSError:
+        pass
+    try:
+        while moved := os.splice(source.fileno(), write_end, 1 << 20):
+            while moved:
+                moved -= os.splice(read_end, sink.fileno(), moved)
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+while True:
+    client, _ = server.accept()
+    far = socket.create_connection(("127.0.0.1", upstream))
+    for source, sink in ((client, far), (far, client)):
+        threading.Thread(target=pump, args=(source, sink), daemon=True).start()
 """
 
 
@@ -90,6 +131,11 @@ def upstream(*args: str) -> tuple[Process, int]:
     return child, int(child.first_line)
 
 
+def floor(upstream_port: int) -> tuple[Process, int]:
+    child = Process([sys.executable, "-c", FLOOR, str(upstream_port)])
+    return child, int(child.first_line)
+
+
 class Faults(Process):
     """``poetrynow faults`` on a free port, and the API calls the benchmark makes."""
 
@@ -106,8 +152,13 @@ class Faults(Process):
             raw = answer.read()
         return json.loads(raw) if raw else None
 
-    def relay(self, name: str, port: int) -> int:
+    def relay(self, name: str, port: int, passing: bool = False) -> int:
+        """A relay to ``port``; ``passing``: with a toxic each way that passes everything at once
+        (latency 0), so that its bytes go through user space."""
         created = self.call("POST", "/proxies", {"name": name, "upstream": f"127.0.0.1:{port}"})
+        for stream in ("upstream", "downstream") if passing else ():
+            toxic = {"type": "latency", "stream": stream, "attributes": {"latency": 0}}
+            self.call("POST", f"/proxies/{name}/toxics", {**toxic, "name": f"pass {stream}"})
         return int(created["listen"].rsplit(":", 1)[1])
 
     def timed(self, method: str, path: str, body=None) -> float:
@@ -136,47 +187,136 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+#: The paths, in the order each round takes them, and what a row calls them.
+PATHS = {
+    "direct": "direct",
+    "floor": "kernel floor: a splice loop, no reactor",
+    "kernel": "relay, no toxic (kernel path)",
+    "user": "relay, pass-through toxic (user space)",
+}
+
+
 def throughput(args: argparse.Namespace) -> None:
     source, source_port = upstream("send", str(args.megabytes))
+    echo, echo_port = upstream("echo", "0")
+    floors = [floor(source_port), floor(echo_port)]
     faults = Faults()
     try:
-        relay_port = faults.relay("bulk", source_port)
-        rates: dict[str, list[float]] = {"direct": [], "relayed": []}
-        cpu_per_mib: list[float] = []
-        api_times: list[float] = []
-        for _ in range(args.rounds):
-            size, seconds = download(source_port)
-            rates["direct"].append(size / MiB / seconds)
-            stop = threading.Event()
-
-            def poll_api(stop: threading.Event = stop) -> None:
-                while not stop.is_set():
-                    api_times.append(faults.timed("GET", "/proxies"))
-
-            poller = threading.Thread(target=poll_api)
-            before = cpu_seconds([faults.pid])
-            poller.start()
-            relayed, seconds = download(relay_port)
-            stop.set()
-            poller.join()
-            cpu = cpu_seconds([faults.pid]) - before
-            if relayed != size:
-                raise RuntimeError(f"the relay delivered {relayed} bytes of {size}")
-            rates["relayed"].append(size / MiB / seconds)
-            cpu_per_mib.append(cpu * 1000 / (size / MiB))
+        ports = {
+            "direct": source_port,
+            "floor": floors[0][1],
+            "kernel": faults.relay("bulk", source_port),
+            "user": faults.relay("bulk-user", source_port, passing=True),
+        }
+        cpu_of = {"floor": floors[0][0].pid, "kernel": faults.pid, "user": faults.pid}
+        rounds: list[dict[str, tuple[float, float | None]]] = []
+        for number in range(args.rounds):
+            measured: dict[str, tuple[float, float | None]] = {}
+            for path, port in ports.items():
+                before = cpu_seconds([cpu_of[path]]) if path in cpu_of else None
+                size, seconds = download(port)
+                if size != args.megabytes * MiB:
+                    raise RuntimeError(f"{PATHS[path]} delivered {size} bytes of {args.megabytes} MiB")
+                cpu = None if before is None else (cpu_seconds([cpu_of[path]]) - before) * 1000 / (size / MiB)
+                measured[path] = (size / MiB / seconds, cpu)
+            rounds.append(measured)
+            print(
+                f"round {number + 1}: " + ", ".join(f"{p} {r:.0f} MiB/s" for p, (r, _) in measured.items()),
+                file=sys.stderr,
+                flush=True,
+            )
+        trip_ports = {
+            "direct": echo_port,
+            "floor": floors[1][1],
+            "kernel": faults.relay("pingpong", echo_port),
+            "user": faults.relay("pingpong-user", echo_port, passing=True),
+        }
+        trips = {path: round_trips(port, args.round_trips) for path, port in trip_ports.items()}
+        api_times = polled_download(faults, ports["kernel"])
     finally:
         faults.stop()
+        for process, _ in floors:
+            process.stop()
         source.stop()
-    direct, relayed = statistics.median(rates["direct"]), statistics.median(rates["relayed"])
-    print(f"\nThroughput: {args.megabytes} MiB a download, {args.rounds} rounds, medians")
-    rows = [
-        ("direct", f"{direct:.0f} MiB/s", "-"),
-        ("relay, no toxics", f"{relayed:.0f} MiB/s", f"{statistics.median(cpu_per_mib):.2f} ms"),
-    ]
-    print(format_table(("path", "throughput", "relay CPU per MiB"), rows, right={1, 2}))
-    print(f"relayed/direct: {relayed / direct:.2f}")
+        echo.stop()
+    report(args, rounds, trips, api_times)
+
+
+def polled_download(faults: Faults, port: int) -> list[float]:
+    """One more download while a thread times GET /proxies, again and again: the API's answers."""
+    api_times: list[float] = []
+    stop = threading.Event()
+
+    def poll_api() -> None:
+        while not stop.is_set():
+            api_times.append(faults.timed("GET", "/proxies"))
+
+    poller = threading.Thread(target=poll_api)
+    poller.start()
+    try:
+        download(port)
+    finally:
+        stop.set()
+        poller.join()
+    return api_times
+
+
+def round_trips(port: int, count: int) -> list[float]:
+    """``count`` 1-byte ping-pongs on one connection to an echo; each one's seconds, sorted."""
+    times = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(100):  # the connection's first trips (the relay dials its upstream): not timed
+            sock.sendall(b"x")
+            sock.recv(1)
+        for _ in range(count):
+            started = time.perf_counter()
+            sock.sendall(b"x")
+            if not sock.recv(1):
+                raise RuntimeError("the echo closed during the round trips")
+            times.append(time.perf_counter() - started)
+    return sorted(times)
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f} us"
+
+
+def report(args, rounds: list[dict], trips: dict[str, list[float]], api_times: list[float]) -> None:
+    cold, warm = rounds[0], rounds[1:] or rounds
+    direct = statistics.median(r["direct"][0] for r in warm)
     print(
-        f"GET /proxies during the relayed downloads: median {ms(statistics.median(api_times))}, "
+        f"\nThroughput: {args.megabytes} MiB a download; round 1 (cold: the relay process's first "
+        f"download) apart, then medians of rounds 2-{len(rounds)}"
+    )
+    rows = []
+    for path, label in PATHS.items():
+        rate = statistics.median(r[path][0] for r in warm)
+        cpus = [r[path][1] for r in warm if r[path][1] is not None]
+        cold_rate, cold_cpu = cold[path]
+        rows.append(
+            (
+                label,
+                f"{cold_rate:.0f} MiB/s",
+                "-" if cold_cpu is None else f"{cold_cpu:.2f} ms",
+                f"{rate:.0f} MiB/s",
+                f"{rate / direct:.2f}",
+                f"{statistics.median(cpus):.2f} ms" if cpus else "-",
+            )
+        )
+    headings = ("path", "cold", "cold CPU/MiB", "warm", "warm / direct", "relay CPU per MiB")
+    print(format_table(headings, rows, right={1, 2, 3, 4, 5}))
+    base = statistics.median(trips["direct"])
+    print(f"\nRound trips: {args.round_trips} 1-byte ping-pongs on one connection to an echo, each path")
+    rows = []
+    for path, label in PATHS.items():
+        times = trips[path]
+        median, p99 = statistics.median(times), times[int(len(times) * 0.99) - 1]
+        added = "-" if path == "direct" else us(median - base)
+        rows.append((label, us(median), us(p99), added))
+    print(format_table(("path", "median", "99th percentile", "added to direct"), rows, right={1, 2, 3}))
+    print(
+        f"\nGET /proxies during a relayed download: median {ms(statistics.median(api_times))}, "
         f"worst {ms(max(api_times))} ({len(api_times)} requests)"
     )
 
@@ -232,7 +372,8 @@ def idle(args: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=4, help="round 1 is the cold one (default: 4)")
+    p.add_argument("--round-trips", type=int, default=10000)
     p.add_argument("--megabytes", type=int, default=200, help="MiB per download (default: 200)")
     p.add_argument("--connections", type=int, default=10000)
     p.add_argument("--idle", type=float, default=5.0, help="seconds the connections sit idle")

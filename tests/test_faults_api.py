@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -629,6 +630,23 @@ def fates(case, seed: str) -> list[bool]:
     met = [fetch(proxy.listen_port)[0] == POEM[:10] for _ in range(16)]
     child.stop()
     return met
+
+
+class UserSpaceRelayThroughApiTests(RelayThroughApiTests):
+    """The same, every byte through user space (``--no-splice``): the path that serves where
+    splice(2) cannot (another system, an older Python), run here too."""
+
+    def setUp(self):
+        self.child, self.api = start_faults(self, "--no-splice")
+
+    def test_the_start_up_says_which_path_moves_the_bytes(self):
+        self.assertEqual(
+            self.child.out.next_line(DEADLINE).strip(),
+            "The relay copies every byte in user space: turned off (--no-splice)",
+        )
+        if sys.platform.startswith("linux") and hasattr(os, "splice"):
+            child, _ = start_faults(self)
+            self.assertIn("move in the kernel (splice)", child.out.next_line(DEADLINE))
 
 
 class SeedTests(SynchronousTestCase):

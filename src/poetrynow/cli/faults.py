@@ -67,6 +67,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="a JSON list of proxies to create at start, as toxiproxy's -config and POST /populate take",
     )
+    p.add_argument(
+        "--no-splice",
+        action="store_true",
+        help="copy every byte in user space, even where no toxic acts (by default the kernel moves "
+        "those, with splice(2), on Linux)",
+    )
     p.add_argument("--quiet", action="store_true", help="log only warnings and errors")
 
 
@@ -113,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as problem:
         return error(PROG, str(problem), USAGE)
     raise_fd_limit()  # each relayed connection is two descriptors
+    from poetrynow.relay import kernel
+
+    kernel.disabled = args.no_splice
     level = LogLevel.warn if args.quiet else LogLevel.info
     # The relays of --config log as they start: after the API's line.
     log = StartUpLog(level, reactor, keep=lambda event: True)
@@ -143,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         where: Any = api.getHost()  # an IPv4Address or IPv6Address
         print(f"Faults API on http://{url_host(where.host)}:{where.port}/", flush=True)
         log.started()
+        kernel.said()  # which path moves the bytes that meet no toxic: one line
         collect_seldom()  # thousands of relayed connections are not garbage
         counted: list[int] = []
 

@@ -62,6 +62,7 @@ class Connection:
     def __init__(self, relay: Relay, number: int, client: ClientSide):
         self.relay, self.number, self.client = relay, number, client
         self.clock = relay.clock
+        self.reactor = relay.reactor  # (the kernel path's watches: a reactor, never a test's clock)
         self.lingers: dict[Side, Any] = {}  # the abort armed for each side a close waits on
         self.upstream: UpstreamSide | None = None
         self.connector: Any = None

@@ -14,6 +14,13 @@ A toxic added while the connection is open joins the end of the chain; one
 removed hands what it held to the stage after it, so nothing is lost or
 reordered; one updated is retuned in place, or swapped when its new toxicity
 decides otherwise for this connection.
+
+A direction with no toxic that has carried a stream's worth of bytes
+(:data:`~poetrynow.relay.kernel.STREAM_AFTER`) moves them in the kernel
+(:mod:`poetrynow.relay.kernel`): once the writer's transport has written what the user-space path gave it (a
+:class:`Drained` watch waits for that, the reader paused), a splice takes over
+the reader; the first toxic added stops it, and what its pipe held goes to the
+writer first, then the stages take the reader's next bytes.
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ from __future__ import annotations
 import random
 from typing import Any, Protocol
 
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPullProducer, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from poetrynow.relay import kernel
 from poetrynow.relay.stages import Sink, Stage, fate
 from poetrynow.relay.toxics import Toxic
 
@@ -36,6 +44,7 @@ class Connection(Protocol):
     ended: bool
     open: bool
     clock: Any
+    reactor: Any
 
     def guarded(self, call: Any, *args: Any) -> None: ...
     def finished(self, direction: Direction) -> None: ...
@@ -85,6 +94,9 @@ class Direction:
         self.done = False  # the reader's FIN has reached the writer
         self.read_ended = False  # the reader's FIN has come (it is read once, and passed on once)
         self.close_at_end = False  # the FIN in the chain is a toxic's: it closes the connection
+        self.splice: kernel.Splice | None = None  # the kernel path, while it serves
+        self.carried = 0  # bytes the user-space path has read: past STREAM_AFTER, a stream
+        self.drained_watch: Drained | None = None  # registered while a splice waits for the writer
         writer.registerProducer(self, True)
 
     # -- the data path
@@ -93,7 +105,22 @@ class Direction:
         return self.stages[0][1] if self.stages else self.end
 
     def data(self, data: bytes) -> None:
+        if self.splice is not None:
+            # A read the reactor had already under way when the splice took the reader: Twisted
+            # runs every event of a poll, also for a transport paused by an earlier one. It came
+            # before anything the splice reads (whose watch starts on the next poll): written
+            # first, and the splice waits for the writer to empty again.
+            came_with_fin = self.to_user()
+            self.head().write(data)
+            if came_with_fin:
+                self.eof()
+            else:
+                self.to_kernel()
+            return
+        self.carried += len(data)
         self.head().write(data)
+        if self.carried >= kernel.STREAM_AFTER and not self.stages:
+            self.to_kernel()
         self.check()
 
     def eof(self) -> None:
@@ -109,8 +136,90 @@ class Direction:
     def release(self) -> None:
         """Nothing more to write: stop being the writer's producer. (A transport that has paused its
         producer resumes it when its buffer drains, instead of carrying out a close asked for.)"""
-        if self.writer.producer is self:
+        producer = self.writer.producer
+        if producer is not None and (producer is self or producer is self.drained_watch):
             self.writer.unregisterProducer()
+        self.drained_watch = None
+
+    # -- the kernel path
+
+    def to_kernel(self) -> None:
+        """Hand the reader to a splice, if nothing needs user space: no stage, an open connection,
+        a reader still to be read, a splice that works here, the writer's buffer empty (waited for)."""
+        if self.stages or self.splice is not None or self.drained_watch is not None:
+            return
+        if self.carried < kernel.STREAM_AFTER or not kernel.room():
+            return
+        if not self.connection.open or self.connection.ended or self.read_ended:
+            return
+        if kernel.unavailable() is not None or not hasattr(self.writer, "fileno"):
+            return
+        held = kernel.buffered(self.writer)
+        if held is None:
+            return
+        self.pause_reader()
+        if held:  # the writer still owes bytes of this direction: they go first
+            self.release()
+            self.drained_watch = Drained(self)
+            self.writer.registerProducer(self.drained_watch, False)
+            return
+        self.splice_now()
+
+    def splice_now(self) -> None:
+        try:
+            self.splice = kernel.Splice(self, self.connection.reactor)
+        except OSError:  # no descriptor to spare, or a socket splice refuses: user space serves
+            self.splice = None
+            self.check()
+
+    def drained_now(self) -> None:
+        """The writer's buffer went empty while a splice waited: produce for it again, and splice."""
+        if self.drained_watch is None:
+            return
+        if kernel.buffered(self.writer) != 0:
+            return
+        self.produce_again()
+        if self.stages or not self.connection.open or self.connection.ended:
+            self.check()
+            return
+        self.splice_now()
+
+    def to_user(self) -> bool:
+        """Stop the kernel path before a toxic joins: what its pipe held goes to the writer first.
+        True when the reader's FIN came with it, for the chain to pass on after the toxic joins."""
+        if self.drained_watch is not None:
+            self.produce_again()
+        if self.splice is None:
+            return False
+        splice, self.splice = self.splice, None
+        held = splice.handed_back()
+        if held:
+            self.writer.write(held)
+        return splice.eof and not self.read_ended
+
+    def produce_again(self) -> None:
+        """The Drained watch leaves: this direction is the writer's producer again, and not paused
+        (the writer paused it, if it did, before the watch came; its resume went to the watch)."""
+        self.writer.unregisterProducer()
+        self.drained_watch = None
+        self.writer_full = False
+        self.writer.registerProducer(self, True)
+
+    def pause_reader(self) -> None:
+        if not self.reader_paused:
+            self.reader_paused = True
+            self.reader.pauseProducing()
+
+    def spliced_eof(self) -> None:
+        """The splice met the reader's FIN, and has written every byte before it."""
+        self.splice = None
+        self.connection.guarded(self.eof)
+
+    def spliced_error(self, error: OSError) -> None:
+        """The splice met a reset (or another error) on either socket: as the transport would."""
+        self.splice = None
+        if not self.connection.ended:
+            self.connection.reset()
 
     # -- the toxics, while the connection is open
 
@@ -122,14 +231,22 @@ class Direction:
 
     def add(self, toxic: Toxic, draw: random.Random, chooser: random.Random) -> None:
         """``toxic`` joins the chain; ``draw`` decides its fate, ``chooser`` its randomness."""
+        came_with_fin = self.to_user()
         stage = fate(toxic, draw)(self, dict(toxic.attributes), chooser)
         self.stages.append((toxic, stage))
         self._link()
+        if came_with_fin:
+            self.eof()
+        self.check()
 
     def _index(self, name: str) -> int | None:
         return next((i for i, (toxic, _) in enumerate(self.stages) if toxic.name == name), None)
 
     def remove(self, name: str) -> None:
+        self._remove(name)
+        self.to_kernel()
+
+    def _remove(self, name: str) -> None:
         index = self._index(name)
         if index is None:
             return
@@ -153,12 +270,18 @@ class Direction:
             stage.retune(dict(toxic.attributes))
             self.stages[index] = (toxic, stage)
             return
-        self.remove(old.name)
+        self._remove(old.name)  # (not remove: the chain is not empty for long, no splice between)
         self.stages.insert(index, (toxic, kind(self, dict(toxic.attributes), chooser)))
         self._link()
 
     def stop(self) -> None:
-        """The connection is gone: every stage's timers stop, what they held is dropped."""
+        """The connection is gone: every stage's timers stop, what they held is dropped. What a
+        splice's pipe held goes to the writer, for a close to write before its FIN (a reset drops it)."""
+        if self.splice is not None:
+            held = self.splice.handed_back()
+            self.splice = None
+            if held:
+                self.writer.write(held)
         for _, stage in self.stages:
             stage.detach()
         self.release()
@@ -170,6 +293,8 @@ class Direction:
 
     def check(self) -> None:
         """Pause the reader while the writer is full or the stages hold too much; else resume it."""
+        if self.splice is not None or self.drained_watch is not None:
+            return  # the kernel path has the reader (or will have it once the writer is empty)
         pause = self.writer_full or self.held() > self.limit
         if pause != self.reader_paused and self.connection.open and not self.read_ended:
             self.reader_paused = pause
@@ -215,3 +340,18 @@ class Direction:
 
     def moved(self) -> None:
         self.check()
+
+
+@implementer(IPullProducer)
+class Drained:
+    """Registered with the writer as a pull producer while a splice waits for its buffer to empty:
+    Twisted asks a pull producer for more each time the buffer has been written out."""
+
+    def __init__(self, direction: Direction):
+        self.direction = direction
+
+    def resumeProducing(self) -> None:
+        self.direction.connection.guarded(self.direction.drained_now)
+
+    def stopProducing(self) -> None:
+        pass  # the writer's connection is lost: the connection hears of it and stops the direction

@@ -1,0 +1,295 @@
+"""The kernel path: a direction with no toxic moves its bytes with splice(2), never through Python.
+
+Most of a test suite's bytes meet no toxic, and copying each of them into Python
+and out again was the relay's whole cost (docs/benchmarks.md). A direction that has
+carried :data:`STREAM_AFTER` bytes is a stream; then a :class:`Splice`
+moves them from the reader's socket into a pipe and from the pipe into the writer's
+socket, in the kernel (``os.splice``, Linux, Python 3.10+). The reactor still drives
+it: the splice watches a duplicate of each socket's descriptor (``os.dup``), so
+that the transports keep their own registrations for the other direction, and
+the reactor tells it when the reader has bytes and when the writer has room. It
+reads only while the pipe is empty, so a writer that does not read stops its
+reader, as the user-space path's flow control does.
+
+Only the writer's transport can have bytes of this direction in its buffer (the
+user-space path wrote them there); a splice starts when that buffer is empty, so
+that nothing overtakes them (:func:`buffered`). A splice that ends for a toxic
+hands what the pipe holds to the writer's transport, in order, before the first
+byte of the user-space path. The reader's FIN, and any error, go to the
+direction as the transport would have given them.
+
+Where splice is missing (another system, an older Python, a socket it refuses),
+:func:`unavailable` says why, once, and the user-space path serves.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any, Protocol
+
+from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+log = Logger(namespace="poetrynow.relay")
+
+#: The pipe's size: as much as one splice moves. Larger pipes mean fewer wake-ups per MiB.
+PIPE_SIZE = 1 << 20
+
+#: Set by tests (and by ``--no-splice``): the user-space path serves every direction.
+disabled = False
+
+#: Bytes a direction carries through user space before it moves to the kernel. A splice costs
+#: four descriptors (a pipe, and a duplicate of each socket), so an idle connection, or one
+#: that trades a few small messages, keeps the two of its sockets and no more: 10,000 of them
+#: fit in the open-files limit as before. A stream is past this within a few reads.
+STREAM_AFTER = 1 << 18
+
+#: The splices open now, and at most how many: a quarter of the open-files limit in their
+#: descriptors, so that a burst of streams never takes the descriptors new connections need.
+live = 0
+
+
+def room() -> bool:
+    """Whether another splice fits in its share of the open-files limit."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        soft = 1 << 20
+    return (live + 1) * 4 <= soft // 4
+
+
+class Owner(Protocol):
+    """What a splice needs of its direction (``relay.pipe``'s Direction)."""
+
+    reader: Any
+    writer: Any
+
+    def spliced_eof(self) -> None: ...
+    def spliced_error(self, error: OSError) -> None: ...
+
+
+def buffered(transport: Any) -> int | None:
+    """The bytes Twisted's ``transport`` holds, not yet given to its socket; None if it cannot say.
+
+    Twisted has no public way to ask. A TCP transport (``abstract.FileDescriptor``) keeps
+    them in ``dataBuffer`` (from ``offset``) and a list whose length is ``_tempDataLen``:
+    a private name, read here only, guarded (docs/design.md): anything else about them
+    gives None, and the user-space path goes on serving that direction.
+    """
+    try:
+        held = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except (AttributeError, TypeError):
+        return None
+    return held if isinstance(held, int) and held >= 0 else None
+
+
+_why_not: str | bool | None = False  # False: not yet checked
+
+
+def unavailable() -> str | None:
+    """Why splice cannot serve here, or None when it can; checked once, with real sockets."""
+    global _why_not
+    if disabled:
+        return "turned off (--no-splice)"
+    if _why_not is False:
+        _why_not = check()
+    return _why_not  # type: ignore[return-value]
+
+
+def said() -> None:
+    """Log, once at start-up, which path moves the bytes that meet no toxic, and why."""
+    why = unavailable()
+    if why is None:
+        log.info("Bytes that meet no toxic move in the kernel (splice); toxics act in user space")
+    else:
+        log.info("The relay copies every byte in user space: {why}", why=why)
+
+
+def check() -> str | None:
+    """The start-up check: a few bytes through a socket pair, a pipe and back; why not, or None."""
+    if not sys.platform.startswith("linux"):
+        return f"splice(2) is Linux's, and this is {sys.platform}"
+    if not hasattr(os, "splice"):
+        return "this Python has no os.splice (3.10+)"
+    try:
+        with Pipe() as (read_end, write_end):
+            left, right = socket.socketpair()
+            with left, right:
+                left.sendall(b"splice")
+                moved = os.splice(right.fileno(), write_end, 6, flags=os.SPLICE_F_NONBLOCK)
+                back = os.splice(read_end, right.fileno(), moved, flags=os.SPLICE_F_NONBLOCK)
+                if (moved, back, left.recv(16)) != (6, 6, b"splice"):
+                    return "splice(2) moved the wrong bytes in the start-up check"
+    except OSError as error:
+        return f"splice(2) failed its start-up check: {error}"
+    return None
+
+
+class Pipe:
+    """A pipe of PIPE_SIZE, both ends non-blocking; a context manager that closes both."""
+
+    def __init__(self) -> None:
+        self.ends = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            import fcntl
+
+            fcntl.fcntl(self.ends[1], getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+        except OSError:  # over /proc/sys/fs/pipe-max-size: the default size serves, in more steps
+            pass
+
+    def __enter__(self) -> tuple[int, int]:
+        return self.ends
+
+    def __exit__(self, *exc: object) -> None:
+        for end in self.ends:
+            os.close(end)
+
+
+@implementer(IReadDescriptor, IWriteDescriptor)
+class _Watch:
+    """One descriptor that the reactor watches for the splice (a duplicate of a socket's)."""
+
+    def __init__(self, fd: int, ready: Any, lost: Any):
+        self.fd, self.ready, self.lost = fd, ready, lost
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def doRead(self) -> None:
+        self.ready()
+
+    def doWrite(self) -> None:
+        self.ready()
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.lost()
+
+    def logPrefix(self) -> str:
+        return "splice"
+
+
+class Splice:
+    """The reader's socket → a pipe → the writer's socket, for one direction (see the module)."""
+
+    def __init__(self, owner: Owner, reactor: Any):
+        global live
+        self.owner, self.reactor = owner, reactor
+        self.in_pipe = 0
+        self.reading = self.writing = self.running = False
+        self.eof = False
+        self._pipe = Pipe()
+        self.pipe_read, self.pipe_write = self._pipe.ends
+        duplicates: list[int] = []
+        try:
+            duplicates.append(os.dup(owner.reader.fileno()))
+            duplicates.append(os.dup(owner.writer.fileno()))
+        except OSError:  # out of descriptors: nothing of this splice is left open
+            for fd in duplicates:
+                os.close(fd)
+            self._pipe.__exit__()
+            raise
+        self.source = _Watch(duplicates[0], self.pull, self.stop)
+        self.sink = _Watch(duplicates[1], self.push, self.stop)
+        self.running = True
+        live += 1
+        self.watch_reader(True)
+
+    # -- the reactor's events
+
+    def pull(self) -> None:
+        """The reader has bytes (or its FIN): into the pipe, then on to the writer. (Not while the
+        writer is full: an event of the same poll can come after the watch was stopped.)"""
+        if not self.running or not self.reading:
+            return
+        try:
+            moved = os.splice(self.source.fd, self.pipe_write, PIPE_SIZE, flags=os.SPLICE_F_NONBLOCK)
+        except BlockingIOError:
+            return
+        except OSError as error:
+            self.failed(error)
+            return
+        if moved == 0:
+            self.eof = True
+            self.watch_reader(False)
+        self.in_pipe += moved
+        self.push()
+
+    def push(self) -> None:
+        """Empty the pipe into the writer while it takes bytes; read again once it is empty."""
+        while self.running and self.in_pipe:
+            try:
+                moved = os.splice(self.pipe_read, self.sink.fd, self.in_pipe, flags=os.SPLICE_F_NONBLOCK)
+            except BlockingIOError:  # the writer is full: its room, not the reader, is waited for
+                self.watch_reader(False)
+                self.watch_writer(True)
+                return
+            except OSError as error:
+                self.failed(error)
+                return
+            self.in_pipe -= moved
+        if not self.running:
+            return
+        self.watch_writer(False)
+        if self.eof:
+            self.stop()
+            self.owner.spliced_eof()
+        else:
+            self.watch_reader(True)
+
+    def failed(self, error: OSError) -> None:
+        self.stop()
+        self.owner.spliced_error(error)
+
+    # -- watching
+
+    def watch_reader(self, on: bool) -> None:
+        if on and not self.reading and not self.eof:
+            self.reactor.addReader(self.source)
+        elif not on and self.reading:
+            self.reactor.removeReader(self.source)
+        self.reading = on and not self.eof
+
+    def watch_writer(self, on: bool) -> None:
+        if on and not self.writing:
+            self.reactor.addWriter(self.sink)
+        elif not on and self.writing:
+            self.reactor.removeWriter(self.sink)
+        self.writing = on
+
+    # -- the end
+
+    def stop(self) -> None:
+        """Stop watching and close the duplicates and the pipe: before a transport closes its
+        socket, so that no duplicate keeps the socket open, nor a ghost in the poller."""
+        global live
+        if not self.running:
+            return
+        self.running = False
+        live -= 1
+        self.watch_reader(False)
+        self.watch_writer(False)
+        for watch in (self.source, self.sink):
+            os.close(watch.fd)
+            watch.fd = -1
+        self._pipe.__exit__()
+
+    def handed_back(self) -> bytes:
+        """Stop, and what the pipe held (bytes already read from the reader, owed to the writer,
+        first); whether the reader's FIN came with them is :attr:`eof`."""
+        held = bytearray()
+        if self.running:
+            while len(held) < self.in_pipe:
+                try:
+                    chunk = os.read(self.pipe_read, self.in_pipe - len(held))
+                except BlockingIOError:
+                    break
+                if not chunk:
+                    break
+                held += chunk
+            self.stop()
+        return bytes(held)

@@ -1,0 +1,207 @@
+"""The kernel path of the relay (splice), and its switches to and from the user-space path.
+
+A direction with no toxic moves its bytes with splice(2); a toxic added moves it to
+the stages before its next byte, the last one removed moves it back. These tests
+stream known bytes both ways through a relay to an echo while a pass-through toxic
+(latency 0) is added and removed again and again on either stream, with a reader
+that takes everything at once and one that stops reading now and then: every byte
+must come back once, in order (a hash of the whole stream), and both paths must
+have served. Real sockets on 127.0.0.1; no sleeps, deadlines only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sys
+from unittest import mock
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.testing import StringTransport
+from zope.interface import implementer
+
+from poetrynow.relay import kernel
+from poetrynow.relay.pipe import Direction
+from tests.test_relay import Client, RelayCase, connect
+from tests.time_limit import SynchronousTestCase
+
+#: Bytes each stream carries: enough for many switches while they flow.
+SIZE = 8 << 20
+CHUNK = 1 << 16
+
+
+@implementer(IHalfCloseableProtocol, IPushProducer)
+class Streamer(Client):
+    """Sends ``data`` as fast as the transport takes it, then a FIN; keeps what comes back.
+
+    ``stall``: a reader that stops reading for a moment, every so often (real time:
+    the reactor's clock, for the flow control to meet a full pipe and a full buffer)."""
+
+    def __init__(self, data: bytes, stall: bool, on_read=None):
+        super().__init__(half_close=False)
+        self.data, self.stall, self.on_read = data, stall, on_read
+        self.sent = 0
+        self.paused = False
+        self.received = hashlib.sha256()
+        self.count = 0
+        self.ended: defer.Deferred = defer.Deferred()
+        self.fin = False
+        self.stalls: task.LoopingCall | None = None
+
+    def connectionMade(self):
+        self.transport.registerProducer(self, True)
+        self.resumeProducing()
+        if self.stall:
+            self.stalls = task.LoopingCall(self.pause_reading)
+            self.stalls.start(0.02, now=False)
+
+    def pause_reading(self):
+        self.transport.pauseProducing()
+        reactor.callLater(0.005, self.transport.resumeProducing)
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def resumeProducing(self):
+        self.paused = False
+        while not self.paused and self.sent < len(self.data):
+            self.transport.write(self.data[self.sent : self.sent + CHUNK])
+            self.sent += CHUNK
+        if self.sent >= len(self.data) and not self.paused:
+            self.transport.unregisterProducer()
+            self.transport.loseWriteConnection()
+
+    def stopProducing(self):
+        self.paused = True
+
+    def dataReceived(self, data):
+        self.received.update(data)
+        self.count += len(data)
+        if self.on_read is not None:
+            self.on_read()
+
+    def connectionLost(self, reason):
+        if self.stalls is not None and self.stalls.running:
+            self.stalls.stop()
+        how = "closed" if self.fin or reason.check(ConnectionDone) else "reset"
+        self.ended.callback((self.count, self.received.hexdigest(), how))
+
+
+class Counted(kernel.Splice):
+    """A Splice that counts how many were started: proof that the kernel path served."""
+
+    started = 0
+
+    def __init__(self, *args, **kwargs):
+        type(self).started += 1
+        super().__init__(*args, **kwargs)
+
+
+class SwitchTests(RelayCase):
+    def setUp(self):
+        if (why := kernel.unavailable()) is not None:
+            self.skipTest(f"no kernel path here: {why}")
+        Counted.started = 0
+        self.patch(kernel, "Splice", Counted)
+
+    @defer.inlineCallbacks
+    def stream_while_switching(self, stall: bool):
+        relay = yield self.relay(self.echo())
+        data = random.Random(29).randbytes(SIZE)
+        client = Streamer(data, stall)
+        client.on_read = None
+        switches = {"added": 0, "removed": 0}
+        present: dict[str, bool] = {"upstream": False, "downstream": False}
+        turn = iter(range(10**9))
+
+        def switch():
+            stream = "upstream" if next(turn) % 3 else "downstream"  # both, unevenly: every mix
+            if present[stream]:
+                relay.remove(f"pass {stream}")
+                switches["removed"] += 1
+            else:
+                relay.add("latency", name=f"pass {stream}", stream=stream, latency=0)
+                switches["added"] += 1
+            present[stream] = not present[stream]
+
+        client.on_read = switch  # a switch at every read: many, wherever the bytes are
+        yield connect(relay.address[1], client)
+        count, digest, how = yield client.ended
+        self.assertEqual((count, how), (SIZE, "closed"))
+        self.assertEqual(digest, hashlib.sha256(data).hexdigest(), "a byte lost, doubled or moved")
+        self.assertEqual(hashlib.sha256(bytes(self.upstream.heard)).hexdigest(), digest)
+        self.assertGreater(switches["added"] + switches["removed"], 50)
+        self.assertGreater(Counted.started, 2, "the kernel path served between the toxics")
+
+    def test_a_fast_reader_keeps_every_byte_across_the_switches(self):
+        return self.stream_while_switching(stall=False)
+
+    def test_a_slow_reader_keeps_every_byte_across_the_switches(self):
+        return self.stream_while_switching(stall=True)
+
+    @defer.inlineCallbacks
+    def test_no_toxic_no_copy(self):
+        """A relay with no toxic splices each direction once it carries a stream, and ends cleanly."""
+        relay = yield self.relay(self.echo())
+        data = random.Random(1).randbytes(1 << 20)
+        count, digest, how = yield self.streamed(relay, data)
+        self.assertEqual((count, digest, how), (len(data), hashlib.sha256(data).hexdigest(), "closed"))
+        self.assertEqual(Counted.started, 2)  # one each way, and never back to a copy
+
+    @defer.inlineCallbacks
+    def streamed(self, relay, data: bytes):
+        client = Streamer(data, stall=False)
+        yield connect(relay.address[1], client)
+        result = yield client.ended
+        return result
+
+
+class UserSpaceOnlyTests(SwitchTests):
+    """Where the start-up check says no, the user-space path serves everything, toxics or none."""
+
+    def setUp(self):
+        Counted.started = 0
+        self.patch(kernel, "Splice", Counted)
+        self.patch(kernel, "disabled", True)
+
+    @defer.inlineCallbacks
+    def test_the_stream_goes_through_user_space(self):
+        relay = yield self.relay(self.echo())
+        data = random.Random(2).randbytes(1 << 20)
+        count, digest, how = yield self.streamed(relay, data)
+        self.assertEqual((count, digest, how), (len(data), hashlib.sha256(data).hexdigest(), "closed"))
+        self.assertEqual(Counted.started, 0)
+
+    test_a_fast_reader_keeps_every_byte_across_the_switches = None  # type: ignore[assignment]
+    test_a_slow_reader_keeps_every_byte_across_the_switches = None  # type: ignore[assignment]
+    test_no_toxic_no_copy = None  # type: ignore[assignment]
+
+
+class StartUpCheckTests(SynchronousTestCase):
+    """The check varies with the system: Linux with os.splice, another system, an older Python."""
+
+    def test_elsewhere_the_reason_is_the_system(self):
+        with mock.patch.object(sys, "platform", "darwin"):
+            self.assertIn("Linux", kernel.check())
+
+    def test_without_os_splice_the_reason_is_python(self):
+        with mock.patch.object(sys, "platform", "linux"), mock.patch.object(kernel, "os") as os:
+            del os.splice
+            self.assertIn("os.splice", kernel.check())
+
+    def test_a_splice_that_fails_is_refused(self):
+        if not sys.platform.startswith("linux") or not hasattr(kernel.os, "splice"):
+            self.skipTest("splice(2) is Linux's, Python 3.10+")
+        with mock.patch.object(kernel.os, "splice", side_effect=OSError(22, "Invalid argument")):
+            self.assertIn("Invalid argument", kernel.check())
+
+    def test_a_transport_that_does_not_show_its_buffer_keeps_user_space(self):
+        self.assertIsNone(kernel.buffered(StringTransport()))
+
+    def test_a_direction_on_such_transports_never_splices(self):
+        connection = mock.Mock(open=True, ended=False)
+        direction = Direction(connection, StringTransport(), StringTransport(), paused=False)
+        direction.to_kernel()
+        self.assertIsNone(direction.splice)
