@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.testing import StringTransport
 from zope.interface import implementer
 
-from poetrynow.relay import kernel
+from poetrynow.relay import kernel, transport
 from poetrynow.relay.pipe import Direction
 from tests.test_relay import Client, RelayCase, connect
 from tests.time_limit import SynchronousTestCase
@@ -198,7 +198,7 @@ class StartUpCheckTests(SynchronousTestCase):
             self.assertIn("Invalid argument", kernel.check())
 
     def test_a_transport_that_does_not_show_its_buffer_keeps_user_space(self):
-        self.assertIsNone(kernel.buffered(StringTransport()))
+        self.assertIsNone(transport.buffered(StringTransport()))
 
     def test_a_direction_on_such_transports_never_splices(self):
         connection = mock.Mock(open=True, ended=False)

@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 from poetrynow.relay.pipe import Direction
 from poetrynow.relay.toxics import DOWNSTREAM, Toxic
+from poetrynow.relay.transport import READ_SIZE
 from poetrynow.servers.ending import LINGER, can_half_close
 from poetrynow.servers.guard import costs_one_connection, reset_transport
 
@@ -228,6 +229,7 @@ class ClientSide(Side):
     @costs_one_connection
     def connectionMade(self) -> None:
         relay = self.factory.relay
+        self.transport.bufferSize = READ_SIZE
         self.connection = relay.accepted(self)
         self.transport.pauseProducing()
         host, port = relay.upstream_address()
@@ -242,6 +244,7 @@ class UpstreamSide(Side):
 
     @costs_one_connection
     def connectionMade(self) -> None:
+        self.transport.bufferSize = READ_SIZE
         self.connection.connected(self)
 
     def reading(self) -> Direction | None:

@@ -13,7 +13,7 @@ reader, as the user-space path's flow control does.
 
 Only the writer's transport can have bytes of this direction in its buffer (the
 user-space path wrote them there); a splice starts when that buffer is empty, so
-that nothing overtakes them (:func:`buffered`). A splice that ends for a toxic
+that nothing overtakes them (:func:`~poetrynow.relay.transport.buffered`). A splice that ends for a toxic
 hands what the pipe holds to the writer's transport, in order, before the first
 byte of the user-space path. The reader's FIN, and any error, go to the
 direction as the transport would have given them.
@@ -71,21 +71,6 @@ class Owner(Protocol):
 
     def spliced_eof(self) -> None: ...
     def spliced_error(self, error: OSError) -> None: ...
-
-
-def buffered(transport: Any) -> int | None:
-    """The bytes Twisted's ``transport`` holds, not yet given to its socket; None if it cannot say.
-
-    Twisted has no public way to ask. A TCP transport (``abstract.FileDescriptor``) keeps
-    them in ``dataBuffer`` (from ``offset``) and a list whose length is ``_tempDataLen``:
-    a private name, read here only, guarded (docs/design.md): anything else about them
-    gives None, and the user-space path goes on serving that direction.
-    """
-    try:
-        held = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    except (AttributeError, TypeError):
-        return None
-    return held if isinstance(held, int) and held >= 0 else None
 
 
 _why_not: str | bool | None = False  # False: not yet checked

@@ -35,6 +35,7 @@ from zope.interface import implementer
 from poetrynow.relay import kernel
 from poetrynow.relay.stages import Sink, Stage, fate
 from poetrynow.relay.toxics import Toxic
+from poetrynow.relay.transport import buffered, send_now
 
 
 class Connection(Protocol):
@@ -68,7 +69,7 @@ class End:
         # Once the connection is ended (a toxic closed it), nothing more is written: a transport
         # that is closing would still send what it is given.
         if data and not self.direction.connection.ended:
-            self.direction.writer.write(data)
+            send_now(self.direction.writer, data)
 
     def finish(self) -> None:
         if self.direction.connection.ended:
@@ -154,7 +155,7 @@ class Direction:
             return
         if kernel.unavailable() is not None or not hasattr(self.writer, "fileno"):
             return
-        held = kernel.buffered(self.writer)
+        held = buffered(self.writer)
         if held is None:
             return
         self.pause_reader()
@@ -176,7 +177,7 @@ class Direction:
         """The writer's buffer went empty while a splice waited: produce for it again, and splice."""
         if self.drained_watch is None:
             return
-        if kernel.buffered(self.writer) != 0:
+        if buffered(self.writer) != 0:
             return
         self.produce_again()
         if self.stages or not self.connection.open or self.connection.ended:
