@@ -19,7 +19,7 @@ from twisted.internet import reactor  # noqa: E402  (after the reactor is instal
 
 from poetrynow.address import parse_address  # noqa: E402
 from poetrynow.clients.get_poetry import describe_failure, get_poetry  # noqa: E402
-from poetrynow.servers.fast import PoetryFactory, PoetryService  # noqa: E402
+from poetrynow.servers.fast.plain import PoetryFactory, PoetryService  # noqa: E402
 
 
 async def fetch(host: str, port: int) -> bytes:

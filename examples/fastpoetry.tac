@@ -18,7 +18,7 @@ import os
 
 from twisted.application import internet, service
 
-from poetrynow.servers.fast import PoetryFactory, PoetryService
+from poetrynow.servers.fast.plain import PoetryFactory, PoetryService
 
 port = int(os.environ.get("FASTPOETRY_PORT", "10000"))
 iface = os.environ.get("FASTPOETRY_IFACE", "localhost")

@@ -17,7 +17,7 @@ import os
 
 from twisted.application import internet, service
 
-from poetrynow.servers.fast import PoetryFactory, PoetryService
+from poetrynow.servers.fast.plain import PoetryFactory, PoetryService
 
 iface = os.environ.get("TWOPOEMS_IFACE", "localhost")
 poems = [

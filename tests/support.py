@@ -429,7 +429,7 @@ class ServersInAThread:
         """Build a tree with ``build(*args, reactor=..., iface="127.0.0.1")``, start it; its port."""
         from twisted.internet.threads import blockingCallFromThread
 
-        from poetrynow.servers.listen import Where
+        from poetrynow.servers.common.listen import Where
 
         kwargs.setdefault("plain", self.plain)
         tree = build(*args, where=Where(0, "127.0.0.1"), reactor=self.reactor, **kwargs)

@@ -20,9 +20,9 @@ from poetrynow.cli import transformedpoetry
 from poetrynow.clients.get_poetry import TransformProxy
 from poetrynow.netstring import encode
 from poetrynow.plugins import transformedpoetry as plugin
-from poetrynow.servers.costs import KINDS, Cost
-from poetrynow.servers.workers import InProcesses, InThreads
-from poetrynow.servers.worklog import read_work_log
+from poetrynow.servers.transform.costs import KINDS, Cost
+from poetrynow.servers.transform.workers import InProcesses, InThreads
+from poetrynow.servers.transform.worklog import read_work_log
 from poetrynow.transforms import cummingsify
 from tests.support import UTF8_POEM, Server, connect, exchange, run, temp_dir
 from tests.test_twistd import SERVING, Foreground, twistd

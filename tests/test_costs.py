@@ -14,9 +14,9 @@ from twisted.logger import LogLevel, capturedLogs
 
 from poetrynow import validate
 from poetrynow.plugins import cost_kind, cost_place
-from poetrynow.servers.costs import Cost, Job, Stopped, spend, spin, wait, work
-from poetrynow.servers.pool import FirstSeen, usable_cores
-from poetrynow.servers.worklog import WorkLog, WorkLogError, read_work_log
+from poetrynow.servers.transform.costs import Cost, Job, Stopped, spend, spin, wait, work
+from poetrynow.servers.transform.pool import FirstSeen, usable_cores
+from poetrynow.servers.transform.worklog import WorkLog, WorkLogError, read_work_log
 from poetrynow.transforms import TransformError, cummingsify, explode
 from tests.support import temp_dir
 from tests.time_limit import SynchronousTestCase

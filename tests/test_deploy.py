@@ -10,11 +10,11 @@ from poetrynow.address import Address
 from poetrynow.plugins import fastpoetry, poetryproxy, slowpoetry, transformedpoetry
 from poetrynow.poems import PoemNotFound
 from poetrynow.servers import deploy
-from poetrynow.servers.fast import PoetryFactory, PoetryService
-from poetrynow.servers.listen import BACKLOG, Where
+from poetrynow.servers.common.listen import BACKLOG, Where
+from poetrynow.servers.fast.plain import PoetryFactory, PoetryService
 from poetrynow.servers.proxy import PoetryProxyFactory
-from poetrynow.servers.slow import SlowPoetryFactory
-from poetrynow.servers.transform import TransformFactory
+from poetrynow.servers.slow.plain import SlowPoetryFactory
+from poetrynow.servers.transform.server import TransformFactory
 from tests.support import localhost_addrinfo
 from tests.time_limit import SynchronousTestCase
 

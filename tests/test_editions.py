@@ -20,11 +20,12 @@ from twisted.logger import capturedLogs, formatEvent
 from poetrynow.address import Address
 from poetrynow.clients.get_poetry import get_poetry
 from poetrynow.poems import load_poem
-from poetrynow.servers import deploy, fastpath
-from poetrynow.servers.fastpath.onewrite import OneWritePort
-from poetrynow.servers.fastpath.slowport import SlowPort
-from poetrynow.servers.listen import Where
-from poetrynow.servers.ports import SharedPort
+from poetrynow.servers import deploy
+from poetrynow.servers.common import fastpath
+from poetrynow.servers.common.listen import Where
+from poetrynow.servers.common.ports import SharedPort
+from poetrynow.servers.fast.onewrite import OneWritePort
+from poetrynow.servers.slow.fast import SlowPort
 from tests.support import Child
 from tests.time_limit import SynchronousTestCase, TestCase
 
@@ -122,7 +123,7 @@ class CommandFallbackTests(SynchronousTestCase):
 
     def test_fastpoetry_serves_plainly_and_says_so_after_its_listening_line(self):
         code = (
-            "import sys; from unittest import mock; from poetrynow.servers import fastpath; "
+            "import sys; from unittest import mock; from poetrynow.servers.common import fastpath; "
             "mock.patch.object(fastpath, 'PORT_NAMES', fastpath.PORT_NAMES + ('gone',)).start(); "
             "from poetrynow.cli.fastpoetry import main; sys.exit(main(['kettle']))"
         )

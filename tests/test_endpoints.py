@@ -10,7 +10,7 @@ from poetrynow.clients import EngineOptions, run_engine
 from poetrynow.events import Finished, Transformed
 from poetrynow.poems import load_poem
 from poetrynow.servers import deploy
-from poetrynow.servers.listen import Where
+from poetrynow.servers.common.listen import Where
 from tests.support import Editions, Server, ServersInAThread, plain_twin, run, temp_dir
 from tests.time_limit import SynchronousTestCase
 

@@ -8,7 +8,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from poetrynow.faults import CLOSE, RESET, STALL, Faults, plan
-from poetrynow.servers.slow import SlowPoetryFactory
+from poetrynow.servers.slow.plain import SlowPoetryFactory
 from tests.time_limit import SynchronousTestCase
 from tests.twisted_support import poetry_service
 

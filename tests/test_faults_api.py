@@ -25,7 +25,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from poetrynow.relay.api import MAX_BODY, faults_site
+from poetrynow.relay.site import MAX_BODY, faults_site
 from poetrynow.relay.toxics import ApiError, make_toxic, updated_toxic
 from tests.support import (
     DEADLINE,

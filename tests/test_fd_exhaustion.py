@@ -19,7 +19,7 @@ from twisted.logger import Logger, LogLevel, globalLogPublisher
 
 from poetrynow.cli.serving import plain_observer
 from poetrynow.poems import load_poem
-from poetrynow.servers import ports
+from poetrynow.servers.common import ports
 from tests.support import Child, Editions, ServersInAThread, command, plain_twin, run
 from tests.time_limit import SynchronousTestCase
 

@@ -15,7 +15,7 @@ import time
 
 from twisted.internet.threads import blockingCallFromThread
 
-from poetrynow.servers.gone import KEEPALIVE_IDLE, keep_alive
+from poetrynow.servers.common.gone import KEEPALIVE_IDLE, keep_alive
 from tests.support import DEADLINE, Editions, ServersInAThread, plain_twin
 from tests.time_limit import PyUnitTestCase
 

@@ -34,7 +34,7 @@ from poetrynow.address import Address, ConnectFailed, resolve
 from poetrynow.clients import ENGINES
 from poetrynow.clients.connect import open_blocking
 from poetrynow.events import describe_error
-from poetrynow.servers.listen import Where, listen, listen_on_each
+from poetrynow.servers.common.listen import Where, listen, listen_on_each
 from tests.support import Child, command, localhost_addrinfo, refusing_port, temp_dir
 from tests.time_limit import SynchronousTestCase, TestCase
 

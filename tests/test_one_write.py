@@ -14,10 +14,10 @@ from twisted.internet import defer, reactor, threads
 from twisted.logger import capturedLogs, formatEvent
 
 from poetrynow.address import Address
-from poetrynow.servers.fast import PoetryFactory, PoetryService
-from poetrynow.servers.fastpath.onewrite import OneWritePort
+from poetrynow.servers.common.sending import STREAM_THRESHOLD
+from poetrynow.servers.fast.onewrite import OneWritePort
+from poetrynow.servers.fast.plain import PoetryFactory, PoetryService
 from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
-from poetrynow.servers.sending import STREAM_THRESHOLD
 from tests.support import temp_dir, write_poem
 from tests.time_limit import TestCase
 from tests.twisted_support import TEST_POEM, WatchedSlowFactory, listen

@@ -3,7 +3,7 @@
 A clean stop ends the process pool's workers through the pool; SIGKILL gives no stop
 at all, and the workers (and multiprocessing's helper) were seen alive for as long as
 the machine ran. Each worker watches for its parent's death
-(:func:`poetrynow.servers.processes.end_with`); this test kills a real server with
+(:func:`poetrynow.servers.transform.processes.end_with`); this test kills a real server with
 SIGKILL and looks, through /proc, for every process it had started.
 """
 

@@ -18,10 +18,10 @@ from twisted.internet import defer, reactor
 from twisted.logger import LogLevel, capturedLogs
 from twisted.python.failure import Failure
 
-from poetrynow.servers import processes
-from poetrynow.servers.costs import NO_COST, Busy, Cost, Done, Job, Stopped, worker_pid
-from poetrynow.servers.pool import Pooled, Ticket
-from poetrynow.servers.processes import (
+from poetrynow.servers.transform import processes
+from poetrynow.servers.transform.costs import NO_COST, Busy, Cost, Done, Job, Stopped, worker_pid
+from poetrynow.servers.transform.pool import Pooled, Ticket
+from poetrynow.servers.transform.processes import (
     SHUTDOWN_ALONE,
     InProcesses,
     WorkerDied,
@@ -30,7 +30,7 @@ from poetrynow.servers.processes import (
     terminate_processes,
     terminate_workers,
 )
-from poetrynow.servers.workers import InThreads
+from poetrynow.servers.transform.workers import InThreads
 from poetrynow.transforms import shout
 from tests.time_limit import SynchronousTestCase, TestCase
 from tests.worker_faults import die

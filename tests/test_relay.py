@@ -18,8 +18,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs
 from zope.interface import implementer
 
-from poetrynow.relay import ApiError, Relays
-from poetrynow.relay import stages as stages_module
+from poetrynow.relay import ApiError, Relays, kinds
 from poetrynow.relay.connection import Connection
 from poetrynow.relay.pipe import HELD_LIMIT
 from poetrynow.relay.testing import RelayFixture
@@ -489,14 +488,14 @@ class OneFaultTests(RelayCase):
     def test_a_bug_costs_its_connection_not_the_relay(self):
         relay = yield self.relay(self.echo())
         relay.add("slicer", average_size=2)
-        real = stages_module.Slicer.write
+        real = kinds.Slicer.write
 
         def buggy(stage, data):
             if data == b"boom":
                 raise RuntimeError("a bug in a toxic")
             return real(stage, data)
 
-        self.patch(stages_module.Slicer, "write", buggy)
+        self.patch(kinds.Slicer, "write", buggy)
         with capturedLogs() as logs:
             victim = yield self.exchange(relay.address[1], b"boom")
         self.assertEqual(victim, (b"", "reset"))

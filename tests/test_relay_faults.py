@@ -23,12 +23,14 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from poetrynow.relay import ApiError, Relay, Relays, make_toxic, updated_toxic
-from poetrynow.relay.api import REQUEST_DEADLINE, TOXIPROXY_VERSION, faults_site
+from poetrynow.relay.api import TOXIPROXY_VERSION
 from poetrynow.relay.connection import Connection
+from poetrynow.relay.kinds import STAGES
 from poetrynow.relay.pipe import Direction
-from poetrynow.relay.stages import STAGES, Stage
+from poetrynow.relay.site import REQUEST_DEADLINE, faults_site
+from poetrynow.relay.stages import Stage
 from poetrynow.relay.testing import relay
-from poetrynow.servers.ending import LINGER
+from poetrynow.servers.common.ending import LINGER
 from tests.support import ThreadedServer, exchange
 from tests.test_relay import POEM, EachToxicTests, Flood, RelayCase
 from tests.test_relay_toxics import Hooks, Received, StageCase

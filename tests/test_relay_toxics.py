@@ -7,7 +7,8 @@ import random
 
 from twisted.internet.task import Clock
 
-from poetrynow.relay.stages import STAGES, Stage, fate
+from poetrynow.relay.kinds import STAGES, fate
+from poetrynow.relay.stages import Stage
 from poetrynow.relay.toxics import TOXIC_TYPES, ApiError, make_toxic, updated_toxic
 from tests.time_limit import SynchronousTestCase
 

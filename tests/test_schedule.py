@@ -1,7 +1,7 @@
 """The blocking server's pacing, driven by a fake clock: no test here sleeps."""
 
 from poetrynow.schedule import PoemSchedule, ideal_total
-from poetrynow.servers.blocking import serve_client
+from poetrynow.servers.slow.blocking import serve_client
 from tests.time_limit import SynchronousTestCase
 
 

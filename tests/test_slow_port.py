@@ -10,8 +10,8 @@ from twisted.internet import defer, reactor, threads
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SkipTest
 
-from poetrynow.servers.fastpath.slowport import SlowPort
-from poetrynow.servers.slow import SlowPoetryFactory
+from poetrynow.servers.slow.fast import SlowPort
+from poetrynow.servers.slow.plain import SlowPoetryFactory
 from tests.support import DEADLINE
 from tests.time_limit import TestCase
 from tests.twisted_support import TEST_POEM, poetry_service

@@ -4,8 +4,8 @@ from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from poetrynow.servers.fastpath.slowport import Pacer
-from poetrynow.servers.slow import SlowPoetryFactory, SlowPoetryProtocol
+from poetrynow.servers.slow.fast import Pacer
+from poetrynow.servers.slow.plain import SlowPoetryFactory, SlowPoetryProtocol
 from tests.time_limit import SynchronousTestCase
 from tests.twisted_support import poetry_service
 

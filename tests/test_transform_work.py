@@ -14,11 +14,11 @@ from twisted.python.failure import Failure
 
 from poetrynow.netstring import encode
 from poetrynow.servers import deploy
-from poetrynow.servers.costs import Busy, Cost, Done, Job, Stopped
-from poetrynow.servers.listen import Where, reset_on_close
-from poetrynow.servers.processes import WorkerDied
-from poetrynow.servers.transform import TransformFactory, TransformService
-from poetrynow.servers.worklog import read_work_log
+from poetrynow.servers.common.listen import Where, reset_on_close
+from poetrynow.servers.transform.costs import Busy, Cost, Done, Job, Stopped
+from poetrynow.servers.transform.processes import WorkerDied
+from poetrynow.servers.transform.server import TransformFactory, TransformService
+from poetrynow.servers.transform.worklog import read_work_log
 from poetrynow.transforms import TransformError
 from tests.support import connect, exchange, temp_dir
 from tests.time_limit import SynchronousTestCase, TestCase

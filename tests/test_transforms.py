@@ -6,7 +6,7 @@ from twisted.logger import capturedLogs
 
 from poetrynow.clients.get_poetry import TransformFailed, TransformProxy
 from poetrynow.netstring import encode
-from poetrynow.servers.transform import TransformFactory, TransformService
+from poetrynow.servers.transform.server import TransformFactory, TransformService
 from poetrynow.transforms import TransformError, apply, backwards, cummingsify
 from tests.time_limit import SynchronousTestCase, TestCase
 from tests.twisted_support import TEST_POEM, listen

@@ -24,9 +24,11 @@ from poetrynow.address import Address
 from poetrynow.netstring import encode
 from poetrynow.poems import load_poem
 from poetrynow.schedule import PoemSchedule
-from poetrynow.servers import blocking, deploy, fast, proxy
-from poetrynow.servers.fastpath.slowport import BareClient
-from poetrynow.servers.listen import Where
+from poetrynow.servers import deploy, proxy
+from poetrynow.servers.common.listen import Where
+from poetrynow.servers.fast import plain as fast
+from poetrynow.servers.slow import blocking
+from poetrynow.servers.slow.fast import BareClient
 from poetrynow.transforms import cummingsify
 from tests.support import Editions, connect, exchange, plain_twin, read_to_end
 from tests.time_limit import TestCase

@@ -5,8 +5,8 @@ from __future__ import annotations
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
 
-from poetrynow.servers.fast import PoetryFactory, PoetryService
-from poetrynow.servers.slow import SlowPoetryFactory, SlowPoetryProtocol
+from poetrynow.servers.fast.plain import PoetryFactory, PoetryService
+from poetrynow.servers.slow.plain import SlowPoetryFactory, SlowPoetryProtocol
 
 TEST_POEM = "This is a test.\nThis is only a test. Ça va.\n".encode()
 

@@ -29,8 +29,8 @@ from poetrynow.clients import EngineOptions
 from poetrynow.demo import ServerProcess, start_server
 from poetrynow.poems import load_poem
 from poetrynow.report import Summary
-from poetrynow.servers.costs import KINDS, PLACES
-from poetrynow.servers.pool import usable_cores
+from poetrynow.servers.transform.costs import KINDS, PLACES
+from poetrynow.servers.transform.pool import usable_cores
 from poetrynow.session import fetch
 from poetrynow.stopping import Interrupted
 from poetrynow.tables import format_table
@@ -306,7 +306,7 @@ def one_run(
 ) -> CostRun:
     """Start the transform server for ``place`` and ``kind`` (in ``running`` while it runs),
     measure four clients against it, stop it, and read its work log (into ``trace`` too)."""
-    from poetrynow.servers.worklog import read_work_log
+    from poetrynow.servers.transform.worklog import read_work_log
 
     args = ["--cost", str(seconds), "--cost-kind", kind, "--cost-in", place]
     server = start_server("transformedpoetry", *args, "--workers", str(CLIENTS), "--work-log", log, "--quiet")

@@ -24,8 +24,8 @@ from poetrynow.descriptors import raise_fd_limit
 from poetrynow.faults import Faults
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
 from poetrynow.poems import PoemNotFound, load_poem
-from poetrynow.servers.costs import KINDS, PLACES, QUEUE_PER_WORKER
-from poetrynow.servers.listen import ListenError, Where
+from poetrynow.servers.common.listen import ListenError, Where
+from poetrynow.servers.transform.costs import KINDS, PLACES, QUEUE_PER_WORKER
 from poetrynow.twistd_usage import PluginOptions
 
 LISTEN = [
@@ -123,7 +123,7 @@ class SlowPoetryOptions(PoemOptions):
 
 
 def cost_kind(text: str) -> str:
-    """What a transform's cost is: a blocking wait, or CPU work (:mod:`poetrynow.servers.costs`)."""
+    """What a transform's cost is: a blocking wait, or CPU work (:mod:`poetrynow.servers.transform.costs`)."""
     return validate.one_of(text, KINDS)
 
 
@@ -224,10 +224,10 @@ def preflight(tree) -> None:
     0 always binds, so it is not tried). What could still fail later (another
     process taking the port in between) goes the usual twistd way: a critical log line.
     """
-    from poetrynow.servers.fast import PoetryService
-    from poetrynow.servers.listen import bind_each, closing_listeners
-    from poetrynow.servers.transform import TransformService
-    from poetrynow.servers.worklog import WorkLogError
+    from poetrynow.servers.common.listen import bind_each, closing_listeners
+    from poetrynow.servers.fast.plain import PoetryService
+    from poetrynow.servers.transform.server import TransformService
+    from poetrynow.servers.transform.worklog import WorkLogError
 
     prog = os.path.basename(sys.argv[0]) or "twistd"
     try:
@@ -267,8 +267,8 @@ def _slow(o):
 
 
 def _transform(o):
-    from poetrynow.servers.costs import Cost
     from poetrynow.servers.deploy import transformed_poetry
+    from poetrynow.servers.transform.costs import Cost
 
     return transformed_poetry(
         where(o),

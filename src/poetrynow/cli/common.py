@@ -100,13 +100,13 @@ PLAIN_HELP = (
 
 
 def add_plain_option(parser: argparse.ArgumentParser, help: str = PLAIN_HELP) -> None:
-    """``--plain``: every Twisted server's plain edition (:mod:`poetrynow.servers.fastpath`)."""
+    """``--plain``: every Twisted server's plain edition (:mod:`poetrynow.servers.common.fastpath`)."""
     parser.add_argument("--plain", action="store_true", help=help)
 
 
 def where(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """Where the server listens; ``--listen`` with ``--port`` or ``--iface`` is a usage error."""
-    from poetrynow.servers.listen import Where
+    from poetrynow.servers.common.listen import Where
 
     try:
         return Where.chosen(args.port, args.iface, args.listen, getattr(args, "reuse_port", False))

@@ -108,10 +108,10 @@ def run(args: argparse.Namespace) -> int:
     from poetrynow.cli.serving import StartUpLog
     from poetrynow.clients.reactors import stop_reactor, watching
     from poetrynow.collector import collect_seldom
-    from poetrynow.relay.api import faults_site
-    from poetrynow.relay.relay import Relays
+    from poetrynow.relay.relays import Relays
+    from poetrynow.relay.site import faults_site
     from poetrynow.relay.toxics import ApiError
-    from poetrynow.servers.listen import cannot_listen
+    from poetrynow.servers.common.listen import cannot_listen
     from poetrynow.stopping import Interrupted, interrupt_on_signals, loop_stopped_by_signals
 
     try:

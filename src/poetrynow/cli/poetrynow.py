@@ -176,8 +176,8 @@ def serve_all(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from poetrynow.address import Address
     from poetrynow.cli.common import raise_fd_limit
     from poetrynow.cli.serving import serve
+    from poetrynow.servers.common.listen import Where
     from poetrynow.servers.deploy import poetry_proxy, slow_poetry, transformed_poetry
-    from poetrynow.servers.listen import Where
 
     if not len(args.ports) == len(args.poems) == len(args.num_bytes):
         p.error(

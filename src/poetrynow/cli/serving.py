@@ -19,9 +19,9 @@ from poetrynow.cli.common import FAILED, OK, USAGE, error, stopped
 from poetrynow.clients.reactors import stop_reactor, watching
 from poetrynow.collector import collect_seldom
 from poetrynow.poems import PoemNotFound
-from poetrynow.servers.listen import ListenError
-from poetrynow.servers.ports import ACCEPT_LOOP_NAMESPACES
-from poetrynow.servers.startup import StartError
+from poetrynow.servers.common.listen import ListenError
+from poetrynow.servers.common.ports import ACCEPT_LOOP_NAMESPACES
+from poetrynow.servers.common.startup import StartError
 from poetrynow.stopping import Interrupted, interrupt_on_signals, loop_stopped_by_signals
 
 

@@ -26,8 +26,8 @@ from poetrynow.cli.common import (
 from poetrynow.faults import Faults
 from poetrynow.poems import PoemNotFound, load_poem
 from poetrynow.schedule import PoemSchedule
-from poetrynow.servers.blocking import serve_forever
-from poetrynow.servers.listen import ListenError, bound_name, closing_listeners, listen
+from poetrynow.servers.common.listen import ListenError, bound_name, closing_listeners, listen
+from poetrynow.servers.slow.blocking import serve_forever
 
 PROG = "slowpoetry"
 

@@ -17,7 +17,7 @@ from poetrynow.cli.common import (
 )
 from poetrynow.cli.serving import serve
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
-from poetrynow.servers.costs import KINDS, PLACES, QUEUE_PER_WORKER
+from poetrynow.servers.transform.costs import KINDS, PLACES, QUEUE_PER_WORKER
 from poetrynow.transforms import TRANSFORMS
 
 PROG = "transformedpoetry"
@@ -102,8 +102,8 @@ def add_cost_options(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    from poetrynow.servers.costs import Cost
     from poetrynow.servers.deploy import transformed_poetry
+    from poetrynow.servers.transform.costs import Cost
 
     raise_fd_limit()
     tree = transformed_poetry(

@@ -6,7 +6,8 @@ rules), :mod:`~poetrynow.relay.stages` what each does to the bytes,
 the helper for test suites.
 """
 
-from poetrynow.relay.relay import Relay, Relays
+from poetrynow.relay.relay import Relay
+from poetrynow.relay.relays import Relays
 from poetrynow.relay.toxics import TOXIC_TYPES, ApiError, Toxic, make_toxic, updated_toxic
 
 __all__ = ["TOXIC_TYPES", "ApiError", "Relay", "Relays", "Toxic", "make_toxic", "updated_toxic"]

@@ -7,11 +7,11 @@ through the toxics (in order after the data) and is passed on as a FIN, so a
 request/response protocol whose client half-closes still gets its answer; the
 connection closes once each side has had the other's FIN. A close the relay
 starts waits for what the transports hold to be written, but only for
-:data:`~poetrynow.servers.ending.LINGER` seconds: a peer that never reads is
+:data:`~poetrynow.servers.common.ending.LINGER` seconds: a peer that never reads is
 then aborted, so that it cannot keep a connection (and its buffers) for ever.
 
 One fault costs one connection: what a protocol method raises is logged and
-resets that side (:func:`~poetrynow.servers.guard.costs_one_connection`), which
+resets that side (:func:`~poetrynow.servers.common.guard.costs_one_connection`), which
 resets the other; what a toxic's timer raises resets both.
 """
 
@@ -31,8 +31,8 @@ from zope.interface import implementer
 from poetrynow.relay.pipe import Direction
 from poetrynow.relay.toxics import DOWNSTREAM, Toxic
 from poetrynow.relay.transport import READ_SIZE
-from poetrynow.servers.ending import LINGER, can_half_close
-from poetrynow.servers.guard import costs_one_connection, reset_transport
+from poetrynow.servers.common.ending import LINGER, can_half_close
+from poetrynow.servers.common.guard import costs_one_connection, reset_transport
 
 
 class Relay(typing.Protocol):

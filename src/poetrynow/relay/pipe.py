@@ -33,7 +33,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from poetrynow.relay import kernel
-from poetrynow.relay.stages import Sink, Stage, fate
+from poetrynow.relay.kinds import fate
+from poetrynow.relay.stages import Sink, Stage
 from poetrynow.relay.toxics import Toxic
 from poetrynow.relay.transport import buffered, send_now
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from poetrynow.relay.relay import Relays
+from poetrynow.relay.relays import Relays
 from poetrynow.relay.testing import RelayHandle, Upstream, shared_thread, upstream_text
 
 

@@ -26,7 +26,8 @@ from typing import Any
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from poetrynow.relay.relay import Relay, Relays
+from poetrynow.relay.relay import Relay
+from poetrynow.relay.relays import Relays
 from poetrynow.relay.toxics import DOWNSTREAM, Toxic
 
 Upstream = str | tuple[str, int]

@@ -1,1 +1,3 @@
-"""The poetry servers: Part 2's blocking one here, the Twisted ones beside it."""
+"""The poetry servers of the articles, one room each: ``slow`` (blocking, Twisted, and its fast
+edition), ``fast``, ``proxy``, ``transform`` (with the machinery its work runs on), what they
+share in ``common``, and ``deploy``, the service trees the commands and twistd both run."""

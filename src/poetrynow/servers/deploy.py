@@ -2,12 +2,12 @@
 
 Each server is a :class:`ServerTree`: a MultiService holding the service that
 owns the poem (or the transforms, or the upstream) and a
-:class:`~poetrynow.servers.startup.ListeningService` that listens with the
+:class:`~poetrynow.servers.common.startup.ListeningService` that listens with the
 factory. ``fastpoetry`` and ``twistd fastpoetry`` build the very same tree with
 :func:`fast_poetry`; only who starts it, and where its log goes, differ. Every
 builder takes the reactor to run on, so tests can hand it a MemoryReactor, and
 ``plain=True`` picks the plain edition (the fast one is the default where its
-start-up check passes: :mod:`poetrynow.servers.fastpath`). The transform server
+start-up check passes: :mod:`poetrynow.servers.common.fastpath`). The transform server
 has one edition, the plain one.
 """
 
@@ -19,14 +19,14 @@ from poetrynow.address import Address
 from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 from poetrynow.faults import Faults
 from poetrynow.netstring import DEFAULT_MAX_LENGTH
-from poetrynow.servers.costs import NO_COST, Cost
-from poetrynow.servers.fast import PoetryFactory, PoetryService
-from poetrynow.servers.listen import Where
+from poetrynow.servers.common.listen import Where
+from poetrynow.servers.common.startup import ListeningService
+from poetrynow.servers.fast.plain import PoetryFactory, PoetryService
 from poetrynow.servers.proxy import PoetryProxyFactory, ProxyService
-from poetrynow.servers.slow import NO_FAULTS, SlowPoetryFactory
-from poetrynow.servers.startup import ListeningService
-from poetrynow.servers.transform import TransformFactory, TransformService
-from poetrynow.servers.workers import placement
+from poetrynow.servers.slow.plain import NO_FAULTS, SlowPoetryFactory
+from poetrynow.servers.transform.costs import NO_COST, Cost
+from poetrynow.servers.transform.server import TransformFactory, TransformService
+from poetrynow.servers.transform.workers import placement
 
 
 class ServerTree(service.MultiService):

@@ -2,7 +2,7 @@
 
 The first request fetches the poem upstream; requests that come meanwhile share
 that one fetch; once it is in, every request gets the cached poem at once (on TCP in the accept
-loop itself, by :class:`~poetrynow.servers.fastpath.onewrite.OneWritePort`, in the
+loop itself, by :class:`~poetrynow.servers.fast.onewrite.OneWritePort`, in the
 fast edition). When
 every client waiting on the fetch has hung up, the fetch is cancelled and the
 upstream connection closed (Part 19). A failed fetch caches nothing: its waiting
@@ -32,10 +32,10 @@ from poetrynow.address import Address
 from poetrynow.clients.errors import DEFAULT_MAX_BYTES
 from poetrynow.clients.get_poetry import describe_failure, get_poetry_at
 from poetrynow.interfaces import IPoetryProxyService
-from poetrynow.servers.ending import Answering
-from poetrynow.servers.guard import costs_one_connection, reset_transport
-from poetrynow.servers.logline import log_info
-from poetrynow.servers.sending import send_rest
+from poetrynow.servers.common.ending import Answering
+from poetrynow.servers.common.guard import costs_one_connection, reset_transport
+from poetrynow.servers.common.logline import log_info
+from poetrynow.servers.common.sending import send_rest
 
 hits_log = Logger()  # module-level: a class's Logger is built anew on each use
 

@@ -8,7 +8,7 @@ socket says when ``accept()`` fails for want of descriptors.
 Twisted, out of descriptors, closes each waiting connection and logs a line for
 each in its own words. The one notice a person reads rests on the errno instead
 (:class:`Shortage`): a Twisted that words its lines otherwise cannot silence it.
-The fast ports (:mod:`poetrynow.servers.fastpath`) are SharedPorts too, and their
+The fast ports (:mod:`poetrynow.servers.common.fastpath`) are SharedPorts too, and their
 bare accept loop reports the errors it catches the same way.
 """
 

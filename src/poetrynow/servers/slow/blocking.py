@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 
 from poetrynow.schedule import PoemSchedule
-from poetrynow.servers.listen import reset_on_close
+from poetrynow.servers.common.listen import reset_on_close
 from poetrynow.stopping import Interrupted
 
 Log = Callable[[str], None]

@@ -6,7 +6,7 @@ hold as many transforms as they may) closes the connection without an answer and
 logs one line; the server goes on serving.
 
 The work may cost S seconds, and run in the reactor's thread, a thread pool or a
-process pool (Part 20's warning, :mod:`poetrynow.servers.workers`): the answer goes
+process pool (Part 20's warning, :mod:`poetrynow.servers.transform.workers`): the answer goes
 out when the work's Deferred fires, and a work that fails costs that one request.
 The protocol holds that Deferred: a client that goes away cancels its work, and
 the timeout bounds the wait for it too (:meth:`TransformService.longest_work`).
@@ -24,13 +24,13 @@ from zope.interface import implementer
 
 from poetrynow.interfaces import ITransformService
 from poetrynow.netstring import DEFAULT_MAX_LENGTH, NetstringDecoder, NetstringError, encode
-from poetrynow.servers.costs import NO_COST, Cost, Done, Job, Refused
-from poetrynow.servers.ending import Answering
-from poetrynow.servers.guard import costs_one_connection
-from poetrynow.servers.listen import peer_name
-from poetrynow.servers.startup import StartError, cannot_start
-from poetrynow.servers.workers import InLoop
-from poetrynow.servers.worklog import WorkLog
+from poetrynow.servers.common.ending import Answering
+from poetrynow.servers.common.guard import costs_one_connection
+from poetrynow.servers.common.listen import peer_name
+from poetrynow.servers.common.startup import StartError, cannot_start
+from poetrynow.servers.transform.costs import NO_COST, Cost, Done, Job, Refused
+from poetrynow.servers.transform.workers import InLoop
+from poetrynow.servers.transform.worklog import WorkLog
 from poetrynow.transforms import TRANSFORMS, TransformError
 
 
@@ -98,7 +98,7 @@ class TransformService(service.Service):
 
 class TransformProtocol(Answering, TimeoutMixin):
     """One request, one answer. A client may half-close once its request is sent: the
-    answer still comes (:mod:`poetrynow.servers.ending`)."""
+    answer still comes (:mod:`poetrynow.servers.common.ending`)."""
 
     log = Logger()
     heard = False  # some of a request came
@@ -175,7 +175,7 @@ class TransformProtocol(Answering, TimeoutMixin):
         self._end()
 
     def _end(self) -> None:
-        """No answer: close (after the client's FIN, if it spoke: :mod:`~poetrynow.servers.ending`)."""
+        """No answer: close (after the client's FIN, if it spoke: :mod:`~poetrynow.servers.common.ending`)."""
         self.answered = True
         self.setTimeout(None)
         if not self.gone:
@@ -203,7 +203,7 @@ class TransformProtocol(Answering, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """The client is gone: its work is cancelled, so that it costs no worker (see
-        :mod:`poetrynow.servers.pool`), and no timer is left."""
+        :mod:`poetrynow.servers.transform.pool`), and no timer is left."""
         self.gone = True
         working, self.working = self.working, None
         if working is not None:

@@ -9,7 +9,7 @@ pile up into drift. Each protocol is a streaming producer for its transport: a
 client that stops reading pauses its own schedule once the transport's buffer is
 full, instead of having chunk after chunk queued for it.
 
-The fast edition (:mod:`poetrynow.servers.fastpath.slowport`) serves the same
+The fast edition (:mod:`poetrynow.servers.slow.fast`) serves the same
 plans to ten thousand clients from one timer and bare sockets, and hands a
 client that stops reading to this protocol, mid-poem (:meth:`SlowPoetryProtocol.resume`).
 """
@@ -25,10 +25,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from poetrynow.faults import RESET, STALL, Faults, Plan, plan
-from poetrynow.servers.ending import Answering
-from poetrynow.servers.gone import GoneWatch
-from poetrynow.servers.guard import costs_one_connection, reset_transport
-from poetrynow.servers.listen import peer_name
+from poetrynow.servers.common.ending import Answering
+from poetrynow.servers.common.gone import GoneWatch
+from poetrynow.servers.common.guard import costs_one_connection, reset_transport
+from poetrynow.servers.common.listen import peer_name
 
 NO_FAULTS = Faults()
 
@@ -251,7 +251,7 @@ class SlowPoetryFactory(Factory):
         self.stopped = False
 
     def watch_gone(self, fd: int, gone) -> None:
-        """Have ``gone()`` called if the client on ``fd`` turns out to have gone (see servers/gone.py)."""
+        """Have ``gone()`` called if the client on ``fd`` turns out to have gone (see common/gone.py)."""
         if self.gone_watch is None:
             if self.stopped or not IReactorFDSet.providedBy(self.clock):
                 return  # stopped (its watch with it), or a test's clock: nothing to watch with

@@ -1,6 +1,6 @@
 """The slow server's fast edition: bare sockets and one timer for every client.
 
-The plain edition (:mod:`poetrynow.servers.slow`) gives each client a transport,
+The plain edition (:mod:`poetrynow.servers.slow.plain`) gives each client a transport,
 a protocol and a timer. With ten thousand clients connecting at once, Twisted's
 accept (a transport, its addresses and log strings, a reactor registration per
 client) and ten thousand timers cost more than the kernel's own work, and the
@@ -22,10 +22,10 @@ from typing import Any
 from twisted.logger import Logger
 
 from poetrynow.faults import RESET, STALL, Plan
-from poetrynow.servers.fastpath.onewrite import BarePort, bare_accepts, close_cleanly, log
-from poetrynow.servers.guard import BUG, reset_fd
-from poetrynow.servers.logline import peer_of
-from poetrynow.servers.slow import SlowPoetryProtocol
+from poetrynow.servers.common.guard import BUG, reset_fd
+from poetrynow.servers.common.logline import peer_of
+from poetrynow.servers.fast.onewrite import BarePort, bare_accepts, close_cleanly, log
+from poetrynow.servers.slow.plain import SlowPoetryProtocol
 
 
 class Pacer:
@@ -84,7 +84,7 @@ class Pacer:
 class BareClient:
     """One client's poem on its bare socket, until it needs a transport (or ends)."""
 
-    log = Logger(namespace="poetrynow.servers.slow")
+    log = Logger(namespace="poetrynow.servers.slow.plain")
 
     def __init__(self, fd: int, address: tuple, port: SlowPort, now: float):
         factory = port.factory

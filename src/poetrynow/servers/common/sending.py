@@ -1,7 +1,7 @@
 """Sending a whole answer on a transport, then ending: the one thing a poetry server says.
 
 A short answer is one ``write`` and the protocol's
-:meth:`~poetrynow.servers.ending.Answering.finish` (a FIN, then the close once
+:meth:`~poetrynow.servers.common.ending.Answering.finish` (a FIN, then the close once
 the client closes too). A long one (a poem of
 megabytes) goes by a pull producer, slice by slice as the transport asks for
 more, so that a thousand clients of a large poem cost a thousand small buffers,
@@ -16,7 +16,7 @@ from typing import Any
 from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
-from poetrynow.servers.ending import Answering
+from poetrynow.servers.common.ending import Answering
 
 #: A rest at least this long goes out through a pull producer, slice by slice.
 STREAM_THRESHOLD = 4 << 20

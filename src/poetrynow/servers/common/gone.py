@@ -1,7 +1,7 @@
 """Noticing clients that have gone while the slow server has nothing to send them.
 
 A client's FIN does not say it has gone (it may have half-closed,
-:mod:`poetrynow.servers.ending`); a send that fails does. Between two sends,
+:mod:`poetrynow.servers.common.ending`); a send that fails does. Between two sends,
 though, a slow server may wait a long time: ``--delay``, ``--accept-delay``,
 ``--stall-for``, ``--slow-close``, or a stall for ever. The fast edition's bare
 clients are not watched by the reactor at all, and a Twisted transport stops
@@ -40,7 +40,7 @@ from zope.interface import implementer
 #: Seconds without traffic before the first keepalive probe, between probes, and probes before giving up.
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 30, 10, 3
 
-log = Logger(namespace="poetrynow.servers.gone")
+log = Logger(namespace="poetrynow.servers.common.gone")
 
 
 def keep_alive(listening: socket.socket) -> None:

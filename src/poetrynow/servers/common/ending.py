@@ -7,7 +7,7 @@ It may **half-close**: shut its sending side at once (``nc -N``,
 not that it has gone; a Twisted transport whose protocol does not provide
 ``IHalfCloseableProtocol`` takes it for a hang-up and drops the connection, poem
 and all. A client that has gone is noticed when a send to it fails, or when the
-kernel reports its socket broken (:mod:`poetrynow.servers.gone`).
+kernel reports its socket broken (:mod:`poetrynow.servers.common.gone`).
 
 It may **speak first**: a greeting, a newline typed into ``telnet``. The kernel
 answers the close of a socket that holds unread input with a reset instead of a

@@ -30,8 +30,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from poetrynow.servers.costs import Done, Refused, Stopped, work, worker_pid
-from poetrynow.servers.pool import FirstSeen, Pooled, Ticket, usable_cores
+from poetrynow.servers.transform.costs import Done, Refused, Stopped, work, worker_pid
+from poetrynow.servers.transform.pool import FirstSeen, Pooled, Ticket, usable_cores
 from poetrynow.stopping import end_when_orphaned
 
 #: Seconds the process pool may take to start all its workers: a hang detector.

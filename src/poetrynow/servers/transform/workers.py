@@ -6,14 +6,14 @@ Part 20's warning, and its two ways out:
   read, written or accepted: a blocking wait there serialises every client.
 - :class:`InThreads`: a Twisted thread pool. Waits overlap; Python work does not,
   for only the thread holding the GIL computes.
-- :class:`~poetrynow.servers.processes.InProcesses`: a process pool. Each worker
+- :class:`~poetrynow.servers.transform.processes.InProcesses`: a process pool. Each worker
   has its own interpreter and GIL, so CPU work spreads over the cores.
 
 Each hands back a Deferred that fires in the reactor's thread with what the
-worker did (:class:`~poetrynow.servers.costs.Done`), its worker named as the work
+worker did (:class:`~poetrynow.servers.transform.costs.Done`), its worker named as the work
 log names it: ``main thread``, ``thread N``, ``process N``, numbered in the order
 each is first seen. The pools hold a bounded queue of jobs that can be cancelled
-(:mod:`poetrynow.servers.pool`).
+(:mod:`poetrynow.servers.transform.pool`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.threadpool import ThreadPool
 
-from poetrynow.servers.costs import PLACES, Done, Job, work
-from poetrynow.servers.pool import FirstSeen, Pooled, Ticket
-from poetrynow.servers.processes import InProcesses
+from poetrynow.servers.transform.costs import PLACES, Done, Job, work
+from poetrynow.servers.transform.pool import FirstSeen, Pooled, Ticket
+from poetrynow.servers.transform.processes import InProcesses
 
 __all__ = ["MAIN", "THREADS", "InLoop", "InProcesses", "InThreads", "placement"]
 

@@ -2,7 +2,7 @@
 
 Part 20 opens by warning that blocking inside a Twisted program throws away what
 the asynchronous model gives. Here each transform can be made to cost S seconds
-of one of two kinds of work, so that where it runs (:mod:`poetrynow.servers.workers`)
+of one of two kinds of work, so that where it runs (:mod:`poetrynow.servers.transform.workers`)
 shows:
 
 - ``wait``: a blocking wait, as a blocking database or HTTP call would be. It
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 from poetrynow.transforms import Transform, apply
 
-#: The kinds of cost, and where the work may run (:mod:`poetrynow.servers.workers`); the
+#: The kinds of cost, and where the work may run (:mod:`poetrynow.servers.transform.workers`); the
 #: first of each is the default.
 KINDS = ("wait", "cpu")
 PLACES = ("loop", "thread", "process")
 #: Transforms a pool of threads or processes holds for each worker, unless told (``--queue``):
-#: at work, or waiting for a worker (:mod:`poetrynow.servers.pool`).
+#: at work, or waiting for a worker (:mod:`poetrynow.servers.transform.pool`).
 QUEUE_PER_WORKER = 4
 #: Python iterations between two looks at the clock: about a tenth of a millisecond.
 SPIN_ROUND = 2000

@@ -2,7 +2,7 @@
 
 The Twisted servers listen through :class:`ListeningService`, which logs the port
 really bound and words a failure as every server does
-(:func:`~poetrynow.servers.listen.cannot_listen`). A start-up failure is logged
+(:func:`~poetrynow.servers.common.listen.cannot_listen`). A start-up failure is logged
 once, as a critical line, and raised for the front end (a command, twistd) to word.
 """
 
@@ -19,9 +19,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from poetrynow.address import split_description
-from poetrynow.servers.gone import keep_alive
-from poetrynow.servers.listen import ListenError, Where, cannot_listen, listen_on_each, listen_shared
-from poetrynow.servers.ports import SharedPort
+from poetrynow.servers.common.gone import keep_alive
+from poetrynow.servers.common.listen import ListenError, Where, cannot_listen, listen_on_each, listen_shared
+from poetrynow.servers.common.ports import SharedPort
 
 log = Logger()
 
@@ -47,7 +47,7 @@ def listened(deferred: Deferred) -> Any:
 
 
 def own_port(reactor: Any, description: str, factory: Any, port_class: Any, reuse_port: bool = False) -> Any:
-    """A ``port_class`` port (a :class:`~poetrynow.servers.ports.SharedPort`: the plain
+    """A ``port_class`` port (a :class:`~poetrynow.servers.common.ports.SharedPort`: the plain
     edition's, or a fast one whose accept loop does the work itself), listening, for a
     ``tcp``/``tcp6`` description; None for any other kind (they take the ordinary endpoint).
 
@@ -130,7 +130,7 @@ class ListeningService(service.Service):
             return None
         kind = getattr(self.factory, "fast_port", None)
         if kind is not None:
-            from poetrynow.servers import fastpath
+            from poetrynow.servers.common import fastpath
 
             fast = fastpath.port_class(kind, plain=getattr(self.factory, "plain", False))
             if fast is not None:

@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 
 from twisted.logger import Logger
 
-from poetrynow.servers.listen import reset_on_close
+from poetrynow.servers.common.listen import reset_on_close
 
-log = Logger(namespace="poetrynow.servers.guard")
+log = Logger(namespace="poetrynow.servers.common.guard")
 
 #: The words of the log line; ``peer`` names the client.
 BUG = "A bug while serving {peer}; its connection is reset, the server goes on"

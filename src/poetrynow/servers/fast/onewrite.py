@@ -21,11 +21,11 @@ to take Twisted's ordinary path (a proxy with nothing cached yet).
 this way (the address as ``accept`` gives it), to log or count it; it should be
 cheap.
 
-The slow server's fast path (:class:`~poetrynow.servers.fastpath.slowport.SlowPort`)
+The slow server's fast path (:class:`~poetrynow.servers.slow.fast.SlowPort`)
 shares the pieces: :func:`bare_accepts` (new connections as descriptors, no
 socket objects) and :class:`BarePort` (the hand-over of a bare connection to an
 ordinary transport). Each private name they use is checked at start-up
-(:mod:`poetrynow.servers.fastpath`).
+(:mod:`poetrynow.servers.common.fastpath`).
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
-from poetrynow.servers import ports
-from poetrynow.servers.ending import DRAIN_LIMIT, Answering, waiting
-from poetrynow.servers.guard import BUG, costs_one_connection, reset_fd
-from poetrynow.servers.logline import peer_of
-from poetrynow.servers.ports import SharedPort
-from poetrynow.servers.sending import send_rest
+from poetrynow.servers.common import ports
+from poetrynow.servers.common.ending import DRAIN_LIMIT, Answering, waiting
+from poetrynow.servers.common.guard import BUG, costs_one_connection, reset_fd
+from poetrynow.servers.common.logline import peer_of
+from poetrynow.servers.common.ports import SharedPort
+from poetrynow.servers.common.sending import send_rest
 
-log = Logger(namespace="poetrynow.servers.fastpath")
+log = Logger(namespace="poetrynow.servers.common.fastpath")
 
 #: Connections accepted per call of doRead before yielding to the rest of the loop.
 BATCH = 256
@@ -94,7 +94,7 @@ def bare_accepts(port: tcp.Port) -> Iterator[tuple[int, tuple]]:
     error other than "none left" (EMFILE, EPERM, ...) this hands over to
     Twisted's own accept loop, which knows how to recover from each, and stops;
     running out of descriptors is first told to the port's notice, as the
-    socket's own ``accept`` would (:mod:`poetrynow.servers.ports`).
+    socket's own ``accept`` would (:mod:`poetrynow.servers.common.ports`).
     """
     accept = port.socket._accept  # type: ignore[union-attr]
     for _ in range(BATCH):
@@ -110,7 +110,7 @@ def bare_accepts(port: tcp.Port) -> Iterator[tuple[int, tuple]]:
 
 
 class BarePort(SharedPort):
-    """A fast port's base: a :class:`~poetrynow.servers.ports.SharedPort` whose connections,
+    """A fast port's base: a :class:`~poetrynow.servers.common.ports.SharedPort` whose connections,
     accepted bare, can still be given to an ordinary transport."""
 
     def hand_over(self, fd: int, address: tuple, protocol: Protocol) -> None:

@@ -2,7 +2,7 @@
 
 A pool holds at most ``queue`` jobs (``--queue``): ``workers`` of them at work,
 the rest waiting here, in order, for a worker to be free. One more is refused at
-once (:class:`~poetrynow.servers.costs.Busy`) rather than queued: each job holds
+once (:class:`~poetrynow.servers.transform.costs.Busy`) rather than queued: each job holds
 a poem of up to ``--max-length`` bytes, and a client can send requests faster than
 any worker does S seconds of work. The pools' own queues (Twisted's
 ``ThreadPool``, ``ProcessPoolExecutor``'s pending work) are never used: they have
@@ -12,7 +12,7 @@ A job's Deferred can be cancelled (its client has gone, or its time is up). A jo
 still waiting leaves the queue, poem and all, and costs nothing; one at work is
 called off as its kind of worker allows, and holds its worker until the worker
 gives it back. When the pool stops, every job it holds fails at once with
-:class:`~poetrynow.servers.costs.Stopped`: none waits for a worker that will not
+:class:`~poetrynow.servers.transform.costs.Stopped`: none waits for a worker that will not
 come, and none is left unfired.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
 
-from poetrynow.servers.costs import QUEUE_PER_WORKER, Busy, Done, Job, Refused, Stopped
+from poetrynow.servers.transform.costs import QUEUE_PER_WORKER, Busy, Done, Job, Refused, Stopped
 
 
 def usable_cores() -> int:

@@ -3,7 +3,7 @@
 The transform server's work happens in another process from the client's, and
 maybe in threads or processes of its own; its log lets the demo draw that work on
 the client's time axis. ``began`` and ``ended`` are ``time.monotonic()`` as the
-worker read it (:class:`~poetrynow.servers.costs.Done`). Each line is flushed as it
+worker read it (:class:`~poetrynow.servers.transform.costs.Done`). Each line is flushed as it
 is written, so a reader never sees half of one.
 
 The log is a by-product: a disk that fills up (or a device that fails) costs the
@@ -18,8 +18,8 @@ from typing import IO, Any
 
 from twisted.logger import Logger
 
-from poetrynow.servers.costs import Done
-from poetrynow.servers.startup import StartError
+from poetrynow.servers.common.startup import StartError
+from poetrynow.servers.transform.costs import Done
 
 log = Logger()
 

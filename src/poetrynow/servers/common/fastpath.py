@@ -1,7 +1,7 @@
 """The fast edition of the Twisted servers, and the start-up check that decides whether it runs.
 
-Every Twisted server has a plain edition (:mod:`poetrynow.servers.fast`,
-:mod:`~poetrynow.servers.slow`, :mod:`~poetrynow.servers.proxy`): Protocol,
+Every Twisted server has a plain edition (:mod:`poetrynow.servers.fast.plain`,
+:mod:`~poetrynow.servers.slow.plain`, :mod:`~poetrynow.servers.proxy`): Protocol,
 Factory, transports and timers, only Twisted's public names, the articles'
 design. The fast edition answers in the accept loop (:mod:`.onewrite`) and
 paces bare sockets from one timer (:mod:`.slowport`); to do so it leans on
@@ -14,6 +14,7 @@ the plain edition, and says so in one log line.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import os
 import socket
@@ -24,7 +25,10 @@ from twisted.logger import Logger
 log = Logger()
 
 #: The fast listening ports, by the name a factory asks for.
-PORTS = {"one-write": ("onewrite", "OneWritePort"), "slow": ("slowport", "SlowPort")}
+PORTS = {
+    "one-write": ("poetrynow.servers.fast.onewrite", "OneWritePort"),
+    "slow": ("poetrynow.servers.slow.fast", "SlowPort"),
+}
 
 #: What the fast ports use of ``twisted.internet.tcp.Port`` beyond its public interface.
 PORT_NAMES = ("doRead", "createInternetSocket", "startListening", "logPrefix", "sessionno", "transport")
@@ -111,7 +115,7 @@ def port_class(kind: str, plain: bool = False) -> Any:
     if why is None:
         try:
             module_name, name = PORTS[kind]
-            module = __import__(f"{__name__}.{module_name}", fromlist=[name])
+            module = importlib.import_module(module_name)
             return getattr(module, name)
         except Exception as problem:  # a fast module that cannot load on this Twisted
             why = f"the fast port cannot be loaded ({problem})"

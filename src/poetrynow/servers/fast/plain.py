@@ -2,9 +2,9 @@
 
 The plain edition is the lesson: a Service that holds the poem, a Factory that
 builds a Protocol per client, and a Protocol whose ``connectionMade`` writes the
-poem and closes (:func:`~poetrynow.servers.sending.send_rest`, which streams a
+poem and closes (:func:`~poetrynow.servers.common.sending.send_rest`, which streams a
 large poem by a producer). In the fast edition, on TCP, a
-:class:`~poetrynow.servers.fastpath.onewrite.OneWritePort` asks the factory for
+:class:`~poetrynow.servers.fast.onewrite.OneWritePort` asks the factory for
 the answer (``answer_now``) and writes it in its accept loop: one send per
 client, no transport object.
 """
@@ -18,12 +18,12 @@ from zope.interface import implementer
 
 from poetrynow.interfaces import IPoetryService
 from poetrynow.poems import PoemNotFound, load_poem
-from poetrynow.servers.ending import Answering
-from poetrynow.servers.guard import costs_one_connection
-from poetrynow.servers.listen import peer_name
-from poetrynow.servers.logline import log_info, peer_of
-from poetrynow.servers.sending import send_rest
-from poetrynow.servers.startup import cannot_start
+from poetrynow.servers.common.ending import Answering
+from poetrynow.servers.common.guard import costs_one_connection
+from poetrynow.servers.common.listen import peer_name
+from poetrynow.servers.common.logline import log_info, peer_of
+from poetrynow.servers.common.sending import send_rest
+from poetrynow.servers.common.startup import cannot_start
 
 log = Logger()
 
