@@ -23,6 +23,9 @@ to add a toxic, and to remove it, on every open connection. Each relayed
 connection costs the relay two descriptors, so its open-files limit caps the count:
 the number used is printed when it is below the one asked for.
 
+Over 300 lines because the paths, their load and the table live together, so that a
+figure and its method cannot drift apart.
+
     .venv/bin/python benchmarks/relay.py [--rounds 4] [--megabytes 200] [--round-trips 10000]
         [--connections 10000] [--idle 5] [--requests 200] [--part throughput|idle|all]
 """

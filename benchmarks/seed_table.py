@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from poetrynow.clients import ENGINES as TABLE
-from poetrynow.demo import DEMO_SERVERS, measure, start_slow_server
+from poetrynow.demo import DEMO_SERVERS, measure
+from poetrynow.demo_servers import start_slow_server
 from poetrynow.schedule import ideal_total
 from poetrynow.tables import format_table
 

@@ -6,7 +6,8 @@ import json
 import os
 
 from poetrynow.address import Address
-from poetrynow.costdemo import CostRun, cost_table, cost_verdict, ideal, panels_of
+from poetrynow.costdemo import panels_of
+from poetrynow.costruns import CostRun, cost_table, cost_verdict, ideal
 from poetrynow.events import Failed, Finished
 from poetrynow.report import Summary
 from tests.support import run, temp_dir

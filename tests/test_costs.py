@@ -13,7 +13,7 @@ from unittest import SkipTest, mock
 from twisted.logger import LogLevel, capturedLogs
 
 from poetrynow import validate
-from poetrynow.plugins import cost_kind, cost_place
+from poetrynow.plugin_options import cost_kind, cost_place
 from poetrynow.servers.transform.costs import Cost, Job, Stopped, spend, spin, wait, work
 from poetrynow.servers.transform.pool import FirstSeen, usable_cores
 from poetrynow.servers.transform.worklog import WorkLog, WorkLogError, read_work_log

@@ -63,7 +63,7 @@ class ServerStartTests(SynchronousTestCase):
         import sys
         import time
 
-        from poetrynow.demo import first_line
+        from poetrynow.demo_servers import first_line
 
         silent = subprocess.Popen(
             [sys.executable, "-c", "import time; time.sleep(60)"], stdout=subprocess.PIPE, text=True
@@ -78,7 +78,7 @@ class ServerStartTests(SynchronousTestCase):
         import subprocess
         import sys
 
-        from poetrynow.demo import first_line
+        from poetrynow.demo_servers import first_line
 
         talker = subprocess.Popen(
             [sys.executable, "-c", "print('Serving kettle on port 10000.'); print('more')"],
@@ -95,9 +95,10 @@ class ServerStartTests(SynchronousTestCase):
 
         from poetrynow import demo
         from poetrynow.cli import poetrynow
+        from poetrynow.demo_servers import ServerDidNotStart
 
         def silent(*args, **kwargs):
-            raise demo.ServerDidNotStart("slowpoetry did not start: it said nothing within 30 s")
+            raise ServerDidNotStart("slowpoetry did not start: it said nothing within 30 s")
 
         self.patch(demo, "start_slow_server", silent)
         for signum in (signal.SIGINT, signal.SIGTERM):  # the command installs its own

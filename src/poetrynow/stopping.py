@@ -36,6 +36,11 @@ interpreter's shutdown too.
 A stop under way belongs to the run it stopped. :func:`begin` forgets it when a
 new run starts: a process that goes on after one stop (the tests, the demo's
 runs) reports the next run's failures, and stops on its next signal.
+
+Over 300 lines as one piece: every way a process of the project is told to stop (a
+signal in a blocking program, a signal in a loop, its parent's death) ends in the same
+Interrupted and the same :func:`begin`, so that a reader checking that nothing
+outlives its owner reads them side by side.
 """
 
 from __future__ import annotations

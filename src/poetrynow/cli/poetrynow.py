@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "faults":
         return run_faults(args)
     if args.command == "demo":
-        from poetrynow.demo import DEFAULT_PICTURE, ServerDidNotStart, run_demo
+        from poetrynow.demo import DEFAULT_PICTURE, run_demo
+        from poetrynow.demo_servers import ServerDidNotStart
         from poetrynow.timeline import have_matplotlib
 
         if args.no_timeline and args.timeline:

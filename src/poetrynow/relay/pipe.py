@@ -21,6 +21,10 @@ A direction with no toxic that has carried a stream's worth of bytes
 :class:`Drained` watch waits for that, the reader paused), a splice takes over
 the reader; the first toxic added stops it, and what its pipe held goes to the
 writer first, then the stages take the reader's next bytes.
+
+Over 300 lines as one piece: a direction's flow control (pause, resume, FIN, the
+move to the kernel and back) is one state machine, and its transitions are checked
+against each other or not at all.
 """
 
 from __future__ import annotations

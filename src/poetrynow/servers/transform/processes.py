@@ -9,6 +9,10 @@ line each, the pool is ended and a new one started, once, in a thread (starting
 one waits for its workers, which the reactor's thread must not), and requests
 are refused in a line while it starts. Jobs still waiting keep their place. A
 new pool that does not start is one warning line; the next request tries again.
+
+Over 300 lines as one piece: starting, watching, ending and replacing the pool share
+one state (the pool serving, the one starting, the jobs waiting), and the races
+between them are read in one file or missed.
 """
 
 from __future__ import annotations
