@@ -138,11 +138,50 @@ def tests(session: nox.Session, twisted: str) -> None:
     session.run(*CELL, *session.posargs)
 
 
+#: What a bare install changes: the modules that import an extra when it is there (progress,
+#: the timeline's picture, the asyncio engines' uvloop, ssl endpoints), the commands and
+#: entry points that reach them, and every module imported afresh. The rest of the suite (the
+#: servers, the relay, the engines' network paths) runs the same code with or without the
+#: extras, and make test runs it on this Python and Twisted already.
+BARE_TESTS = [
+    f"tests/test_{name}.py"
+    for name in (
+        "layers", "cli", "pictures", "report", "every_engine", "demo", "costdemo", "trace",
+        "endpoints", "readme", "plugin_install", "twistd", "examples", "server_commands",
+        "relay_fixture",
+    )
+]  # fmt: skip
+
+
 @nox.session(python="3.11")
 def bare(session: nox.Session) -> None:
-    """The suite with only the test extra: what needs matplotlib, rich or uvloop must skip, saying why."""
+    """What an install without the extras changes: what needs matplotlib, rich or uvloop must skip,
+    saying why, and everything else work without them (``BARE_TESTS``; ``-- tests`` for all)."""
     install(session, ".[test]")
-    session.run(*CELL, *session.posargs)
+    session.run(*CELL, *(session.posargs or BARE_TESTS))
+
+
+def trial_names(session: nox.Session) -> list[str]:
+    """The cells' tests, as trial spells them: pytest collects them (its markers say which are
+    heavy); only tests in classes, since a pytest function test takes fixtures trial does not know."""
+    listed = session.run("python", "-m", "pytest", "-q", "--collect-only", "-m", "not heavy", silent=True)
+    names = []
+    for line in str(listed).splitlines():
+        parts = line.strip().split("::")
+        if len(parts) == 3 and parts[0].startswith("tests/") and parts[0].endswith(".py"):
+            names.append(".".join([parts[0][: -len(".py")].replace("/", "."), parts[1], parts[2]]))
+    if not names:
+        session.error("pytest collected no test for trial to run")
+    return names
+
+
+@nox.session(python="3.12")
+def trial(session: nox.Session) -> None:
+    """The cells' suite under Twisted's own runner (Part 15), on Python 3.12 and Twisted's floor:
+    every test is trial-style, and this cell is that Python and Twisted's run, so that trial
+    costs CI no run of its own. Four workers, as the pytest cells have: most tests wait."""
+    install(session, ALL_EXTRAS, twisted_floor("3.12"))
+    session.run("python", "-m", "twisted.trial", "-j", "4", *(session.posargs or trial_names(session)))
 
 
 def hosts_with_ipv6_first(original: str) -> str:

@@ -154,9 +154,14 @@ class ChainOrderTests(RelayCase):
 
 
 def writer_full(direction) -> bool:
-    """The writer takes no more: its transport paused the direction (user space), or the splice
-    waits for its room (the kernel path), the pipe full."""
-    return direction.writer_full or (direction.splice is not None and direction.splice.writing)
+    """The writer takes no more: its transport paused the direction (user space), the splice
+    waits for its room (the kernel path), the pipe full, or a splice waits for the transport to
+    empty first (Drained), which it never does for a client that never reads."""
+    return (
+        direction.writer_full
+        or (direction.splice is not None and direction.splice.writing)
+        or direction.drained_watch is not None
+    )
 
 
 class LingerTests(RelayCase):

@@ -9,19 +9,30 @@ error. Fakes here; the relay tests stream real bytes through both paths.
 
 from __future__ import annotations
 
-from twisted.internet import defer, reactor
+import socket
+from types import SimpleNamespace
+from typing import ClassVar
+
+from twisted.internet import defer, protocol, reactor
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
+from zope.interface import implementer
 
 from poetrynow.relay.transport import READ_SIZE, buffered, send_now
 from tests.test_relay import Client, RelayCase, connect
 from tests.time_limit import SynchronousTestCase
 
 
-class Sock:
-    """A socket that takes ``takes`` bytes of each send, or raises ``error``."""
+class Sock(socket.socket):
+    """A socket that takes ``takes`` bytes of each send, or raises ``error`` (a real socket object,
+    never connected: send_now gives bytes only to the kernel's sockets)."""
+
+    made: ClassVar[list[socket.socket]] = []
 
     def __init__(self, takes: int | None = None, error: OSError | None = None):
+        super().__init__(socket.AF_INET, socket.SOCK_STREAM)
+        Sock.made.append(self)
         self.takes, self.error, self.sent = takes, error, b""
 
     def send(self, data: bytes) -> int:
@@ -50,7 +61,16 @@ class Transport:
         self.written.append(data)
 
 
+@implementer(ISSLTransport)
+class TLSTransport(Transport):
+    """A TLS transport: its handle is a socket here, yet its bytes must go through the TLS layer."""
+
+
 class SendNowTests(SynchronousTestCase):
+    def tearDown(self) -> None:
+        while Sock.made:
+            Sock.made.pop().close()
+
     def test_an_empty_transport_gives_all_to_the_socket(self) -> None:
         transport = Transport()
         send_now(transport, b"whole chunk")
@@ -82,6 +102,13 @@ class SendNowTests(SynchronousTestCase):
         for transport in (closing, gone, lost):
             send_now(transport, b"chunk")
             self.assertEqual(transport.written, [b"chunk"])
+        tls = TLSTransport()
+        send_now(tls, b"chunk")
+        self.assertEqual((tls.sock.sent, tls.written), (b"", [b"chunk"]))
+        not_a_socket = Transport()
+        not_a_socket.sock = SimpleNamespace(send=len)  # type: ignore[assignment]  # (pyOpenSSL's has send)
+        send_now(not_a_socket, b"chunk")
+        self.assertEqual(not_a_socket.written, [b"chunk"])
         strings = StringTransport()
         send_now(strings, b"chunk")
         self.assertEqual(strings.value(), b"chunk")
@@ -104,4 +131,43 @@ class RelayedSocketsTests(RelayCase):
         sides = (connection.client, connection.upstream)
         self.assertEqual({side.transport.bufferSize for side in sides}, {READ_SIZE})
         client.transport.loseConnection()
+        yield client.ended
+
+
+class Silent(protocol.Protocol):
+    """Reads nothing until told: its peer's bytes pile up in the kernel, then in Twisted."""
+
+    def connectionMade(self):
+        self.transport.pauseProducing()
+        self.factory.made.callback(self)
+
+
+class RealTransportTests(RelayCase):
+    """buffered() read against a real Twisted TCP transport: a canary for the private names it reads."""
+
+    @defer.inlineCallbacks
+    def test_what_twisted_holds_is_counted_and_drains_to_nothing(self):
+        factory = protocol.Factory.forProtocol(Silent)
+        factory.made = defer.Deferred()
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = Client(b"", half_close=False)
+        yield connect(port.getHost().port, client)
+        server = yield factory.made
+        self.assertEqual(buffered(client.transport), 0)
+        client.transport.write(b"x" * (64 << 20))  # more than any loopback socket pair buffers
+        waited = 0.0
+        while not buffered(client.transport):  # (deadlines for a hang, not timings)
+            self.assertLess(waited, 10.0, "Twisted never held a byte")
+            yield deferLater(reactor, 0.005, lambda: None)
+            waited += 0.005
+        self.assertGreater(buffered(client.transport), 0)
+        server.transport.resumeProducing()
+        while buffered(client.transport):
+            self.assertLess(waited, 30.0, "what Twisted held never drained")
+            yield deferLater(reactor, 0.005, lambda: None)
+            waited += 0.005
+        self.assertEqual(buffered(client.transport), 0)
+        client.transport.loseConnection()
+        server.transport.loseConnection()
         yield client.ended

@@ -194,7 +194,10 @@ def serve_all(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         trees.append(transformed_poetry(Where(args.with_transform, "localhost"), log_clients=log))
     if args.with_proxy is not None:
         upstream = Address("127.0.0.1", args.ports[0])
-        trees.append(poetry_proxy(upstream, Where(args.with_proxy, "localhost"), log_clients=log))
+        first = trees[0].listener if args.ports[0] == 0 else None  # (its port, once it listens)
+        trees.append(
+            poetry_proxy(upstream, Where(args.with_proxy, "localhost"), log_clients=log, upstream_of=first)
+        )
     return serve("poetrynow serve", *trees, quiet=args.quiet)
 
 

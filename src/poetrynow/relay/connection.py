@@ -124,14 +124,15 @@ class Connection:
         else:
             self.close()
 
-    def _end(self) -> list[Side]:
-        """Mark the end; the sides still to be closed."""
+    def _end(self, keep: bool = False) -> list[Side]:
+        """Mark the end; the sides still to be closed. ``keep``: a close, which writes what a
+        splice's pipe held before its FIN (a reset or a drop throws it away, unread)."""
         if self.ended:
             return []
         self.ended, self.open = True, False
         for direction in (self.up, self.down):
             if direction is not None:
-                direction.stop()
+                direction.stop(keep)
         if self.connector is not None and self.upstream is None:
             self.connector.disconnect()
         sides = [self.client, self.upstream]
@@ -140,7 +141,7 @@ class Connection:
     def close(self) -> None:
         """Both sides closed with a FIN, after what their transports hold is written, for at most
         :data:`LINGER` seconds each: a peer that does not read is then aborted."""
-        for side in self._end():
+        for side in self._end(keep=True):
             side.transport.loseConnection()
             if not side.gone:  # (a transport may lose its connection at once)
                 self.lingers[side] = self.clock.callLater(LINGER, side.transport.abortConnection)
@@ -203,15 +204,17 @@ class Side(Protocol):
     def reading(self) -> Direction | None:
         raise NotImplementedError
 
+    # A bug in a direction resets the whole connection (Connection.guarded), not this side alone:
+    # a side reset alone would leave the other direction writing into a socket about to be reset.
     @costs_one_connection
     def dataReceived(self, data: bytes) -> None:
         if (direction := self.reading()) is not None:
-            direction.data(data)
+            self.connection.guarded(direction.data, data)
 
     @costs_one_connection
     def readConnectionLost(self) -> None:
         if (direction := self.reading()) is not None:
-            direction.eof()
+            self.connection.guarded(direction.eof)
 
     def writeConnectionLost(self) -> None:
         pass

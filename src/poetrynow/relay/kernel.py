@@ -24,9 +24,10 @@ Where splice is missing (another system, an older Python, a socket it refuses),
 
 from __future__ import annotations
 
+import errno
 import os
-import socket
 import sys
+import threading
 from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
@@ -34,10 +35,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-log = Logger(namespace="poetrynow.relay")
+from poetrynow.relay import pipes
 
-#: The pipe's size: as much as one splice moves. Larger pipes mean fewer wake-ups per MiB.
-PIPE_SIZE = 1 << 20
+log = Logger(namespace="poetrynow.relay")
 
 #: Set by tests (and by ``--no-splice``): the user-space path serves every direction.
 disabled = False
@@ -51,16 +51,23 @@ STREAM_AFTER = 1 << 18
 #: The splices open now, and at most how many: a quarter of the open-files limit in their
 #: descriptors, so that a burst of streams never takes the descriptors new connections need.
 live = 0
+#: The count is shared by every reactor of the process (a test's relay runs in a thread of its own).
+_counting = threading.Lock()
 
 
 def room() -> bool:
-    """Whether another splice fits in its share of the open-files limit."""
+    """Whether another splice fits in its share of the open-files limit and of the pipe quota."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft <= 0:
         soft = 1 << 20
-    return (live + 1) * 4 <= soft // 4
+    budget = pipes.pipe_budget()
+    return (live + 1) * 4 <= soft // 4 and (budget is None or pipes.pipe_bytes + pipes.DEFAULT_PIPE <= budget)
+
+
+#: What splice(2) answers for a socket it does not take (rather than one that failed).
+REFUSED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
 
 
 class Owner(Protocol):
@@ -71,6 +78,7 @@ class Owner(Protocol):
 
     def spliced_eof(self) -> None: ...
     def spliced_error(self, error: OSError) -> None: ...
+    def spliced_refused(self, error: OSError) -> None: ...
 
 
 _why_not: str | bool | None = False  # False: not yet checked
@@ -95,6 +103,17 @@ def said() -> None:
         log.info("The relay copies every byte in user space: {why}", why=why)
 
 
+_refused_said = False
+
+
+def refused_once(error: OSError) -> None:
+    """Log, once in the process, that a socket the start-up check did not foresee refused splice."""
+    global _refused_said
+    if not _refused_said:
+        _refused_said = True
+        log.info("A connection's socket refused splice ({why}): its bytes go through user space", why=error)
+
+
 def check() -> str | None:
     """The start-up check: a few bytes through a socket pair, a pipe and back; why not, or None."""
     if not sys.platform.startswith("linux"):
@@ -102,8 +121,8 @@ def check() -> str | None:
     if not hasattr(os, "splice"):
         return "this Python has no os.splice (3.10+)"
     try:
-        with Pipe() as (read_end, write_end):
-            left, right = socket.socketpair()
+        with pipes.Pipe() as (read_end, write_end):
+            left, right = pipes.tcp_pair()
             with left, right:
                 left.sendall(b"splice")
                 moved = os.splice(right.fileno(), write_end, 6, flags=os.SPLICE_F_NONBLOCK)
@@ -113,26 +132,6 @@ def check() -> str | None:
     except OSError as error:
         return f"splice(2) failed its start-up check: {error}"
     return None
-
-
-class Pipe:
-    """A pipe of PIPE_SIZE, both ends non-blocking; a context manager that closes both."""
-
-    def __init__(self) -> None:
-        self.ends = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            import fcntl
-
-            fcntl.fcntl(self.ends[1], getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
-        except OSError:  # over /proc/sys/fs/pipe-max-size: the default size serves, in more steps
-            pass
-
-    def __enter__(self) -> tuple[int, int]:
-        return self.ends
-
-    def __exit__(self, *exc: object) -> None:
-        for end in self.ends:
-            os.close(end)
 
 
 @implementer(IReadDescriptor, IWriteDescriptor)
@@ -165,9 +164,10 @@ class Splice:
         global live
         self.owner, self.reactor = owner, reactor
         self.in_pipe = 0
+        self.moved = 0  # bytes taken from the reader, all told
         self.reading = self.writing = self.running = False
         self.eof = False
-        self._pipe = Pipe()
+        self._pipe = pipes.Pipe()
         self.pipe_read, self.pipe_write = self._pipe.ends
         duplicates: list[int] = []
         try:
@@ -178,11 +178,16 @@ class Splice:
                 os.close(fd)
             self._pipe.__exit__()
             raise
-        self.source = _Watch(duplicates[0], self.pull, self.stop)
-        self.sink = _Watch(duplicates[1], self.push, self.stop)
+        self.source = _Watch(duplicates[0], self.pull, self.watch_lost)
+        self.sink = _Watch(duplicates[1], self.push, self.watch_lost)
         self.running = True
-        live += 1
-        self.watch_reader(True)
+        with _counting:
+            live += 1
+        try:
+            self.watch_reader(True)
+        except BaseException:  # a poller that refuses the watch (ENOSPC): nothing left open
+            self.stop()
+            raise
 
     # -- the reactor's events
 
@@ -192,12 +197,17 @@ class Splice:
         if not self.running or not self.reading:
             return
         try:
-            moved = os.splice(self.source.fd, self.pipe_write, PIPE_SIZE, flags=os.SPLICE_F_NONBLOCK)
+            moved = os.splice(self.source.fd, self.pipe_write, pipes.PIPE_SIZE, flags=os.SPLICE_F_NONBLOCK)
         except BlockingIOError:
             return
         except OSError as error:
-            self.failed(error)
+            if error.errno in REFUSED and self.in_pipe == 0 and not self.moved:
+                self.stop()  # this socket is not one splice takes: the stages serve, nothing lost
+                self.owner.spliced_refused(error)
+            else:
+                self.failed(error)
             return
+        self.moved += moved
         if moved == 0:
             self.eof = True
             self.watch_reader(False)
@@ -230,6 +240,13 @@ class Splice:
         self.stop()
         self.owner.spliced_error(error)
 
+    def watch_lost(self) -> None:
+        """The reactor dropped a watch: an error or hang-up without data on its socket (a reset
+        while the splice waited for the writer's room), or an exception in pull or push. The
+        direction hears of it as of a reset, rather than waiting on a splice that is gone."""
+        if self.running:
+            self.failed(ConnectionResetError("the reactor stopped watching the splice's socket"))
+
     # -- watching
 
     def watch_reader(self, on: bool) -> None:
@@ -255,7 +272,8 @@ class Splice:
         if not self.running:
             return
         self.running = False
-        live -= 1
+        with _counting:
+            live -= 1
         self.watch_reader(False)
         self.watch_writer(False)
         for watch in (self.source, self.sink):

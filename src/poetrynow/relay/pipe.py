@@ -32,7 +32,7 @@ from __future__ import annotations
 import random
 from typing import Any, Protocol
 
-from twisted.internet.interfaces import IPullProducer, IPushProducer
+from twisted.internet.interfaces import IPullProducer, IPushProducer, IReactorFDSet
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -101,7 +101,10 @@ class Direction:
         self.read_ended = False  # the reader's FIN has come (it is read once, and passed on once)
         self.close_at_end = False  # the FIN in the chain is a toxic's: it closes the connection
         self.splice: kernel.Splice | None = None  # the kernel path, while it serves
-        self.carried = 0  # bytes the user-space path has read: past STREAM_AFTER, a stream
+        self.carried = 0  # bytes the user-space path has read: past splice_after, a stream
+        self.splice_after: float = (
+            kernel.STREAM_AFTER
+        )  # put off by a stream's worth when a splice cannot start
         self.drained_watch: Drained | None = None  # registered while a splice waits for the writer
         writer.registerProducer(self, True)
 
@@ -122,10 +125,11 @@ class Direction:
                 self.eof()
             else:
                 self.to_kernel()
+            self.check()  # (nothing while the splice or its wait has the reader)
             return
         self.carried += len(data)
         self.head().write(data)
-        if self.carried >= kernel.STREAM_AFTER and not self.stages:
+        if self.carried >= self.splice_after and not self.stages:
             self.to_kernel()
         self.check()
 
@@ -154,11 +158,16 @@ class Direction:
         a reader still to be read, a splice that works here, the writer's buffer empty (waited for)."""
         if self.stages or self.splice is not None or self.drained_watch is not None:
             return
-        if self.carried < kernel.STREAM_AFTER or not kernel.room():
+        if self.carried < self.splice_after:
+            return
+        if not kernel.room():
+            self.put_off()
             return
         if not self.connection.open or self.connection.ended or self.read_ended:
             return
         if kernel.unavailable() is not None or not hasattr(self.writer, "fileno"):
+            return
+        if not IReactorFDSet.providedBy(self.connection.reactor):
             return
         held = buffered(self.writer)
         if held is None:
@@ -174,9 +183,14 @@ class Direction:
     def splice_now(self) -> None:
         try:
             self.splice = kernel.Splice(self, self.connection.reactor)
-        except OSError:  # no descriptor to spare, or a socket splice refuses: user space serves
+        except OSError:  # no descriptor to spare, or a poller that refuses: user space serves
             self.splice = None
+            self.put_off()
             self.check()
+
+    def put_off(self) -> None:
+        """A splice could not start: the next try is a stream's worth of bytes later, not every read."""
+        self.splice_after = self.carried + kernel.STREAM_AFTER
 
     def drained_now(self) -> None:
         """The writer's buffer went empty while a splice waited: produce for it again, and splice."""
@@ -220,6 +234,14 @@ class Direction:
         """The splice met the reader's FIN, and has written every byte before it."""
         self.splice = None
         self.connection.guarded(self.eof)
+
+    def spliced_refused(self, error: OSError) -> None:
+        """splice(2) does not take this socket (it said so before moving a byte): user space serves
+        this direction from now on, and the relay says so once."""
+        self.splice = None
+        self.splice_after = float("inf")
+        kernel.refused_once(error)
+        self.check()
 
     def spliced_error(self, error: OSError) -> None:
         """The splice met a reset (or another error) on either socket: as the transport would."""
@@ -280,12 +302,13 @@ class Direction:
         self.stages.insert(index, (toxic, kind(self, dict(toxic.attributes), chooser)))
         self._link()
 
-    def stop(self) -> None:
+    def stop(self, keep: bool = False) -> None:
         """The connection is gone: every stage's timers stop, what they held is dropped. What a
-        splice's pipe held goes to the writer, for a close to write before its FIN (a reset drops it)."""
+        splice's pipe held goes to the writer when ``keep`` (a close writes it before its FIN)."""
         if self.splice is not None:
-            held = self.splice.handed_back()
-            self.splice = None
+            splice, self.splice = self.splice, None
+            held = splice.handed_back() if keep else b""
+            splice.stop()
             if held:
                 self.writer.write(held)
         for _, stage in self.stages:

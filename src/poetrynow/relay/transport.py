@@ -13,7 +13,10 @@ socket refused. :data:`READ_SIZE` is how much a relayed socket reads at once.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
+
+from twisted.internet.interfaces import ISSLTransport
 
 #: What a relayed transport reads at once (Twisted's ``bufferSize``, 64 KiB by default): a
 #: stream costs a quarter of the reads, sends and wake-ups. It is also the writer's pause
@@ -58,4 +61,8 @@ def handle(transport: Any) -> Any:
         sock = transport.getHandle()
     except AttributeError:  # not a socket transport, or one whose connection is gone
         return None
-    return sock if callable(getattr(sock, "send", None)) else None
+    # A socket of the kernel's only: a TLS transport's handle is its TLS connection, whose bytes
+    # must go through Twisted's TLS layer, never straight to the socket.
+    if not isinstance(sock, socket.socket) or ISSLTransport.providedBy(transport):
+        return None
+    return sock

@@ -100,6 +100,28 @@ def transformed_poetry(
     return ServerTree("transformedpoetry", held, factory, where, "Serving transforms", reactor)
 
 
+class ProxyTree(ServerTree):
+    """A proxy's tree; ``upstream_of``: a server of the same process whose port is its upstream's,
+    known only once that server listens (``poetrynow serve --ports 0,...``)."""
+
+    upstream_of: ListeningService | None = None
+
+    def follow(self) -> None:
+        if self.upstream_of is not None and self.upstream_of.listening is not None:
+            upstream = Address(self.held.upstream.host, self.upstream_of.port)
+            self.held.upstream = upstream
+            self.listener.what = f"Proxying {upstream}"
+            self.upstream_of = None
+
+    def privilegedStartService(self):
+        self.follow()
+        super().privilegedStartService()
+
+    def startService(self):
+        self.follow()
+        super().startService()
+
+
 def poetry_proxy(
     upstream: Address,
     where: Where = HERE,
@@ -108,9 +130,12 @@ def poetry_proxy(
     reactor=None,
     max_bytes: int | None = DEFAULT_MAX_BYTES,
     plain: bool = False,
+    upstream_of: ListeningService | None = None,
 ) -> ServerTree:
     held = ProxyService(
         upstream, reactor=reactor, timeout=timeout, log_clients=log_clients, max_bytes=max_bytes
     )
     factory = PoetryProxyFactory(held, plain=plain)
-    return ServerTree("poetryproxy", held, factory, where, f"Proxying {upstream}", reactor)
+    tree = ProxyTree("poetryproxy", held, factory, where, f"Proxying {upstream}", reactor)
+    tree.upstream_of = upstream_of
+    return tree
