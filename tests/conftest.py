@@ -29,6 +29,7 @@ HEAVY = {
     "tests/test_layers.py::LayerTests::test_each_engine_imports_alone_first",
     "tests/test_fd_exhaustion.py::FdExhaustionTests::test_no_empty_poem_passes_and_the_server_says_so_once",
     "tests/test_costdemo.py::CommandTests::test_the_demo_measures_every_placement_and_kind",
+    "tests/test_readme.py::ReadmeRunsTests::test_every_engine_and_part_20",
 }
 #: Heavy as a whole: the commands with localhost as ::1 first, which the matrix's
 #: localhost6 cell runs (and ``make test``); two twistd copies on one port, six times

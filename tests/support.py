@@ -43,9 +43,14 @@ def command(name: str) -> list[str]:
     return [sys.executable, "-m", MODULES[name]]
 
 
-def run(name: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run(name: str, *args: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        command(name) + list(args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        command(name) + list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env=env,
     )
 
 

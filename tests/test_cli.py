@@ -1,6 +1,7 @@
 """Exit codes and one-line errors of the real commands, run as subprocesses (or in-process for usage)."""
 
 import io
+import os
 import re
 import signal
 import socket
@@ -219,13 +220,15 @@ class PoetrynowCommandTests(SynchronousTestCase):
 
 class DemoTests(SynchronousTestCase):
     def test_demo_runs_every_engine_and_ranks_them(self):
-        result = run("poetrynow", "demo", "--delay", "0.003", "--engines", "all", timeout=180)
+        result = run("poetrynow", "demo", "--delay", "0.003", "--engines", "all", "--reads", timeout=180)
         self.assertEqual(result.returncode, 0, result.stderr)
         out = result.stdout
         for engine in ENGINES:
             self.assertIn(f"== get-poetry --engine {engine} ", out)
-        self.assertIn("Task 1: get poetry from: 127.0.0.1:", out)
+        self.assertIn("Task 1: get poetry from: 127.0.0.1:", out)  # --reads: the client's own lines
         self.assertIn("Task 1 finished", out)
+        self.assertIn("Task 1: got 30 bytes of poetry from 127.0.0.1:", out)
+        self.assertNotRegex(out, r"\[[#-]+\]")  # and no progress line in their place
         table = out[out.index("rank  ") :].splitlines()
         self.assertEqual(
             table[0].split(), ["rank", "engine", "measured", "ideal", "measured/ideal", "whole", "poems"]
@@ -243,13 +246,32 @@ class DemoTests(SynchronousTestCase):
     def test_demo_takes_a_comma_list_of_engines(self):
         result = run("poetrynow", "demo", "--delay", "0", "--engines", "lazy,actors")
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(re.findall(r"== get-poetry --engine (\w+)", result.stdout), ["lazy", "actors"])
+        self.assertEqual(re.findall(r"(?m)^(\w+) +\[#+\]", result.stdout), ["lazy", "actors"])
         twice = run("poetrynow", "demo", "--engines", "select,select")
         self.assertEqual(twice.returncode, 2)
         self.assertIn("engine 'select' named twice", twice.stderr)
         bad = run("poetrynow", "demo", "--engines", "select,fibers")
         self.assertEqual(bad.returncode, 2)
         self.assertIn("unknown engine 'fibers'", bad.stderr)
+
+    def test_the_default_demo_fits_one_screen(self):
+        """Part 2's demo, as make demo runs it (a short delay): a line per engine, then the table,
+        the sentence and the timeline, at most 40 rows of an 88-column terminal in all."""
+        env = {**os.environ, "COLUMNS": "88", "LINES": "40"}
+        result = run("poetrynow", "demo", "--delay", "0.01", "--no-timeline", env=env, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = result.stdout.splitlines()
+        rows = sum(max(1, -(-len(line) // 88)) for line in lines)  # a longer line takes more rows
+        self.assertLessEqual(rows, 40, result.stdout)
+        progress = [line for line in lines if re.match(r"^(blocking|select) +\[", line)]
+        self.assertEqual(len(progress), 2, result.stdout)  # one line each, printed once (not a terminal)
+        for line in progress:
+            self.assertRegex(line, r"\[#{24}\]  4,367/4,367 bytes  3/3 poems")
+        self.assertNotIn("Task 1: got", result.stdout)  # no line per read
+        self.assertIn("rank  engine", result.stdout)
+        self.assertRegex(result.stdout, r"blocking took \d+\.\d\d times as long as select")
+        self.assertIn("select: ", result.stdout)  # the timeline's last panel
+        self.assertEqual(result.stderr, "")
 
     def test_demo_leaves_no_server_behind(self):
         # Port numbers printed by the demo are closed once it has exited.

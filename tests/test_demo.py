@@ -110,3 +110,55 @@ class ServerStartTests(SynchronousTestCase):
         self.assertEqual(
             err.getvalue(), "poetrynow: error: slowpoetry did not start: it said nothing within 30 s\n"
         )
+
+
+class EngineLineTests(SynchronousTestCase):
+    """The demo's progress line: redrawn in place at most ten times a second on a terminal, and
+    printed once, finished, elsewhere."""
+
+    def events(self):
+        from poetrynow.events import Failed, Received
+
+        here = Address("127.0.0.1", 10000)
+        return [
+            Received(task=1, address=here, t=0.0, nbytes=30),
+            Received(task=1, address=here, t=0.0, nbytes=30),
+            Finished(task=1, address=here, t=0.0, poem=b"x" * 60),
+            Failed(task=2, address=here, t=0.0, reason="reset"),
+        ]
+
+    def line(self, live: bool):
+        import io
+
+        from poetrynow.demo_line import EngineLine
+
+        now = [0.0]
+        out = io.StringIO()
+        line = EngineLine("select", 120, 2, out, live=live, width=8, clock=lambda: now[0])
+        return line, out, now
+
+    def test_on_a_terminal_it_is_redrawn_but_not_for_every_read(self):
+        line, out, now = self.line(live=True)
+        for event in self.events():
+            line.event(event)  # all in the same instant: one redraw
+            now[0] += 0.01
+        self.assertEqual(out.getvalue().count("\r"), 1)
+        now[0] = 2.0
+        line.end()
+        line.end()  # (once only)
+        last = out.getvalue().rsplit("\r", 1)[1]
+        self.assertEqual(
+            last, "select   [############------------]     60/120 bytes  1/2 poems, 1 failed   2.0 s\x1b[K\n"
+        )
+
+    def test_elsewhere_it_is_one_finished_line(self):
+        line, out, now = self.line(live=False)
+        for event in self.events():
+            line.event(event)
+        self.assertEqual(out.getvalue(), "")
+        now[0] = 1.5
+        line.end()
+        self.assertEqual(
+            out.getvalue(),
+            "select   [############------------]     60/120 bytes  1/2 poems, 1 failed   1.5 s\n",
+        )

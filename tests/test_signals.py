@@ -119,7 +119,9 @@ class DemoSignalTests(SynchronousTestCase):
     def test_the_demo_stops_its_servers(self):
         for signum, status in SIGNALS.items():
             with self.subTest(signal=signum.name):
-                child = start(self, *command("poetrynow"), "demo", "--delay", "0.05", "--engines", "select")
+                child = start(
+                    self, *command("poetrynow"), "demo", "--delay", "0.05", "--engines", "select", "--reads"
+                )
                 lines = child.out.until(lambda line: line.startswith("== get-poetry --engine select"))
                 ports = [
                     int(line.rsplit(" ", 1)[1].rstrip(".\n")) for line in lines if line.startswith("Serving ")

@@ -51,6 +51,9 @@ class SlowPortTests(TestCase):
         """A SlowPort on 127.0.0.1, port 0, and one on each of ``also`` on the same port, one factory."""
         factory = SlowPoetryFactory(poetry_service(poem), num_bytes, delay, clock=reactor)
         factory.doStart()
+        # Last of the cleanups: the pacer's timer, which a tick may have left armed after the
+        # last client went, is cancelled, and no test leaves it to the next.
+        self.addCleanup(lambda: factory.numPorts and factory.doStop())
         self.port = 0
         self.ports: list[SlowPort] = []
         for interface in ("127.0.0.1", *also):

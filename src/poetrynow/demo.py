@@ -9,14 +9,20 @@ time, the longest schedule for one that waits on all of them at once.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES, EngineOptions
+from poetrynow.demo_line import EngineLine
 from poetrynow.demo_servers import RunningServer, start_slow_server
+from poetrynow.events import Sink
 from poetrynow.poems import load_poem
 from poetrynow.report import Summary
 from poetrynow.schedule import PoemSchedule, ideal_total
@@ -38,8 +44,11 @@ def measure(
     err: TextIO | None = None,
     progress: bool = False,
     trace: TraceFile | None = None,
+    reads: bool = True,
+    watch: Sink | None = None,
 ) -> Summary:
-    """Run one engine against the servers, its lines going to ``out`` (and, if asked, to ``trace``)."""
+    """Run one engine against the servers, its lines going to ``out`` (and, if asked, to ``trace``);
+    ``reads``: a line per read, as get-poetry prints; ``watch``: one more consumer of the events."""
     # The terminal's stdout is looked up at each line, so a live display can redirect it.
     lines = None if out is sys.stdout else out
     return fetch(
@@ -53,6 +62,8 @@ def measure(
         keep_events=True,  # for the timeline the demo always draws
         trace=trace,
         trace_name=f"{engine}: {ENGINES[engine].model}",
+        chunk_lines=reads,
+        watch=watch,
     )
 
 
@@ -137,6 +148,14 @@ def verdict(outcomes: Sequence[Outcome], schedules: Sequence[PoemSchedule]) -> s
     return "\n".join(lines)
 
 
+def on_a_terminal(out: TextIO) -> bool:
+    """Whether ``out`` is a terminal, where a line can be redrawn in place."""
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def uvloop_set_aside(engines: Sequence[str]) -> str:
     """The engines a trace moves off uvloop, as words ("asyncio and lazy"); "" if none."""
     from poetrynow.clients.aio import loop_factory
@@ -187,10 +206,13 @@ def run_demo(
     progress: bool = False,
     picture_hint: bool = False,
     trace: TraceFile | None = None,
+    reads: bool = False,
 ) -> int:
     """Run the demo; ``timeline``: the picture file to write, if any (``picture_hint``: say
     in one line how to get one, as there is no matplotlib); ``trace``: where to write
-    every engine's run as a process of its own (:mod:`poetrynow.tracing`)."""
+    every engine's run as a process of its own (:mod:`poetrynow.tracing`); ``reads``: every
+    read's line, as get-poetry prints them, instead of one progress line per engine
+    (:mod:`poetrynow.demo_line`)."""
     out = out or sys.stdout
     running: list[RunningServer] = []
     try:
@@ -210,26 +232,53 @@ def run_demo(
         schedules = [server.schedule for server in running]
         poems = [load_poem(poem).data for poem, _ in servers]
         outcomes: list[Outcome] = []
-        for engine in engines:
+        ports = " ".join(str(a.port) for a in addresses)
+        table = progress and out is sys.stdout  # rich's live table of the tasks (--progress)
+        quiet_reads = not reads and not table
+        if quiet_reads:
             print(
-                f"\n== get-poetry --engine {engine} " + " ".join(str(a.port) for a in addresses),
+                f"\nEach engine runs get-poetry --engine ENGINE {ports} (--reads: every read)",
                 file=out,
                 flush=True,
             )
+        width = max(len(engine) for engine in engines)
+        for engine in engines:
+            line: EngineLine | None = None
+            if quiet_reads:
+                total = sum(schedule.size for schedule in schedules)
+                line = EngineLine(engine, total, len(addresses), out, live=on_a_terminal(out), width=width)
+            else:
+                print(f"\n== get-poetry --engine {engine} {ports}", file=out, flush=True)
             try:
-                live = progress and out is sys.stdout
-                summary = measure(engine, addresses, out, progress=live, trace=trace)
+                with open(os.devnull, "w") if quiet_reads else contextlib.nullcontext(out) as lines:
+                    # The line per engine stands for the client's own lines, which go nowhere;
+                    # a task's failure still has its line, on stderr.
+                    summary = measure(
+                        engine,
+                        addresses,
+                        lines,
+                        progress=table,
+                        trace=trace,
+                        reads=not quiet_reads,
+                        watch=line.event if line is not None else None,
+                    )
                 outcomes.append(Outcome(engine, summary, poems))
             except Interrupted as stop:
                 stop.engine = engine  # type: ignore[attr-defined]
                 raise
+            finally:
+                if line is not None:
+                    line.end()
         for outcome in outcomes:
-            for line in outcome.short():
-                print(line, file=sys.stderr, flush=True)
+            for short in outcome.short():
+                print(short, file=sys.stderr, flush=True)
         print("\n" + results_table(outcomes, schedules), file=out)
         words = verdict(outcomes, schedules)
         if words:
-            print("\n" + words, file=out)
+            # Wrapped to the terminal (at most 88 columns): a sentence of 200 characters is
+            # one line to a file, and three rows of the screen the demo must fit.
+            width = min(shutil.get_terminal_size((88, 24)).columns, 88)
+            print("\n" + "\n".join(textwrap.fill(said, width) for said in words.splitlines()), file=out)
         show_timeline(outcomes, out, timeline, picture_hint)
         out.flush()
         return 0 if all(outcome.complete for outcome in outcomes) else 1

@@ -36,13 +36,17 @@ def fetch(
     keep_events: bool = False,
     trace: TraceFile | None = None,
     trace_name: str | None = None,
+    chunk_lines: bool = True,
+    watch: Sink | None = None,
 ) -> Summary:
     """Run one engine with its reporter (and a live display, when asked for and possible).
 
     ``keep_events``: the summary keeps the run's events, for a timeline (bounded:
     :mod:`poetrynow.report.kept`); otherwise only the poems and the failures.
     ``trace``: the run is also written to it, as a process named ``trace_name``
-    (:mod:`poetrynow.tracing`), its loop's waits included.
+    (:mod:`poetrynow.tracing`), its loop's waits included. ``chunk_lines``: the reporter
+    prints a line per read (the articles' output; never under a live display);
+    ``watch``: one more consumer of the events (the demo's progress line).
     """
     stopping.begin()  # an earlier run's stop, in a process that went on, hides nothing here
     live = live_progress(progress and not as_json)
@@ -53,7 +57,7 @@ def fetch(
         out=out,
         err=err,
         print_poems=print_poems,
-        chunk_lines=live is None,
+        chunk_lines=chunk_lines and live is None,
         keep_events=keep_events,
     )
 
@@ -64,6 +68,8 @@ def fetch(
             reporter.event(event)
 
     sink: Sink = reported if live is None else tee(live.event, reported)
+    if watch is not None:
+        sink = tee(watch, sink)
 
     runner = info.load()  # imports are not part of the run: time starts at the first task
     traced = None

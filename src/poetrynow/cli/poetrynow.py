@@ -93,7 +93,13 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--progress",
         action="store_true",
-        help="a live table of the tasks while each engine runs (on a terminal)",
+        help="a live table of the tasks while each engine runs (on a terminal), instead of a line each",
+    )
+    demo.add_argument(
+        "--reads",
+        action="store_true",
+        help="every read's line, as get-poetry prints them (Task 1: got 30 bytes of poetry from ...), "
+        "instead of one progress line per engine",
     )
     serve = sub.add_parser(
         "serve",
@@ -247,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                     progress=args.progress,
                     picture_hint=hint,
                     trace=trace,
+                    reads=args.reads,
                 )
         except Interrupted as stop:
             close_trace(PROG, trace, args.trace)

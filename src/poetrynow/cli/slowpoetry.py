@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def add_fault_options(p: argparse.ArgumentParser) -> None:
-    """What --concurrent can do wrong, on purpose, for testing clients (docs: README, client testers)."""
+    """What --concurrent can do wrong, on purpose, for testing clients (docs/faults.md)."""
     faults = p.add_argument_group(
         "faults, with --concurrent",
         "each connection's fate is logged in one line (client 127.0.0.1:5123: reset after 300 bytes)",
