@@ -135,6 +135,7 @@ class EngineLineTests(SynchronousTestCase):
         now = [0.0]
         out = io.StringIO()
         line = EngineLine("select", 120, 2, out, live=live, width=8, clock=lambda: now[0])
+        line.columns = 200  # (a terminal that wide: nothing cut)
         return line, out, now
 
     def test_on_a_terminal_it_is_redrawn_but_not_for_every_read(self):
@@ -142,7 +143,11 @@ class EngineLineTests(SynchronousTestCase):
         for event in self.events():
             line.event(event)  # all in the same instant: one redraw
             now[0] += 0.01
-        self.assertEqual(out.getvalue().count("\r"), 1)
+        # One redraw for the reads of one instant, and the row cleared for the failure's own line.
+        self.assertEqual(
+            out.getvalue().split("\r")[1:],
+            ["select   [######------------------]     30/120 bytes  0/2 poems   0.0 s", "\x1b[K"],
+        )
         now[0] = 2.0
         line.end()
         line.end()  # (once only)
@@ -150,6 +155,27 @@ class EngineLineTests(SynchronousTestCase):
         self.assertEqual(
             last, "select   [############------------]     60/120 bytes  1/2 poems, 1 failed   2.0 s\x1b[K\n"
         )
+
+    def test_a_narrow_terminal_gets_the_line_cut_not_wrapped(self):
+        line, out, _ = self.line(live=True)
+        line.columns = 40
+        line.end()
+        self.assertEqual(out.getvalue(), "\r" + "select   [------------------------]      "[:40] + "\x1b[K\n")
+
+    def test_an_output_that_is_gone_costs_the_line_not_the_run(self):
+        import io
+
+        from poetrynow.demo_line import EngineLine
+
+        class Gone(io.StringIO):
+            def write(self, text):
+                raise BrokenPipeError(32, "Broken pipe")
+
+        line = EngineLine("select", 120, 2, Gone(), live=True)
+        for event in self.events():
+            line.event(event)  # no exception into the engine's sink
+        line.end()
+        self.assertTrue(line.ended)
 
     def test_elsewhere_it_is_one_finished_line(self):
         line, out, now = self.line(live=False)

@@ -223,8 +223,9 @@ class ReadmeRunsTests(SynchronousTestCase):
                         as_run(args, {}) + faster[args[2]],
                         capture_output=True,
                         text=True,
-                        timeout=200,
+                        timeout=100,  # (both in the test's 240 s; a demo killed takes its servers along)
                         cwd=where,
+                        stdin=subprocess.DEVNULL,
                     )
                 self.assertEqual(ran.returncode, 0, ran.stderr)
                 if args[2] == "--engines":

@@ -197,7 +197,7 @@ class StartUpCheckTests(SynchronousTestCase):
             self.assertIn("Linux", kernel.check())
 
     def test_without_os_splice_the_reason_is_python(self):
-        with mock.patch.object(sys, "platform", "linux"), mock.patch.object(kernel, "os") as os:
+        with mock.patch.object(sys, "platform", "linux"), mock.patch.object(pipes, "os") as os:
             del os.splice
             self.assertIn("os.splice", kernel.check())
 
@@ -255,8 +255,8 @@ class Owner:
     def spliced_error(self, error):
         self.told.append(f"error: {error}")
 
-    def spliced_refused(self, error):
-        self.told.append(f"refused: {error}")
+    def spliced_refused(self, error, held=b""):
+        self.told.append(f"refused: {error}" + (f", {held!r} handed back" if held else ""))
 
 
 def open_descriptors() -> int:
@@ -307,6 +307,19 @@ class SpliceEndsTests(SynchronousTestCase):
         self.assertEqual(owner.told, ["refused: [Errno 22] Invalid argument"])
         self.assert_nothing_left(reactor)
 
+    def test_a_writer_splice_refuses_gets_what_the_pipe_held_through_user_space(self):
+        import os
+
+        owner, reactor = Owner(self), Watcher()
+        splice = kernel.Splice(owner, reactor)
+        splice.in_pipe = os.write(splice.pipe_write, b"owed to the writer")
+        with mock.patch.object(kernel.os, "splice", side_effect=OSError(22, "Invalid argument")):
+            splice.push()
+        self.assertEqual(
+            owner.told, ["refused: [Errno 22] Invalid argument, b'owed to the writer' handed back"]
+        )
+        self.assert_nothing_left(reactor)
+
     def test_a_reset_once_bytes_moved_is_an_error_not_a_refusal(self):
         owner, reactor = Owner(self), Watcher()
         splice = kernel.Splice(owner, reactor)
@@ -329,6 +342,8 @@ class PipeBudgetTests(SynchronousTestCase):
         self.patch(pipes, "_budget", 2 * pipes.PIPE_SIZE)
         first = pipes.Pipe()
         self.addCleanup(first.__exit__)
+        if first.size != pipes.PIPE_SIZE:  # (this user's real quota is spent: no pipe grows)
+            self.skipTest(f"a pipe of {pipes.PIPE_SIZE} bytes is refused here: the user's pipe quota")
         self.assertEqual(first.size, pipes.PIPE_SIZE)  # within half the budget
         second = pipes.Pipe()
         self.addCleanup(second.__exit__)
@@ -346,6 +361,17 @@ class PipeBudgetTests(SynchronousTestCase):
         self.patch(pipes, "_budget", False)
         budget = pipes.pipe_budget()
         self.assertTrue(budget is None or budget > 0)
+        for euid, quota, expected in ((0, "16384\n", None), (1000, "16384\n", 16384 * 4096 // 2)):
+            self.patch(pipes, "_budget", False)
+            with (
+                mock.patch.object(pipes.os, "geteuid", return_value=euid),
+                mock.patch.object(pipes.os, "sysconf", return_value=4096),
+                mock.patch("builtins.open", mock.mock_open(read_data=quota)),
+            ):
+                self.assertEqual(pipes.pipe_budget(), expected, euid)  # root is not held to it
         self.patch(pipes, "_budget", False)
-        with mock.patch("builtins.open", side_effect=FileNotFoundError()):
+        with (
+            mock.patch.object(pipes.os, "geteuid", return_value=1000),
+            mock.patch("builtins.open", side_effect=FileNotFoundError()),
+        ):
             self.assertIsNone(pipes.pipe_budget())

@@ -148,6 +148,18 @@ def verdict(outcomes: Sequence[Outcome], schedules: Sequence[PoemSchedule]) -> s
     return "\n".join(lines)
 
 
+def have_rich() -> bool:
+    """Whether rich (the ``progress`` extra) is installed; if not, the hint says so once."""
+    import importlib.util
+
+    if importlib.util.find_spec("rich") is not None:
+        return True
+    from poetrynow.progress import HINT
+
+    print(HINT.replace("printing plain lines instead", "a line per engine instead"), file=sys.stderr)
+    return False
+
+
 def on_a_terminal(out: TextIO) -> bool:
     """Whether ``out`` is a terminal, where a line can be redrawn in place."""
     try:
@@ -233,7 +245,8 @@ def run_demo(
         poems = [load_poem(poem).data for poem, _ in servers]
         outcomes: list[Outcome] = []
         ports = " ".join(str(a.port) for a in addresses)
-        table = progress and out is sys.stdout  # rich's live table of the tasks (--progress)
+        # rich's live table of the tasks (--progress), where it can be shown: a terminal, and rich
+        table = progress and out is sys.stdout and on_a_terminal(out) and have_rich()
         quiet_reads = not reads and not table
         if quiet_reads:
             print(

@@ -13,6 +13,7 @@ takes a lock; it never runs from a thread of its own, only from the events.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,7 @@ class EngineLine:
         self.drawn = float("-inf")
         self.lock = threading.Lock()
         self.ended = False
+        self.columns = shutil.get_terminal_size((80, 24)).columns - 1  # a wrapped line cannot be redrawn
 
     def event(self, e: Event) -> None:
         with self.lock:
@@ -58,13 +60,28 @@ class EngineLine:
                 self.done += 1
             elif isinstance(e, Failed):
                 self.failed += 1
+                # The failure's own line goes to stderr next: on a terminal, onto a clear row.
+                self.write("\r\x1b[K")
+                self.drawn = float("-inf")
+                return
             else:
                 return
             now = self.clock()
-            if self.live and not self.ended and now - self.drawn >= REFRESH:
+            if self.live and now - self.drawn >= REFRESH:
                 self.drawn = now
-                self.out.write("\r" + self.text(now))
-                self.out.flush()
+                self.write("\r" + self.text(now)[: self.columns])
+
+    def write(self, text: str) -> None:
+        """Write, unless the line is over or its output is gone: a terminal hung up, a closed pipe
+        costs the progress line, never the engine's run (this runs inside the engine's sink)."""
+        if self.ended or (not self.live and not text.endswith("\n")):
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (OSError, ValueError):
+            self.live = False
+            self.ended = True
 
     def text(self, now: float) -> str:
         share = min(self.nbytes / self.total, 1.0) if self.total else 1.0
@@ -79,9 +96,6 @@ class EngineLine:
     def end(self) -> None:
         """The engine's run is over: its line, finished, once, and the cursor on the next line."""
         with self.lock:
-            if self.ended:
-                return
-            self.ended = True
             line = self.text(self.clock())
-            self.out.write(("\r" + line + "\x1b[K" if self.live else line) + "\n")
-            self.out.flush()
+            self.write(("\r" + line[: self.columns] + "\x1b[K" if self.live else line) + "\n")
+            self.ended = True

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
 import threading
 from typing import Any, Protocol
 
@@ -36,6 +35,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from poetrynow.relay import pipes
+from poetrynow.relay.pipes import check
 
 log = Logger(namespace="poetrynow.relay")
 
@@ -78,7 +78,7 @@ class Owner(Protocol):
 
     def spliced_eof(self) -> None: ...
     def spliced_error(self, error: OSError) -> None: ...
-    def spliced_refused(self, error: OSError) -> None: ...
+    def spliced_refused(self, error: OSError, held: bytes = b"") -> None: ...
 
 
 _why_not: str | bool | None = False  # False: not yet checked
@@ -114,26 +114,6 @@ def refused_once(error: OSError) -> None:
         log.info("A connection's socket refused splice ({why}): its bytes go through user space", why=error)
 
 
-def check() -> str | None:
-    """The start-up check: a few bytes through a socket pair, a pipe and back; why not, or None."""
-    if not sys.platform.startswith("linux"):
-        return f"splice(2) is Linux's, and this is {sys.platform}"
-    if not hasattr(os, "splice"):
-        return "this Python has no os.splice (3.10+)"
-    try:
-        with pipes.Pipe() as (read_end, write_end):
-            left, right = pipes.tcp_pair()
-            with left, right:
-                left.sendall(b"splice")
-                moved = os.splice(right.fileno(), write_end, 6, flags=os.SPLICE_F_NONBLOCK)
-                back = os.splice(read_end, right.fileno(), moved, flags=os.SPLICE_F_NONBLOCK)
-                if (moved, back, left.recv(16)) != (6, 6, b"splice"):
-                    return "splice(2) moved the wrong bytes in the start-up check"
-    except OSError as error:
-        return f"splice(2) failed its start-up check: {error}"
-    return None
-
-
 @implementer(IReadDescriptor, IWriteDescriptor)
 class _Watch:
     """One descriptor that the reactor watches for the splice (a duplicate of a socket's)."""
@@ -165,6 +145,7 @@ class Splice:
         self.owner, self.reactor = owner, reactor
         self.in_pipe = 0
         self.moved = 0  # bytes taken from the reader, all told
+        self.pushed = 0  # and given to the writer
         self.reading = self.writing = self.running = False
         self.eof = False
         self._pipe = pipes.Pipe()
@@ -224,9 +205,14 @@ class Splice:
                 self.watch_writer(True)
                 return
             except OSError as error:
-                self.failed(error)
+                if error.errno in REFUSED and not self.pushed:
+                    held = self.handed_back()  # the writer's socket refuses: its bytes go by user space
+                    self.owner.spliced_refused(error, held)
+                else:
+                    self.failed(error)
                 return
             self.in_pipe -= moved
+            self.pushed += moved
         if not self.running:
             return
         self.watch_writer(False)

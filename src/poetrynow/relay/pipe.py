@@ -40,7 +40,7 @@ from poetrynow.relay import kernel
 from poetrynow.relay.kinds import fate
 from poetrynow.relay.stages import Sink, Stage
 from poetrynow.relay.toxics import Toxic
-from poetrynow.relay.transport import buffered, send_now
+from poetrynow.relay.transport import buffered, handle, send_now
 
 
 class Connection(Protocol):
@@ -165,7 +165,11 @@ class Direction:
             return
         if not self.connection.open or self.connection.ended or self.read_ended:
             return
-        if kernel.unavailable() is not None or not hasattr(self.writer, "fileno"):
+        if kernel.unavailable() is not None:
+            return
+        # The kernel's own sockets on both sides: a TLS transport hands its TCP one's names
+        # through, and a splice there would carry the ciphertext past the TLS layer.
+        if handle(self.reader) is None or handle(self.writer) is None:
             return
         if not IReactorFDSet.providedBy(self.connection.reactor):
             return
@@ -235,12 +239,14 @@ class Direction:
         self.splice = None
         self.connection.guarded(self.eof)
 
-    def spliced_refused(self, error: OSError) -> None:
-        """splice(2) does not take this socket (it said so before moving a byte): user space serves
-        this direction from now on, and the relay says so once."""
+    def spliced_refused(self, error: OSError, held: bytes = b"") -> None:
+        """splice(2) does not take this socket (it said so before a byte went through it): user
+        space serves this direction from now on, what the pipe held first, and the relay says so once."""
         self.splice = None
         self.splice_after = float("inf")
         kernel.refused_once(error)
+        if held:
+            self.writer.write(held)
         self.check()
 
     def spliced_error(self, error: OSError) -> None:

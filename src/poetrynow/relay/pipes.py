@@ -1,4 +1,4 @@
-"""The pipes a splice moves its bytes through: their size, the user's pipe quota, and a TCP pair.
+"""The pipes a splice moves its bytes through: their size, the user's pipe quota, the start-up check.
 
 Apart from :mod:`poetrynow.relay.kernel` (the splice itself) because a reader asking
 "how much kernel memory can the relay's pipes take" wants the budget and nothing of the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 
 _counting = threading.Lock()
@@ -30,10 +31,15 @@ def pipe_budget() -> int | None:
     """Half the pipe quota of this user (``fs.pipe-user-pages-soft``), in bytes; None if there is none.
 
     Past that quota every new pipe of the user, in any process, gets a page or two. The
-    splices keep to half of it, so the user's other pipes (a shell's, a test's) never pay
-    for the relay's: the first pipes get :data:`PIPE_SIZE`, later ones the kernel's size.
+    splices of a process keep to half of it, so the user's other pipes (a shell's, a test's)
+    never pay for the relay's: pipes of :data:`PIPE_SIZE` while they hold a quarter of the
+    quota, the kernel's size after that. The quota is per user and this count per process:
+    several relays of one user share the other half between them, or shrink each other's
+    later pipes to the kernel's size. Root is not held to the quota: no budget then.
     """
     global _budget
+    if _budget is False and os.geteuid() == 0:
+        _budget = None  # the quota binds unprivileged users only
     if _budget is False:
         try:
             with open("/proc/sys/fs/pipe-user-pages-soft") as quota:
@@ -80,6 +86,7 @@ class Pipe:
         try:
             if budget is None or pipe_bytes + PIPE_SIZE <= budget // 2:
                 fcntl.fcntl(self.ends[1], getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+                self.size = PIPE_SIZE
             self.size = fcntl.fcntl(self.ends[1], getattr(fcntl, "F_GETPIPE_SZ", 1032))
         except OSError:  # over /proc/sys/fs/pipe-max-size, or the quota: the size it has serves
             pass
@@ -97,3 +104,23 @@ class Pipe:
                 os.close(end)
             with _counting:
                 pipe_bytes -= self.size
+
+
+def check() -> str | None:
+    """The start-up check: a few bytes through a socket pair, a pipe and back; why not, or None."""
+    if not sys.platform.startswith("linux"):
+        return f"splice(2) is Linux's, and this is {sys.platform}"
+    if not hasattr(os, "splice"):
+        return "this Python has no os.splice (3.10+)"
+    try:
+        with Pipe() as (read_end, write_end):
+            left, right = tcp_pair()
+            with left, right:
+                left.sendall(b"splice")
+                moved = os.splice(right.fileno(), write_end, 6, flags=os.SPLICE_F_NONBLOCK)
+                back = os.splice(read_end, right.fileno(), moved, flags=os.SPLICE_F_NONBLOCK)
+                if (moved, back, left.recv(16)) != (6, 6, b"splice"):
+                    return "splice(2) moved the wrong bytes in the start-up check"
+    except OSError as error:
+        return f"splice(2) failed its start-up check: {error}"
+    return None

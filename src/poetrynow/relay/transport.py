@@ -32,6 +32,8 @@ def buffered(transport: Any) -> int | None:
     a private name, read here only, guarded (docs/design.md): anything else about them
     gives None, and the caller goes through ``transport.write`` (and never splices).
     """
+    if ISSLTransport.providedBy(transport):
+        return None  # what it holds is before TLS: its TCP transport's count is of other bytes
     try:
         held = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
     except (AttributeError, TypeError):

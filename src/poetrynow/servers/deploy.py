@@ -107,11 +107,14 @@ class ProxyTree(ServerTree):
     upstream_of: ListeningService | None = None
 
     def follow(self) -> None:
-        if self.upstream_of is not None and self.upstream_of.listening is not None:
-            upstream = Address(self.held.upstream.host, self.upstream_of.port)
-            self.held.upstream = upstream
-            self.listener.what = f"Proxying {upstream}"
-            self.upstream_of = None
+        """Take the upstream's port now, at every start (a restarted server may have a new one)."""
+        if self.upstream_of is None:
+            return
+        if self.upstream_of.listening is None:
+            raise RuntimeError("the proxy's upstream is not listening yet: start it first")
+        upstream = Address(self.held.upstream.host, self.upstream_of.port)
+        self.held.upstream = upstream
+        self.listener.what = f"Proxying {upstream}"
 
     def privilegedStartService(self):
         self.follow()
