@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MATRIX_STAMP := $(VENV)/.installed-matrix
 
-.PHONY: demo test trial lint matrix bench clean plugins
+.PHONY: demo test trial lint matrix bench clean plugins browser
 
 , := ,
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,lint,plot,progress]"
+	$(BIN)/python -m pip install --quiet -e ".[test,lint,plot,progress,browser]"
 	$(MAKE) --no-print-directory plugins
 	touch $(STAMP)
 
@@ -21,6 +21,20 @@ $(STAMP): pyproject.toml
 plugins:
 	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
 
+# Headless Chromium for the lab's browser tests, from Debian's packages, where this user may
+# install them (root, with apt); elsewhere those tests skip, each saying why.
+browser:
+	@if ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        echo "installing Debian's chromium and chromium-driver for the lab's browser tests"; \
+	        apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	        { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } || \
+	        echo "could not install chromium: the lab's browser tests will skip"; \
+	    else \
+	        echo "no chromium (as root: apt-get install chromium chromium-driver): the lab's browser tests will skip"; \
+	    fi; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/poetrynow demo
 
@@ -28,7 +42,7 @@ demo: $(STAMP)
 # Each test has a time limit (pytest-timeout, timeout in pyproject.toml): a hang fails one test.
 # First, alone on the machine, the counts that the rest of the suite's load could change (the
 # cold burst, tests/conftest.py ALONE_MODULES); then everything else, four at a time.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m alone
 	$(BIN)/python -m pytest -q -n 4 -m "not alone"
 

@@ -41,6 +41,7 @@ HEAVY_MODULES = {
     "tests/test_memory.py",
     "tests/test_transform_stall.py",
     "tests/test_cold_burst.py",
+    "tests/test_lab_browser.py",
 }
 #: Heavy, and run alone on the machine (``make test``'s first step): a burst whose count of
 #: listen overflows the rest of the suite's load on two cores could change.

@@ -22,7 +22,7 @@ PACKAGE = SRC / "poetrynow"
 #: Layer of each top-level name under poetrynow; a module may import its own layer or lower ones.
 LAYERS = {
     "cli": 4, "plugins": 4, "plugin_options": 4, "twistd_usage": 4, "__main__": 4,
-    "demo": 3, "demo_line": 3, "costdemo": 3, "costruns": 3, "demo_servers": 3, "session": 3,
+    "demo": 3, "demo_line": 3, "lab": 3, "costdemo": 3, "costruns": 3, "demo_servers": 3, "session": 3,
     "clients": 2, "servers": 2, "report": 2, "progress": 2, "timeline": 2, "tracing": 2, "relay": 2,
     "events": 1,
     "address": 0, "schedule": 0, "netstring": 0, "transforms": 0, "poems": 0, "validate": 0,

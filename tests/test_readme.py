@@ -50,7 +50,7 @@ def code_blocks(text: str) -> list[list[str]]:
 PAGES = [
     README,
     *(README.parent / "docs" / f"{name}.md" for name in
-      ("experiment", "commands", "pictures", "part20", "faults", "deployment", "testing")),
+      ("experiment", "commands", "pictures", "part20", "faults", "deployment", "testing", "lab")),
 ]  # fmt: skip
 
 
@@ -133,7 +133,8 @@ class ReadmeRunsTests(SynchronousTestCase):
 
     def setUp(self):
         self.tries = page_commands(readme_section("Three things to try next"))
-        self.assertGreaterEqual(len(self.tries), 7, self.tries)
+        self.tries += page_commands(README.read_text(encoding="utf-8").split("\n## ", 1)[0])  # the top's
+        self.assertGreaterEqual(len(self.tries), 8, self.tries)
 
     def serve(self) -> tuple[dict[str, str], list[str]]:
         import re
@@ -209,8 +210,26 @@ class ReadmeRunsTests(SynchronousTestCase):
         self.assertRegex(makefile, r"(?m)^test: .*\n\t\$\(BIN\)/python -m pytest ")
         self.assertIn("make test", (README.parent / ".ci" / "run").read_text(encoding="utf-8"))
 
+    def test_the_lab(self):
+        import re
+
+        from tests.support import Child
+
+        [lab] = [words for words in self.tries if words[:2] == ["poetrynow", "lab"]]
+        child = Child(as_run(lab, {}) + ["--port", "0", "--no-browser"])
+        self.addCleanup(child.stop)
+        said = re.fullmatch(r"Lab on (http://127\.0\.0\.1:\d+/\?token=[\w-]+)\n", child.out.next_line())
+        self.assertIsNotNone(said)
+        assert said is not None
+        from urllib.request import urlopen
+
+        with urlopen(said.group(1), timeout=30) as page:
+            self.assertIn(b"<title>poetrynow lab</title>", page.read())
+        self.assertTrue((README.parent / "docs" / "lab.png").is_file())  # the README's screenshot
+
     def test_every_engine_and_part_20(self):
-        demos = [words for words in self.tries if words[:2] == ["poetrynow", "demo"]]
+        demos = [words for words in page_commands(readme_section("What `make demo` shows"))]
+        demos = [words for words in demos if words[:2] == ["poetrynow", "demo"]]
         self.assertEqual([words[2] for words in demos], ["--engines", "--transform-cost"])
         faster = {"--engines": ["--delay", "0", "--no-timeline"], "--transform-cost": ["--no-timeline"]}
         for words in demos:

@@ -155,6 +155,14 @@ def parser() -> argparse.ArgumentParser:
         "server, with toxics added, changed and removed while connections are open.",
     )
     add_faults_arguments(faults)
+    lab = sub.add_parser(
+        "lab",
+        help="the loop, live, in a browser page: choose engines and servers, run, watch the lanes fill",
+        description="Serve the lab's page on 127.0.0.1 (its address, with a token, is the first line) "
+        "and open it in your browser; each run is real get-poetry runs against real slow servers.",
+    )
+    lab.add_argument("--port", type=port_arg, default=0, help="port to listen on (default: 0, a free port)")
+    lab.add_argument("--no-browser", action="store_true", help="print the address, open no browser")
     return p
 
 
@@ -222,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         return serve_all(p, args)
     if args.command == "faults":
         return run_faults(args)
+    if args.command == "lab":
+        from poetrynow.cli.lab import run_lab
+
+        return run_lab(args.port, browser=not args.no_browser)
     if args.command == "demo":
         from poetrynow.demo import DEFAULT_PICTURE, run_demo
         from poetrynow.demo_servers import ServerDidNotStart

@@ -122,12 +122,15 @@ def plain_observer(min_level: LogLevel, out=None, flush_soon=None):
     return observe
 
 
-def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
+def serve(
+    prog: str, *trees, quiet: bool = False, verbose: bool = False, stopped_what: str | None = None
+) -> int:
     """Start the ``trees`` (:class:`~poetrynow.servers.deploy.ServerTree`), then run the reactor.
 
     Each tree's listening line is printed as it starts; if one cannot start, the
     ones already started are stopped and the reason is the one line. A signal
-    stops them all.
+    stops them all (``stopped_what``: what the stop's line says was stopped, for a server
+    that cuts no poem short).
     """
     from twisted.internet import reactor
 
@@ -164,4 +167,5 @@ def serve(prog: str, *trees, quiet: bool = False, verbose: bool = False) -> int:
         return OK
     cut = sum(getattr(tree.listener.factory, "cut_short", 0) for tree in trees)
     what = f"{cut} client{'s' if cut != 1 else ''} cut short mid-poem" if cut else "no client was cut short"
+    what = stopped_what or what
     return stopped(prog, Interrupted(caught[0]), what)

@@ -1,0 +1,207 @@
+// The lab's page: the settings form, the run's events (Server-Sent Events), a lane per task.
+// Every request carries the lab's token; the server refuses any other page's.
+"use strict";
+
+const token = document.body.dataset.token;
+const withToken = (path) => `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+const NS = "http://www.w3.org/2000/svg";
+const ROW = 22, LEFT = 190, WIDTH = 1000;
+
+let setup = null;      // what the lab offers: engines, poems, defaults
+let run = null;        // the run drawn now: its servers, panels, axis
+let drawPending = false;
+
+function element(tag, attributes = {}, text = "") {
+  const made = tag.startsWith("svg:") ? document.createElementNS(NS, tag.slice(4)) : document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) made.setAttribute(name, value);
+  if (text) made.textContent = text;
+  return made;
+}
+
+function serverRow(poem, numBytes) {
+  const row = element("div", { class: "server-row" });
+  const choose = element("select", { class: "poem" });
+  for (const name of setup.poems) {
+    const option = element("option", { value: name }, name);
+    if (name === poem) option.selected = true;
+    choose.append(option);
+  }
+  const bytes = element("input", { class: "num-bytes", type: "number", min: "5", max: "100000", value: String(numBytes) });
+  const remove = element("button", { type: "button" }, "remove");
+  remove.addEventListener("click", () => row.remove());
+  row.append(choose, " ", bytes, " ", remove);
+  return row;
+}
+
+async function loadSetup() {
+  setup = await (await fetch(withToken("setup"))).json();
+  const engines = document.getElementById("engines");
+  for (const engine of setup.engines) {
+    const box = element("input", { type: "checkbox", name: "engine", value: engine.name });
+    box.checked = setup.chosen.includes(engine.name);
+    const label = element("label", { title: engine.model });
+    label.append(box, ` ${engine.name}`);
+    engines.append(label);
+  }
+  const rows = document.getElementById("server-rows");
+  for (const [poem, numBytes] of setup.servers) rows.append(serverRow(poem, numBytes));
+  document.getElementById("add-server").addEventListener("click", () => rows.append(serverRow(setup.poems[0], 10)));
+  document.getElementById("delay").value = setup.delay;
+}
+
+function settings() {
+  return {
+    engines: [...document.querySelectorAll("input[name=engine]:checked")].map((box) => box.value),
+    servers: [...document.querySelectorAll(".server-row")].map((row) => [
+      row.querySelector(".poem").value, Number(row.querySelector(".num-bytes").value),
+    ]),
+    delay: Number(document.getElementById("delay").value),
+  };
+}
+
+function say(status, problem = "") {
+  document.getElementById("status").textContent = status;
+  document.getElementById("problem").textContent = problem;
+}
+
+function running(yes) {
+  document.getElementById("run").disabled = yes;
+  document.getElementById("cancel").disabled = !yes;
+}
+
+async function post(path, body) {
+  const answer = await fetch(withToken(path), {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
+  });
+  return [answer.status, await answer.json()];
+}
+
+document.getElementById("setup").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const [status, said] = await post("run", settings());
+  if (status !== 202) say("not started", said.error || `refused (${status})`);
+});
+document.getElementById("cancel").addEventListener("click", () => post("cancel"));
+
+// -- the run, from its messages
+
+function begin(message) {
+  run = { servers: [], panels: new Map(), order: [], delay: message.delay, start: null, span: 1 };
+  document.getElementById("lanes").replaceChildren();
+  document.getElementById("table").textContent = "";
+  document.getElementById("sentence").textContent = "";
+  document.getElementById("traces").replaceChildren();
+  running(true);
+  say("starting the servers");
+}
+
+function panelFor(engine) {
+  let panel = run.panels.get(engine);
+  if (!panel) {
+    const box = element("div", { class: "panel", "data-engine": engine });
+    const title = element("h2", {}, engine);
+    const svg = element("svg:svg", { viewBox: `0 0 ${WIDTH} ${ROW * 2}`, preserveAspectRatio: "none" });
+    box.append(title, svg);
+    document.getElementById("lanes").append(box);
+    panel = { engine, box, title, svg, tasks: new Map(), origin: null, ended: null };
+    run.panels.set(engine, panel);
+    run.order.push(engine);
+  }
+  return panel;
+}
+
+function taskOf(panel, number) {
+  let task = panel.tasks.get(number);
+  if (!task) {
+    task = { number, thread: "", connected: null, ended: null, failed: false, reads: [] };
+    panel.tasks.set(number, task);
+  }
+  return task;
+}
+
+function onEvent(message) {
+  const panel = panelFor(message.engine);
+  if (message.event === "summary") { panel.ended = message.elapsed; scheduleDraw(); return; }
+  if (!("task" in message)) return;
+  if (panel.origin === null) panel.origin = performance.now() / 1000 - message.t;
+  const task = taskOf(panel, message.task);
+  if (message.thread) task.thread = message.thread;
+  if (message.event === "connected") task.connected = message.t;
+  if (message.event === "received") task.reads.push([message.t, message.work || 0]);
+  if (message.event === "finished") task.ended = message.t;
+  if (message.event === "failed") { task.ended = message.t; task.failed = true; }
+  run.span = Math.max(run.span, message.t);
+  scheduleDraw();
+}
+
+function scheduleDraw() {
+  if (drawPending) return;
+  drawPending = true;
+  requestAnimationFrame(() => { drawPending = false; draw(); });
+}
+
+function draw() {
+  if (!run) return;
+  const span = Math.max(run.span, run.ideal || 0, 0.001);
+  const x = (t) => LEFT + (WIDTH - LEFT - 10) * (t / span);
+  for (const panel of run.panels.values()) {
+    const tasks = [...panel.tasks.values()].sort((a, b) => a.number - b.number);
+    const height = ROW * (tasks.length + 1);
+    panel.svg.setAttribute("viewBox", `0 0 ${WIDTH} ${height}`);
+    panel.svg.setAttribute("height", String(height));
+    panel.svg.replaceChildren();
+    tasks.forEach((task, row) => {
+      const y = ROW * row + ROW / 2;
+      const lane = element("svg:g", { class: "lane", "data-task": String(task.number) });
+      lane.append(element("svg:text", { class: "label", x: "4", y: String(y + 4) }, `task ${task.number}  ${task.thread}`));
+      if (task.connected !== null) {
+        const last = task.ended !== null ? task.ended : run.span;
+        lane.append(element("svg:line", { class: "wait", x1: String(x(task.connected)), x2: String(x(last)), y1: String(y), y2: String(y) }));
+      }
+      for (const [t, work] of task.reads) {
+        const width = Math.max(2, x(t) - x(t - work));
+        lane.append(element("svg:rect", { class: "read", x: String(x(t) - width), y: String(y - 7), width: String(width), height: "14" }));
+      }
+      if (task.failed) lane.append(element("svg:rect", { class: "fail", x: String(x(task.ended) - 3), y: String(y - 9), width: "6", height: "18" }));
+      panel.svg.append(lane);
+    });
+    const axis = ROW * tasks.length + 14;
+    panel.svg.append(element("svg:text", { class: "axis", x: String(LEFT), y: String(axis) }, "0 s"));
+    panel.svg.append(element("svg:text", { class: "axis", x: String(WIDTH - 60), y: String(axis) }, `${span.toFixed(1)} s`));
+    const took = panel.ended !== null ? `: ${panel.ended.toFixed(2)} s` : "";
+    panel.title.textContent = `${panel.engine}${panel.model ? ` (${panel.model})` : ""}${took}`;
+  }
+}
+
+function onMessage(message) {
+  switch (message.type) {
+    case "begin": begin(message); break;
+    case "server":
+      run.servers.push(message);
+      run.ideal = run.servers.reduce((sum, s) => sum + Math.ceil(s.bytes / s.num_bytes) * run.delay, 0);
+      say(`${run.servers.length} server${run.servers.length > 1 ? "s" : ""} serving`);
+      break;
+    case "engine": panelFor(message.engine).model = message.model; say(`running ${message.engine}`); scheduleDraw(); break;
+    case "event": onEvent(message); break;
+    case "ended": {
+      const link = element("a", { href: withToken(`trace?engine=${encodeURIComponent(message.engine)}`), download: `poetrynow-${message.engine}.json` }, `${message.engine}'s trace`);
+      document.getElementById("traces").append(link, " ");
+      if (message.status && !run.stopped) say(`${message.engine} failed`, message.why);  // (not: cut short by a cancel)
+      break;
+    }
+    case "table":
+      document.getElementById("table").textContent = message.table;
+      document.getElementById("sentence").textContent = message.sentence;
+      running(false);
+      say("done");
+      break;
+    case "cancelled": run.stopped = true; running(false); say("cancelled", message.why); break;
+    case "failed": run.stopped = true; running(false); say("failed", message.why); break;
+  }
+}
+
+loadSetup().then(() => {
+  const events = new EventSource(withToken("events"));
+  events.onmessage = (event) => onMessage(JSON.parse(event.data));
+  events.onerror = () => say("the lab is not answering");
+});
