@@ -9,6 +9,7 @@ running). tests/test_lab_browser.py drives the page in headless Chromium.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import re
@@ -163,6 +164,14 @@ class LabHttpTests(SynchronousTestCase):
             "bytes a chunk must be from 5": {"servers": [["kettle", 1]]},
             "from 1 to 5 servers": {"servers": [["kettle", 10]] * 6},
             "nosuchpoem": {"servers": [["nosuchpoem", 10]]},
+            "blocking cannot send a poem to a transform server": {
+                "engines": ["blocking", "twisted"],
+                "transform": {"cost": 0.1, "kind": "wait", "place": "loop"},
+            },
+            "at most 2 s in the lab": {"engines": ["twisted"], "transform": {"cost": 9}},
+            "one of wait, cpu, not 'sleep'": {"engines": ["twisted"], "transform": {"kind": "sleep"}},
+            "one of loop, thread, process": {"engines": ["twisted"], "transform": {"place": "gpu"}},
+            "the transform is an object": {"engines": ["twisted"], "transform": "loop"},
         }
         for reason, settings in cases.items():
             with self.subTest(reason=reason):
@@ -196,6 +205,48 @@ class LabHttpTests(SynchronousTestCase):
         self.assertIn("traceEvents", json.loads(body))
         self.assertEqual(self.lab.request("GET", "/trace?engine=lazy")[0], 404)
         self.assertTrue(gone(children_of(self.lab.child.process.pid)))  # its servers stop after it
+
+    def transform_run(self, place: str) -> tuple[dict, list[dict]]:
+        """Part 20 in the lab: three servers of one poem at one pace, each poem sent to a transform
+        server whose every transform waits 0.5 s in ``place``; the table and the server's work."""
+        events = self.lab.events()
+        self.addCleanup(events.close)
+        settings = {
+            "engines": ["twisted"],
+            "servers": [["kettle", 100]] * 3,
+            "delay": 0.01,
+            "transform": {"cost": 0.5, "kind": "wait", "place": place},
+        }
+        status, body = self.lab.request("POST", "/run", settings)
+        self.assertEqual(status, 202, body)
+        table = events.until("table")
+        said = events.until("transform")
+        self.assertEqual(said["command"], f"transformedpoetry --cost 0.5 --cost-kind wait --cost-in {place}")
+        self.assertEqual(table["rows"][0]["whole"], 3, table)  # transformed, byte for byte
+        self.assertIn("0.57 s", table["table"])  # the ideal: the slowest server (7 chunks), then 0.5 s
+        work = [m for m in events.messages if m["type"] == "work"]
+        self.assertEqual(len(work), 3, events.messages[-8:])
+        heard = max(m["t"] for m in events.messages if m.get("event") == "transformed")
+        fetched = min(m["t"] for m in events.messages if m.get("event") == "received")
+        for done in work:  # on the engine's time axis, to within a pipe's latency: after a poem
+            self.assertGreater(done["ended"] - done["began"], 0.49)  # came, before the last answer
+            self.assertTrue(fetched - 0.05 <= done["began"] and done["ended"] <= heard + 0.05, (done, heard))
+        return table, work
+
+    def test_a_transform_in_the_loop_takes_turns_as_part_20_warns(self):
+        table, work = self.transform_run("loop")
+        self.assertEqual({done["worker"] for done in work}, {"main thread"})
+        spans = sorted((done["began"], done["ended"]) for done in work)
+        self.assertTrue(all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans)  # one at a time
+        self.assertIn("at most 1 at once", table["sentence"])
+        self.assertIn("as Part 20 warns", table["sentence"])
+        self.assertGreater(table["rows"][0]["measured"], 0.57 + 2 * 0.5 - 0.05)  # two waited their turn
+
+    def test_a_transform_in_threads_overlaps(self):
+        table, work = self.transform_run("thread")
+        self.assertEqual(len({done["worker"] for done in work}), 3)
+        self.assertIn("at most 3 at once: they overlapped", table["sentence"])
+        self.assertLess(table["rows"][0]["measured"], 0.57 + 2 * 0.5)
 
     def test_cancel_ends_the_run_and_every_child(self):
         events = self.lab.events()

@@ -25,6 +25,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 #: Where a screenshot of a run is left, for the README, when this names a file.
 SCREENSHOT = os.environ.get("POETRYNOW_LAB_SCREENSHOT")
+#: And of a Part 20 run, for docs/lab.md.
+PART20_SCREENSHOT = os.environ.get("POETRYNOW_LAB_PART20_SCREENSHOT")
 
 
 def why_not() -> str | None:
@@ -120,6 +122,46 @@ class LabBrowserTests(SynchronousTestCase):
         self.assertEqual([link.text for link in links], ["blocking's trace", "select's trace"])
         if SCREENSHOT:
             self.browser.save_screenshot(SCREENSHOT)
+
+    def test_a_transform_cost_draws_the_server_s_workers_beside_the_tasks(self):
+        from selenium.webdriver.support.select import Select
+
+        by = "css selector"
+        self.browser.get(self.lab.url)
+        self.wait(lambda: self.browser.find_elements(by, ".server-row"))
+        for row in self.browser.find_elements(by, ".server-row"):  # one poem, one pace: they come together
+            Select(row.find_element(by, ".poem")).select_by_value("kettle")
+            bytes_field = row.find_element(by, ".num-bytes")
+            bytes_field.clear()
+            bytes_field.send_keys("100")
+        self.browser.find_element("id", "xform-on").click()
+        cannot = {
+            box.get_attribute("value")
+            for box in self.browser.find_elements(by, "input[name=engine]:disabled")
+        }
+        self.assertEqual(cannot, {"blocking", "select"})  # they send no poem on
+        self.choose(["twisted"], delay=0.02)
+        cost = self.browser.find_element("id", "cost")
+        cost.clear()
+        cost.send_keys("0.4")
+        Select(self.browser.find_element("id", "place")).select_by_value("loop")
+        self.browser.find_element("id", "run").click()
+        self.wait(lambda: self.status() == "done", within=120)
+        panel = '.panel[data-engine="twisted"]'
+        workers = self.browser.find_elements(by, f"{panel} g.worker")
+        self.assertEqual([w.get_attribute("data-worker") for w in workers], ["main thread"])
+        self.assertEqual(len(self.browser.find_elements(by, f"{panel} g.worker rect.work")), 3)
+        self.assertEqual(len(self.browser.find_elements(by, f"{panel} g.lane rect.xform")), 3)  # one a task
+        self.assertEqual(self.lanes("twisted"), 3)
+        self.assertRegex(
+            self.browser.find_element("id", "table").text, r"twisted +\d+\.\d\d s +0\.54 s .* 3/3"
+        )
+        sentence = self.browser.find_element("id", "sentence").text
+        self.assertIn(
+            "3 transforms of 0.4 s (a blocking wait) in its reactor's thread, at most 1 at once", sentence
+        )
+        if PART20_SCREENSHOT:
+            self.browser.save_screenshot(PART20_SCREENSHOT)
 
     def test_cancel_from_the_page_ends_the_run_and_its_children(self):
         self.browser.get(self.lab.url)

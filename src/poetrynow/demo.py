@@ -94,12 +94,12 @@ class Outcome:
         ]
 
 
-def results_table(outcomes: Sequence[Outcome], schedules: Sequence[PoemSchedule]) -> str:
-    """One row per engine: those that got every whole poem first, fastest first."""
+def results_table(outcomes: Sequence[Outcome], schedules: Sequence[PoemSchedule], per_poem: float = 0) -> str:
+    """A row per engine, whole first, fastest first; ``per_poem``: a poem's transform, in the ideal."""
     rows = []
     ranked = sorted(outcomes, key=lambda o: (not o.complete, o.summary.elapsed))
     for rank, outcome in enumerate(ranked, 1):
-        ideal = ideal_total(schedules, concurrent=ENGINES[outcome.engine].concurrent)
+        ideal = ideal_total(schedules, ENGINES[outcome.engine].concurrent, per_poem)
         elapsed = outcome.summary.elapsed
         rows.append(
             (

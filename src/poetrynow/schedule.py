@@ -50,13 +50,14 @@ class PoemSchedule:
         return (self.span(index) for index in range(self.chunks))
 
 
-def ideal_total(schedules, concurrent: bool) -> float:
+def ideal_total(schedules, concurrent: bool, per_poem: float = 0.0) -> float:
     """The fastest a client could possibly be against these servers.
 
     A blocking client waits for each server in turn (the sum); a concurrent one
-    only for the slowest (the maximum).
+    only for the slowest (the maximum). ``per_poem``: seconds each poem costs once
+    it has arrived (a transform of Part 20), at best overlapped with the others.
     """
-    durations = [s.duration for s in schedules]
+    durations = [s.duration + per_poem for s in schedules]
     if not durations:
         return 0.0
     return max(durations) if concurrent else sum(durations)

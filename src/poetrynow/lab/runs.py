@@ -2,13 +2,15 @@
 
 A run is what ``poetrynow demo`` does, done by the commands themselves: a
 ``slowpoetry`` per server (its port read from its listening line), then, one engine
-after another, ``get-poetry --engine E --json --trace FILE`` against them. Each line of
-``--json`` is an event; it goes to the page as it comes (``publish``), less the poem's
-text, and the finished poems and the summary make the Part 2 table and sentence of
+after another, ``get-poetry --engine E --json --trace FILE`` against them; with a
+transform cost (Part 20, :mod:`poetrynow.lab.part20`) a ``transformedpoetry`` too, every
+poem sent through it, and its work log read as it grows. Each line of ``--json`` is an
+event; it goes to the page as it comes (``publish``), less the poem's text, and the
+finished poems and the summary make the Part 2 table and sentence of
 :mod:`poetrynow.demo`, so the page says what the demo says.
 
-Bounded in every way a page could stretch it: the checks of the command line on
-every number, at most :data:`MAX_SERVERS` servers and one run at a time (the site's),
+Bounded in every way a page could stretch it: the plan's checks (:mod:`poetrynow.lab.plan`),
+one run at a time (the site's),
 :data:`RUN_WITHIN` seconds in all, :data:`MAX_EVENTS` events kept for a page that
 connects late; a cancel (or the end of the lab) stops every child.
 """
@@ -18,27 +20,26 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 
-from poetrynow import validate
 from poetrynow.address import Address
 from poetrynow.clients import ENGINES
-from poetrynow.demo import DEMO_SERVERS, Outcome, results_table, verdict
+from poetrynow.costruns import TRANSFORM
+from poetrynow.demo import Outcome, results_table, verdict
 from poetrynow.events import Finished
 from poetrynow.lab.children import Child, spawn
-from poetrynow.poems import PoemNotFound, load_poem
+from poetrynow.lab.part20 import TransformCost, WorkTail, engines_sentence, work_sentence
+from poetrynow.lab.plan import Plan
+from poetrynow.poems import load_poem
 from poetrynow.report import Summary
 from poetrynow.schedule import PoemSchedule
+from poetrynow.servers.transform.pool import usable_cores
+from poetrynow.transforms import cummingsify
 
-#: At most this many servers in a run.
-MAX_SERVERS = 5
-#: The fewest bytes a chunk, and the longest delay: a run's reads, and its time, stay bounded.
-MIN_BYTES, MAX_BYTES = 5, 100_000
-MAX_DELAY = 1.0
 #: Seconds a whole run may take, servers and every engine; then it is cancelled.
 RUN_WITHIN = 300.0
 #: Seconds a server may take to say its port; a get-poetry's own timeout for a silent server.
@@ -46,48 +47,8 @@ START_WITHIN = 30.0
 CLIENT_TIMEOUT = 60
 #: Events kept for a page that connects while the run goes on, or after it.
 MAX_EVENTS = 50_000
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the page asked for, checked as the command line checks it."""
-
-    engines: tuple[str, ...]
-    servers: tuple[tuple[str, int], ...]  # (poem, bytes a chunk)
-    delay: float
-
-    @classmethod
-    def from_json(cls, body: Any) -> Plan:
-        """The plan in ``body`` (the page's JSON); ValueError with a reason a person can act on."""
-        if not isinstance(body, dict):
-            raise ValueError("the run's settings must be a JSON object")
-        engines = body.get("engines", ["blocking", "select"])
-        if not isinstance(engines, list) or not engines:
-            raise ValueError("choose at least one engine")
-        for engine in engines:
-            if engine not in ENGINES:
-                raise ValueError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
-        if len(set(engines)) != len(engines):
-            raise ValueError("an engine is chosen twice")
-        servers = body.get("servers", [list(server) for server in DEMO_SERVERS])
-        if not isinstance(servers, list) or not 1 <= len(servers) <= MAX_SERVERS:
-            raise ValueError(f"from 1 to {MAX_SERVERS} servers")
-        checked = []
-        for server in servers:
-            if not (isinstance(server, list) and len(server) == 2):
-                raise ValueError("a server is [poem, bytes a chunk]")
-            poem, num_bytes = str(server[0]), validate.positive_int(str(server[1]))
-            if not MIN_BYTES <= num_bytes <= MAX_BYTES:
-                raise ValueError(f"bytes a chunk must be from {MIN_BYTES} to {MAX_BYTES}, got {num_bytes}")
-            try:
-                load_poem(poem)
-            except PoemNotFound as problem:
-                raise ValueError(str(problem)) from None
-            checked.append((poem, num_bytes))
-        delay = validate.seconds(str(body.get("delay", 0.1)))
-        if delay > MAX_DELAY:
-            raise ValueError(f"the delay must be at most {MAX_DELAY:g} s in the lab, got {delay:g}")
-        return cls(tuple(engines), tuple(checked), delay)
+#: Seconds between looks at the transform server's work log while an engine runs.
+WORK_EVERY = 0.2
 
 
 class LabRun:
@@ -101,6 +62,8 @@ class LabRun:
         self.dropped = 0
         self.folder = tempfile.TemporaryDirectory(prefix="poetrynow-lab-")
         self.traces: dict[str, str] = {}
+        self.xform: Address | None = None
+        self.work: list[dict] = []  # the transform server's work, each engine's in turn (Part 20)
         self.deadline: Any = None
         self.done: defer.Deferred[None] = defer.Deferred()
 
@@ -127,7 +90,17 @@ class LabRun:
         self.publish({"type": "begin", "engines": list(plan.engines), "delay": plan.delay})
         addresses, schedules, poems = [], [], []
         for poem, num_bytes in plan.servers:
-            port = await self._server(poem, num_bytes)
+            args = [
+                poem,
+                "--quiet",
+                "--num-bytes",
+                str(num_bytes),
+                "--delay",
+                f"{plan.delay:g}",
+                "--port",
+                "0",
+            ]
+            port = await self._server("slowpoetry", args, poem)
             if self.over:
                 return
             size = len(load_poem(poem).data)
@@ -137,24 +110,66 @@ class LabRun:
             self.publish(
                 {"type": "server", "poem": poem, "port": port, "bytes": size, "num_bytes": num_bytes}
             )
+        work = None
+        if plan.transform is not None:
+            work = await self._transform_server(plan.transform)
+            if self.over:
+                return
+            poems = [cummingsify(poem.decode("utf-8")).encode("utf-8") for poem in poems]
         self.state = "running"
         outcomes = []
         for engine in plan.engines:
-            summary = await self._engine(engine, addresses)
+            summary = await self._engine(engine, addresses, work)
             if self.over:
                 return
             outcomes.append(Outcome(engine, summary, poems))
-        table = results_table(outcomes, schedules)
+        cost = plan.transform.cost if plan.transform is not None else 0.0
         rows = [
             {"engine": o.engine, "measured": o.summary.elapsed, "whole": o.whole, "complete": o.complete}
             for o in outcomes
         ]
         self.publish(
-            {"type": "table", "table": table, "sentence": verdict(outcomes, schedules), "rows": rows}
+            {
+                "type": "table",
+                "table": results_table(outcomes, schedules, per_poem=cost),
+                "sentence": self._sentence(outcomes, schedules),
+                "rows": rows,
+            }
         )
         self.state = "done"
 
-    async def _server(self, poem: str, num_bytes: int) -> int:
+    def _sentence(self, outcomes: list[Outcome], schedules: list[PoemSchedule]) -> str:
+        """The demo's sentence; with a transform, the engines against their ideal and the server's work."""
+        transform = self.plan.transform
+        if transform is None:
+            return verdict(outcomes, schedules)
+        lines = [
+            f"Not ranked: {o.engine} did not get every poem back transformed."
+            for o in outcomes
+            if not o.complete
+        ]
+        took = {o.engine: o.summary.elapsed for o in outcomes if o.complete}
+        slowest = max((s.duration for s in schedules), default=0.0)
+        said = [
+            engines_sentence(took, slowest, transform.cost),
+            work_sentence(self.work, transform, usable_cores()),
+        ]
+        return "\n".join([" ".join(line for line in said if line), *lines])
+
+    async def _transform_server(self, transform: TransformCost) -> WorkTail:
+        """``transformedpoetry`` with the page's cost, logging its work where the lab reads it."""
+        log = os.path.join(self.folder.name, "work.jsonl")
+        args = [*transform.args(), "--work-log", log, "--quiet", "--port", "0"]
+        self.xform = Address(
+            "127.0.0.1", await self._server("transformedpoetry", args, "the transform server")
+        )
+        self.publish(
+            {"type": "transform", "port": self.xform.port, "cost": transform.cost, "kind": transform.kind,
+             "place": transform.place, "command": " ".join(["transformedpoetry", *transform.args()])}
+        )  # fmt: skip
+        return WorkTail(log)
+
+    async def _server(self, command: str, args: list[str], name: str) -> int:
         said: list[str] = []
         first: defer.Deferred[str] = defer.Deferred()
 
@@ -164,17 +179,7 @@ class LabRun:
                 first.callback(text)
 
         child = self.started(Child(self.reactor, line))
-        args = [
-            poem,
-            "--quiet",
-            "--num-bytes",
-            str(num_bytes),
-            "--delay",
-            f"{self.plan.delay:g}",
-            "--port",
-            "0",
-        ]
-        spawn(self.reactor, "slowpoetry", args, child)
+        spawn(self.reactor, command, args, child)
         child.ended.addCallback(lambda _: None if first.called else first.callback(""))
         first.addTimeout(START_WITHIN, self.reactor, onTimeoutCancel=lambda *_: "")
         text = await first
@@ -182,14 +187,27 @@ class LabRun:
             return int(text.rsplit(" ", 1)[1].rstrip(".\n"))
         except (IndexError, ValueError):
             if not self.over:
-                raise RuntimeError(f"slowpoetry {poem} did not start: {child.reason()}") from None
+                raise RuntimeError(f"{command} {name} did not start: {child.reason()}") from None
             return 0
 
-    async def _engine(self, engine: str, addresses: list[Address]) -> Summary:
+    async def _engine(self, engine: str, addresses: list[Address], work: WorkTail | None) -> Summary:
         self.publish({"type": "engine", "engine": engine, "model": ENGINES[engine].model})
         trace = os.path.join(self.folder.name, f"{engine}.json")
         finished: list[Finished] = []
         elapsed = [0.0]
+        origin: list[float] = []  # the engine's clock at its t = 0, on this process's time.monotonic
+
+        def look() -> None:
+            """The server's new work, on the engine's time axis (to within a pipe's latency)."""
+            if work is None or not origin:
+                return
+            for done in work.new():
+                self.work.append(done)
+                self.publish(
+                    {"type": "work", "engine": engine, "worker": done["worker"],
+                     "began": round(done["began"] - origin[0], 6),
+                     "ended": round(done["ended"] - origin[0], 6)}
+                )  # fmt: skip
 
         def line(text: str) -> None:
             try:
@@ -199,6 +217,8 @@ class LabRun:
             if not isinstance(event, dict):
                 return
             kind = event.get("event")
+            if not origin and isinstance(event.get("t"), (int, float)):
+                origin.append(time.monotonic() - float(event["t"]))
             if kind == "finished":
                 poem = str(event.pop("poem", "")).encode("utf-8")
                 finished.append(Finished(task=int(event["task"]), address=addresses[0], t=0.0, poem=poem))
@@ -210,8 +230,19 @@ class LabRun:
         child = self.started(Child(self.reactor, line))
         ports = [str(address.port) for address in addresses]
         args = ["--engine", engine, "--json", "--timeout", str(CLIENT_TIMEOUT), "--trace", trace]
+        if work is not None:
+            args += ["--xform", str(self.xform), "--transform", TRANSFORM]
         spawn(self.reactor, "get-poetry", [*args, *ports], child)
-        status = await child.ended
+        looking = task.LoopingCall(look)
+        looking.clock = self.reactor
+        if work is not None:
+            looking.start(WORK_EVERY, now=False)
+        try:
+            status = await child.ended
+        finally:
+            if looking.running:
+                looking.stop()
+        look()  # (what the server logged after the last look: its log is whole once it answered)
         if os.path.exists(trace):
             self.traces[engine] = trace
         self.publish(

@@ -8,8 +8,8 @@ Origin). The routes:
 - ``GET /events`` the run's messages, one ``data:`` line of JSON each: what the run has
   said so far first (a page that reloads misses nothing), then as they come; a comment
   every :data:`HEARTBEAT` seconds keeps the connection alive;
-- ``POST /run`` a new run (JSON: engines, servers, delay): 202, a 409 while one runs, a
-  400 with the reason for a bad setting; ``POST /cancel``;
+- ``POST /run`` a new run (JSON: engines, servers, delay, and Part 20's transform or null):
+  202, a 409 while one runs, a 400 with the reason for a bad setting; ``POST /cancel``;
 - ``GET /trace?engine=E`` the trace ``--trace`` wrote for that engine's run.
 
 The HTTP layer is the faults API's (:mod:`poetrynow.relay.site`): a bounded body, a
@@ -28,7 +28,8 @@ from twisted.internet import task
 from twisted.web import resource, server
 
 from poetrynow.lab.guard import refusal
-from poetrynow.lab.runs import LabRun, Plan
+from poetrynow.lab.plan import Plan
+from poetrynow.lab.runs import LabRun
 from poetrynow.relay.site import MAX_CONNECTIONS, REQUEST_DEADLINE, BoundedRequest, FaultsChannel
 
 #: Seconds between keep-alive comments on an open event stream.
@@ -185,16 +186,22 @@ class Routes(resource.Resource):
 
 def offered() -> dict:
     """What the page may choose from, and the demo's own choice to start with."""
-    from poetrynow.clients import ENGINES
+    from poetrynow.clients import ENGINES, XFORM
     from poetrynow.demo import DEMO_SERVERS
+    from poetrynow.lab.part20 import MAX_COST
     from poetrynow.poems import bundled_poems
+    from poetrynow.servers.transform.costs import KINDS, PLACES
 
     return {
-        "engines": [{"name": e.name, "model": e.model, "concurrent": e.concurrent} for e in ENGINES.values()],
+        "engines": [
+            {"name": e.name, "model": e.model, "concurrent": e.concurrent, "xform": XFORM in e.takes}
+            for e in ENGINES.values()
+        ],
         "poems": [poem.name for poem in bundled_poems()],
         "servers": [list(server) for server in DEMO_SERVERS],
         "chosen": ["blocking", "select"],
         "delay": 0.1,
+        "transform": {"cost": 0.5, "max_cost": MAX_COST, "kinds": list(KINDS), "places": list(PLACES)},
     }
 
 

@@ -39,6 +39,7 @@ async function loadSetup() {
   for (const engine of setup.engines) {
     const box = element("input", { type: "checkbox", name: "engine", value: engine.name });
     box.checked = setup.chosen.includes(engine.name);
+    box.dataset.xform = engine.xform ? "yes" : "no";
     const label = element("label", { title: engine.model });
     label.append(box, ` ${engine.name}`);
     engines.append(label);
@@ -47,6 +48,26 @@ async function loadSetup() {
   for (const [poem, numBytes] of setup.servers) rows.append(serverRow(poem, numBytes));
   document.getElementById("add-server").addEventListener("click", () => rows.append(serverRow(setup.poems[0], 10)));
   document.getElementById("delay").value = setup.delay;
+  const cost = document.getElementById("cost");
+  cost.value = setup.transform.cost;
+  cost.max = setup.transform.max_cost;
+  for (const [id, names] of [["kind", setup.transform.kinds], ["place", setup.transform.places]]) {
+    for (const name of names) document.getElementById(id).append(element("option", { value: name }, name));
+  }
+  document.getElementById("xform-on").addEventListener("change", transformChosen);
+}
+
+// With a transform, only the engines that send a poem on may run: the others are greyed out.
+function transformChosen() {
+  const on = document.getElementById("xform-on").checked;
+  const boxes = [...document.querySelectorAll("input[name=engine]")];
+  for (const box of boxes) {
+    const cannot = on && box.dataset.xform !== "yes";
+    if (cannot) box.checked = false;
+    box.disabled = cannot;
+    box.parentElement.classList.toggle("cannot", cannot);
+  }
+  if (on && !boxes.some((box) => box.checked)) boxes.find((box) => box.dataset.xform === "yes").checked = true;
 }
 
 function settings() {
@@ -56,6 +77,11 @@ function settings() {
       row.querySelector(".poem").value, Number(row.querySelector(".num-bytes").value),
     ]),
     delay: Number(document.getElementById("delay").value),
+    transform: document.getElementById("xform-on").checked ? {
+      cost: Number(document.getElementById("cost").value),
+      kind: document.getElementById("kind").value,
+      place: document.getElementById("place").value,
+    } : null,
   };
 }
 
@@ -86,7 +112,7 @@ document.getElementById("cancel").addEventListener("click", () => post("cancel")
 // -- the run, from its messages
 
 function begin(message) {
-  run = { servers: [], panels: new Map(), order: [], delay: message.delay, start: null, span: 1 };
+  run = { servers: [], panels: new Map(), order: [], engines: message.engines, delay: message.delay, start: null, span: 1, cost: 0 };
   document.getElementById("lanes").replaceChildren();
   document.getElementById("table").textContent = "";
   document.getElementById("sentence").textContent = "";
@@ -103,7 +129,7 @@ function panelFor(engine) {
     const svg = element("svg:svg", { viewBox: `0 0 ${WIDTH} ${ROW * 2}`, preserveAspectRatio: "none" });
     box.append(title, svg);
     document.getElementById("lanes").append(box);
-    panel = { engine, box, title, svg, tasks: new Map(), origin: null, ended: null };
+    panel = { engine, box, title, svg, tasks: new Map(), workers: new Map(), origin: null, ended: null };
     run.panels.set(engine, panel);
     run.order.push(engine);
   }
@@ -113,7 +139,7 @@ function panelFor(engine) {
 function taskOf(panel, number) {
   let task = panel.tasks.get(number);
   if (!task) {
-    task = { number, thread: "", connected: null, ended: null, failed: false, reads: [] };
+    task = { number, thread: "", connected: null, ended: null, failed: false, reads: [], transforms: [] };
     panel.tasks.set(number, task);
   }
   return task;
@@ -128,9 +154,19 @@ function onEvent(message) {
   if (message.thread) task.thread = message.thread;
   if (message.event === "connected") task.connected = message.t;
   if (message.event === "received") task.reads.push([message.t, message.work || 0]);
+  if (message.event === "transformed" || message.event === "transformfailed") task.transforms.push([message.t, message.work || 0]);
   if (message.event === "finished") task.ended = message.t;
   if (message.event === "failed") { task.ended = message.t; task.failed = true; }
   run.span = Math.max(run.span, message.t);
+  scheduleDraw();
+}
+
+// The transform server's work (Part 20): a lane per worker, under the engine's tasks.
+function onWork(message) {
+  const panel = panelFor(message.engine);
+  if (!panel.workers.has(message.worker)) panel.workers.set(message.worker, []);
+  panel.workers.get(message.worker).push([message.began, message.ended]);
+  run.span = Math.max(run.span, message.ended);
   scheduleDraw();
 }
 
@@ -146,7 +182,8 @@ function draw() {
   const x = (t) => LEFT + (WIDTH - LEFT - 10) * (t / span);
   for (const panel of run.panels.values()) {
     const tasks = [...panel.tasks.values()].sort((a, b) => a.number - b.number);
-    const height = ROW * (tasks.length + 1);
+    const workers = [...panel.workers.keys()].sort((a, b) => a.length - b.length || a.localeCompare(b));
+    const height = ROW * (tasks.length + workers.length + 1);
     panel.svg.setAttribute("viewBox", `0 0 ${WIDTH} ${height}`);
     panel.svg.setAttribute("height", String(height));
     panel.svg.replaceChildren();
@@ -162,10 +199,24 @@ function draw() {
         const width = Math.max(2, x(t) - x(t - work));
         lane.append(element("svg:rect", { class: "read", x: String(x(t) - width), y: String(y - 7), width: String(width), height: "14" }));
       }
+      for (const [t, work] of task.transforms) {
+        const width = Math.max(2, x(t) - x(t - work));
+        lane.append(element("svg:rect", { class: "xform", x: String(x(t) - width), y: String(y - 4), width: String(width), height: "8" }));
+      }
       if (task.failed) lane.append(element("svg:rect", { class: "fail", x: String(x(task.ended) - 3), y: String(y - 9), width: "6", height: "18" }));
       panel.svg.append(lane);
     });
-    const axis = ROW * tasks.length + 14;
+    workers.forEach((worker, n) => {
+      const y = ROW * (tasks.length + n) + ROW / 2;
+      const lane = element("svg:g", { class: "worker", "data-worker": worker });
+      lane.append(element("svg:text", { class: "label", x: "4", y: String(y + 4) }, `server ${worker}`));
+      for (const [began, ended] of panel.workers.get(worker)) {
+        const width = Math.max(2, x(ended) - x(began));
+        lane.append(element("svg:rect", { class: "work", x: String(x(began)), y: String(y - 7), width: String(width), height: "14" }));
+      }
+      panel.svg.append(lane);
+    });
+    const axis = ROW * (tasks.length + workers.length) + 14;
     panel.svg.append(element("svg:text", { class: "axis", x: String(LEFT), y: String(axis) }, "0 s"));
     panel.svg.append(element("svg:text", { class: "axis", x: String(WIDTH - 60), y: String(axis) }, `${span.toFixed(1)} s`));
     const took = panel.ended !== null ? `: ${panel.ended.toFixed(2)} s` : "";
@@ -173,14 +224,24 @@ function draw() {
   }
 }
 
+// The longest ideal of the run's engines, for the time axis: a blocking client takes every server's
+// schedule in turn, a concurrent one the slowest; each poem's transform comes after it.
+function idealOf(run) {
+  const each = run.servers.map((s) => Math.ceil(s.bytes / s.num_bytes) * run.delay + run.cost);
+  const blocking = run.engines.some((name) => !setup.engines.find((e) => e.name === name)?.concurrent);
+  return blocking ? each.reduce((sum, t) => sum + t, 0) : Math.max(0, ...each);
+}
+
 function onMessage(message) {
   switch (message.type) {
     case "begin": begin(message); break;
     case "server":
       run.servers.push(message);
-      run.ideal = run.servers.reduce((sum, s) => sum + Math.ceil(s.bytes / s.num_bytes) * run.delay, 0);
+      run.ideal = idealOf(run);
       say(`${run.servers.length} server${run.servers.length > 1 ? "s" : ""} serving`);
       break;
+    case "transform": run.cost = message.cost; run.ideal = idealOf(run); say(`${message.command} serving`); break;
+    case "work": onWork(message); break;
     case "engine": panelFor(message.engine).model = message.model; say(`running ${message.engine}`); scheduleDraw(); break;
     case "event": onEvent(message); break;
     case "ended": {
