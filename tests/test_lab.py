@@ -164,6 +164,8 @@ class LabHttpTests(SynchronousTestCase):
             "bytes a chunk must be from 5": {"servers": [["kettle", 1]]},
             "from 1 to 5 servers": {"servers": [["kettle", 10]] * 6},
             "nosuchpoem": {"servers": [["nosuchpoem", 10]]},
+            "no bundled poem '/etc/passwd'": {"servers": [["/etc/passwd", 10]]},
+            "no bundled poem '--port'": {"servers": [["--port", 10]]},
             "blocking cannot send a poem to a transform server": {
                 "engines": ["blocking", "twisted"],
                 "transform": {"cost": 0.1, "kind": "wait", "place": "loop"},
