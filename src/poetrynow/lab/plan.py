@@ -50,15 +50,15 @@ class Plan:
         servers = body.get("servers", [list(server) for server in DEMO_SERVERS])
         if not isinstance(servers, list) or not 1 <= len(servers) <= MAX_SERVERS:
             raise ValueError(f"from 1 to {MAX_SERVERS} servers")
-        checked = []
+        checked, names = [], bundled_names()
         for server in servers:
             if not (isinstance(server, list) and len(server) == 2):
                 raise ValueError("a server is [poem, bytes a chunk]")
             poem, num_bytes = str(server[0]), validate.positive_int(str(server[1]))
             if not MIN_BYTES <= num_bytes <= MAX_BYTES:
                 raise ValueError(f"bytes a chunk must be from {MIN_BYTES} to {MAX_BYTES}, got {num_bytes}")
-            if poem not in bundled_names():  # (a page names no file: the lab serves its own poems only)
-                raise ValueError(f"no bundled poem {poem!r}: choose from {', '.join(bundled_names())}")
+            if poem not in names:  # (a page names no file: the lab serves its own poems only)
+                raise ValueError(f"no bundled poem {poem!r}: choose from {', '.join(names)}")
             checked.append((poem, num_bytes))
         delay = validate.seconds(str(body.get("delay", 0.1)))
         if delay > MAX_DELAY:

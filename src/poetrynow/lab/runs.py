@@ -62,7 +62,6 @@ class LabRun:
         self.dropped = 0
         self.folder = tempfile.TemporaryDirectory(prefix="poetrynow-lab-")
         self.traces: dict[str, str] = {}
-        self.xform: Address | None = None
         self.work: list[dict] = []  # the transform server's work, each engine's in turn (Part 20)
         self.deadline: Any = None
         self.done: defer.Deferred[None] = defer.Deferred()
@@ -103,23 +102,24 @@ class LabRun:
             port = await self._server("slowpoetry", args, poem)
             if self.over:
                 return
-            size = len(load_poem(poem).data)
+            data = load_poem(poem).data
+            size = len(data)
             addresses.append(Address("127.0.0.1", port))
             schedules.append(PoemSchedule(size, num_bytes, plan.delay))
-            poems.append(load_poem(poem).data)
+            poems.append(data)
             self.publish(
                 {"type": "server", "poem": poem, "port": port, "bytes": size, "num_bytes": num_bytes}
             )
-        work = None
+        xform = None
         if plan.transform is not None:
-            work = await self._transform_server(plan.transform)
+            xform = await self._transform_server(plan.transform)
             if self.over:
                 return
             poems = [cummingsify(poem.decode("utf-8")).encode("utf-8") for poem in poems]
         self.state = "running"
         outcomes = []
         for engine in plan.engines:
-            summary = await self._engine(engine, addresses, work)
+            summary = await self._engine(engine, addresses, xform)
             if self.over:
                 return
             outcomes.append(Outcome(engine, summary, poems))
@@ -156,18 +156,16 @@ class LabRun:
         ]
         return "\n".join([" ".join(line for line in said if line), *lines])
 
-    async def _transform_server(self, transform: TransformCost) -> WorkTail:
-        """``transformedpoetry`` with the page's cost, logging its work where the lab reads it."""
+    async def _transform_server(self, transform: TransformCost) -> tuple[Address, WorkTail]:
+        """``transformedpoetry`` with the page's cost: its address, and its work log as the lab reads it."""
         log = os.path.join(self.folder.name, "work.jsonl")
         args = [*transform.args(), "--work-log", log, "--quiet", "--port", "0"]
-        self.xform = Address(
-            "127.0.0.1", await self._server("transformedpoetry", args, "the transform server")
-        )
+        port = await self._server("transformedpoetry", args, "the transform server")
         self.publish(
-            {"type": "transform", "port": self.xform.port, "cost": transform.cost, "kind": transform.kind,
+            {"type": "transform", "port": port, "cost": transform.cost, "kind": transform.kind,
              "place": transform.place, "command": " ".join(["transformedpoetry", *transform.args()])}
         )  # fmt: skip
-        return WorkTail(log)
+        return Address("127.0.0.1", port), WorkTail(log)
 
     async def _server(self, command: str, args: list[str], name: str) -> int:
         said: list[str] = []
@@ -190,7 +188,11 @@ class LabRun:
                 raise RuntimeError(f"{command} {name} did not start: {child.reason()}") from None
             return 0
 
-    async def _engine(self, engine: str, addresses: list[Address], work: WorkTail | None) -> Summary:
+    async def _engine(
+        self, engine: str, addresses: list[Address], xform: tuple[Address, WorkTail] | None
+    ) -> Summary:
+        """One engine's ``get-poetry`` against ``addresses`` (each poem then through ``xform``'s server)."""
+        work = xform[1] if xform is not None else None
         self.publish({"type": "engine", "engine": engine, "model": ENGINES[engine].model})
         trace = os.path.join(self.folder.name, f"{engine}.json")
         finished: list[Finished] = []
@@ -230,8 +232,8 @@ class LabRun:
         child = self.started(Child(self.reactor, line))
         ports = [str(address.port) for address in addresses]
         args = ["--engine", engine, "--json", "--timeout", str(CLIENT_TIMEOUT), "--trace", trace]
-        if work is not None:
-            args += ["--xform", str(self.xform), "--transform", TRANSFORM]
+        if xform is not None:
+            args += ["--xform", str(xform[0]), "--transform", TRANSFORM]
         spawn(self.reactor, "get-poetry", [*args, *ports], child)
         looking = task.LoopingCall(look)
         looking.clock = self.reactor

@@ -180,6 +180,11 @@ function draw() {
   if (!run) return;
   const span = Math.max(run.span, run.ideal || 0, 0.001);
   const x = (t) => LEFT + (WIDTH - LEFT - 10) * (t / span);
+  // A bar from "from" to "to" seconds on the lane whose middle is y, at least 2 units wide.
+  const bar = (lane, from, to, y, kind, half) => {
+    const width = Math.max(2, x(to) - x(from));
+    lane.append(element("svg:rect", { class: kind, x: String(x(to) - width), y: String(y - half), width: String(width), height: String(2 * half) }));
+  };
   for (const panel of run.panels.values()) {
     const tasks = [...panel.tasks.values()].sort((a, b) => a.number - b.number);
     const workers = [...panel.workers.keys()].sort((a, b) => a.length - b.length || a.localeCompare(b));
@@ -195,14 +200,8 @@ function draw() {
         const last = task.ended !== null ? task.ended : run.span;
         lane.append(element("svg:line", { class: "wait", x1: String(x(task.connected)), x2: String(x(last)), y1: String(y), y2: String(y) }));
       }
-      for (const [t, work] of task.reads) {
-        const width = Math.max(2, x(t) - x(t - work));
-        lane.append(element("svg:rect", { class: "read", x: String(x(t) - width), y: String(y - 7), width: String(width), height: "14" }));
-      }
-      for (const [t, work] of task.transforms) {
-        const width = Math.max(2, x(t) - x(t - work));
-        lane.append(element("svg:rect", { class: "xform", x: String(x(t) - width), y: String(y - 4), width: String(width), height: "8" }));
-      }
+      for (const [t, work] of task.reads) bar(lane, t - work, t, y, "read", 7);
+      for (const [t, work] of task.transforms) bar(lane, t - work, t, y, "xform", 4);
       if (task.failed) lane.append(element("svg:rect", { class: "fail", x: String(x(task.ended) - 3), y: String(y - 9), width: "6", height: "18" }));
       panel.svg.append(lane);
     });
@@ -210,10 +209,7 @@ function draw() {
       const y = ROW * (tasks.length + n) + ROW / 2;
       const lane = element("svg:g", { class: "worker", "data-worker": worker });
       lane.append(element("svg:text", { class: "label", x: "4", y: String(y + 4) }, `server ${worker}`));
-      for (const [began, ended] of panel.workers.get(worker)) {
-        const width = Math.max(2, x(ended) - x(began));
-        lane.append(element("svg:rect", { class: "work", x: String(x(began)), y: String(y - 7), width: String(width), height: "14" }));
-      }
+      for (const [began, ended] of panel.workers.get(worker)) bar(lane, began, ended, y, "work", 7);
       panel.svg.append(lane);
     });
     const axis = ROW * (tasks.length + workers.length) + 14;
