@@ -103,10 +103,10 @@ class LabBrowserTests(SynchronousTestCase):
         self.wait(lambda: self.lanes("blocking") >= 1)
         first = self.browser.get_screenshot_as_png()
         self.wait(lambda: self.lanes("blocking") == 3 and self.status().startswith("running"))
-        time.sleep(0.3)  # (real reads arrive meanwhile: the picture must have changed)
-        second = self.browser.get_screenshot_as_png()
-        self.assertNotEqual(first, second, "the lanes did not fill while the run went on")
+        # Real reads arrive meanwhile: the picture changes before the run ends.
+        second = self.wait(lambda: (shot := self.browser.get_screenshot_as_png()) != first and shot)
         self.assertFalse(self.browser.find_element("id", "table").text)  # not ended yet
+        self.assertNotEqual(first, second)
         self.wait(lambda: self.status() == "done", within=120)
         self.assertEqual((self.lanes("blocking"), self.lanes("select")), (3, 3))  # a lane per task
         table = self.browser.find_element("id", "table").text

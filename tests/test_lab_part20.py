@@ -113,3 +113,6 @@ class SentenceTests(SynchronousTestCase):
         )
         self.assertIn("each took 2.21 s", engines_sentence({"a": 2.211, "b": 2.209}, 1.3, 0.3))
         self.assertIn("took from 1.00 s to 2.00 s", engines_sentence({"a": 1.0, "b": 2.0}, 1.3, 0.3))
+        cpu = engines_sentence({"twisted": 0.95}, 0.24, 0.3, shared=(2, 0.84))
+        self.assertTrue(cpu.endswith("0.3 s more; as CPU work on 2 cores, 0.84 s at best."), cpu)
+        self.assertNotIn("at best", engines_sentence({"twisted": 0.95}, 0.24, 0.3, shared=(4, 0.54)))

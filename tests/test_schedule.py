@@ -57,6 +57,15 @@ class PoemScheduleTests(SynchronousTestCase):
         self.assertAlmostEqual(ideal_total(schedules, concurrent=True), 10.1)
         self.assertEqual(ideal_total([], concurrent=True), 0.0)
 
+    def test_an_ideal_with_a_transform_a_poem(self):
+        three = [PoemSchedule(100, 10, 0.1)] * 3  # each whole at 1.0 s
+        self.assertAlmostEqual(ideal_total(three, True, 0.5), 1.5)  # waits: all at once
+        self.assertAlmostEqual(ideal_total(three, False, 0.5), 4.5)
+        self.assertAlmostEqual(ideal_total(three, True, 0.5, cores=2), 2.0)  # CPU work: the third waits
+        self.assertAlmostEqual(ideal_total(three, True, 0.5, cores=3), 1.5)
+        apart = [PoemSchedule(10, 10, 0.1), PoemSchedule(100, 10, 0.1)]  # whole at 0.1 s and 1.0 s
+        self.assertAlmostEqual(ideal_total(apart, True, 0.5, cores=1), 1.5)  # the first was done by then
+
 
 class ServeClientTests(SynchronousTestCase):
     def test_chunks_go_out_on_schedule_then_close_one_delay_later(self):

@@ -94,12 +94,18 @@ class Outcome:
         ]
 
 
-def results_table(outcomes: Sequence[Outcome], schedules: Sequence[PoemSchedule], per_poem: float = 0) -> str:
-    """A row per engine, whole first, fastest first; ``per_poem``: a poem's transform, in the ideal."""
+def results_table(
+    outcomes: Sequence[Outcome],
+    schedules: Sequence[PoemSchedule],
+    per_poem: float = 0,
+    cores: int | None = None,
+) -> str:
+    """A row per engine, whole first, fastest first; ``per_poem``: a poem's transform, in the ideal
+    (CPU work: on ``cores`` at most at once)."""
     rows = []
     ranked = sorted(outcomes, key=lambda o: (not o.complete, o.summary.elapsed))
     for rank, outcome in enumerate(ranked, 1):
-        ideal = ideal_total(schedules, ENGINES[outcome.engine].concurrent, per_poem)
+        ideal = ideal_total(schedules, ENGINES[outcome.engine].concurrent, per_poem, cores)
         elapsed = outcome.summary.elapsed
         rows.append(
             (
@@ -231,12 +237,8 @@ def run_demo(
         for poem, num_bytes in servers:
             server = start_slow_server(poem, num_bytes, delay)
             running.append(server)
-            print(
-                f"Serving {poem} ({server.schedule.size} bytes, {num_bytes} every {delay:g} s) "
-                f"on port {server.address.port}.",
-                file=out,
-                flush=True,
-            )
+            print(f"Serving {poem} ({server.schedule.size} bytes, {num_bytes} every {delay:g} s) "
+                  f"on port {server.address.port}.", file=out, flush=True)  # fmt: skip
         if trace is not None and (swapped := uvloop_set_aside(engines)):
             print(f"Traced, {swapped} run on asyncio's own loop, not uvloop: uvloop waits where a trace "
                   "cannot see it.", file=out, flush=True)  # fmt: skip
@@ -249,11 +251,8 @@ def run_demo(
         table = progress and out is sys.stdout and on_a_terminal(out) and have_rich()
         quiet_reads = not reads and not table
         if quiet_reads:
-            print(
-                f"\nEach engine runs get-poetry --engine ENGINE {ports} (--reads: every read)",
-                file=out,
-                flush=True,
-            )
+            print(f"\nEach engine runs get-poetry --engine ENGINE {ports} (--reads: every read)",
+                  file=out, flush=True)  # fmt: skip
         width = max(len(engine) for engine in engines)
         for engine in engines:
             line: EngineLine | None = None

@@ -50,14 +50,24 @@ class PoemSchedule:
         return (self.span(index) for index in range(self.chunks))
 
 
-def ideal_total(schedules, concurrent: bool, per_poem: float = 0.0) -> float:
+def ideal_total(schedules, concurrent: bool, per_poem: float = 0.0, cores: int | None = None) -> float:
     """The fastest a client could possibly be against these servers.
 
     A blocking client waits for each server in turn (the sum); a concurrent one
     only for the slowest (the maximum). ``per_poem``: seconds each poem costs once
-    it has arrived (a transform of Part 20), at best overlapped with the others.
+    it has arrived (a transform of Part 20), at best overlapped with the others;
+    with ``cores`` (CPU work), at most that many at once: each poem, in the order
+    they arrive, on the core free first (for transforms of one length, none faster).
     """
-    durations = [s.duration + per_poem for s in schedules]
+    durations = [s.duration for s in schedules]
     if not durations:
         return 0.0
-    return max(durations) if concurrent else sum(durations)
+    if not concurrent:
+        return sum(d + per_poem for d in durations)
+    if cores is None or per_poem <= 0:
+        return max(durations) + per_poem
+    free = [0.0] * max(1, cores)  # when each core is next free
+    for arrived in sorted(durations):
+        first = free.index(min(free))
+        free[first] = max(free[first], arrived) + per_poem
+    return max(free)

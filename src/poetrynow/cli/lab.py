@@ -12,13 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application import service
+from twisted.internet import defer
 
+from poetrynow.lab.doorway import Doorway
 from poetrynow.lab.guard import new_token
+from poetrynow.lab.reaping import Reaping
 from poetrynow.lab.site import Lab, LabSite
 from poetrynow.servers.common.listen import Where
 from poetrynow.servers.common.startup import ListeningService
 
 PROG = "poetrynow lab"
+NO_BROWSER = "No browser could be opened here: open the address above in one"
 
 
 class LabListener(ListeningService):
@@ -40,33 +44,27 @@ class LabListener(ListeningService):
 
 
 class LabService(service.Service):
-    """The lab itself: its heartbeat, and its run, ended with the lab (children and all)."""
+    """The lab itself: its heartbeat, its reaping of children, and its run, ended with the lab."""
 
     def __init__(self, lab: Lab, open_page: Any):
         self.lab, self.open_page = lab, open_page
+        self.reaping = Reaping(lab.reactor, self.transports)
+
+    def transports(self) -> list[Any]:
+        run = self.lab.run
+        children = run.children if run is not None else []
+        return [child.transport for child in children if child.transport is not None]
 
     def startService(self) -> None:
         super().startService()
-        self.watch_children()
+        self.reaping.start()
         self.lab.start()
         if self.open_page is not None:
             self.lab.reactor.callWhenRunning(self.open_page)
 
     def stopService(self) -> Any:
         super().stopService()
-        return self.lab.stop()
-
-    def watch_children(self) -> None:
-        """Reap the lab's children as they end. The commands run the reactor without its own
-        signal handlers (:mod:`poetrynow.stopping` has SIGINT and SIGTERM), and so without the
-        SIGCHLD one that tells a process protocol its child ended: this handler hands the reactor
-        Twisted's public reaper, through its thread-safe way in, which also wakes it."""
-        import signal
-
-        from twisted.internet.process import reapAllProcesses
-
-        call = self.lab.reactor.callFromThread
-        signal.signal(signal.SIGCHLD, lambda signum, frame: call(reapAllProcesses))
+        return ended_then(defer.maybeDeferred(self.lab.stop), self.reaping.stop)
 
 
 class LabTree(service.MultiService):
@@ -78,15 +76,31 @@ class LabTree(service.MultiService):
         self.lab = Lab(reactor, new_token())
         self.listener = LabListener(self.lab, Where(port, "127.0.0.1"), reactor)
         self.listener.setServiceParent(self)
+        self.doorway = Doorway()
         LabService(self.lab, self.browse if browser else None).setServiceParent(self)
 
     def browse(self) -> None:
-        """Open the page in the user's browser, in a thread: a browser may take its time to start."""
-        import webbrowser
-
+        """Open the page in the user's browser, in a thread: a browser may take its time to start.
+        The browser is given a file of the user's own that sends it on (:mod:`poetrynow.lab.doorway`),
+        not the address: a command line, the token in it, is there for every user to read."""
         from twisted.internet.threads import deferToThread
 
-        deferToThread(webbrowser.open, self.listener.url()).addErrback(lambda _: None)
+        d = deferToThread(self.doorway.open, self.listener.url())
+        d.addCallback(lambda opened: None if opened else print(NO_BROWSER, flush=True))
+        d.addErrback(lambda failure: print(f"{NO_BROWSER} ({failure.getErrorMessage()})", flush=True))
+
+    def stopService(self) -> Any:
+        return ended_then(defer.maybeDeferred(super().stopService), self.doorway.close)
+
+
+def ended_then(d: defer.Deferred[Any], then: Any) -> defer.Deferred[Any]:
+    """``d``, and ``then()`` once it has fired, whatever it fired with."""
+
+    def after(result: Any) -> Any:
+        then()
+        return result
+
+    return d.addBoth(after)
 
 
 def run_lab(port: int, browser: bool) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, error, protocol
+from twisted.logger import Logger
 
 from poetrynow.stopping import END_WITH
 
@@ -26,6 +27,8 @@ STOP_WITHIN = 5.0
 #: The bytes of stderr kept, for the reason a child failed.
 ERR_KEPT = 4096
 
+log = Logger()
+
 
 class Child(protocol.ProcessProtocol):
     """One command as a child: ``on_line`` for each line of its stdout; ``ended`` fires with its
@@ -33,7 +36,7 @@ class Child(protocol.ProcessProtocol):
 
     def __init__(self, reactor: Any, on_line: Callable[[str], None]):
         self.reactor, self.on_line = reactor, on_line
-        self.pending = b""
+        self.pending = bytearray()
         self.err = b""
         self.ended: defer.Deferred[int] = defer.Deferred()
         self.status: int | None = None
@@ -41,13 +44,22 @@ class Child(protocol.ProcessProtocol):
 
     def outReceived(self, data: bytes) -> None:
         self.pending += data
-        *lines, self.pending = self.pending.split(b"\n")
-        for line in lines:
-            self.on_line(line.decode("utf-8", errors="replace"))
+        if b"\n" in data:  # (split only when a line ends: a long line's chunks cost no re-splitting)
+            *lines, rest = bytes(self.pending).split(b"\n")
+            self.pending = bytearray(rest)
+            for line in lines:
+                self.deliver(line)
         if len(self.pending) > LINE_LIMIT:
-            self.pending = b""
+            self.pending = bytearray()
             self.err += b"a line past the lab's limit\n"
             self.stop()
+
+    def deliver(self, line: bytes) -> None:
+        """One line to ``on_line``: a line it cannot take is logged, and costs that line only."""
+        try:
+            self.on_line(line.decode("utf-8", errors="replace"))
+        except Exception:
+            log.failure("the lab could not take a line of its child's")
 
     def errReceived(self, data: bytes) -> None:
         self.err = (self.err + data)[-ERR_KEPT:]
@@ -83,10 +95,12 @@ class Child(protocol.ProcessProtocol):
         code = getattr(value, "exitCode", None)
         sig = getattr(value, "signal", None)
         self.status = -sig if code is None and sig else (code or 0)
-        if self.pending:
-            self.on_line(self.pending.decode("utf-8", errors="replace"))
-            self.pending = b""
-        self.ended.callback(self.status)
+        try:
+            if self.pending:
+                self.deliver(bytes(self.pending))
+                self.pending = bytearray()
+        finally:
+            self.ended.callback(self.status)
 
 
 def spawn(reactor: Any, command: str, args: list[str], child: Child, cwd: str | None = None) -> Child:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from poetrynow import validate
+from poetrynow.schedule import PoemSchedule, ideal_total
 from poetrynow.servers.transform.costs import KINDS, PLACES
 
 #: The longest transform cost the lab lets a page ask for: a run stays within its time limit.
@@ -138,14 +139,39 @@ def work_sentence(work: Sequence[dict[str, Any]], transform: TransformCost, core
     return f"{said}: they overlapped, {took:.2f} s each on the clock."
 
 
-def engines_sentence(took: dict[str, float], slowest: float, cost: float) -> str:
-    """The engines' times against their ideal: the slowest server, then one transform."""
+def engines_sentence(
+    took: dict[str, float], slowest: float, cost: float, shared: tuple[int, float] | None = None
+) -> str:
+    """The engines' times against their ideal: the slowest server, then one transform; ``shared``:
+    (cores, the ideal) for CPU work, which takes turns once the poems outnumber the cores."""
     if not took:
         return ""
     ideal = f"the slowest server alone takes {slowest:.2f} s, and a poem's transform {cost:g} s more"
+    if shared is not None and shared[1] > slowest + cost + 0.005:
+        cores, best = shared
+        ideal += f"; as CPU work on {cores} core{'s' if cores != 1 else ''}, {best:.2f} s at best"
     if len(took) == 1:
         ((engine, elapsed),) = took.items()
         return f"{engine} took {elapsed:.2f} s: {ideal}."
     low, high = f"{min(took.values()):.2f}", f"{max(took.values()):.2f}"
     span = f"each took {low} s" if low == high else f"took from {low} s to {high} s"
     return f"The engines {span}: {ideal}."
+
+
+def part20_sentence(
+    outcomes: Sequence[Any],
+    schedules: Sequence[PoemSchedule],
+    work: Sequence[dict[str, Any]],
+    transform: TransformCost,
+    cores: int,
+) -> str:
+    """The lab's sentence for a run with a transform (each of ``outcomes`` a demo's
+    :class:`~poetrynow.demo.Outcome`): the engines against their ideal, then the server's work."""
+    lines = [
+        f"Not ranked: {o.engine} did not get every poem back transformed." for o in outcomes if not o.complete
+    ]
+    took = {o.engine: o.summary.elapsed for o in outcomes if o.complete}
+    slowest = max((s.duration for s in schedules), default=0.0)
+    shared = (cores, ideal_total(schedules, True, transform.cost, cores)) if transform.kind == "cpu" else None
+    said = [engines_sentence(took, slowest, transform.cost, shared), work_sentence(work, transform, cores)]
+    return "\n".join([" ".join(line for line in said if line), *lines])

@@ -32,7 +32,7 @@ from poetrynow.costruns import TRANSFORM
 from poetrynow.demo import Outcome, results_table, verdict
 from poetrynow.events import Finished
 from poetrynow.lab.children import Child, spawn
-from poetrynow.lab.part20 import TransformCost, WorkTail, engines_sentence, work_sentence
+from poetrynow.lab.part20 import TransformCost, WorkTail, part20_sentence
 from poetrynow.lab.plan import Plan
 from poetrynow.poems import load_poem
 from poetrynow.report import Summary
@@ -49,6 +49,8 @@ CLIENT_TIMEOUT = 60
 MAX_EVENTS = 50_000
 #: Seconds between looks at the transform server's work log while an engine runs.
 WORK_EVERY = 0.2
+#: The messages that come by the thousand, past MAX_EVENTS not kept (the page that saw them live has them).
+STREAMED = ("event", "work")
 
 
 class LabRun:
@@ -67,7 +69,9 @@ class LabRun:
         self.done: defer.Deferred[None] = defer.Deferred()
 
     def publish(self, message: dict) -> None:
-        if len(self.kept) < MAX_EVENTS:
+        """To the page; kept for a page that connects later, but for events past :data:`MAX_EVENTS`
+        (a run's own messages, its servers, engines, table or end, are always kept)."""
+        if message["type"] not in STREAMED or len(self.kept) < MAX_EVENTS:
             self.kept.append(message)
         else:
             self.dropped += 1
@@ -124,6 +128,7 @@ class LabRun:
                 return
             outcomes.append(Outcome(engine, summary, poems))
         cost = plan.transform.cost if plan.transform is not None else 0.0
+        cores = self.cores()
         rows = [
             {"engine": o.engine, "measured": o.summary.elapsed, "whole": o.whole, "complete": o.complete}
             for o in outcomes
@@ -131,7 +136,7 @@ class LabRun:
         self.publish(
             {
                 "type": "table",
-                "table": results_table(outcomes, schedules, per_poem=cost),
+                "table": results_table(outcomes, schedules, per_poem=cost, cores=cores),
                 "sentence": self._sentence(outcomes, schedules),
                 "rows": rows,
             }
@@ -139,31 +144,28 @@ class LabRun:
         self.state = "done"
 
     def _sentence(self, outcomes: list[Outcome], schedules: list[PoemSchedule]) -> str:
-        """The demo's sentence; with a transform, the engines against their ideal and the server's work."""
+        """The demo's sentence; with a transform, Part 20's (:mod:`poetrynow.lab.part20`)."""
         transform = self.plan.transform
         if transform is None:
             return verdict(outcomes, schedules)
-        lines = [
-            f"Not ranked: {o.engine} did not get every poem back transformed."
-            for o in outcomes
-            if not o.complete
-        ]
-        took = {o.engine: o.summary.elapsed for o in outcomes if o.complete}
-        slowest = max((s.duration for s in schedules), default=0.0)
-        said = [
-            engines_sentence(took, slowest, transform.cost),
-            work_sentence(self.work, transform, usable_cores()),
-        ]
-        return "\n".join([" ".join(line for line in said if line), *lines])
+        return part20_sentence(outcomes, schedules, self.work, transform, usable_cores())
+
+    def cores(self) -> int | None:
+        """The cores CPU work shares, for the ideal; None where the transforms wait (they all may at once)."""
+        transform = self.plan.transform
+        return usable_cores() if transform is not None and transform.kind == "cpu" else None
 
     async def _transform_server(self, transform: TransformCost) -> tuple[Address, WorkTail]:
         """``transformedpoetry`` with the page's cost: its address, and its work log as the lab reads it."""
         log = os.path.join(self.folder.name, "work.jsonl")
         args = [*transform.args(), "--work-log", log, "--quiet", "--port", "0"]
         port = await self._server("transformedpoetry", args, "the transform server")
+        if self.over:  # (cancelled while it started: there is no server to tell of)
+            return Address("127.0.0.1", port), WorkTail(log)
         self.publish(
             {"type": "transform", "port": port, "cost": transform.cost, "kind": transform.kind,
-             "place": transform.place, "command": " ".join(["transformedpoetry", *transform.args()])}
+             "place": transform.place, "cores": self.cores(),
+             "command": " ".join(["transformedpoetry", *transform.args()])}
         )  # fmt: skip
         return Address("127.0.0.1", port), WorkTail(log)
 
@@ -197,7 +199,9 @@ class LabRun:
         trace = os.path.join(self.folder.name, f"{engine}.json")
         finished: list[Finished] = []
         elapsed = [0.0]
-        origin: list[float] = []  # the engine's clock at its t = 0, on this process's time.monotonic
+        # The engine's clock at its t = 0, on this process's time.monotonic: each line reaches the lab
+        # after its event by a pipe's latency or more, so the earliest estimate is the best.
+        origin: list[float] = []
 
         def look() -> None:
             """The server's new work, on the engine's time axis (to within a pipe's latency)."""
@@ -219,13 +223,16 @@ class LabRun:
             if not isinstance(event, dict):
                 return
             kind = event.get("event")
-            if not origin and isinstance(event.get("t"), (int, float)):
-                origin.append(time.monotonic() - float(event["t"]))
-            if kind == "finished":
+            t = event.get("t")
+            if isinstance(t, (int, float)) and not isinstance(t, bool):
+                estimate = time.monotonic() - float(t)
+                origin[:] = [min(origin[0], estimate) if origin else estimate]
+            number = event.get("task")
+            if kind == "finished" and isinstance(number, int):
                 poem = str(event.pop("poem", "")).encode("utf-8")
-                finished.append(Finished(task=int(event["task"]), address=addresses[0], t=0.0, poem=poem))
-            elif kind == "summary":
-                elapsed[0] = float(event.get("elapsed", 0.0))
+                finished.append(Finished(task=number, address=addresses[0], t=0.0, poem=poem))
+            elif kind == "summary" and isinstance(event.get("elapsed"), (int, float)):
+                elapsed[0] = float(event["elapsed"])
             event.pop("poem", None)
             self.publish({"type": "event", "engine": engine, **event})
 
@@ -238,7 +245,7 @@ class LabRun:
         looking = task.LoopingCall(look)
         looking.clock = self.reactor
         if work is not None:
-            looking.start(WORK_EVERY, now=False)
+            looking.start(WORK_EVERY, now=False).addErrback(self._failed)
         try:
             status = await child.ended
         finally:
@@ -272,6 +279,7 @@ class LabRun:
         if not self.over:
             self.state = "failed"
             self.publish({"type": "failed", "why": failure.getErrorMessage()})
+        self.stop_children()
 
     def _ended(self, _: Any) -> None:
         if self.deadline is not None and self.deadline.active():

@@ -9,8 +9,12 @@ Origin). The routes:
   said so far first (a page that reloads misses nothing), then as they come; a comment
   every :data:`HEARTBEAT` seconds keeps the connection alive;
 - ``POST /run`` a new run (JSON: engines, servers, delay, and Part 20's transform or null):
-  202, a 409 while one runs, a 400 with the reason for a bad setting; ``POST /cancel``;
+  202, a 409 while one runs (or the last one is still stopping), a 400 with the reason
+  for a bad setting; ``POST /cancel``;
 - ``GET /trace?engine=E`` the trace ``--trace`` wrote for that engine's run.
+
+A POST must send JSON (415 otherwise); every answer says not to cache, frame or sniff it.
+A page that stops reading its events is dropped past a bound (:mod:`poetrynow.lab.pages`).
 
 The HTTP layer is the faults API's (:mod:`poetrynow.relay.site`): a bounded body, a
 deadline for a whole request, a bounded number of connections. Closing the page ends
@@ -25,11 +29,13 @@ from importlib import resources
 from typing import Any
 
 from twisted.internet import task
+from twisted.logger import Logger
 from twisted.web import resource, server
 
-from poetrynow.lab.guard import refusal
+from poetrynow.lab.guard import not_json, refusal
+from poetrynow.lab.pages import Page
 from poetrynow.lab.plan import Plan
-from poetrynow.lab.runs import LabRun
+from poetrynow.lab.runs import MAX_EVENTS, LabRun
 from poetrynow.relay.site import MAX_CONNECTIONS, REQUEST_DEADLINE, BoundedRequest, FaultsChannel
 
 #: Seconds between keep-alive comments on an open event stream.
@@ -40,6 +46,17 @@ MAX_PAGES = 8
 GONE_AFTER = 5.0
 #: A run's settings are a few hundred bytes.
 MAX_SETTINGS = 64 * 1024
+
+#: On every answer: nothing cached (a token is in the address), framed, sniffed or referred on.
+SAFE_HEADERS = (
+    (b"cache-control", b"no-store"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+log = Logger()
 
 STATIC = {b"lab.js": "text/javascript; charset=utf-8", b"lab.css": "text/css; charset=utf-8"}
 
@@ -55,25 +72,38 @@ class Lab:
         self.reactor, self.token = reactor, token
         self.port = 0  # set once listening: the page's own Origin names it
         self.run: LabRun | None = None
-        self.pages: set[Any] = set()
+        self.pages: set[Page] = set()
         self.alone: Any = None
+        self.stopping = False
         self.beat = task.LoopingCall(self.heartbeat)
         self.beat.clock = reactor
 
     def start(self) -> None:
-        self.beat.start(HEARTBEAT, now=False)
+        self.beat.start(HEARTBEAT, now=False).addErrback(lambda f: log.failure("the lab's heartbeat", f))
 
     def stop(self) -> Any:
         """The lab is ending: its run is cancelled, its children stopped; fires once they have ended."""
+        self.stopping = True
+        self.sit_out()
         if self.beat.running:
             self.beat.stop()
+        run = self.run
+        if run is not None:
+            run.cancel("the lab stopped")
         for page in list(self.pages):
             page.finish()
-        run = self.run
         if run is None:
             return None
-        run.cancel("the lab stopped")
         return run.done.addBoth(lambda _: run.close())
+
+    def busy(self) -> str | None:
+        """Why a new run may not start now, or None."""
+        run = self.run
+        if run is None or run.done.called:
+            return None
+        if run.over:
+            return "the last run is still stopping its servers: try again in a moment"
+        return "a run is going on: cancel it first"
 
     def send(self, message: dict) -> None:
         self.write(b"data: " + json.dumps(message).encode("utf-8") + b"\n\n")
@@ -83,31 +113,43 @@ class Lab:
 
     def write(self, data: bytes) -> None:
         for page in list(self.pages):
-            try:
-                page.write(data)
-            except RuntimeError:  # (its request had finished: the page is gone)
-                self.pages.discard(page)
+            page.write(data)
 
-    def opened(self, page: Any) -> None:
+    def opened(self, request: Any) -> Page:
+        page = Page(request)
         self.pages.add(page)
+        self.sit_out()
+        request.notifyFinish().addBoth(lambda _: self.closed(page))
+        return page
+
+    def closed(self, page: Page) -> None:
+        page.gone = True
+        self.pages.discard(page)
+        run = self.run
+        if not self.pages and not self.stopping and run is not None and not run.over:
+            self.sit_out()
+            self.alone = self.reactor.callLater(GONE_AFTER, self.abandoned, run)
+
+    def sit_out(self) -> None:
+        """Forget a cancel that was waiting for the last page to come back."""
         if self.alone is not None and self.alone.active():
             self.alone.cancel()
-        page.notifyFinish().addBoth(lambda _: self.closed(page))
+        self.alone = None
 
-    def closed(self, page: Any) -> None:
-        self.pages.discard(page)
-        if not self.pages and self.run is not None and not self.run.over:
-            self.alone = self.reactor.callLater(GONE_AFTER, self.abandoned)
-
-    def abandoned(self) -> None:
-        if not self.pages and self.run is not None:
-            self.run.cancel("the page was closed")
+    def abandoned(self, run: LabRun) -> None:
+        self.alone = None
+        if not self.pages and self.run is run:
+            run.cancel("the page was closed")
 
     def begin(self, plan: Plan) -> None:
-        if self.run is not None:
-            self.run.close()
-        self.run = LabRun(plan, self.reactor, self.send)
-        self.run.start()
+        """A new run; the last one, stopped already (:meth:`busy`), is forgotten, and anything it
+        says late is not heard."""
+        previous = self.run
+        run = LabRun(plan, self.reactor, lambda message: self.send(message) if self.run is run else None)
+        self.run = run
+        if previous is not None:
+            previous.close()
+        run.start()
 
 
 class Routes(resource.Resource):
@@ -121,9 +163,13 @@ class Routes(resource.Resource):
 
     def render(self, request: Any) -> Any:
         lab = self.lab
+        for name, value in SAFE_HEADERS:
+            request.setHeader(name, value)
         why = refusal(request, lab.token, lab.port)
         if why is not None:
             return answer(request, 403, {"error": why})
+        if request.method == b"POST" and (why := not_json(request)) is not None:
+            return answer(request, 415, {"error": why})
         path = request.path.rstrip(b"/") or b"/"
         name = path.lstrip(b"/")
         method = request.method
@@ -152,22 +198,28 @@ class Routes(resource.Resource):
         if len(lab.pages) >= MAX_PAGES:
             return answer(request, 503, {"error": f"{MAX_PAGES} pages are open on this lab already"})
         request.setHeader(b"content-type", b"text/event-stream")
-        request.setHeader(b"cache-control", b"no-cache")
-        request.write(b": the lab's events\n\n")
-        if lab.run is not None:
-            for message in lab.run.kept:
-                request.write(b"data: " + json.dumps(message).encode("utf-8") + b"\n\n")
-        lab.opened(request)
+        page = lab.opened(request)
+        page.write(b": the lab's events\n\n")
+        run = lab.run
+        if run is not None:
+            for message in run.kept:
+                page.write(b"data: " + json.dumps(message).encode("utf-8") + b"\n\n")
+            if run.dropped:
+                note = {"type": "dropped", "count": run.dropped, "kept": MAX_EVENTS}
+                page.write(b"data: " + json.dumps(note).encode("utf-8") + b"\n\n")
         return server.NOT_DONE_YET
 
     def start_run(self, request: Any) -> Any:
         lab = self.lab
-        if lab.run is not None and not lab.run.over:
-            return answer(request, 409, {"error": "a run is going on: cancel it first"})
+        busy = lab.busy()
+        if busy is not None:
+            return answer(request, 409, {"error": busy})
         try:
             plan = Plan.from_json(json.loads(request.content.read().decode("utf-8") or "{}"))
         except ValueError as problem:  # (a JSONDecodeError, a bad setting: each says why)
             return answer(request, 400, {"error": str(problem)})
+        except (TypeError, RecursionError):  # (JSON of a shape no setting has, or nested past reason)
+            return answer(request, 400, {"error": "the run's settings are not of the page's shape"})
         lab.begin(plan)
         return answer(request, 202, {"started": list(plan.engines)})
 

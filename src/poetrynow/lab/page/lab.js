@@ -99,7 +99,12 @@ async function post(path, body) {
   const answer = await fetch(withToken(path), {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
   });
-  return [answer.status, await answer.json()];
+  const text = await answer.text();
+  try {
+    return [answer.status, JSON.parse(text)];
+  } catch {
+    return [answer.status, { error: text.slice(0, 200) || answer.statusText }];  // (not the lab's JSON: a proxy's page, say)
+  }
 }
 
 document.getElementById("setup").addEventListener("submit", async (event) => {
@@ -107,7 +112,10 @@ document.getElementById("setup").addEventListener("submit", async (event) => {
   const [status, said] = await post("run", settings());
   if (status !== 202) say("not started", said.error || `refused (${status})`);
 });
-document.getElementById("cancel").addEventListener("click", () => post("cancel"));
+document.getElementById("cancel").addEventListener("click", async () => {
+  const [status, said] = await post("cancel");
+  if (status !== 200) say("not cancelled", said.error || `refused (${status})`);
+});
 
 // -- the run, from its messages
 
@@ -221,11 +229,19 @@ function draw() {
 }
 
 // The longest ideal of the run's engines, for the time axis: a blocking client takes every server's
-// schedule in turn, a concurrent one the slowest; each poem's transform comes after it.
+// schedule in turn, a concurrent one the slowest; each poem's transform comes after it, and CPU work
+// (run.cores) takes turns on the cores, in the order the poems come (as schedule.ideal_total does).
 function idealOf(run) {
-  const each = run.servers.map((s) => Math.ceil(s.bytes / s.num_bytes) * run.delay + run.cost);
+  const came = run.servers.map((s) => Math.ceil(s.bytes / s.num_bytes) * run.delay);
   const blocking = run.engines.some((name) => !setup.engines.find((e) => e.name === name)?.concurrent);
-  return blocking ? each.reduce((sum, t) => sum + t, 0) : Math.max(0, ...each);
+  if (blocking) return came.reduce((sum, t) => sum + t + run.cost, 0);
+  if (!run.cores || !run.cost) return Math.max(0, ...came) + (came.length ? run.cost : 0);
+  const free = new Array(run.cores).fill(0);
+  for (const t of came.sort((a, b) => a - b)) {
+    const first = free.indexOf(Math.min(...free));
+    free[first] = Math.max(free[first], t) + run.cost;
+  }
+  return Math.max(0, ...free);
 }
 
 function onMessage(message) {
@@ -236,7 +252,7 @@ function onMessage(message) {
       run.ideal = idealOf(run);
       say(`${run.servers.length} server${run.servers.length > 1 ? "s" : ""} serving`);
       break;
-    case "transform": run.cost = message.cost; run.ideal = idealOf(run); say(`${message.command} serving`); break;
+    case "transform": run.cost = message.cost; run.cores = message.cores; run.ideal = idealOf(run); say(`${message.command} serving`); break;
     case "work": onWork(message); break;
     case "engine": panelFor(message.engine).model = message.model; say(`running ${message.engine}`); scheduleDraw(); break;
     case "event": onEvent(message); break;
@@ -254,6 +270,7 @@ function onMessage(message) {
       break;
     case "cancelled": run.stopped = true; running(false); say("cancelled", message.why); break;
     case "failed": run.stopped = true; running(false); say("failed", message.why); break;
+    case "dropped": say("reloaded", `the first ${message.kept} events are drawn again; ${message.count} after them are not kept`); break;
   }
 }
 
