@@ -12,7 +12,7 @@ MATRIX_STAMP := $(VENV)/.installed-matrix
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,lint,plot,progress,browser]"
+	$(BIN)/python -m pip install --quiet -e ".[test,lint,plot,progress,browser,tls]"
 	$(MAKE) --no-print-directory plugins
 	touch $(STAMP)
 

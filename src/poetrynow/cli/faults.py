@@ -73,6 +73,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="copy every byte in user space, even where no toxic acts (by default the kernel moves "
         "those, with splice(2), on Linux)",
     )
+    p.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        default=None,
+        help="keep the TLS relays' CA and certificate in DIR (made there if absent, mode 0700) and reuse "
+        "them in later runs; by default they are made for the run, in memory (needs the tls extra)",
+    )
     p.add_argument("--quiet", action="store_true", help="log only warnings and errors")
 
 
@@ -118,6 +125,17 @@ def run(args: argparse.Namespace) -> int:
         config = read_config(args.config) if args.config else []
     except ConfigError as problem:
         return error(PROG, str(problem), USAGE)
+    authority = None
+    if args.tls_dir is not None:
+        from poetrynow.relay.authority import Authority, AuthorityError, missing
+
+        why = missing()
+        if why is not None:
+            return error(PROG, why, FAILED)
+        try:
+            authority = Authority(args.tls_dir)
+        except AuthorityError as problem:
+            return error(PROG, str(problem), FAILED)
     raise_fd_limit()  # each relayed connection is two descriptors
     from poetrynow.relay import kernel
 
@@ -129,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     call_in_loop = reactor.callFromThread  # type: ignore[attr-defined]  # typed as any reactor
     with loop_stopped_by_signals(call_in_loop, lambda: stop_reactor(reactor), watching(reactor)) as caught:
         host, port = args.api
-        relays = Relays(reactor=reactor, seed=args.seed)
+        relays = Relays(reactor=reactor, seed=args.seed, authority=authority)
         try:
             # A Site, which Twisted's stubs do not take for a factory:
             site: Any = faults_site(relays, reactor=reactor)

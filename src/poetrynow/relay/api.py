@@ -47,6 +47,7 @@ class Answer:
 
     status: int
     payload: Any = None
+    content_type: bytes = b"application/json"  # (bytes of another kind: the payload as it is)
 
 
 def refusal(status: int, message: str, **more: Any) -> Answer:
@@ -162,6 +163,10 @@ class Handlers:
         self.relays.get(proxy).remove_toxic(toxic)
         return Answer(204)
 
+    def tls_ca(self, request) -> Answer:
+        """The CA that signs the TLS relays' certificate, as PEM, for a client to trust (poetrynow's own)."""
+        return Answer(200, self.relays.authority().ca_pem, b"application/x-pem-file")
+
 
 #: Path patterns (None: a name) and, for each, the handler of each method.
 ROUTES: tuple[tuple[tuple[str | None, ...], dict[str, str]], ...] = (
@@ -169,6 +174,7 @@ ROUTES: tuple[tuple[tuple[str | None, ...], dict[str, str]], ...] = (
     (("proxies",), {"GET": "proxy_index", "POST": "proxy_create"}),
     (("populate",), {"POST": "populate"}),
     (("reset",), {"POST": "reset"}),
+    (("tls", "ca"), {"GET": "tls_ca"}),
     (
         ("proxies", None),
         {"GET": "proxy_show", **dict.fromkeys(UPDATE, "proxy_update"), "DELETE": "proxy_delete"},
@@ -271,7 +277,9 @@ class FaultsResource(resource.Resource):
         request.setResponseCode(answer.status)
         if answer.payload is None:
             return b""
-        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"content-type", answer.content_type)
+        if isinstance(answer.payload, bytes):
+            return answer.payload
         return json.dumps(answer.payload).encode()
 
 

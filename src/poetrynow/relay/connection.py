@@ -10,6 +10,7 @@ starts waits for what the transports hold to be written, but only for
 :data:`~poetrynow.servers.common.ending.LINGER` seconds: a peer that never reads is
 then aborted, so that it cannot keep a connection (and its buffers) for ever.
 
+Its two ends, Twisted protocols (TLS ones too), are :mod:`poetrynow.relay.sides`.
 One fault costs one connection: what a protocol method raises is logged and
 resets that side (:func:`~poetrynow.servers.common.guard.costs_one_connection`), which
 resets the other; what a toxic's timer raises resets both.
@@ -22,17 +23,18 @@ import typing
 from typing import Any
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from poetrynow.relay.pipe import Direction
 from poetrynow.relay.toxics import DOWNSTREAM, Toxic
-from poetrynow.relay.transport import READ_SIZE
 from poetrynow.servers.common.ending import LINGER, can_half_close
-from poetrynow.servers.common.guard import costs_one_connection, reset_transport
+from poetrynow.servers.common.guard import reset_transport
+
+# The sides (poetrynow.relay.sides) import this module: here they are only their roles.
+Side = Any
+ClientSide = Any
+UpstreamSide = Any
 
 
 class Relay(typing.Protocol):
@@ -44,8 +46,10 @@ class Relay(typing.Protocol):
     reactor: Any
     clock: Any
     toxics: list[Toxic]
+    tls: Any  # a TlsSettings, or None
 
     def chooser(self, number: int, key: str) -> random.Random: ...
+    def upstream_factory(self, connection: Connection) -> Any: ...
     def forget(self, connection: Connection) -> None: ...
     def accepted(self, client: ClientSide) -> Connection: ...
     def upstream_address(self) -> tuple[str, int]: ...
@@ -90,7 +94,10 @@ class Connection:
         self.open = True
         for toxic in self.relay.toxics:
             self.add(toxic)
-        self.up.check()  # the client may speak now
+        for side, direction in ((self.client, self.up), (upstream, self.down)):
+            side.deliver_early(direction)
+        if not self.ended:
+            self.up.check()  # the client may speak now
 
     # -- the relay's toxics, as they change
 
@@ -191,96 +198,3 @@ class Connection:
                 number=self.number,
             )
             self.reset()
-
-
-@implementer(IHalfCloseableProtocol)
-class Side(Protocol):
-    """Either end of a relayed connection."""
-
-    connection: Connection
-    transport: Any  # a TCP transport, which can also half-close, pause and abort
-    gone = False
-
-    def reading(self) -> Direction | None:
-        raise NotImplementedError
-
-    # A bug in a direction resets the whole connection (Connection.guarded), not this side alone:
-    # a side reset alone would leave the other direction writing into a socket about to be reset.
-    @costs_one_connection
-    def dataReceived(self, data: bytes) -> None:
-        if (direction := self.reading()) is not None:
-            self.connection.guarded(direction.data, data)
-
-    @costs_one_connection
-    def readConnectionLost(self) -> None:
-        if (direction := self.reading()) is not None:
-            self.connection.guarded(direction.eof)
-
-    def writeConnectionLost(self) -> None:
-        pass
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if getattr(self, "connection", None) is not None:  # (None: its connectionMade failed)
-            self.connection.lost(self, reason)
-
-
-class ClientSide(Side):
-    """The client's end: accepted by the relay, it dials the upstream."""
-
-    factory: Any  # a RelayFactory
-
-    @costs_one_connection
-    def connectionMade(self) -> None:
-        relay = self.factory.relay
-        self.transport.bufferSize = READ_SIZE
-        self.connection = relay.accepted(self)
-        self.transport.pauseProducing()
-        host, port = relay.upstream_address()
-        self.connection.connector = relay.reactor.connectTCP(host, port, UpstreamFactory(self.connection))
-
-    def reading(self) -> Direction | None:
-        return self.connection.up
-
-
-class UpstreamSide(Side):
-    """The upstream's end, dialled for one client."""
-
-    @costs_one_connection
-    def connectionMade(self) -> None:
-        self.transport.bufferSize = READ_SIZE
-        self.connection.connected(self)
-
-    def reading(self) -> Direction | None:
-        return self.connection.down
-
-
-class UpstreamFactory(ClientFactory):
-    noisy = False
-
-    def __init__(self, connection: Connection):
-        self.connection = connection
-
-    def buildProtocol(self, addr: Any) -> UpstreamSide:
-        side = UpstreamSide()
-        side.connection = self.connection
-        return side
-
-    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
-        connection = self.connection
-        if not connection.ended:
-            log.warn(
-                "Relay {relay} could not reach its upstream {upstream} for connection {number}: {why}",
-                relay=connection.relay.name,
-                upstream=connection.relay.upstream,
-                number=connection.number,
-                why=reason.getErrorMessage(),
-            )
-            connection.close()
-
-
-class RelayFactory(Factory):
-    protocol = ClientSide
-    noisy = False
-
-    def __init__(self, relay: Relay):
-        self.relay = relay

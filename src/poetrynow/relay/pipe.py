@@ -32,7 +32,7 @@ from __future__ import annotations
 import random
 from typing import Any, Protocol
 
-from twisted.internet.interfaces import IPullProducer, IPushProducer, IReactorFDSet
+from twisted.internet.interfaces import IPullProducer, IPushProducer, IReactorFDSet, ISSLTransport
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -86,6 +86,10 @@ class End:
 
 
 @implementer(IPushProducer)
+def is_tls(transport: Any) -> bool:
+    return bool(ISSLTransport.providedBy(transport))
+
+
 class Direction:
     """``reader`` → stages → ``writer``, for one connection (see the module)."""
 
@@ -146,9 +150,16 @@ class Direction:
     def release(self) -> None:
         """Nothing more to write: stop being the writer's producer. (A transport that has paused its
         producer resumes it when its buffer drains, instead of carrying out a close asked for.)"""
-        producer = self.writer.producer
-        if producer is not None and (producer is self or producer is self.drained_watch):
-            self.writer.unregisterProducer()
+        writer: Any = self.writer
+        if is_tls(writer):
+            # Twisted's TLS transport holds a wrapper of its producer (its ``producer`` is its TCP
+            # transport's), and puts off a close until the producer is gone; it has only ours
+            # (no kernel path over TLS), and unregistering is a no-op once done.
+            writer.unregisterProducer()
+        else:
+            producer = self.writer.producer
+            if producer is not None and (producer is self or producer is self.drained_watch):
+                self.writer.unregisterProducer()
         self.drained_watch = None
 
     # -- the kernel path

@@ -33,7 +33,9 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-from poetrynow.relay.connection import ClientSide, Connection, RelayFactory
+from poetrynow.relay.connection import Connection
+from poetrynow.relay.sides import ClientSide, RelayFactory, UpstreamFactory
+from poetrynow.relay.tls import TlsSettings, client_factory, server_factory
 from poetrynow.relay.toxics import TOXIC_EXISTS, TOXIC_NOT_FOUND, ApiError, Toxic, make_toxic, updated_toxic
 
 log = Logger(namespace="poetrynow.relay")
@@ -86,10 +88,20 @@ def all_done(pending: Iterable[defer.Deferred]) -> defer.Deferred:
 class Relay:
     """One proxy: ``name``, ``listen`` and ``upstream`` (``host:port``), ``enabled``, ``toxics``."""
 
-    def __init__(self, name: str, listen: str, upstream: str, reactor: Any = None, seed: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        listen: str,
+        upstream: str,
+        reactor: Any = None,
+        seed: int | None = None,
+        tls: TlsSettings | None = None,
+        authority: Any = None,
+    ):
         if reactor is None:
             from twisted.internet import reactor
         self.name, self.listen, self.upstream = name, listen, upstream
+        self.tls, self.authority = tls, authority  # (an Authority when tls is given)
         self.reactor, self.seed = reactor, seed
         self.clock = reactor  # the toxics' and the lingering closes' timers (a Clock in a test)
         self.enabled = False
@@ -102,13 +114,16 @@ class Relay:
         self.stops = 0  # stops so far: a start that waited for a stop is void if another came
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        shown = {
             "name": self.name,
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
             "toxics": [toxic.as_json() for toxic in self.toxics],
         }
+        if self.tls is not None:  # (a plain relay's JSON is toxiproxy's, field for field)
+            shown["tls"] = self.tls.as_json()
+        return shown
 
     # -- listening
 
@@ -119,7 +134,10 @@ class Relay:
             return
         host, port = listen_address(self.listen)
         try:
-            self.port = self.reactor.listenTCP(port, RelayFactory(self), backlog=4096, interface=host)
+            factory: Any = RelayFactory(self)
+            if self.tls is not None and self.tls.listen:
+                factory = server_factory(self.authority, factory)
+            self.port = self.reactor.listenTCP(port, factory, backlog=4096, interface=host)
         except CannotListenError as problem:
             error = problem.socketError
             code = getattr(error, "errno", None)
@@ -180,6 +198,14 @@ class Relay:
 
     def upstream_address(self) -> tuple[str, int]:
         return host_port(self.upstream, "upstream", port_zero=False)
+
+    def upstream_factory(self, connection: Connection) -> Any:
+        """What dials the upstream for ``connection``: over TLS if the relay's ``tls`` says so."""
+        factory = UpstreamFactory(connection)
+        if self.tls is None or not self.tls.upstream:
+            return factory
+        host, _ = self.upstream_address()
+        return client_factory(self.authority, host, self.tls.verify_upstream, factory)
 
     # -- connections
 

@@ -23,6 +23,7 @@ from poetrynow.relay.relay import (
     joined,
     listen_address,
 )
+from poetrynow.relay.tls import TlsSettings
 from poetrynow.relay.toxics import ApiError
 
 
@@ -63,11 +64,24 @@ def _object(body: Any) -> dict[str, Any]:
 class Relays:
     """Every relay, by name: what ``poetrynow faults`` serves over toxiproxy's API."""
 
-    def __init__(self, reactor: Any = None, seed: int | None = None):
+    def __init__(self, reactor: Any = None, seed: int | None = None, authority: Any = None):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor, self.seed = reactor, seed
         self.relays: dict[str, Relay] = {}
+        self.made_authority = authority  # the TLS relays' CA (made at first need, unless given)
+
+    def authority(self) -> Any:
+        """The run's CA and the TLS relays' certificate (:mod:`poetrynow.relay.authority`), made
+        in memory at the first TLS relay or ``GET /tls/ca``; a 501 where TLS cannot be done."""
+        if self.made_authority is None:
+            from poetrynow.relay.authority import Authority, missing
+
+            why = missing()
+            if why is not None:
+                raise ApiError(501, why)
+            self.made_authority = Authority()
+        return self.made_authority
 
     def _relay(self, body: Any, where: str = "") -> tuple[Relay, bool]:
         """A relay (not started) as ``body`` describes it, and whether it is to be enabled."""
@@ -79,7 +93,9 @@ class Relays:
         enabled = _enabled(body, True)
         listen = joined(*listen_address(listen))
         host_port(upstream, "upstream", port_zero=False)
-        return Relay(name, listen, upstream, self.reactor, self.seed), enabled
+        tls = TlsSettings.from_json(body.get("tls"))
+        authority = self.authority() if tls is not None else None
+        return Relay(name, listen, upstream, self.reactor, self.seed, tls, authority), enabled
 
     def create(self, body: Any) -> Relay:
         """A new relay, listening at once (a new name has no stop pending)."""
@@ -108,9 +124,11 @@ class Relays:
         upstream = _text(body, "upstream", False) or relay.upstream
         enabled = _enabled(body, relay.enabled)
         host_port(upstream, "upstream", port_zero=False)
-        if listen != relay.listen:
+        tls = TlsSettings.from_json(body["tls"]) if "tls" in body else relay.tls
+        authority = self.authority() if tls is not None else None
+        if listen != relay.listen or tls != relay.tls:
             relay.stop()
-            relay.listen = listen
+            relay.listen, relay.tls, relay.authority = listen, tls, authority
         if upstream != relay.upstream:
             relay.drop_connections()
             relay.upstream = upstream
@@ -147,7 +165,11 @@ class Relays:
         try:
             for relay, enabled in wanted:
                 old = self.relays.get(relay.name)
-                if old is not None and (old.listen, old.upstream) == (relay.listen, relay.upstream):
+                if old is not None and (old.listen, old.upstream, old.tls) == (
+                    relay.listen,
+                    relay.upstream,
+                    relay.tls,
+                ):
                     result.append((yield self.update(old.name, {"enabled": enabled})))
                     continue
                 if old is not None:

@@ -1,0 +1,146 @@
+"""TLS on a relay: what a proxy's ``tls`` field asks for, and the factories that do it.
+
+``"tls": {"listen": true, "upstream": false, "verify_upstream": true}`` (each field
+optional, those its defaults once ``tls`` is given): ``listen``, the relay terminates
+TLS for its clients with the certificate of :mod:`poetrynow.relay.authority`;
+``upstream``, it speaks TLS to its upstream, checking the upstream's certificate (its
+name or address, against the machine's CAs and the run's own) unless
+``verify_upstream`` is false. The toxics act on the plaintext between the two. A relay
+without ``tls`` is toxiproxy's, and its JSON has no such field.
+
+Both sides use Twisted's TLS protocol (``TLSMemoryBIOFactory`` over the relay's
+own factories), so the relay's protocols, half-closes aside (TLS closes whole), are
+the same; the kernel path never takes a TLS side (its bytes are ciphertext). A
+handshake must finish within :data:`HANDSHAKE_WITHIN` seconds, or that connection
+is closed with one log line (:mod:`poetrynow.relay.connection`).
+"""
+
+from __future__ import annotations
+
+import ssl as stdlib_ssl
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from poetrynow.relay.toxics import ApiError
+
+#: Seconds a TLS handshake may take, on either side, before its connection is closed.
+HANDSHAKE_WITHIN = 10.0
+FIELDS = {"listen": True, "upstream": False, "verify_upstream": True}
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    listen: bool = True
+    upstream: bool = False
+    verify_upstream: bool = True
+
+    @classmethod
+    def from_json(cls, body: Any) -> TlsSettings | None:
+        """A proxy's ``tls`` (None, or absent: a plain relay); ApiError 400 for a bad one."""
+        if body is None:
+            return None
+        if not isinstance(body, dict):
+            raise ApiError(400, f"bad request body: tls must be an object, not {type(body).__name__}")
+        unknown = sorted(set(body) - set(FIELDS))
+        if unknown:
+            fields = ", ".join(FIELDS)
+            raise ApiError(400, f"bad request body: tls has no field {unknown[0]!r} (it has {fields})")
+        for name, value in body.items():
+            if not isinstance(value, bool):
+                raise ApiError(400, f"bad request body: tls.{name} must be true or false, not {value!r}")
+        return cls(**{**FIELDS, **body})
+
+    def as_json(self) -> dict[str, bool]:
+        return {"listen": self.listen, "upstream": self.upstream, "verify_upstream": self.verify_upstream}
+
+
+def server_factory(authority: Any, wrapped: Any) -> Any:
+    """``wrapped`` (the relay's factory) behind TLS, with the run's certificate."""
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    return TLSMemoryBIOFactory(
+        server_creator(authority.pem["leaf"], authority.pem["leaf_key"]), False, wrapped
+    )
+
+
+def server_creator(cert_pem: bytes, key_pem: bytes) -> Any:
+    """What makes each client's TLS connection: a context of pyOpenSSL's, made here once.
+
+    Not Twisted's ``CertificateOptions``: with no protocols of its own it answers a
+    client that offers ALPN (curl, every browser) with an empty choice, which newer
+    pyOpenSSL turns into a handshake failure. This one picks ``http/1.1`` when the client
+    offers it (the relay's toxics speak HTTP/1.1), and otherwise goes on without ALPN.
+    TLS 1.2 at least, OpenSSL's default ciphers.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from OpenSSL import SSL, crypto
+    from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+    from zope.interface import implementer
+
+    context = SSL.Context(SSL.TLS_SERVER_METHOD)
+    context.set_min_proto_version(SSL.TLS1_2_VERSION)
+    context.set_options(SSL.OP_NO_COMPRESSION)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    key: Any = serialization.load_pem_private_key(key_pem, password=None)
+    try:
+        context.use_certificate(cert)
+        context.use_privatekey(key)
+    except TypeError:  # (a pyOpenSSL before 24.3 takes its own types only)
+        context.use_certificate(crypto.X509.from_cryptography(cert))
+        context.use_privatekey(crypto.PKey.from_cryptography_key(key))
+    context.check_privatekey()
+    none = getattr(SSL, "NO_OVERLAPPING_PROTOCOLS", b"")
+
+    def choose(connection: Any, offered: list[bytes]) -> Any:
+        return b"http/1.1" if b"http/1.1" in offered else none
+
+    context.set_alpn_select_callback(choose)
+
+    @implementer(IOpenSSLServerConnectionCreator)
+    class Creator:
+        def serverConnectionForTLS(self, protocol: Any) -> Any:
+            return SSL.Connection(context, None)
+
+    return Creator()
+
+
+def client_factory(authority: Any, host: str, verify: bool, wrapped: Any) -> Any:
+    """``wrapped`` (one connection's upstream factory) over TLS to ``host``, checked or not."""
+    from twisted.internet import ssl
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    if verify:
+        trust = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(authority.ca_pem), *system_cas()])
+        creator = ssl.optionsForClientTLS(host, trustRoot=trust)
+    else:
+        creator = ssl.CertificateOptions(verify=False)
+    return TLSMemoryBIOFactory(creator, True, wrapped)
+
+
+@lru_cache(maxsize=1)
+def system_cas() -> tuple[Any, ...]:
+    """The machine's CAs (the bundle Python's ssl module would use), read once; none where there is none."""
+    from twisted.internet import ssl
+
+    paths = stdlib_ssl.get_default_verify_paths()
+    found: list[Any] = []
+    for path in dict.fromkeys(p for p in (paths.cafile, paths.openssl_cafile) if p):
+        try:
+            with open(path, "rb") as f:
+                text = f.read()
+        except OSError:
+            continue
+        marker = b"-----BEGIN CERTIFICATE-----"
+        for part in text.split(marker)[1:]:
+            try:
+                found.append(
+                    ssl.Certificate.loadPEM(
+                        marker + part.split(b"-----END CERTIFICATE-----")[0] + b"-----END CERTIFICATE-----\n"
+                    )
+                )
+            except Exception:  # (a bundle's odd entry: that one is not trusted)
+                continue
+        break
+    return tuple(found)
