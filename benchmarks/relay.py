@@ -4,7 +4,9 @@ Part 1, throughput and round trips, side by side in one run: a direct connection
 the relay with no toxic, whose bytes move in the kernel (splice); the relay with a
 pass-through toxic (latency 0, both ways), whose bytes go through user space; and
 the kernel's floor for one more hop, a blocking splice loop in a process of its
-own (no reactor, no toxics: what the relay could reach at best on this machine).
+own (no reactor, no toxics: what the relay could reach at best on this machine);
+and the relay terminating TLS for its client (``"tls": {"listen": true}``, the
+client Python's ssl trusting ``GET /tls/ca``), whose bytes are decrypted in user space.
 One upstream process sends ``--megabytes`` MiB to each client as fast as it can;
 each round downloads it once along every path, in turn, so that all meet the same
 machine. Reported: MiB/s and the relay's CPU milliseconds per MiB (utime + stime
@@ -36,6 +38,7 @@ import argparse
 import json
 import resource
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -164,6 +167,16 @@ class Faults(Process):
             self.call("POST", f"/proxies/{name}/toxics", {**toxic, "name": f"pass {stream}"})
         return int(created["listen"].rsplit(":", 1)[1])
 
+    def tls_relay(self, name: str, port: int) -> int:
+        """A relay to ``port`` that terminates TLS for its clients (no toxic: TLS keeps it in user space)."""
+        body = {"name": name, "upstream": f"127.0.0.1:{port}", "tls": {"listen": True}}
+        return int(self.call("POST", "/proxies", body)["listen"].rsplit(":", 1)[1])
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client's TLS context that trusts the run's CA (``GET /tls/ca``)."""
+        with urllib.request.urlopen(self.url + "/tls/ca", timeout=60) as answer:
+            return ssl.create_default_context(cadata=answer.read().decode("ascii"))
+
     def timed(self, method: str, path: str, body=None) -> float:
         started = time.perf_counter()
         self.call(method, path, body)
@@ -175,14 +188,23 @@ def rss_kib(pid: int) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
-def download(port: int) -> tuple[int, float]:
-    """Every byte the server at ``port`` sends, counted, not kept; the seconds it took."""
+def connect(port: int, context: ssl.SSLContext | None = None) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    return context.wrap_socket(sock, server_hostname="localhost") if context is not None else sock
+
+
+def download(port: int, context: ssl.SSLContext | None = None) -> tuple[int, float]:
+    """Every byte the server at ``port`` sends (over TLS with ``context``), counted, not kept; the
+    seconds it took."""
     buffer = bytearray(MiB)
     total = 0
     started = time.perf_counter()
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        while received := sock.recv_into(buffer):
-            total += received
+    with connect(port, context) as sock:
+        try:
+            while received := sock.recv_into(buffer):
+                total += received
+        except ssl.SSLEOFError:  # (the relay closes a TLS stream as its upstream closed: no close_notify)
+            pass
     return total, time.perf_counter() - started
 
 
@@ -196,6 +218,7 @@ PATHS = {
     "floor": "kernel floor: a splice loop, no reactor",
     "kernel": "relay, no toxic (kernel path)",
     "user": "relay, pass-through toxic (user space)",
+    "tls": "relay, TLS to its clients (user space)",
 }
 
 
@@ -210,14 +233,16 @@ def throughput(args: argparse.Namespace) -> None:
             "floor": floors[0][1],
             "kernel": faults.relay("bulk", source_port),
             "user": faults.relay("bulk-user", source_port, passing=True),
+            "tls": faults.tls_relay("bulk-tls", source_port),
         }
-        cpu_of = {"floor": floors[0][0].pid, "kernel": faults.pid, "user": faults.pid}
+        tls = {"tls": faults.client_context()}
+        cpu_of = {"floor": floors[0][0].pid, "kernel": faults.pid, "user": faults.pid, "tls": faults.pid}
         rounds: list[dict[str, tuple[float, float | None]]] = []
         for number in range(args.rounds):
             measured: dict[str, tuple[float, float | None]] = {}
             for path, port in ports.items():
                 before = cpu_seconds([cpu_of[path]]) if path in cpu_of else None
-                size, seconds = download(port)
+                size, seconds = download(port, tls.get(path))
                 if size != args.megabytes * MiB:
                     raise RuntimeError(f"{PATHS[path]} delivered {size} bytes of {args.megabytes} MiB")
                 cpu = None if before is None else (cpu_seconds([cpu_of[path]]) - before) * 1000 / (size / MiB)
@@ -233,8 +258,11 @@ def throughput(args: argparse.Namespace) -> None:
             "floor": floors[1][1],
             "kernel": faults.relay("pingpong", echo_port),
             "user": faults.relay("pingpong-user", echo_port, passing=True),
+            "tls": faults.tls_relay("pingpong-tls", echo_port),
         }
-        trips = {path: round_trips(port, args.round_trips) for path, port in trip_ports.items()}
+        trips = {
+            path: round_trips(port, args.round_trips, tls.get(path)) for path, port in trip_ports.items()
+        }
         api_times = polled_download(faults, ports["kernel"])
     finally:
         faults.stop()
@@ -264,10 +292,11 @@ def polled_download(faults: Faults, port: int) -> list[float]:
     return api_times
 
 
-def round_trips(port: int, count: int) -> list[float]:
-    """``count`` 1-byte ping-pongs on one connection to an echo; each one's seconds, sorted."""
+def round_trips(port: int, count: int, context: ssl.SSLContext | None = None) -> list[float]:
+    """``count`` 1-byte ping-pongs on one connection to an echo (over TLS with ``context``); each
+    one's seconds, sorted."""
     times = []
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+    with connect(port, context) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for _ in range(100):  # the connection's first trips (the relay dials its upstream): not timed
             sock.sendall(b"x")

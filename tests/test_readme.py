@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shlex
 import shutil
 import subprocess
@@ -122,8 +123,14 @@ def as_run(words: list[str], ports: dict[str, str]) -> list[str]:
 
     name, *args = [ports.get(word, word) for word in words]
     for old, new in ports.items():
-        args = [arg.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}") for arg in args]
+        for host in ("127.0.0.1", "localhost"):
+            args = [arg.replace(f"{host}:{old}", f"{host}:{new}") for arg in args]
     return (command(name) if name in PARSERS else [name]) + args
+
+
+def tls_line(words: list[str]) -> bool:
+    """Whether a README curl belongs to the TLS relay's example."""
+    return any("tls" in word or "cacert" in word for word in words)
 
 
 class ReadmeRunsTests(SynchronousTestCase):
@@ -181,7 +188,7 @@ class ReadmeRunsTests(SynchronousTestCase):
         self.assertIsNotNone(api)
         assert api is not None
         ports = {**ports, "8474": api.group(1), "20000": str(free_port())}
-        curls = [words for words in self.tries if words[0] == "curl"]
+        curls = [words for words in self.tries if words[0] == "curl" and not tls_line(words)]
         self.assertEqual(len(curls), 2, curls)
         for words in curls:
             with self.subTest(line=" ".join(words)):
@@ -201,6 +208,43 @@ class ReadmeRunsTests(SynchronousTestCase):
         self.assertIsNotNone(took, ran.stdout)
         assert took is not None
         self.assertGreaterEqual(float(took.group(1)), 0.5)  # the latency toxic held it
+
+    def test_the_tls_relay_driven_by_curl(self):
+        import http.server
+        import re
+        import threading
+
+        from poetrynow.relay.authority import missing
+        from tests.support import Child, free_port
+
+        if shutil.which("curl") is None or missing() is not None:
+            self.skipTest("needs curl (Debian's curl package) and the tls extra")
+        page = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+        threading.Thread(target=page.serve_forever, daemon=True).start()
+        self.addCleanup(page.server_close)
+        self.addCleanup(page.shutdown)
+        [faults] = [words for words in self.tries if words[:2] == ["poetrynow", "faults"]]
+        relay = Child(as_run(faults, {}) + ["--api", "127.0.0.1:0"])
+        self.addCleanup(relay.stop)
+        api = re.fullmatch(r"Faults API on http://127\.0\.0\.1:(\d+)/\n", relay.out.next_line())
+        assert api is not None
+        ports = {"8474": api.group(1), "8080": str(page.server_address[1]), "20443": str(free_port())}
+        curls = [words for words in self.tries if words[0] == "curl" and tls_line(words)]
+        self.assertEqual(len(curls), 3, curls)
+        folder = tempfile.mkdtemp(prefix="poetrynow-test-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        for words in curls:
+            with self.subTest(line=" ".join(words)):
+                argv, into = as_run(words, ports), None
+                if ">" in argv:  # (the shell's redirection, done here)
+                    argv, into = argv[: argv.index(">")], argv[argv.index(">") + 1]
+                ran = subprocess.run(argv, capture_output=True, timeout=60, cwd=folder)
+                self.assertEqual(ran.returncode, 0, ran.stderr)
+                self.assertNotIn(b'"error"', ran.stdout)
+                if into is not None:
+                    with open(os.path.join(folder, into), "wb") as f:
+                        f.write(ran.stdout)
+        self.assertIn(b"<html", ran.stdout.lower())  # the upstream's page, through TLS
 
     def test_the_make_targets_run_the_commands_the_readme_says(self):
         # make demo runs poetrynow demo (tests/test_cli.py runs it, and counts its lines); make
