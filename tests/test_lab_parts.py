@@ -47,6 +47,16 @@ class ChildLineTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(child.ended), 3)  # fired, though its last line failed
         self.assertEqual(len(self.flushLoggedErrors(KeyError)), 2)
 
+    def test_a_child_that_cannot_be_started_has_ended_saying_why(self):
+        class Refusing:
+            def spawnProcess(self, *args, **kwargs):
+                raise OSError(24, "Too many open files")
+
+        child = children.spawn(Refusing(), "get-poetry", [], children.Child(task.Clock(), lambda line: None))
+        self.assertEqual(self.successResultOf(child.ended), children.NOT_STARTED)
+        self.assertIn("get-poetry could not be started", child.reason())
+        self.assertIn("Too many open files", child.reason())
+
     def test_a_line_past_the_limit_stops_the_child(self):
         self.patch(children, "LINE_LIMIT", 100)
         child = children.Child(task.Clock(), lambda line: None)
@@ -109,6 +119,16 @@ class PageTests(SynchronousTestCase):
         self.assertEqual(len(request.written), 20)  # the one past the bound was not buffered
         page.write(b"more")
         self.assertEqual(len(request.written), 20)
+
+    def test_a_reload_s_replay_is_not_counted_against_the_bound(self):
+        self.patch(pages, "MAX_BEHIND", 1000)
+        request = FakeRequest()
+        page = pages.Page(request)
+        page.pauseProducing()  # (as a connection does once its buffer is full, mid-replay)
+        for _ in range(50):
+            page.write(b"x" * 100, replay=True)
+        self.assertFalse(request.transport.aborted)
+        self.assertEqual(len(request.written), 50)
 
     def test_finishing_lets_go_of_the_producer(self):
         request = FakeRequest()
@@ -248,6 +268,7 @@ class ReapingTests(SynchronousTestCase):
         reaps = reaping.Reaping(clock, list)
         reaps.reap = lambda: reaps.__dict__.setdefault("count", []).append(1)  # type: ignore[method-assign]
         reaps.start()
+        self.addCleanup(reaps.stop)
         self.assertIsNot(signal.getsignal(signal.SIGCHLD), before)
         clock.advance(reaping.BACKSTOP)
         self.assertEqual(reaps.__dict__["count"], [1])  # a reap no signal asked for

@@ -28,9 +28,10 @@ PAGE = b"A page, sent in plaintext to the relay and over TLS to its client.\n" *
 
 
 class Page(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+    protocol_version = "HTTP/1.1"  # (keep-alive)
 
     def do_GET(self) -> None:
+        self.server.requests += 1  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Length", str(len(PAGE)))
         self.end_headers()
@@ -46,6 +47,7 @@ class Upstream:
     def __init__(self, case, cert: str | None = None, key: str | None = None):
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
         self.server.daemon_threads = True
+        self.server.requests = 0  # type: ignore[attr-defined]
         if cert is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(cert, key)
@@ -55,6 +57,11 @@ class Upstream:
         thread.start()
         case.addCleanup(self.server.server_close)
         case.addCleanup(self.server.shutdown)
+
+    @property
+    def requests(self) -> int:
+        """The requests it has answered so far."""
+        return self.server.requests  # type: ignore[attr-defined]
 
 
 def other_authority(case) -> str:

@@ -29,7 +29,9 @@ class ToxicJsonTests(SynchronousTestCase):
         self.assertEqual(make_toxic({"type": "slicer", "stream": "upstream"}).name, "slicer_upstream")
 
     def test_every_type_has_its_attributes(self):
-        self.assertEqual(set(TOXIC_TYPES), set(STAGES))
+        from poetrynow.relay.httptoxics import HTTP_STAGES
+
+        self.assertEqual(set(TOXIC_TYPES), set(STAGES) | set(HTTP_STAGES))
         for kind, attributes in TOXIC_TYPES.items():
             self.assertEqual(make_toxic({"type": kind}).attributes, attributes)
 

@@ -9,11 +9,13 @@ child of it first.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from twisted.application import service
 from twisted.internet import defer
 
+from poetrynow.lab.children import STOP_WITHIN
 from poetrynow.lab.doorway import Doorway
 from poetrynow.lab.guard import new_token
 from poetrynow.lab.reaping import Reaping
@@ -22,7 +24,9 @@ from poetrynow.servers.common.listen import Where
 from poetrynow.servers.common.startup import ListeningService
 
 PROG = "poetrynow lab"
+STOP_LATE = f"its run's children had not all ended {STOP_WITHIN + 5:g} s after it stopped"
 NO_BROWSER = "No browser could be opened here: open the address above in one"
+OPENED = "Opening it in your browser (if it shows no page, open the address above)"
 
 
 class LabListener(ListeningService):
@@ -64,7 +68,11 @@ class LabService(service.Service):
 
     def stopService(self) -> Any:
         super().stopService()
-        return ended_then(defer.maybeDeferred(self.lab.stop), self.reaping.stop)
+        stopping = defer.maybeDeferred(self.lab.stop)
+        # Each child is killed STOP_WITHIN s after its SIGTERM; past that, the lab ends all the same.
+        stopping.addTimeout(STOP_WITHIN + 5, self.lab.reactor)
+        stopping.addErrback(lambda failure: print(f"{PROG}: {STOP_LATE}", file=sys.stderr, flush=True))
+        return ended_then(stopping, self.reaping.stop)
 
 
 class LabTree(service.MultiService):
@@ -86,7 +94,7 @@ class LabTree(service.MultiService):
         from twisted.internet.threads import deferToThread
 
         d = deferToThread(self.doorway.open, self.listener.url())
-        d.addCallback(lambda opened: None if opened else print(NO_BROWSER, flush=True))
+        d.addCallback(lambda opened: print(OPENED if opened else NO_BROWSER, flush=True))
         d.addErrback(lambda failure: print(f"{NO_BROWSER} ({failure.getErrorMessage()})", flush=True))
 
     def stopService(self) -> Any:

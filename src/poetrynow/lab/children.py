@@ -26,6 +26,8 @@ LINE_LIMIT = 1 << 20
 STOP_WITHIN = 5.0
 #: The bytes of stderr kept, for the reason a child failed.
 ERR_KEPT = 4096
+#: The status of a child that could not be started (the shell's, for a command it cannot run).
+NOT_STARTED = 127
 
 log = Logger()
 
@@ -108,5 +110,10 @@ def spawn(reactor: Any, command: str, args: list[str], child: Child, cwd: str | 
     module = f"poetrynow.cli.{command.replace('-', '')}"
     env = dict(os.environ, **{END_WITH: str(os.getpid())})
     argv = [sys.executable, "-m", module, *args]
-    reactor.spawnProcess(child, sys.executable, argv, env=env, path=cwd)
+    try:
+        reactor.spawnProcess(child, sys.executable, argv, env=env, path=cwd)
+    except Exception as problem:  # (out of descriptors, a fork refused): it ended before it began
+        child.err += f"{command} could not be started: {problem}\n".encode()
+        child.status = NOT_STARTED
+        child.ended.callback(NOT_STARTED)
     return child

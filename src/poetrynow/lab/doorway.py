@@ -20,8 +20,11 @@ class Doorway:
 
     def __init__(self) -> None:
         self.folder: tempfile.TemporaryDirectory[str] | None = None
+        self.closed = False
 
     def write(self, url: str) -> pathlib.Path:
+        if self.closed:  # (the lab ended while a browser was being found: no file to leave behind)
+            raise RuntimeError("the lab has stopped")
         if self.folder is None:
             self.folder = tempfile.TemporaryDirectory(prefix="poetrynow-lab-page-")  # (mode 0700)
         path = pathlib.Path(self.folder.name) / "open-the-lab.html"
@@ -43,6 +46,7 @@ class Doorway:
         return webbrowser.open(self.write(url).as_uri())
 
     def close(self) -> None:
+        self.closed = True
         if self.folder is not None:
             self.folder.cleanup()
             self.folder = None

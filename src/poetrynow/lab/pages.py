@@ -5,7 +5,9 @@ page that stops reading (a tab in the background, a stalled laptop) would have t
 buffer the whole run for it; so each page is its request's streaming producer: when
 the connection's buffer is full twisted.web pauses it, and past :data:`MAX_BEHIND`
 bytes written while paused the page is dropped (its connection aborted). A reload
-gets what the run has kept, so a dropped page loses nothing it can't have again.
+gets what the run has kept, so a dropped page loses nothing it can't have again. That
+replay, written at once when the page opens, is not counted: it is bounded already (the
+run keeps at most its events' bound), and counting it would drop every reload of a long run.
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ class Page:
     def stopProducing(self) -> None:
         self.gone = True
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, replay: bool = False) -> None:
         if self.gone:
             return
-        if self.paused:
+        if self.paused and not replay:
             self.behind += len(data)
             if self.behind > MAX_BEHIND:
                 self.drop()

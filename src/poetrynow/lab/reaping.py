@@ -4,7 +4,8 @@ The commands run the reactor with ``installSignalHandlers=False`` (:mod:`poetryn
 has SIGINT and SIGTERM), and so without the SIGCHLD handler that tells a process protocol
 its child ended. The lab sets one: it hands the reactor a reaper through
 ``callFromThread`` (safe from a signal handler, and it wakes the loop), with
-``siginterrupt(SIGCHLD, False)`` so that no system call of the loop is cut short by it.
+``siginterrupt(SIGCHLD, False)`` as Twisted's own handler has it (Python retries an
+interrupted call anyway, PEP 475; the loop's wait is woken all the same).
 
 The reaper is ``twisted.internet.process.reapAllProcesses``, the module function
 Twisted's own handler calls; it is in no interface, so :func:`reaper` checks it is
@@ -68,7 +69,8 @@ class Reaping:
 
     def start(self) -> None:
         call = self.reactor.callFromThread
-        self.before = signal.signal(signal.SIGCHLD, lambda signum, frame: call(self.reap_now))
+        before = signal.signal(signal.SIGCHLD, lambda signum, frame: call(self.reap_now))
+        self.before = before if before is not None else signal.SIG_DFL  # (None: set outside Python)
         signal.siginterrupt(signal.SIGCHLD, False)
         self.poll.start(BACKSTOP, now=False).addErrback(lambda f: log.failure("the lab's reaping poll", f))
 

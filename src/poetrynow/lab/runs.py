@@ -286,7 +286,12 @@ class LabRun:
             self.deadline.cancel()
         self.stop_children()
         ending = [child.ended for child in self.children if child.status is None]
-        defer.DeferredList(ending).addCallback(lambda _: self.done.callback(None))
+        defer.DeferredList(ending).addCallback(self._stopped)
+
+    def _stopped(self, _: Any) -> None:
+        """Every child has ended: the page may start the next run."""
+        self.publish({"type": "stopped"})
+        self.done.callback(None)
 
     def close(self) -> None:
         """Forget the run's traces (the lab is ending, or a new run replaces this one)."""

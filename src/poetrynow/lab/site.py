@@ -203,10 +203,10 @@ class Routes(resource.Resource):
         run = lab.run
         if run is not None:
             for message in run.kept:
-                page.write(b"data: " + json.dumps(message).encode("utf-8") + b"\n\n")
+                page.write(b"data: " + json.dumps(message).encode("utf-8") + b"\n\n", replay=True)
             if run.dropped:
                 note = {"type": "dropped", "count": run.dropped, "kept": MAX_EVENTS}
-                page.write(b"data: " + json.dumps(note).encode("utf-8") + b"\n\n")
+                page.write(b"data: " + json.dumps(note).encode("utf-8") + b"\n\n", replay=True)
         return server.NOT_DONE_YET
 
     def start_run(self, request: Any) -> Any:

@@ -47,6 +47,7 @@ class Relay(typing.Protocol):
     clock: Any
     toxics: list[Toxic]
     tls: Any  # a TlsSettings, or None
+    not_http: str | None  # why its stream is not HTTP, once a connection has shown it
 
     def chooser(self, number: int, key: str) -> random.Random: ...
     def upstream_factory(self, connection: Connection) -> Any: ...
@@ -186,6 +187,25 @@ class Connection:
                 self.reset()
         if self.client.gone and (self.upstream is None or self.upstream.gone):
             self.relay.forget(self)
+
+    def reply(self, direction: Direction, data: bytes) -> None:
+        """``data`` to the peer ``direction`` reads from: into the other direction's chain, after
+        what it carries already (an answer of the relay's own, http_status's)."""
+        other = self.down if direction is self.up else self.up
+        if not self.ended and other is not None:
+            other.head().write(data)
+            other.check()
+
+    def http_fault(self, why: str, malformed: bool) -> None:
+        """An HTTP toxic's stream is malformed (the connection is reset) or is not HTTP (its bytes
+        go on untouched, and the relay refuses HTTP toxics from now on): one line either way."""
+        log.warn(
+            "Relay {relay}'s connection {number}: {why}", relay=self.relay.name, number=self.number, why=why
+        )
+        if malformed:
+            self.reset()
+        else:
+            self.relay.not_http = f"connection {self.number}: {why.split(';')[0]}"
 
     def guarded(self, call: Any, *args: Any) -> None:
         """Run ``call``: what it raises is logged with its traceback and costs this connection only."""

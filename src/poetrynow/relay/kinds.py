@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from typing import Any
 
+from poetrynow.relay.httptoxics import HTTP_STAGES
 from poetrynow.relay.stages import Hooks, Queued, Stage
 from poetrynow.relay.toxics import Toxic
 
@@ -209,5 +211,16 @@ STAGES: dict[str, type[Stage]] = {
 def fate(toxic: Toxic, chooser: random.Random) -> type[Stage]:
     """The stage ``toxic`` puts on a connection: its own, or one that lets all through when the
     connection falls outside the toxic's toxicity (decided by ``chooser``, a generator of its own
-    for each version of the toxic, so that no fate depends on how the data came in reads)."""
+    for each version of the toxic, so that no fate depends on how the data came in reads). An HTTP
+    toxic's stage is always there: it meets each message by the toxicity, not the connection."""
+    if toxic.type in HTTP_STAGES:
+        return HTTP_STAGES[toxic.type]
     return STAGES[toxic.type] if chooser.random() < toxic.toxicity else Stage
+
+
+def stage_attributes(toxic: Toxic) -> dict[str, Any]:
+    """What a stage is given of its toxic: its attributes; an HTTP toxic's also its toxicity and stream."""
+    attributes: dict[str, Any] = dict(toxic.attributes)
+    if toxic.type in HTTP_STAGES:
+        attributes.update(toxicity=toxic.toxicity, stream=toxic.stream)
+    return attributes

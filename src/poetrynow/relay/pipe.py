@@ -37,7 +37,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from poetrynow.relay import kernel
-from poetrynow.relay.kinds import fate
+from poetrynow.relay.kinds import fate, stage_attributes
 from poetrynow.relay.stages import Sink, Stage
 from poetrynow.relay.toxics import Toxic
 from poetrynow.relay.transport import buffered, handle, send_now
@@ -56,6 +56,8 @@ class Connection(Protocol):
     def finished(self, direction: Direction) -> None: ...
     def close(self) -> None: ...
     def reset(self) -> None: ...
+    def reply(self, direction: Direction, data: bytes) -> None: ...
+    def http_fault(self, why: str, malformed: bool) -> None: ...
 
 
 #: The bytes a direction's stages may hold before its reader is paused.
@@ -277,7 +279,7 @@ class Direction:
     def add(self, toxic: Toxic, draw: random.Random, chooser: random.Random) -> None:
         """``toxic`` joins the chain; ``draw`` decides its fate, ``chooser`` its randomness."""
         came_with_fin = self.to_user()
-        stage = fate(toxic, draw)(self, dict(toxic.attributes), chooser)
+        stage = fate(toxic, draw)(self, stage_attributes(toxic), chooser)
         self.stages.append((toxic, stage))
         self._link()
         if came_with_fin:
@@ -312,11 +314,11 @@ class Direction:
         old, stage = self.stages[index]
         kind = fate(toxic, draw)
         if kind is type(stage):  # the same fate as before: its state kept, its new attributes
-            stage.retune(dict(toxic.attributes))
+            stage.retune(stage_attributes(toxic))
             self.stages[index] = (toxic, stage)
             return
         self._remove(old.name)  # (not remove: the chain is not empty for long, no splice between)
-        self.stages.insert(index, (toxic, kind(self, dict(toxic.attributes), chooser)))
+        self.stages.insert(index, (toxic, kind(self, stage_attributes(toxic), chooser)))
         self._link()
 
     def stop(self, keep: bool = False) -> None:
@@ -386,6 +388,14 @@ class Direction:
 
     def moved(self) -> None:
         self.check()
+
+    def reply(self, data: bytes) -> None:
+        """Bytes for the reader's own peer (an HTTP answer the relay gives itself): through the
+        other direction, after what it already carries, through its toxics."""
+        self.connection.reply(self, data)
+
+    def http_fault(self, why: str, malformed: bool) -> None:
+        self.connection.http_fault(why, malformed)
 
 
 @implementer(IPullProducer)

@@ -34,6 +34,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from poetrynow.relay.connection import Connection
+from poetrynow.relay.httptoxics import HTTP_STAGES
 from poetrynow.relay.sides import ClientSide, RelayFactory, UpstreamFactory
 from poetrynow.relay.tls import TlsSettings, client_factory, server_factory
 from poetrynow.relay.toxics import TOXIC_EXISTS, TOXIC_NOT_FOUND, ApiError, Toxic, make_toxic, updated_toxic
@@ -105,6 +106,7 @@ class Relay:
         self.reactor, self.seed = reactor, seed
         self.clock = reactor  # the toxics' and the lingering closes' timers (a Clock in a test)
         self.enabled = False
+        self.not_http: str | None = None  # why an HTTP toxic cannot act here, once a connection showed it
         self.toxics: list[Toxic] = []
         self.connections: set[Connection] = set()
         self.count = 0  # connections accepted so far: the next one's number, less one
@@ -234,6 +236,8 @@ class Relay:
 
     def add_toxic(self, body: Any) -> Toxic:
         toxic = make_toxic(body)
+        if toxic.type in HTTP_STAGES and self.not_http is not None:
+            raise ApiError(400, f"bad request body: relay {self.name}'s stream is not HTTP ({self.not_http})")
         if any(old.name == toxic.name for old in self.toxics):
             raise ApiError(409, TOXIC_EXISTS)
         self.toxics.append(toxic)

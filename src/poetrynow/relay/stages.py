@@ -42,6 +42,8 @@ class Hooks(Protocol):
     def reset(self) -> None: ...  # the whole connection, with RSTs
     def moved(self) -> None: ...  # held bytes went on
     def blocked(self) -> bool: ...  # the writer is full: held bytes wait until resume()
+    def reply(self, data: bytes) -> None: ...  # bytes for the reader's own peer (an HTTP answer)
+    def http_fault(self, why: str, malformed: bool) -> None: ...  # not HTTP (passed on), or malformed (reset)
 
 
 class Stage:

@@ -16,12 +16,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from poetrynow.relay.httpattributes import DEFAULT_STREAM, HTTP_TYPES, check_attributes
+
 #: The two directions: downstream is upstream server to client, upstream is client to server.
 DOWNSTREAM, UPSTREAM = "downstream", "upstream"
 STREAMS = (DOWNSTREAM, UPSTREAM)
 
 #: Each toxic type's attributes and their defaults, in toxiproxy's units.
-TOXIC_TYPES: dict[str, dict[str, int]] = {
+TOXIC_TYPES: dict[str, dict[str, Any]] = {
     "latency": {"latency": 0, "jitter": 0},  # ms, ms
     "bandwidth": {"rate": 0},  # KB/s (1000 bytes); 0: no limit
     "slow_close": {"delay": 0},  # ms
@@ -29,6 +31,7 @@ TOXIC_TYPES: dict[str, dict[str, int]] = {
     "reset_peer": {"timeout": 0},  # ms after the first data
     "limit_data": {"bytes": 0},
     "slicer": {"average_size": 0, "size_variation": 0, "delay": 0},  # bytes, bytes, µs
+    **HTTP_TYPES,  # (poetrynow's own: toxics that know HTTP/1.1)
 }
 
 # toxiproxy's words for each refusal.
@@ -60,7 +63,7 @@ class Toxic:
     type: str
     stream: str = DOWNSTREAM
     toxicity: float = 1.0
-    attributes: dict[str, int] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
     #: Updates so far: a connection's fate under each version is drawn apart (see relay.relay).
     version: int = 0
 
@@ -70,7 +73,9 @@ class Toxic:
             "type": self.type,
             "stream": self.stream,
             "toxicity": self.toxicity,
-            "attributes": dict(self.attributes),
+            "attributes": {
+                key: (dict(v) if isinstance(v, dict) else v) for key, v in self.attributes.items()
+            },
         }
 
 
@@ -92,13 +97,19 @@ def _toxicity(value: Any) -> float:
     return float(value)
 
 
-def _attributes(kind: str, given: Any, base: dict[str, int]) -> dict[str, int]:
+def _attributes(kind: str, given: Any, base: dict[str, Any], stream: str) -> dict[str, Any]:
     """``base`` with the attributes ``given`` over it; unknown ones are ignored, as toxiproxy does."""
     if given is None:
-        return dict(base)
+        given = {}
     if not isinstance(given, dict):
         raise _bad("attributes must be an object")
     merged = dict(base)
+    if kind in HTTP_TYPES:
+        merged.update((key, value) for key, value in given.items() if key in merged)
+        why = check_attributes(kind, stream, merged)
+        if why is not None:
+            raise _bad(why)
+        return merged
     for key, value in given.items():
         if key not in merged:
             continue
@@ -116,18 +127,18 @@ def _attributes(kind: str, given: Any, base: dict[str, int]) -> dict[str, int]:
 def make_toxic(body: Any) -> Toxic:
     """The toxic a ``POST /proxies/{proxy}/toxics`` body describes, its defaults filled in."""
     body = _body(body)
-    stream = body.get("stream") or DOWNSTREAM
-    stream = stream.lower() if isinstance(stream, str) else stream  # toxiproxy takes any case
-    if stream not in STREAMS:
-        raise ApiError(400, BAD_STREAM)
     kind = body.get("type")
     if not isinstance(kind, str) or kind not in TOXIC_TYPES:
         raise ApiError(400, BAD_TYPE)
+    stream = body.get("stream") or DEFAULT_STREAM.get(kind, DOWNSTREAM)
+    stream = stream.lower() if isinstance(stream, str) else stream  # toxiproxy takes any case
+    if stream not in STREAMS:
+        raise ApiError(400, BAD_STREAM)
     name = body.get("name") or f"{kind}_{stream}"
     if not isinstance(name, str):
         raise _bad("name must be a string")
     toxicity = _toxicity(body["toxicity"]) if body.get("toxicity") is not None else 1.0
-    attributes = _attributes(kind, body.get("attributes"), TOXIC_TYPES[kind])
+    attributes = _attributes(kind, body.get("attributes"), TOXIC_TYPES[kind], stream)
     return Toxic(name, kind, stream, toxicity, attributes)
 
 
@@ -136,5 +147,5 @@ def updated_toxic(old: Toxic, body: Any) -> Toxic:
     toxicity and the attributes given (merged into the old ones); name, type and stream stay."""
     body = _body(body)
     toxicity = _toxicity(body["toxicity"]) if body.get("toxicity") is not None else old.toxicity
-    attributes = _attributes(old.type, body.get("attributes"), old.attributes)
+    attributes = _attributes(old.type, body.get("attributes"), old.attributes, old.stream)
     return Toxic(old.name, old.type, old.stream, toxicity, attributes, old.version + 1)

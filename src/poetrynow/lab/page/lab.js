@@ -265,11 +265,11 @@ function onMessage(message) {
     case "table":
       document.getElementById("table").textContent = message.table;
       document.getElementById("sentence").textContent = message.sentence;
-      running(false);
       say("done");
       break;
-    case "cancelled": run.stopped = true; running(false); say("cancelled", message.why); break;
-    case "failed": run.stopped = true; running(false); say("failed", message.why); break;
+    case "cancelled": run.stopped = true; say("cancelled", message.why); break;
+    case "failed": run.stopped = true; say("failed", message.why); break;
+    case "stopped": running(false); break;  // (every server and client of the run has ended: the next may go)
     case "dropped": say("reloaded", `the first ${message.kept} events are drawn again; ${message.count} after them are not kept`); break;
   }
 }
