@@ -89,6 +89,10 @@ class FramerTests(SynchronousTestCase):
         for requests, data in cases:
             with self.subTest(data=data[:40]), self.assertRaises(Malformed):
                 Framer(requests).feed(data)
+        for smuggled in (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                         b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"):  # fmt: skip
+            with self.subTest(data=smuggled[:40]), self.assertRaises(Malformed):
+                Framer(True).feed(smuggled)  # (read two ways by two peers: refused)
         framer = Framer(True)
         framer.feed(b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nab")
         with self.assertRaises(Malformed):
@@ -184,12 +188,13 @@ class StageTests(SynchronousTestCase):
     def test_drop_after_headers_or_the_request(self):
         stage = self.stage("http_drop", after="headers")
         stage.write(self.RESPONSE)
-        self.assertEqual((self.received.data(), self.hooks.closed), (self.RESPONSE[:-4], True))
+        self.assertEqual((self.received.data(), self.hooks.fin_closes), (self.RESPONSE[:-4], True))
+        self.assertIsNone(self.received.events[-1][1])  # a FIN after the headers, which closes it
         stage = self.stage("http_drop", stream="upstream", after="request")
         stage.write(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nh")
         self.assertFalse(self.hooks.closed)  # not whole yet
         stage.write(b"i")
-        self.assertEqual((self.received.data(), self.hooks.closed), (b"", True))
+        self.assertEqual((self.received.data(), self.hooks.fin_closes), (b"", True))
 
     def test_not_http_passes_untouched_and_malformed_is_reported(self):
         stage = self.stage("http_latency", latency=1000)
@@ -200,6 +205,17 @@ class StageTests(SynchronousTestCase):
         stage = self.stage("http_latency", latency=1000)
         stage.write(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n")
         self.assertEqual([malformed for _, malformed in self.hooks.faults], [True])
+
+    def test_a_toxic_that_joins_mid_message_passes_that_connection_untouched(self):
+        stage = self.stage("http_latency", latency=1000)
+        stage.joined = True  # (its direction had carried bytes: this is the middle of a body)
+        stage.write(b"the rest of a body, not a message")
+        self.assertEqual(self.received.data(), b"the rest of a body, not a message")
+        self.assertEqual([malformed for _, malformed in self.hooks.faults], [None])  # the relay not marked
+        stage = self.stage("http_latency", latency=1000)
+        stage.joined = True
+        stage.write(self.RESPONSE)  # (at a boundary after all: it acts)
+        self.assertEqual(self.received.events, [])
 
     def test_a_full_writer_stalls_it_and_a_removal_hands_back_what_it_held(self):
         stage = self.stage("http_latency", latency=100)

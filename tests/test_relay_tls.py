@@ -131,9 +131,7 @@ class TlsRelayTests(SynchronousTestCase):
                 self.assertEqual(sock.recv(65536), b"")  # closed: nothing of it reached the client
             except ConnectionResetError:
                 pass  # (reset, as a failed upstream resets its client)
-        said = self.faults.out.next_line(DEADLINE)
-        while "TLS with its upstream failed" not in said:
-            said = self.faults.out.next_line(DEADLINE)
+        said = self.faults.out.until(lambda line: "TLS with its upstream failed" in line, DEADLINE)[-1]
         self.assertIn("Relay checked's connection 1", said)
         trusting = self.proxy(
             "trusting", upstream.port, {"listen": False, "upstream": True, "verify_upstream": False}
@@ -158,6 +156,18 @@ class TlsRelayTests(SynchronousTestCase):
                 pass  # (a close without TLS's close_notify, as a cut connection is)
         self.assertEqual(got, head)  # counted in the plaintext's bytes, not the ciphertext's
 
+    def test_a_reset_over_tls_is_a_reset_not_a_clean_end(self):
+        port = self.proxy("resetting", Upstream(self).port, {})
+        self.api.get("resetting").add_toxic("reset_peer", timeout=0)
+        context = ssl.create_default_context(cafile=self.ca)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+        # (ragged ends not taken for ends: a close_notify alone gives b"")
+        with context.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            with self.assertRaises((ConnectionResetError, ssl.SSLError)):  # not b"": no close_notify
+                while sock.recv(65536):
+                    pass
+
     def test_a_handshake_that_does_not_finish_costs_its_connection_only(self):
         if OPENSSL is None:
             self.skipTest("needs openssl (Debian's openssl)")
@@ -171,9 +181,7 @@ class TlsRelayTests(SynchronousTestCase):
         self.addCleanup(waiting.kill)
         done = self.curl(f"https://localhost:{port}/")  # meanwhile, another client is served
         self.assertEqual((done.returncode, done.stdout), (0, PAGE), done.stderr)
-        said = self.faults.out.next_line(DEADLINE)
-        while "TLS handshake" not in said:
-            said = self.faults.out.next_line(DEADLINE)
+        said = self.faults.out.until(lambda line: "TLS handshake" in line, DEADLINE)[-1]
         self.assertIn("did not finish within 10 s; the connection is closed", said)
         waiting.wait(DEADLINE)  # its connection was closed: s_client ends
         again = self.curl(f"https://localhost:{port}/")

@@ -196,15 +196,16 @@ class Connection:
             other.head().write(data)
             other.check()
 
-    def http_fault(self, why: str, malformed: bool) -> None:
-        """An HTTP toxic's stream is malformed (the connection is reset) or is not HTTP (its bytes
-        go on untouched, and the relay refuses HTTP toxics from now on): one line either way."""
+    def http_fault(self, why: str, malformed: bool | None) -> None:
+        """An HTTP toxic's stream is malformed (the connection is reset), is not HTTP (its bytes go
+        on untouched, and the relay refuses HTTP toxics from now on), or was joined mid-message
+        (``None``: this connection's bytes go on untouched): one line each way."""
         log.warn(
             "Relay {relay}'s connection {number}: {why}", relay=self.relay.name, number=self.number, why=why
         )
         if malformed:
             self.reset()
-        else:
+        elif malformed is False:
             self.relay.not_http = f"connection {self.number}: {why.split(';')[0]}"
 
     def guarded(self, call: Any, *args: Any) -> None:

@@ -220,6 +220,13 @@ class Framer:
         if not self.requests and (head.status < 200 or head.status in (204, 304)):
             self._ended_now()  # (a 1xx is whole in its head; the final response comes after it)
             return
+        if (
+            codings
+            and self.requests
+            and (lengths or head.raw.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip().endswith(b"1.0"))
+        ):
+            # Both lengths, or chunked in HTTP/1.0: peers may read it two ways (request smuggling).
+            raise Malformed("a request with Transfer-Encoding and Content-Length, or chunked in HTTP/1.0")
         if codings:
             if codings.rsplit(b",", 1)[-1].strip() != b"chunked":
                 if self.requests:

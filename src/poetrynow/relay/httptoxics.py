@@ -53,20 +53,35 @@ class HttpStage(Stage):
 
     # -- in
 
+    joined = False  # added to a connection that had carried bytes: it may begin mid-message
+    ended_one = False  # a message of this stage's has ended: it knows where messages begin
+
     def write(self, data: bytes) -> None:
         if self.raw:
             self.emit(data)
             return
         try:
             events = self.framer.feed(data)
-        except NotHttp as problem:
+        except (NotHttp, Malformed) as problem:
+            if not self.joined or self.ended_one:
+                return self.fault(problem)
+            self.raw = True  # (it came in mid-message: this connection's bytes go on as they are)
+            self.hooks.http_fault(
+                "an HTTP toxic joined it mid-message; its bytes go on untouched", malformed=None
+            )
+            self.emit(bytes(self.framer.buffer))
+            return
+        self.take(events)
+
+    def fault(self, problem: Exception) -> None:
+        if isinstance(problem, NotHttp):
             self.raw = True
             self.hooks.http_fault(f"{problem}; its bytes go on untouched", malformed=False)
             self.emit(bytes(self.framer.buffer))
-            return
-        except Malformed as problem:
+        else:
             self.hooks.http_fault(f"{problem}; it is reset", malformed=True)
-            return
+
+    def take(self, events: list[Any]) -> None:
         for kind, value in events:
             if self.detached:
                 return
@@ -78,6 +93,7 @@ class HttpStage(Stage):
                 assert isinstance(value, bytes)
                 self.body(value)
             elif kind == "end":
+                self.ended_one = True
                 self.end()
             else:
                 assert isinstance(value, bytes)
@@ -228,8 +244,13 @@ class HttpDrop(HttpStage):
             return super().head(head)
         if self.attributes["after"] == "headers":
             super().head(head)
-            self.emit(self.hooks.close)
+            self.emit(self.end_here)
         self.dropping = True
+
+    def end_here(self) -> None:
+        """A FIN that closes the connection once written: what later toxics hold goes first."""
+        self.hooks.closing()
+        self.next.finish()
 
     def body(self, data: bytes) -> None:
         if not self.dropping:
@@ -237,7 +258,7 @@ class HttpDrop(HttpStage):
 
     def end(self) -> None:
         if self.dropping and self.attributes["after"] == "request":
-            self.emit(self.hooks.close)
+            self.emit(self.end_here)
 
 
 HTTP_STAGES: dict[str, type[Stage]] = {

@@ -57,7 +57,7 @@ class Connection(Protocol):
     def close(self) -> None: ...
     def reset(self) -> None: ...
     def reply(self, direction: Direction, data: bytes) -> None: ...
-    def http_fault(self, why: str, malformed: bool) -> None: ...
+    def http_fault(self, why: str, malformed: bool | None) -> None: ...
 
 
 #: The bytes a direction's stages may hold before its reader is paused.
@@ -87,11 +87,11 @@ class End:
             self.direction.finished()
 
 
-@implementer(IPushProducer)
 def is_tls(transport: Any) -> bool:
     return bool(ISSLTransport.providedBy(transport))
 
 
+@implementer(IPushProducer)
 class Direction:
     """``reader`` → stages → ``writer``, for one connection (see the module)."""
 
@@ -280,6 +280,7 @@ class Direction:
         """``toxic`` joins the chain; ``draw`` decides its fate, ``chooser`` its randomness."""
         came_with_fin = self.to_user()
         stage = fate(toxic, draw)(self, stage_attributes(toxic), chooser)
+        stage.joined = self.carried > 0 or self.splice is not None  # (an HTTP toxic's: mid-stream?)
         self.stages.append((toxic, stage))
         self._link()
         if came_with_fin:
@@ -394,7 +395,7 @@ class Direction:
         other direction, after what it already carries, through its toxics."""
         self.connection.reply(self, data)
 
-    def http_fault(self, why: str, malformed: bool) -> None:
+    def http_fault(self, why: str, malformed: bool | None) -> None:
         self.connection.http_fault(why, malformed)
 
 

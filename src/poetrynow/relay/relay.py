@@ -260,5 +260,6 @@ class Relay:
             connection.remove(toxic)
 
     def reset_toxics(self) -> None:
+        self.not_http = None  # (a reset forgets what one connection showed, a port probe say)
         for toxic in list(self.toxics):
             self.remove_toxic(toxic.name)

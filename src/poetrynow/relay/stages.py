@@ -43,13 +43,16 @@ class Hooks(Protocol):
     def moved(self) -> None: ...  # held bytes went on
     def blocked(self) -> bool: ...  # the writer is full: held bytes wait until resume()
     def reply(self, data: bytes) -> None: ...  # bytes for the reader's own peer (an HTTP answer)
-    def http_fault(self, why: str, malformed: bool) -> None: ...  # not HTTP (passed on), or malformed (reset)
+    def http_fault(
+        self, why: str, malformed: bool | None
+    ) -> None: ...  # not HTTP (passed on), or malformed (reset)
 
 
 class Stage:
     """A toxic that lets everything through at once: the base, and a toxic that missed its toxicity."""
 
     held = 0  # bytes this stage holds, for the direction's limit
+    joined = False  # it joined a direction that had carried bytes already
     next: Sink
 
     def __init__(self, hooks: Hooks, attributes: dict[str, int], chooser: random.Random):

@@ -22,6 +22,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 
 from poetrynow.servers.common.listen import reset_on_close
@@ -35,7 +36,14 @@ Method = TypeVar("Method", bound=Callable[..., Any])
 
 
 def reset_transport(transport: Any) -> None:
-    """Close a Twisted connection with a TCP reset (SO_LINGER 0) rather than a FIN."""
+    """Close a Twisted connection with a TCP reset (SO_LINGER 0) rather than a FIN.
+
+    Over TLS the TCP transport beneath (the TLS protocol's public ``transport``) is reset
+    instead: aborting the TLS one would send its close_notify first, and the peer would
+    take a cut stream for a clean end."""
+    beneath = getattr(transport, "transport", None)
+    if beneath is not None and ISSLTransport.providedBy(transport):
+        transport = beneath
     handle = getattr(transport, "getHandle", None)  # a real socket, not a test's transport
     if handle is not None:
         try:
