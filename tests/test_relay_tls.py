@@ -232,3 +232,25 @@ class TlsDirTests(SynchronousTestCase):
         self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
         self.assertIn("--tls-dir", done.stderr)
         self.assertNotIn("Traceback", done.stderr)
+
+
+class AuthorityTests(SynchronousTestCase):
+    def setUp(self):
+        from poetrynow.relay.authority import missing
+
+        if missing() is not None:
+            self.skipTest(missing())
+
+    def test_a_kept_certificate_whose_key_is_not_its_own_is_made_anew(self):
+        from poetrynow.relay.authority import Authority
+
+        folder, other = os.path.join(temp_dir(self), "kept"), os.path.join(temp_dir(self), "other")
+        first = Authority(folder)
+        Authority(other)
+        shutil.copy(os.path.join(other, "relay-key.pem"), os.path.join(folder, "relay-key.pem"))
+        os.chmod(os.path.join(folder, "ca-key.pem"), 0o644)
+        again = Authority(folder)
+        self.assertEqual(again.ca_pem, first.ca_pem)  # the CA kept: a suite's trust still holds
+        self.assertNotEqual(again.pem["leaf"], first.pem["leaf"])  # the pair made whole again
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(folder, "ca-key.pem")).st_mode), 0o600)
+        self.assertEqual(sorted(os.listdir(folder)), ["ca-key.pem", "ca.pem", "relay-key.pem", "relay.pem"])

@@ -22,8 +22,9 @@ from typing import Any
 
 #: How long the CA, and the relays' certificate, are valid.
 CA_DAYS, LEAF_DAYS = 825, 90
-#: A relays' certificate this near its end is made anew.
+#: A relays' certificate this near its end is made anew; a CA, this near its own.
 RENEW_WITHIN = datetime.timedelta(days=7)
+CA_RENEW_WITHIN = datetime.timedelta(days=LEAF_DAYS)
 NAMES = ("localhost",)
 ADDRESSES = ("127.0.0.1", "::1")
 FILES = {"ca": "ca.pem", "ca_key": "ca-key.pem", "leaf": "relay.pem", "leaf_key": "relay-key.pem"}
@@ -73,8 +74,8 @@ class Authority:
                 ca_key = _load_key(kept["ca_key"])
             except ValueError as problem:
                 raise AuthorityError(f"--tls-dir {self.folder}: its CA cannot be read ({problem})") from None
-            if _not_after(ca) <= now:
-                ca = ca_key = None  # (expired: a new one, which the suite will fetch again)
+            if _not_after(ca) - CA_RENEW_WITHIN <= now or not _pair(ca, ca_key):
+                ca = ca_key = None  # (near its end, or not its key: a new one, which a suite fetches again)
         if ca is None or ca_key is None:
             ca, ca_key = _make_ca(now)
             kept = {"ca": _cert_pem(ca), "ca_key": _key_pem(ca_key)}
@@ -82,7 +83,11 @@ class Authority:
         if "leaf" in kept and "leaf_key" in kept:
             try:
                 leaf = x509.load_pem_x509_certificate(kept["leaf"])
-                leaf_ok = leaf.issuer == ca.subject and _not_after(leaf) - RENEW_WITHIN > now
+                leaf_ok = (
+                    _signed_by(leaf, ca)
+                    and _pair(leaf, _load_key(kept["leaf_key"]))
+                    and _not_after(leaf) - RENEW_WITHIN > now
+                )
             except ValueError:
                 leaf_ok = False
         if not leaf_ok:
@@ -107,12 +112,38 @@ class Authority:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         for key, name in FILES.items():
             path = self.folder / name
-            if path.exists() and path.read_bytes() == self.pem[key]:
-                continue
             mode = 0o600 if key.endswith("key") else 0o644
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            if path.exists() and path.read_bytes() == self.pem[key]:
+                os.chmod(path, mode)  # (a key left readable by others is made the user's again)
+                continue
+            # Whole or not at all: a new file beside it, renamed over it (another run reads one or the other).
+            fresh = path.with_name(f".{name}.{os.getpid()}")
+            descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
             with os.fdopen(descriptor, "wb") as f:
                 f.write(self.pem[key])
+            os.replace(fresh, path)
+
+
+def _pair(cert: Any, key: Any) -> bool:
+    """Whether ``key`` is the private key of ``cert``'s public one."""
+    from cryptography.hazmat.primitives import serialization
+
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return bool(cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki))
+
+
+def _signed_by(cert: Any, ca: Any) -> bool:
+    """Whether ``ca`` signed ``cert`` (its signature checked where cryptography can, 40 and later)."""
+    if cert.issuer != ca.subject:
+        return False
+    check = getattr(cert, "verify_directly_issued_by", None)
+    if check is None:
+        return True
+    try:
+        check(ca)
+    except Exception:  # (InvalidSignature, ValueError, TypeError: not this CA's)
+        return False
+    return True
 
 
 def _not_after(cert: Any) -> datetime.datetime:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener
+from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener, ISSLTransport
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -29,6 +29,16 @@ from poetrynow.relay.transport import READ_SIZE
 from poetrynow.servers.common.guard import costs_one_connection
 
 log = Logger(namespace="poetrynow.relay")
+
+
+def read_big(transport: Any) -> None:
+    """Reads of READ_SIZE on the TCP transport (beneath TLS, where there is TLS: the TLS one reads
+    nothing itself)."""
+    beneath = getattr(transport, "transport", None)
+    (
+        beneath if beneath is not None and ISSLTransport.providedBy(transport) else transport
+    ).bufferSize = READ_SIZE
+
 
 #: Bytes a side may send before its connection has both ends (over TLS), held until it has.
 EARLY_LIMIT = 256 * 1024
@@ -94,7 +104,9 @@ class Side(Protocol):
 
     def start_handshake(self) -> None:
         self.tls = True
-        self.shaking = self.connection.clock.callLater(HANDSHAKE_WITHIN, self.too_slow)
+        self.shaking = self.connection.clock.callLater(
+            HANDSHAKE_WITHIN, self.connection.guarded, self.too_slow
+        )
 
     @costs_one_connection
     def handshakeCompleted(self) -> None:
@@ -146,7 +158,7 @@ class ClientSide(Side):
     @costs_one_connection
     def connectionMade(self) -> None:
         relay = self.factory.relay
-        self.transport.bufferSize = READ_SIZE
+        read_big(self.transport)
         self.connection = relay.accepted(self)
         if relay.tls is not None and relay.tls.listen:
             self.start_handshake()  # (read on: a handshake needs the client's bytes)
@@ -175,7 +187,7 @@ class UpstreamSide(Side):
 
     @costs_one_connection
     def connectionMade(self) -> None:
-        self.transport.bufferSize = READ_SIZE
+        read_big(self.transport)
         relay = self.connection.relay
         if relay.tls is not None and relay.tls.upstream:
             self.start_handshake()

@@ -112,11 +112,48 @@ def client_factory(authority: Any, host: str, verify: bool, wrapped: Any) -> Any
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
     if verify:
-        trust = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(authority.ca_pem), *system_cas()])
-        creator = ssl.optionsForClientTLS(host, trustRoot=trust)
+        creator = ssl.optionsForClientTLS(host, trustRoot=trust_root(authority.ca_pem))
     else:
-        creator = ssl.CertificateOptions(verify=False)
+        creator = unchecked_creator(host)
     return TLSMemoryBIOFactory(creator, True, wrapped)
+
+
+@lru_cache(maxsize=8)
+def trust_root(ca_pem: bytes) -> Any:
+    """The run's CA and the machine's, made once (not for every upstream connection)."""
+    from twisted.internet import ssl
+
+    return ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(ca_pem), *system_cas()])
+
+
+def unchecked_creator(host: str) -> Any:
+    """TLS to an upstream whose certificate is not checked, naming it all the same (SNI), since a
+    server that chooses its certificate by name would give another one, or refuse, without it."""
+    import ipaddress
+
+    from OpenSSL import SSL
+    from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+    from zope.interface import implementer
+
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    context.set_min_proto_version(SSL.TLS1_2_VERSION)
+    context.set_verify(SSL.VERIFY_NONE, lambda *args: True)
+    try:
+        ipaddress.ip_address(host)
+        name = None  # (an address is no server name, RFC 6066)
+    except ValueError:
+        name = host.encode("idna")
+
+    @implementer(IOpenSSLClientConnectionCreator)
+    class Creator:
+        def clientConnectionForTLS(self, protocol: Any) -> Any:
+            connection = SSL.Connection(context, None)
+            if name is not None:
+                connection.set_tlsext_host_name(name)
+            connection.set_connect_state()
+            return connection
+
+    return Creator()
 
 
 @lru_cache(maxsize=1)
