@@ -201,12 +201,11 @@ class Relay:
     def upstream_address(self) -> tuple[str, int]:
         return host_port(self.upstream, "upstream", port_zero=False)
 
-    def upstream_factory(self, connection: Connection) -> Any:
-        """What dials the upstream for ``connection``: over TLS if the relay's ``tls`` says so."""
+    def upstream_factory(self, connection: Connection, host: str) -> Any:
+        """What dials the upstream (``host``) for ``connection``: over TLS if the relay's ``tls`` says so."""
         factory = UpstreamFactory(connection)
         if self.tls is None or not self.tls.upstream:
             return factory
-        host, _ = self.upstream_address()
         return client_factory(self.authority, host, self.tls.verify_upstream, factory)
 
     # -- connections

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener, ISSLTransport
+from twisted.internet.interfaces import IHalfCloseableProtocol, IHandshakeListener
 from twisted.internet.protocol import ClientFactory, Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -26,18 +26,9 @@ from poetrynow.relay.connection import Connection, Relay
 from poetrynow.relay.pipe import Direction
 from poetrynow.relay.tls import HANDSHAKE_WITHIN
 from poetrynow.relay.transport import READ_SIZE
-from poetrynow.servers.common.guard import costs_one_connection
+from poetrynow.servers.common.guard import costs_one_connection, tcp_of
 
 log = Logger(namespace="poetrynow.relay")
-
-
-def read_big(transport: Any) -> None:
-    """Reads of READ_SIZE on the TCP transport (beneath TLS, where there is TLS: the TLS one reads
-    nothing itself)."""
-    beneath = getattr(transport, "transport", None)
-    (
-        beneath if beneath is not None and ISSLTransport.providedBy(transport) else transport
-    ).bufferSize = READ_SIZE
 
 
 #: Bytes a side may send before its connection has both ends (over TLS), held until it has.
@@ -56,9 +47,7 @@ class Side(Protocol):
     connection: Connection
     transport: Any  # a TCP transport, which can also half-close, pause and abort; or TLS over one
     gone = False
-    tls = False  # whether this side speaks TLS
-    shook = False  # its TLS handshake is done
-    shaking: Any = None  # the timer a TLS handshake must beat
+    shaking: Any = None  # the timer a TLS handshake must beat, while it goes on
     early: bytearray | None = None
     early_eof = False
 
@@ -72,7 +61,9 @@ class Side(Protocol):
         if (direction := self.reading()) is not None:
             self.connection.guarded(direction.data, data)
             return
-        self.early = (self.early or bytearray()) + data
+        if self.early is None:
+            self.early = bytearray()
+        self.early += data
         if len(self.early) > EARLY_LIMIT:
             log.warn(
                 "Relay {relay}'s connection {number} sent over {limit} bytes before its upstream "
@@ -103,14 +94,12 @@ class Side(Protocol):
     # -- TLS
 
     def start_handshake(self) -> None:
-        self.tls = True
         self.shaking = self.connection.clock.callLater(
             HANDSHAKE_WITHIN, self.connection.guarded, self.too_slow
         )
 
     @costs_one_connection
     def handshakeCompleted(self) -> None:
-        self.shook = True
         if self.shaking is not None and self.shaking.active():
             self.shaking.cancel()
         self.shaking = None
@@ -133,12 +122,13 @@ class Side(Protocol):
     who = "peer"
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self.shaking is not None and self.shaking.active():
+        shaking = self.shaking is not None and self.shaking.active()  # (a handshake under way)
+        if shaking:
             self.shaking.cancel()
         connection = getattr(self, "connection", None)
         if connection is None:  # (its connectionMade failed)
             return
-        if self.tls and not self.shook and not connection.ended and self.shaking is not None:
+        if shaking and not connection.ended:
             log.warn(
                 "Relay {relay}'s connection {number}: TLS with its {side} failed: {why}",
                 relay=connection.relay.name, number=connection.number, side=self.who,
@@ -158,7 +148,7 @@ class ClientSide(Side):
     @costs_one_connection
     def connectionMade(self) -> None:
         relay = self.factory.relay
-        read_big(self.transport)
+        tcp_of(self.transport).bufferSize = READ_SIZE  # (beneath TLS: the TLS one reads nothing itself)
         self.connection = relay.accepted(self)
         if relay.tls is not None and relay.tls.listen:
             self.start_handshake()  # (read on: a handshake needs the client's bytes)
@@ -173,7 +163,7 @@ class ClientSide(Side):
         self.transport.pauseProducing()
         host, port = relay.upstream_address()
         self.connection.connector = relay.reactor.connectTCP(
-            host, port, relay.upstream_factory(self.connection)
+            host, port, relay.upstream_factory(self.connection, host)
         )
 
     def reading(self) -> Direction | None:
@@ -187,7 +177,7 @@ class UpstreamSide(Side):
 
     @costs_one_connection
     def connectionMade(self) -> None:
-        read_big(self.transport)
+        tcp_of(self.transport).bufferSize = READ_SIZE
         relay = self.connection.relay
         if relay.tls is not None and relay.tls.upstream:
             self.start_handshake()

@@ -108,22 +108,21 @@ def server_creator(cert_pem: bytes, key_pem: bytes) -> Any:
 
 def client_factory(authority: Any, host: str, verify: bool, wrapped: Any) -> Any:
     """``wrapped`` (one connection's upstream factory) over TLS to ``host``, checked or not."""
-    from twisted.internet import ssl
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
-    if verify:
-        creator = ssl.optionsForClientTLS(host, trustRoot=trust_root(authority.ca_pem))
-    else:
-        creator = unchecked_creator(host)
-    return TLSMemoryBIOFactory(creator, True, wrapped)
+    return TLSMemoryBIOFactory(client_creator(authority.ca_pem, host, verify), True, wrapped)
 
 
-@lru_cache(maxsize=8)
-def trust_root(ca_pem: bytes) -> Any:
-    """The run's CA and the machine's, made once (not for every upstream connection)."""
+@lru_cache(maxsize=64)
+def client_creator(ca_pem: bytes, host: str, verify: bool) -> Any:
+    """What makes each TLS connection to ``host``: made once (its context, and the trust root of
+    the run's CA and the machine's), not for every upstream connection."""
     from twisted.internet import ssl
 
-    return ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(ca_pem), *system_cas()])
+    if not verify:
+        return unchecked_creator(host)
+    trust = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(ca_pem), *system_cas()])
+    return ssl.optionsForClientTLS(host, trustRoot=trust)
 
 
 def unchecked_creator(host: str) -> Any:
@@ -158,26 +157,14 @@ def unchecked_creator(host: str) -> Any:
 
 @lru_cache(maxsize=1)
 def system_cas() -> tuple[Any, ...]:
-    """The machine's CAs (the bundle Python's ssl module would use), read once; none where there is none."""
+    """The machine's CAs, as Python's ssl module loads them by default (its bundle file), read once."""
+    from OpenSSL import crypto
     from twisted.internet import ssl
 
-    paths = stdlib_ssl.get_default_verify_paths()
     found: list[Any] = []
-    for path in dict.fromkeys(p for p in (paths.cafile, paths.openssl_cafile) if p):
+    for der in stdlib_ssl.create_default_context().get_ca_certs(binary_form=True):
         try:
-            with open(path, "rb") as f:
-                text = f.read()
-        except OSError:
+            found.append(ssl.Certificate.load(der, crypto.FILETYPE_ASN1))
+        except Exception:  # (a bundle's odd entry: that one is not trusted)
             continue
-        marker = b"-----BEGIN CERTIFICATE-----"
-        for part in text.split(marker)[1:]:
-            try:
-                found.append(
-                    ssl.Certificate.loadPEM(
-                        marker + part.split(b"-----END CERTIFICATE-----")[0] + b"-----END CERTIFICATE-----\n"
-                    )
-                )
-            except Exception:  # (a bundle's odd entry: that one is not trusted)
-                continue
-        break
     return tuple(found)

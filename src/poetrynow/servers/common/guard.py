@@ -35,15 +35,18 @@ BUG = "A bug while serving {peer}; its connection is reset, the server goes on"
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
+def tcp_of(transport: Any) -> Any:
+    """The TCP transport itself: beneath TLS (the TLS protocol's public ``transport``), or ``transport``."""
+    beneath = getattr(transport, "transport", None)
+    return beneath if beneath is not None and ISSLTransport.providedBy(transport) else transport
+
+
 def reset_transport(transport: Any) -> None:
     """Close a Twisted connection with a TCP reset (SO_LINGER 0) rather than a FIN.
 
-    Over TLS the TCP transport beneath (the TLS protocol's public ``transport``) is reset
-    instead: aborting the TLS one would send its close_notify first, and the peer would
-    take a cut stream for a clean end."""
-    beneath = getattr(transport, "transport", None)
-    if beneath is not None and ISSLTransport.providedBy(transport):
-        transport = beneath
+    Over TLS the TCP transport beneath is reset instead (:func:`tcp_of`): aborting the TLS
+    one would send its close_notify first, and the peer would take a cut stream for a clean end."""
+    transport = tcp_of(transport)
     handle = getattr(transport, "getHandle", None)  # a real socket, not a test's transport
     if handle is not None:
         try:
