@@ -30,23 +30,23 @@ from typing import Any
 
 from poetrynow.relay.httpattributes import answer_bytes
 from poetrynow.relay.httpframe import Framer, Head, Malformed, NotHttp
-from poetrynow.relay.stages import Hooks, Stage
+from poetrynow.relay.stages import Hooks, Queued, Stage
 
 #: slow_body sends a tenth of a second's worth at a time, as bandwidth does.
 SLICE = 0.1
 
 
-class HttpStage(Stage):
+class HttpStage(Queued):
     """What every HTTP toxic shares: the framing, the fate of each message, and an ordered output
     where each item may wait for its moment (``emit(item, due)``), so that no message overtakes
-    another; while the writer is full nothing is sent (:meth:`resume` goes on)."""
+    another; while the writer is full nothing is sent (:meth:`resume` goes on). The timer, the
+    stall and the resume are :class:`~poetrynow.relay.stages.Queued`'s; its queue of chunks is
+    not used (this one's items have a due time each, and may be a call)."""
 
     def __init__(self, hooks: Hooks, attributes: dict[str, Any], chooser: random.Random):
         self.framer = Framer(requests=attributes.get("stream") == "upstream")
         self.out: deque[tuple[float, Any]] = deque()  # (due, bytes | None for the FIN | a call)
         self.last = 0.0
-        self.timer: Any = None
-        self.stalled = self.detached = False
         self.raw = False  # not HTTP: everything passes untouched
         self.met = False  # the message under way meets the toxic
         super().__init__(hooks, attributes, chooser)
@@ -63,25 +63,22 @@ class HttpStage(Stage):
         try:
             events = self.framer.feed(data)
         except (NotHttp, Malformed) as problem:
-            if not self.joined or self.ended_one:
-                return self.fault(problem)
-            self.raw = True  # (it came in mid-message: this connection's bytes go on as they are)
-            self.hooks.http_fault(
-                "an HTTP toxic joined it mid-message; its bytes go on untouched", malformed=None
-            )
-            self.emit(bytes(self.framer.buffer))
+            if self.joined and not self.ended_one:  # (it came in mid-message)
+                self.untouched("an HTTP toxic joined it mid-message", malformed=None)
+            elif isinstance(problem, NotHttp):
+                self.untouched(str(problem), malformed=False)
+            else:
+                self.hooks.http_fault(f"{problem}; it is reset", malformed=True)
             return
-        self.take(events)
+        self.dispatch(events)
 
-    def fault(self, problem: Exception) -> None:
-        if isinstance(problem, NotHttp):
-            self.raw = True
-            self.hooks.http_fault(f"{problem}; its bytes go on untouched", malformed=False)
-            self.emit(bytes(self.framer.buffer))
-        else:
-            self.hooks.http_fault(f"{problem}; it is reset", malformed=True)
+    def untouched(self, why: str, malformed: bool | None) -> None:
+        """From here on, this connection's bytes go on as they are, those the framer holds first."""
+        self.raw = True
+        self.hooks.http_fault(f"{why}; its bytes go on untouched", malformed=malformed)
+        self.emit(bytes(self.framer.buffer))
 
-    def take(self, events: list[Any]) -> None:
+    def dispatch(self, events: list[Any]) -> None:
         for kind, value in events:
             if self.detached:
                 return
@@ -136,7 +133,7 @@ class HttpStage(Stage):
                 return
             self.held += len(item)
         self.out.append((due, item))
-        if self.timer is None and not self.stalled:
+        if self.idle():
             self.send()
 
     def deliver(self, item: Any) -> None:
@@ -154,10 +151,9 @@ class HttpStage(Stage):
         while self.out and not self.detached:
             due, item = self.out[0]
             if due > now:
-                self.timer = self.hooks.later(due - now, self.send)
+                self.arm(due - now, self.send)
                 return
-            if isinstance(item, bytes) and self.hooks.blocked():
-                self.stalled = True
+            if isinstance(item, bytes) and self.stall():
                 return
             self.out.popleft()
             if isinstance(item, bytes):
@@ -167,16 +163,9 @@ class HttpStage(Stage):
             else:
                 self.deliver(item)
 
-    def resume(self) -> None:
-        if self.stalled and not self.detached:
-            self.stalled = False
-            self.send()
-
     def detach(self) -> tuple[list[bytes], bool]:
         self.detached = True
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
-        self.timer = None
+        self.disarm()
         chunks = [item for _, item in self.out if isinstance(item, bytes)]
         finishing = any(item is None for _, item in self.out)
         if self.framer.buffer and not self.raw:
