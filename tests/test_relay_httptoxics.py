@@ -68,6 +68,11 @@ class FramerTests(SynchronousTestCase):
         self.assertEqual(kinds, ["head", "end", *with_body] + ["head", "end"] * 2 + with_body * 2)
         self.assertEqual(kinds.count("end"), 6)  # 100, 200, 204, 304 (no body, whatever it says), 200, 200
 
+    def test_a_byte_at_a_time_is_framed_alike(self):
+        for requests, data in ((True, REQUESTS), (False, RESPONSES)):
+            with self.subTest(requests=requests):
+                self.assertEqual(frame(requests, data, list(range(len(data)))), frame(requests, data, []))
+
     def test_what_is_not_http_says_so_from_its_first_bytes(self):
         for requests, data in ((True, b"\x16\x03\x01"), (True, b"SSH-2.0-x\r\n"), (False, b"SSH-2.0"),
                                (False, b"A poem\n"), (True, b"x" * 20)):  # fmt: skip

@@ -63,6 +63,9 @@ class Framer:
         self.left = 0  # body bytes (or a chunk's) still to come
         self.seen = False  # a message began: after that, a bad one is malformed, not "not HTTP"
         self.after_body = "head"  # where a message's end leads (raw after a CONNECT or Upgrade)
+        # How far a header block still to come has been searched, and where its last line began:
+        # each read searches only what it added (a head sent a byte at a time costs no rescans).
+        self.scanned = self.line_start = 0
 
     def feed(self, data: bytes) -> list[Event]:
         events: list[Event] = []
@@ -143,22 +146,27 @@ class Framer:
     def _head(self, events: list[Event]) -> bool:
         if not self.seen:
             self._sniff()
-        end = self.buffer.find(b"\n\r\n")
+        start = max(self.scanned - 2, 0)  # (an ending may straddle the last read's end)
+        end = self.buffer.find(b"\n\r\n", start)
         cut = end + 3
         if end < 0:
-            end = self.buffer.find(b"\n\n")
+            end = self.buffer.find(b"\n\n", start)
             cut = end + 2
         if end < 0:
             if len(self.buffer) > MAX_HEAD:
                 raise Malformed(f"a header block over {MAX_HEAD} bytes")
-            last = self.buffer.rfind(b"\n")
-            if len(self.buffer) - last - 1 > MAX_LINE:
+            last = self.buffer.rfind(b"\n", self.scanned)
+            if last >= 0:
+                self.line_start = last + 1
+            if len(self.buffer) - self.line_start > MAX_LINE:
                 raise Malformed(f"a line over {MAX_LINE} bytes")
+            self.scanned = len(self.buffer)
             return False
         if cut > MAX_HEAD:
             raise Malformed(f"a header block over {MAX_HEAD} bytes")
         raw = bytes(self.buffer[:cut])
         del self.buffer[:cut]
+        self.scanned = self.line_start = 0
         self.seen = True
         head = self._parse(raw)
         events.append(("head", head))
