@@ -61,6 +61,11 @@ log = Logger()
 STATIC = {b"lab.js": "text/javascript; charset=utf-8", b"lab.css": "text/css; charset=utf-8"}
 
 
+def event(message: dict) -> bytes:
+    """One message as Server-Sent Events frame it: a ``data:`` line of JSON, then a blank line."""
+    return b"data: " + json.dumps(message).encode("utf-8") + b"\n\n"
+
+
 def page_file(name: str) -> bytes:
     return resources.files("poetrynow.lab.page").joinpath(name).read_bytes()
 
@@ -106,7 +111,7 @@ class Lab:
         return "a run is going on: cancel it first"
 
     def send(self, message: dict) -> None:
-        self.write(b"data: " + json.dumps(message).encode("utf-8") + b"\n\n")
+        self.write(event(message))
 
     def heartbeat(self) -> None:
         self.write(b": still here\n\n")
@@ -203,10 +208,9 @@ class Routes(resource.Resource):
         run = lab.run
         if run is not None:
             for message in run.kept:
-                page.write(b"data: " + json.dumps(message).encode("utf-8") + b"\n\n", replay=True)
+                page.write(event(message), replay=True)
             if run.dropped:
-                note = {"type": "dropped", "count": run.dropped, "kept": MAX_EVENTS}
-                page.write(b"data: " + json.dumps(note).encode("utf-8") + b"\n\n", replay=True)
+                page.write(event({"type": "dropped", "count": run.dropped, "kept": MAX_EVENTS}), replay=True)
         return server.NOT_DONE_YET
 
     def start_run(self, request: Any) -> Any:
