@@ -32,11 +32,19 @@ RESPONSES = (
 )
 
 
-def frame(requests: bool, data: bytes, cuts: list[int]) -> list[tuple[str, bytes]]:
+def fed(framer: Framer, data: bytes, asked: list[bytes] | None = None) -> list:
+    """``data`` through ``framer``, each head asked about as a stage would: by ``asked``'s methods."""
+    events = framer.feed(data)
+    while framer.state == "asking":
+        events += framer.carry_on(asked.pop(0) if asked else None)
+    return events
+
+
+def frame(requests: bool, data: bytes, cuts: list[int], asked: list[bytes] | None = None) -> list:
     framer, events = Framer(requests), []
     at = 0
     for cut in sorted(cuts) + [len(data)]:
-        events += framer.feed(data[at:cut])
+        events += fed(framer, data[at:cut], asked)
         at = max(at, cut)
     events += framer.eof()
     merged: list[tuple[str, bytes]] = []
@@ -77,7 +85,7 @@ class FramerTests(SynchronousTestCase):
         for requests, data in ((True, b"\x16\x03\x01"), (True, b"SSH-2.0-x\r\n"), (False, b"SSH-2.0"),
                                (False, b"A poem\n"), (True, b"x" * 20)):  # fmt: skip
             with self.subTest(data=data), self.assertRaises(NotHttp):
-                Framer(requests).feed(data)
+                fed(Framer(requests), data)
         self.assertEqual(Framer(False).feed(b"HTT"), [])  # (it may yet be)
 
     def test_bounds_and_breaks_are_malformed(self):
@@ -93,21 +101,53 @@ class FramerTests(SynchronousTestCase):
         ]
         for requests, data in cases:
             with self.subTest(data=data[:40]), self.assertRaises(Malformed):
-                Framer(requests).feed(data)
+                fed(Framer(requests), data)
         for smuggled in (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
                          b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"):  # fmt: skip
             with self.subTest(data=smuggled[:40]), self.assertRaises(Malformed):
-                Framer(True).feed(smuggled)  # (read two ways by two peers: refused)
+                fed(Framer(True), smuggled)  # (read two ways by two peers: refused)
         framer = Framer(True)
-        framer.feed(b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nab")
+        fed(framer, b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nab")
         with self.assertRaises(Malformed):
             framer.eof()  # (cut short)
 
     def test_a_tunnel_or_a_switched_protocol_is_bytes_after_its_head(self):
-        events = frame(True, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x05hello", [])
-        self.assertEqual([kind for kind, _ in events], ["head", "end", "raw"])
         events = frame(False, b"HTTP/1.1 101 Switching\r\n\r\n\x81\x05hello", [])
         self.assertEqual([kind for kind, _ in events], ["head", "end", "raw"])
+        tunnel = b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x01"
+        self.assertEqual([kind for kind, _ in frame(False, tunnel, [], [b"CONNECT"])], ["head", "end", "raw"])
+        to_its_end = frame(False, tunnel, [], [b"GET"])  # (the same to a GET: a body to the stream's end)
+        self.assertEqual([kind for kind, _ in to_its_end], ["head", "body", "end"])
+
+    def test_after_an_upgrade_request_the_requests_wait_for_its_answer(self):
+        upgrade = b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"
+        for answer, kinds in ((True, ["raw"]), (False, ["head", "end"])):
+            with self.subTest(switched=answer):
+                framer = Framer(True)
+                events = fed(framer, upgrade + b"GET / HTTP/1.1\r\n")
+                self.assertEqual([kind for kind, _ in events], ["head", "end"])
+                self.assertEqual(fed(framer, b"\r\n"), [])  # (held: HTTP still, or a new protocol?)
+                events = framer.resolve(answer)
+                while framer.state == "asking":
+                    events += framer.carry_on(None)
+                self.assertEqual([kind for kind, _ in events], kinds)
+                self.assertEqual(b"".join(v.raw if k == "head" else v or b"" for k, v in events),
+                                 b"GET / HTTP/1.1\r\n\r\n")  # fmt: skip
+
+    def test_a_response_to_head_has_no_body_whatever_it_says(self):
+        responses = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+        responses += b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+        events = frame(False, responses, [], [b"HEAD", b"GET"])
+        self.assertEqual([kind for kind, _ in events], ["head", "end", "head", "body", "end"])
+
+    def test_blank_lines_before_a_request_and_bare_line_feeds(self):
+        events = frame(True, b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", [])
+        self.assertEqual([kind for kind, _ in events], ["head", "end"])  # (blank lines before: allowed)
+        events = frame(True, b"GET / HTTP/1.1\nA: b\n\nGET /2 HTTP/1.1\r\n\r\n", [])
+        self.assertEqual([kind for kind, _ in events], ["head", "end", "head", "end"])  # (the first \n\n)
+        self.assertEqual(events[0][1], b"GET / HTTP/1.1\nA: b\n\n")
+        with self.assertRaises(Malformed):
+            fed(Framer(True), b"\r\n" * 5000)  # (blank lines without end are bounded too)
 
 
 class Hooked(Hooks):
@@ -116,8 +156,14 @@ class Hooked(Hooks):
         self.replies: list[bytes] = []
         self.faults: list[tuple[str, bool]] = []
 
-    def reply(self, data):
+    def answer(self, asked, data, code):
         self.replies.append(data)
+
+    def framer_after(self, stage):
+        return None
+
+    def leave(self, stage):
+        self.left = stage
 
     def http_fault(self, why, malformed):
         self.faults.append((why, malformed))
@@ -170,6 +216,25 @@ class StageTests(SynchronousTestCase):
         self.hooks.clock.pump([0.1] * 10)
         sent = [(round(t, 2), len(data)) for t, data in self.received.events[1:] if data]
         self.assertEqual(sent, [(round(n * 0.1, 2), 100) for n in range(10)])
+
+    def test_slow_body_keeps_its_pace_after_a_stall(self):
+        stage = self.stage("http_slow_body", rate=1)
+        stage.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"b" * 1000)
+        self.hooks.clock.advance(0.1)
+        self.hooks.full = True  # (the client stops reading for a second)
+        self.hooks.clock.pump([0.1] * 10)
+        self.hooks.full = False
+        stage.resume()
+        self.hooks.clock.pump([0.1] * 10)
+        sent = [(round(t, 2), len(data)) for t, data in self.received.events[1:] if data]
+        self.assertEqual(sent[:2], [(0.0, 100), (0.1, 100)])
+        self.assertEqual([at for at, _ in sent[2:5]], [1.1, 1.2, 1.3])  # the same pace, no burst
+
+    def test_status_answers_head_without_a_body(self):
+        stage = self.stage("http_status", stream="upstream", code=503, body="no")
+        stage.write(b"HEAD / HTTP/1.1\r\n\r\n")
+        answer = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n"  # (its length, no body)
+        self.assertEqual(self.hooks.replies, [answer])
 
     def test_status_answers_a_request_itself(self):
         stage = self.stage("http_status", stream="upstream", code=503, body="no", headers={"X": "y"})

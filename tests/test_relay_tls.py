@@ -159,14 +159,64 @@ class TlsRelayTests(SynchronousTestCase):
     def test_a_reset_over_tls_is_a_reset_not_a_clean_end(self):
         port = self.proxy("resetting", Upstream(self).port, {})
         self.api.get("resetting").add_toxic("reset_peer", timeout=0)
+        # TLS in memory over a socket of the test's own: Python's ssl sockets report a reset and a
+        # FIN without close_notify alike (SSLEOFError); the socket itself tells them apart.
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        context = ssl.create_default_context(cafile=self.ca)
+        tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as raw:
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    raw.sendall(outgoing.read())
+                    incoming.write(raw.recv(65536))
+            tls.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            raw.sendall(outgoing.read())
+            with self.assertRaises(ConnectionResetError):  # not b"": a reset, not a FIN
+                while raw.recv(65536):
+                    pass
+
+    def test_an_upstream_s_close_is_a_clean_tls_close(self):
+        # A response read to its close: the upstream's FIN must reach the client as TLS's own
+        # close (close_notify), not as a FIN beneath TLS, which a TLS client takes for a cut.
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+
+        def answer_and_close() -> None:
+            sock, _ = listener.accept()
+            with sock:
+                sock.recv(65536)
+                sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + PAGE)
+
+        threading.Thread(target=answer_and_close, daemon=True).start()
+        port = self.proxy("closing", listener.getsockname()[1], {})
         context = ssl.create_default_context(cafile=self.ca)
         raw = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
-        # (ragged ends not taken for ends: a close_notify alone gives b"")
+        # (ragged ends not taken for ends: only a close_notify gives b"", a FIN alone SSLEOFError)
         with context.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            with self.assertRaises((ConnectionResetError, ssl.SSLError)):  # not b"": no close_notify
+            got = b""
+            while chunk := sock.recv(65536):
+                got += chunk
+        self.assertTrue(got.endswith(b"\r\n\r\n" + PAGE), got[:80])
+
+    def test_a_port_probe_is_no_failed_handshake_but_garbage_is(self):
+        port = self.proxy("probed", Upstream(self).port, {})
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE).close()  # (a health check's)
+        done = self.curl(f"https://localhost:{port}/")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")  # (plain HTTP to a TLS port)
+            try:
                 while sock.recv(65536):
                     pass
+            except ConnectionResetError:
+                pass
+        said = self.faults.out.until(lambda line: "TLS with its client failed" in line, DEADLINE)
+        self.assertIn("Relay probed's connection 3", said[-1])  # the first such line: not the probe's
+        self.assertNotIn("connection 1:", "".join(said))
 
     def test_a_handshake_that_does_not_finish_costs_its_connection_only(self):
         if OPENSSL is None:
@@ -253,4 +303,68 @@ class AuthorityTests(SynchronousTestCase):
         self.assertEqual(again.ca_pem, first.ca_pem)  # the CA kept: a suite's trust still holds
         self.assertNotEqual(again.pem["leaf"], first.pem["leaf"])  # the pair made whole again
         self.assertEqual(stat.S_IMODE(os.stat(os.path.join(folder, "ca-key.pem")).st_mode), 0o600)
-        self.assertEqual(sorted(os.listdir(folder)), ["ca-key.pem", "ca.pem", "relay-key.pem", "relay.pem"])
+        kept = [".lock", "ca-key.pem", "ca.pem", "relay-key.pem", "relay.pem"]  # (.lock: runs take turns)
+        self.assertEqual(sorted(os.listdir(folder)), kept)
+
+    def test_runs_started_at_once_share_one_ca(self):
+        import fcntl
+        import select
+        import sys
+
+        from poetrynow.relay.authority import Authority
+
+        folder, other = os.path.join(temp_dir(self), "shared"), os.path.join(temp_dir(self), "other")
+        Authority(folder)
+        swapped = Authority(other).ca_pem
+        script = (
+            "import sys; from poetrynow.relay.authority import Authority; print('ready', flush=True); "
+            "sys.stdin.readline(); print(Authority(sys.argv[1]).ca_pem.decode().split()[3][:40], flush=True)"
+        )
+        child = subprocess.Popen([sys.executable, "-c", script, folder], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.addCleanup(child.kill)
+        self.assertEqual(child.stdout.readline(), "ready\n")
+        with open(os.path.join(folder, ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another run, making its files
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            waited, _, _ = select.select([child.stdout], [], [], 0.5)
+            self.assertEqual(waited, [])  # it waits for the lock (it would read in a few ms)
+            for name in ("ca.pem", "ca-key.pem", "relay.pem", "relay-key.pem"):
+                shutil.copy(os.path.join(other, name), os.path.join(folder, name))
+        self.assertEqual(child.stdout.readline().strip(), swapped.decode().split()[3][:40])  # what it left
+        child.wait(DEADLINE)
+
+    def test_the_machine_s_cas_include_a_folder_of_hashed_names(self):
+        from unittest import mock
+
+        from OpenSSL import crypto
+
+        from poetrynow.relay import tls
+        from poetrynow.relay.authority import Authority
+
+        authority = Authority(os.path.join(temp_dir(self), "ca"))
+        folder = os.path.join(temp_dir(self), "certs")
+        os.mkdir(folder)
+        for name in ("0a1b2c3d.0", "not-hashed.pem"):
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(authority.ca_pem)
+        der = ssl.PEM_cert_to_DER_cert(authority.ca_pem.decode())
+        self.assertEqual(tls.capath_cas(folder), [der])  # (only what OpenSSL itself would read)
+        paths = ssl.get_default_verify_paths()._replace(cafile=None, capath=folder)
+        bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # (a system with no bundle file: nothing loaded)
+        with mock.patch.object(tls.stdlib_ssl, "get_default_verify_paths", return_value=paths), \
+                mock.patch.object(tls.stdlib_ssl, "create_default_context", return_value=bare):  # fmt: skip
+            found = tls.system_cas.__wrapped__()
+        self.assertEqual([cert.dump(crypto.FILETYPE_ASN1) for cert in found], [der])
+
+    def test_the_relays_certificate_is_for_a_server_s_signature_only(self):
+        from cryptography import x509
+
+        from poetrynow.relay.authority import Authority
+
+        leaf = x509.load_pem_x509_certificate(Authority().pem["leaf"])
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage)
+        self.assertTrue(usage.critical)
+        self.assertTrue(usage.value.digital_signature)
+        self.assertFalse(usage.value.key_cert_sign)

@@ -14,10 +14,13 @@ asked for in one line where it is missing (:func:`missing`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import ipaddress
 import os
 import pathlib
+from collections.abc import Iterator
 from typing import Any
 
 #: How long the CA, and the relays' certificate, are valid.
@@ -52,7 +55,8 @@ class Authority:
         self.folder = pathlib.Path(folder) if folder is not None else None
         self.pem: dict[str, bytes] = {}
         try:
-            self._load_or_make()
+            with self._locked():
+                self._load_or_make()
         except OSError as problem:
             raise AuthorityError(f"--tls-dir {folder}: {problem.strerror or problem}") from None
 
@@ -61,6 +65,21 @@ class Authority:
         return self.pem["ca"]
 
     # -- making and keeping
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The folder's lock, held while its files are read and made: runs started at once (a test
+        suite's workers) then share one CA, instead of each writing its own over the others'."""
+        if self.folder is None:
+            yield
+            return
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # (and the lock with it)
 
     def _load_or_make(self) -> None:
         from cryptography import x509
@@ -218,6 +237,10 @@ def _make_leaf(ca: Any, ca_key: Any, now: datetime.datetime) -> tuple[Any, Any]:
     names: list[Any] = [x509.DNSName(name) for name in NAMES]
     names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ADDRESSES]
     authority_key = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+    usage = x509.KeyUsage(  # (an EC key signs the handshake: nothing else)
+        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+        key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+    )  # fmt: skip
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name("localhost"))
@@ -228,6 +251,7 @@ def _make_leaf(ca: Any, ca_key: Any, now: datetime.datetime) -> tuple[Any, Any]:
         .not_valid_after(min(now + datetime.timedelta(days=LEAF_DAYS), _not_after(ca)))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(authority_key, critical=False)
         .sign(ca_key, hashes.SHA256())

@@ -26,6 +26,9 @@ from twisted.internet.error import ConnectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from poetrynow.relay.httpledger import DownTap, Ledger, UpTap
+from poetrynow.relay.httpstage import HttpStage
+from poetrynow.relay.httptoxics import HTTP_STAGES
 from poetrynow.relay.pipe import Direction
 from poetrynow.relay.toxics import DOWNSTREAM, Toxic
 from poetrynow.servers.common.ending import LINGER, can_half_close
@@ -58,6 +61,9 @@ class Relay(typing.Protocol):
 
 log = Logger(namespace="poetrynow.relay")
 
+#: The toxic a direction's HTTP watcher stands for: no name a toxic may have.
+TAP = Toxic("", "http_watch")
+
 
 class Connection:
     """Connection number ``number`` (from 1) of ``relay``; see the module."""
@@ -75,6 +81,7 @@ class Connection:
         self.choosers: dict[str, random.Random] = {}
         self.up: Direction | None = None  # client → upstream
         self.down: Direction | None = None  # upstream → client
+        self.ledger: Ledger | None = None  # its requests and their answers, once an HTTP toxic comes
 
     def chooser(self, toxic: Toxic) -> random.Random:
         """The random numbers ``toxic`` uses on this connection (jitter, slice sizes): fixed by the
@@ -109,6 +116,8 @@ class Connection:
 
     def add(self, toxic: Toxic) -> None:
         if not self.ended and (direction := self.direction(toxic)) is not None:
+            if toxic.type in HTTP_STAGES:
+                self.guarded(self.watch_http)
             self.guarded(direction.add, toxic, self.draw(toxic), self.chooser(toxic))
 
     def update(self, toxic: Toxic) -> None:
@@ -188,13 +197,26 @@ class Connection:
         if self.client.gone and (self.upstream is None or self.upstream.gone):
             self.relay.forget(self)
 
-    def reply(self, direction: Direction, data: bytes) -> None:
-        """``data`` to the peer ``direction`` reads from: into the other direction's chain, after
-        what it carries already (an answer of the relay's own, http_status's)."""
-        other = self.down if direction is self.up else self.up
-        if not self.ended and other is not None:
-            other.head().write(data)
-            other.check()
+    def watch_http(self) -> None:
+        """An HTTP toxic comes: a watcher at the head of each direction, once (see httpledger)."""
+        if self.ledger is not None or self.up is None or self.down is None:
+            return
+        self.ledger = Ledger(self.resolve)
+        self.up.join(TAP, UpTap(self.up, self.ledger), first=True)
+        self.down.join(TAP, DownTap(self.down, self.ledger), first=True)
+
+    def resolve(self, switched: bool) -> None:
+        """A CONNECT or Upgrade request was answered: the request side's framers read on, or go raw."""
+        for _, stage in list(self.up.stages if self.up is not None else []):
+            if isinstance(stage, HttpStage):
+                stage.resolve(switched)
+
+    def answer(self, asked: Any, data: bytes, code: int) -> None:
+        """An answer of the relay's own (http_status's), for the client, in its turn."""
+        if not self.ended and self.ledger is not None:
+            self.ledger.answered(asked, data, code)
+            if self.up is not None:
+                self.up.check()
 
     def http_fault(self, why: str, malformed: bool | None) -> None:
         """An HTTP toxic's stream is malformed (the connection is reset), is not HTTP (its bytes go

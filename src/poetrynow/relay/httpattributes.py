@@ -68,10 +68,11 @@ def check_attributes(kind: str, stream: str, merged: dict[str, Any]) -> str | No
     return None
 
 
-def answer_bytes(attributes: dict[str, Any]) -> bytes:
-    """The response http_status sends: its code, its headers, its body and that body's length."""
+def answer_bytes(attributes: dict[str, Any], bodiless: bool = False) -> bytes:
+    """The response http_status sends: its code, its headers, its body and that body's length;
+    to a HEAD request (``bodiless``) the same length and no body, as RFC 9110 has it."""
     code, body = attributes["code"], attributes["body"].encode("utf-8")
     lines = [f"HTTP/1.1 {code} {REASONS.get(code, 'Fault')}"]
     lines += [f"{name}: {value}" for name, value in attributes["headers"].items()]
     lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + (b"" if bodiless else body)

@@ -30,9 +30,10 @@ against each other or not at all.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any, Protocol
 
-from twisted.internet.interfaces import IPullProducer, IPushProducer, IReactorFDSet, ISSLTransport
+from twisted.internet.interfaces import IPullProducer, IPushProducer, IReactorFDSet
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -41,6 +42,7 @@ from poetrynow.relay.kinds import fate, stage_attributes
 from poetrynow.relay.stages import Sink, Stage
 from poetrynow.relay.toxics import Toxic
 from poetrynow.relay.transport import buffered, handle, send_now
+from poetrynow.servers.common.guard import is_tls
 
 
 class Connection(Protocol):
@@ -56,7 +58,7 @@ class Connection(Protocol):
     def finished(self, direction: Direction) -> None: ...
     def close(self) -> None: ...
     def reset(self) -> None: ...
-    def reply(self, direction: Direction, data: bytes) -> None: ...
+    def answer(self, asked: Any, data: bytes, code: int) -> None: ...
     def http_fault(self, why: str, malformed: bool | None) -> None: ...
 
 
@@ -85,10 +87,6 @@ class End:
             self.direction.connection.close()
         else:
             self.direction.finished()
-
-
-def is_tls(transport: Any) -> bool:
-    return bool(ISSLTransport.providedBy(transport))
 
 
 @implementer(IPushProducer)
@@ -278,10 +276,13 @@ class Direction:
 
     def add(self, toxic: Toxic, draw: random.Random, chooser: random.Random) -> None:
         """``toxic`` joins the chain; ``draw`` decides its fate, ``chooser`` its randomness."""
+        self.join(toxic, fate(toxic, draw)(self, stage_attributes(toxic), chooser))
+
+    def join(self, toxic: Toxic, stage: Stage, first: bool = False) -> None:
+        """``stage`` joins the chain, at its end (or ``first``: the relay's HTTP watcher)."""
         came_with_fin = self.to_user()
-        stage = fate(toxic, draw)(self, stage_attributes(toxic), chooser)
         stage.joined = self.carried > 0 or self.splice is not None  # (an HTTP toxic's: mid-stream?)
-        self.stages.append((toxic, stage))
+        self.stages.insert(0 if first else len(self.stages), (toxic, stage))
         self._link()
         if came_with_fin:
             self.eof()
@@ -298,10 +299,30 @@ class Direction:
         index = self._index(name)
         if index is None:
             return
+        toxic, stage = self.stages[index]
+        if stage.lingers():  # (it swallows a message under way: it goes once that has ended)
+            stage.leaving = True
+            self.stages[index] = (replace(toxic, name=""), stage)  # (no name a toxic may have)
+            return
+        self._drop(index)
+
+    def leave(self, stage: Stage) -> None:
+        """A stage whose toxic was removed mid-message leaves, that message over."""
+        index = next((i for i, (_, each) in enumerate(self.stages) if each is stage), None)
+        if index is not None:
+            self._drop(index)
+            self.to_kernel()
+
+    def _drop(self, index: int) -> None:
         _, stage = self.stages.pop(index)
         self._link()
         chunks, finishing = stage.detach()
         after: Sink = self.stages[index][1] if index < len(self.stages) else self.end
+        orphans = getattr(stage, "orphans", None)
+        if orphans:  # (what the heads still to come are: the next framer's now)
+            target = self.framer_after(self.stages[index - 1][1]) if index else self.first_framer()
+            if target is not None:
+                target.inbox.extend(orphans)
         for chunk in chunks:
             after.write(chunk)
         if finishing:
@@ -344,7 +365,9 @@ class Direction:
         """Pause the reader while the writer is full or the stages hold too much; else resume it."""
         if self.splice is not None or self.drained_watch is not None:
             return  # the kernel path has the reader (or will have it once the writer is empty)
-        pause = self.writer_full or self.held() > self.limit
+        pause = (
+            self.writer_full or self.held() > self.limit or any(stage.throttled() for _, stage in self.stages)
+        )
         if pause != self.reader_paused and self.connection.open and not self.read_ended:
             self.reader_paused = pause
             if pause:
@@ -390,10 +413,22 @@ class Direction:
     def moved(self) -> None:
         self.check()
 
-    def reply(self, data: bytes) -> None:
-        """Bytes for the reader's own peer (an HTTP answer the relay gives itself): through the
-        other direction, after what it already carries, through its toxics."""
-        self.connection.reply(self, data)
+    def answer(self, asked: Any, data: bytes, code: int) -> None:
+        """An HTTP answer the relay gives the reader's own peer itself: through the other direction,
+        in its turn (:mod:`poetrynow.relay.httpledger`), through its toxics."""
+        self.connection.answer(asked, data, code)
+
+    def framer_after(self, stage: Any) -> Any:
+        """The HTTP stage after ``stage`` that still frames, if any: the next to learn each head's request."""
+        seen = False
+        for _, each in self.stages:
+            if seen and each.framing():
+                return each
+            seen = seen or each is stage
+        return None
+
+    def first_framer(self) -> Any:
+        return next((each for _, each in self.stages if each.framing()), None)
 
     def http_fault(self, why: str, malformed: bool | None) -> None:
         self.connection.http_fault(why, malformed)

@@ -128,7 +128,8 @@ class Side(Protocol):
         connection = getattr(self, "connection", None)
         if connection is None:  # (its connectionMade failed)
             return
-        if shaking and not connection.ended:
+        # (a peer that sent nothing, a port probe's connect and close, failed no handshake: no line)
+        if shaking and not connection.ended and getattr(self.transport, "heard", True):
             log.warn(
                 "Relay {relay}'s connection {number}: TLS with its {side} failed: {why}",
                 relay=connection.relay.name, number=connection.number, side=self.who,

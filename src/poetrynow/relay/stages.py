@@ -42,7 +42,9 @@ class Hooks(Protocol):
     def reset(self) -> None: ...  # the whole connection, with RSTs
     def moved(self) -> None: ...  # held bytes went on
     def blocked(self) -> bool: ...  # the writer is full: held bytes wait until resume()
-    def reply(self, data: bytes) -> None: ...  # bytes for the reader's own peer (an HTTP answer)
+    def answer(self, asked: Any, data: bytes, code: int) -> None: ...  # an HTTP answer, in its turn
+    def framer_after(self, stage: Any) -> Any: ...  # the next HTTP stage that frames, or None
+    def leave(self, stage: Any) -> None: ...  # a stage whose toxic was removed goes, its message over
     def http_fault(
         self, why: str, malformed: bool | None
     ) -> None: ...  # not HTTP (passed on), or malformed (reset)
@@ -53,6 +55,7 @@ class Stage:
 
     held = 0  # bytes this stage holds, for the direction's limit
     joined = False  # it joined a direction that had carried bytes already
+    leaving = False  # its toxic was removed; it stays until the message under way ends
     next: Sink
 
     def __init__(self, hooks: Hooks, attributes: dict[str, int], chooser: random.Random):
@@ -71,6 +74,18 @@ class Stage:
 
     def resume(self) -> None:
         """The writer has drained: what waited for it may go on."""
+
+    def throttled(self) -> bool:
+        """Whether it holds the reader back (the relay's HTTP watcher, its ledger full)."""
+        return False
+
+    def framing(self) -> bool:
+        """Whether it frames HTTP messages (an HTTP toxic's stage, until its stream is raw)."""
+        return False
+
+    def lingers(self) -> bool:
+        """Whether, its toxic removed, it must stay until the message under way has ended."""
+        return False
 
     def detach(self) -> tuple[list[bytes], bool]:
         """The stage leaves (its toxic removed, the connection gone): its timers stop, and what it

@@ -17,6 +17,9 @@ is closed with one log line (:mod:`poetrynow.relay.connection`).
 
 from __future__ import annotations
 
+import os
+import pathlib
+import re
 import ssl as stdlib_ssl
 from dataclasses import dataclass
 from functools import lru_cache
@@ -59,9 +62,27 @@ def server_factory(authority: Any, wrapped: Any) -> Any:
     """``wrapped`` (the relay's factory) behind TLS, with the run's certificate."""
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
-    return TLSMemoryBIOFactory(
+    factory = TLSMemoryBIOFactory(
         server_creator(authority.pem["leaf"], authority.pem["leaf_key"]), False, wrapped
     )
+    factory.protocol = hearing(factory.protocol)  # type: ignore[arg-type]
+    return factory
+
+
+@lru_cache(maxsize=4)
+def hearing(base: type) -> type:
+    """Twisted's TLS protocol (``base``, the factory's public ``protocol``), which also notes
+    whether its peer sent a byte: a handshake that failed before any (a port probe's connect
+    and close) is not logged as a failed one."""
+
+    class Hearing(base):
+        heard = False
+
+        def dataReceived(self, data: bytes) -> None:
+            self.heard = True
+            super().dataReceived(data)
+
+    return Hearing
 
 
 def server_creator(cert_pem: bytes, key_pem: bytes) -> Any:
@@ -162,9 +183,36 @@ def system_cas() -> tuple[Any, ...]:
     from twisted.internet import ssl
 
     found: list[Any] = []
-    for der in stdlib_ssl.create_default_context().get_ca_certs(binary_form=True):
+    ders = dict.fromkeys(stdlib_ssl.create_default_context().get_ca_certs(binary_form=True))
+    ders.update(dict.fromkeys(capath_cas(stdlib_ssl.get_default_verify_paths().capath)))
+    for der in ders:
         try:
             found.append(ssl.Certificate.load(der, crypto.FILETYPE_ASN1))
         except Exception:  # (a bundle's odd entry: that one is not trusted)
             continue
     return tuple(found)
+
+
+#: How OpenSSL names a CA in a folder of them (c_rehash's links): the subject's hash, a number.
+HASHED = re.compile(r"[0-9a-f]{8}\.[0-9]+")
+
+
+def capath_cas(folder: str | None) -> list[bytes]:
+    """The CAs of a folder that OpenSSL reads by their hashed names (a system without a bundle
+    file has only this; Python's context loads such CAs when a handshake asks, never before)."""
+    if not folder or not os.path.isdir(folder):
+        return []
+    found = []
+    for name in sorted(os.listdir(folder)):
+        if not HASHED.fullmatch(name):
+            continue
+        try:
+            text = pathlib.Path(folder, name).read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        for block in re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", text, re.S):
+            try:
+                found.append(stdlib_ssl.PEM_cert_to_DER_cert(block))
+            except ValueError:
+                continue
+    return found

@@ -1,0 +1,162 @@
+"""A relayed connection's HTTP toxics as one: the request each response answers, and the order of
+the relay's own answers, on a real Connection over string transports and a task.Clock.
+
+Each test here is a case one direction's framer alone got wrong: a response to HEAD, a 2xx to
+CONNECT, an Upgrade the server declines, an ``http_status`` answer to a pipelined request
+(which must wait for the response before it), a client that reads none of those answers
+(whose requests must then wait), a swallowing toxic removed mid-request, and a 1xx.
+"""
+
+from __future__ import annotations
+
+import random
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from poetrynow.relay.connection import Connection
+from poetrynow.relay.httpledger import MAX_ASKED
+from poetrynow.relay.toxics import make_toxic
+from tests.time_limit import SynchronousTestCase
+
+
+class FakeRelay:
+    name, upstream, reactor, tls, not_http = "web", "127.0.0.1:1", None, None, None
+
+    def __init__(self, clock: Clock):
+        self.clock, self.toxics = clock, []
+
+    def chooser(self, number: int, key: str) -> random.Random:
+        return random.Random(f"{number}:{key}")
+
+    def forget(self, connection) -> None:
+        pass
+
+
+class Side:
+    gone = False
+
+    def __init__(self):
+        self.transport = StringTransport()
+
+    def deliver_early(self, direction) -> None:
+        pass
+
+
+HEAD_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+PAGE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+
+
+class LedgerTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.relay = FakeRelay(self.clock)
+        self.client, self.server = Side(), Side()
+        self.connection = Connection(self.relay, 1, self.client)
+        self.connection.connected(self.server)
+
+    def toxic(self, kind: str, stream: str = "downstream", **attributes):
+        toxic = make_toxic({"type": kind, "stream": stream, "attributes": attributes})
+        self.relay.toxics.append(toxic)
+        self.connection.add(toxic)
+        return toxic
+
+    def send(self, data: bytes) -> None:
+        """The client sends ``data``."""
+        self.connection.up.data(data)
+
+    def answer(self, data: bytes) -> None:
+        """The upstream sends ``data``."""
+        self.connection.down.data(data)
+
+    def to_client(self) -> bytes:
+        return self.client.transport.value()
+
+    def to_server(self) -> bytes:
+        return self.server.transport.value()
+
+    def test_a_response_to_head_has_no_body_and_the_next_meets_its_own_latency(self):
+        self.toxic("http_latency", latency=100)
+        self.send(b"HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        self.answer(HEAD_RESPONSE)
+        self.clock.advance(0.05)
+        self.answer(PAGE)  # (read alone, these would be the five bytes of the HEAD response's body)
+        self.clock.advance(0.05)
+        self.assertEqual(self.to_client(), HEAD_RESPONSE)
+        self.clock.advance(0.05)
+        self.assertEqual(self.to_client(), HEAD_RESPONSE + PAGE)  # 0.1 s after its own head
+
+    def test_an_answer_of_the_relay_s_waits_for_the_response_before_it(self):
+        self.toxic("http_latency", latency=0)  # (the relay reads this connection's requests from here)
+        self.send(b"GET /first HTTP/1.1\r\n\r\n")
+        self.toxic("http_status", stream="upstream", code=503, body="later")  # (the first one has gone)
+        self.send(b"GET /second HTTP/1.1\r\n\r\n")
+        self.assertEqual(self.to_client(), b"")  # not before the first one's response
+        self.answer(PAGE[:-1])
+        self.assertEqual(self.to_client(), PAGE[:-1])  # (its body under way)
+        self.answer(PAGE[-1:])
+        self.assertTrue(self.to_client().startswith(PAGE + b"HTTP/1.1 503 "), self.to_client())
+        self.assertTrue(self.to_client().endswith(b"\r\n\r\nlater"))
+        self.assertEqual(self.to_server(), b"GET /first HTTP/1.1\r\n\r\n")
+
+    def test_a_client_that_reads_no_answer_is_held_back(self):
+        self.toxic("http_status", stream="upstream", code=503, body="x" * 1000)
+        self.connection.down.pauseProducing()  # (the client's buffer is full: it reads nothing)
+        self.send(b"GET / HTTP/1.1\r\n\r\n" * 1000)
+        self.connection.up.eof()  # (and its FIN, which waits behind the requests held back)
+        self.assertEqual(self.client.transport.producerState, "paused")  # its reading paused
+        self.assertFalse(self.connection.up.done)
+        self.assertLessEqual(self.connection.down.held(), MAX_ASKED * 1100)  # (not a thousand answers held)
+        self.connection.down.resumeProducing()
+        self.assertEqual(self.to_client().count(b"HTTP/1.1 503 "), 1000)
+        self.assertTrue(self.connection.up.done)  # the FIN went on after the last of them
+
+    def test_a_swallowing_toxic_removed_mid_request_swallows_the_rest_of_it(self):
+        toxic = self.toxic("http_status", stream="upstream")
+        self.send(b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123")
+        self.connection.remove(toxic)
+        self.send(b"456789GET /next HTTP/1.1\r\n\r\n")
+        self.assertEqual(self.to_server(), b"GET /next HTTP/1.1\r\n\r\n")  # no headless body
+        self.assertTrue(self.to_client().startswith(b"HTTP/1.1 503 "))
+        self.assertEqual([type(stage).__name__ for _, stage in self.connection.up.stages], ["UpTap"])
+
+    def test_a_declined_upgrade_leaves_the_requests_http(self):
+        self.toxic("http_latency", stream="upstream", latency=100)
+        self.send(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")
+        self.clock.advance(0.1)
+        self.answer(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n")
+        self.send(b"GET / HTTP/1.1\r\n\r\n")
+        self.clock.advance(0.05)
+        self.assertNotIn(b"GET / ", self.to_server())  # a request still, so it waits its latency
+        self.clock.advance(0.05)
+        self.assertTrue(self.to_server().endswith(b"GET / HTTP/1.1\r\n\r\n"))
+
+    def test_an_accepted_upgrade_or_a_tunnel_is_bytes_both_ways(self):
+        for request, response in (
+            (b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
+            (b"CONNECT x:443 HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 Connection established\r\n\r\n"),
+        ):
+            with self.subTest(request=request):
+                self.setUp()
+                self.toxic("http_latency", stream="upstream", latency=100)
+                self.toxic("http_latency", latency=100)
+                self.send(request)
+                self.clock.advance(0.1)
+                self.answer(response)
+                self.clock.advance(0.1)
+                self.send(b"\x16\x03\x01 not HTTP")
+                self.answer(b"\x16\x03\x03 nor this")
+                self.assertTrue(self.to_server().endswith(b"\x16\x03\x01 not HTTP"))  # at once
+                self.assertTrue(self.to_client().endswith(b"\x16\x03\x03 nor this"))
+                self.assertIsNone(self.relay.not_http)
+                self.assertFalse(self.connection.ended)
+
+    def test_a_1xx_goes_on_at_once_and_its_final_response_meets_the_toxic(self):
+        self.toxic("http_latency", latency=100)
+        self.send(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        self.answer(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.assertEqual(self.to_client(), b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.send(b"hi")
+        self.answer(PAGE)
+        self.clock.advance(0.1)
+        self.assertEqual(self.to_client(), b"HTTP/1.1 100 Continue\r\n\r\n" + PAGE)
