@@ -85,6 +85,12 @@ class FakeConnection:
     def reset(self):
         self.ended = True
 
+    def tick(self):
+        return 0
+
+    def drained(self, direction):
+        pass
+
 
 def direction_with(
     *kinds: tuple[str, dict],

@@ -118,7 +118,8 @@ class LedgerTests(SynchronousTestCase):
         self.send(b"456789GET /next HTTP/1.1\r\n\r\n")
         self.assertEqual(self.to_server(), b"GET /next HTTP/1.1\r\n\r\n")  # no headless body
         self.assertTrue(self.to_client().startswith(b"HTTP/1.1 503 "))
-        self.assertEqual([type(stage).__name__ for _, stage in self.connection.up.stages], ["UpTap"])
+        self.assertEqual(self.connection.up.stages, [])  # (its watchers gone with the last HTTP toxic)
+        self.assertIsNone(self.connection.ledger)
 
     def test_a_declined_upgrade_leaves_the_requests_http(self):
         self.toxic("http_latency", stream="upstream", latency=100)
@@ -160,3 +161,50 @@ class LedgerTests(SynchronousTestCase):
         self.answer(PAGE)
         self.clock.advance(0.1)
         self.assertEqual(self.to_client(), b"HTTP/1.1 100 Continue\r\n\r\n" + PAGE)
+
+    def test_an_upgrade_the_relay_answers_itself_leaves_the_requests_http(self):
+        self.toxic("http_status", stream="upstream", code=503)
+        self.send(b"GET / HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n")
+        self.send(b"GET /next HTTP/1.1\r\n\r\n")  # (after its 503: HTTP still, not held)
+        self.assertEqual(self.to_client().count(b"HTTP/1.1 503 "), 2)
+        self.assertEqual(self.to_server(), b"")
+
+    def test_a_toxic_that_joins_while_a_request_is_held_passes_that_connection_untouched(self):
+        self.toxic("http_latency", stream="upstream", latency=1000)
+        self.send(b"GET /held HTTP/1.1\r\n\r\n")
+        self.clock.advance(0.5)
+        self.toxic("http_status", stream="upstream")  # (the request it would take is held before it)
+        self.clock.advance(0.5)
+        self.assertEqual(self.to_server(), b"GET /held HTTP/1.1\r\n\r\n")  # not taken without its record
+        self.answer(PAGE)
+        self.assertEqual(self.to_client(), PAGE)  # and the ledger is not stuck on it
+        self.send(b"GET /again HTTP/1.1\r\n\r\n")
+        self.clock.advance(1)
+        self.assertTrue(self.to_server().endswith(b"GET /again HTTP/1.1\r\n\r\n"))
+
+    def test_removing_the_last_http_toxic_removes_the_watchers(self):
+        toxic = self.toxic("http_latency", latency=0)
+        self.connection.remove(toxic)
+        self.assertEqual((self.connection.up.stages, self.connection.down.stages), ([], []))
+        big = b"GET / HTTP/1.1\r\nX: " + b"a" * 7000 + b"\r\n" + b"Y: b\r\n" * 10000 + b"\r\n"
+        self.send(big)  # (over 64 KiB of header: no HTTP toxic is left to refuse it)
+        self.assertEqual(self.to_server(), big)
+        self.assertFalse(self.connection.ended)
+
+    def test_answers_held_by_a_downstream_toxic_hold_the_client_back(self):
+        self.toxic("http_status", stream="upstream", code=503, body="x" * 1000)
+        self.toxic("latency", latency=1000)  # (it holds every answer a second)
+        self.send(b"GET / HTTP/1.1\r\n\r\n" * 2000)
+        self.assertEqual(self.client.transport.producerState, "paused")
+        self.assertLess(self.connection.down.held(), self.connection.down.limit + MAX_ASKED * 1100)
+        for _ in range(200):
+            self.clock.advance(1)
+            self.connection.up.data(b"")  # (a read: the paused reader has nothing new)
+        self.assertEqual(self.to_client().count(b"HTTP/1.1 503 "), 2000)
+
+    def test_an_upstream_that_ends_lets_the_requests_held_back_go(self):
+        self.toxic("http_latency", latency=0)
+        self.send(b"GET / HTTP/1.1\r\n\r\n" * (MAX_ASKED + 8))
+        self.assertEqual(self.to_server().count(b"GET /"), MAX_ASKED)  # the rest held back
+        self.connection.down.eof()  # the upstream answers none and closes
+        self.assertEqual(self.to_server().count(b"GET /"), MAX_ASKED + 8)

@@ -26,7 +26,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from poetrynow.relay.httpledger import DownTap, Ledger, UpTap
+from poetrynow.relay.httpledger import DownTap, Ledger, Tap, UpTap
 from poetrynow.relay.httpstage import HttpStage
 from poetrynow.relay.httptoxics import HTTP_STAGES
 from poetrynow.relay.pipe import Direction
@@ -82,6 +82,7 @@ class Connection:
         self.up: Direction | None = None  # client → upstream
         self.down: Direction | None = None  # upstream → client
         self.ledger: Ledger | None = None  # its requests and their answers, once an HTTP toxic comes
+        self.ticks = 0  # reads so far, both ways: which side spoke last
 
     def chooser(self, toxic: Toxic) -> random.Random:
         """The random numbers ``toxic`` uses on this connection (jitter, slice sizes): fixed by the
@@ -127,6 +128,8 @@ class Connection:
     def remove(self, toxic: Toxic) -> None:
         if not self.ended and (direction := self.direction(toxic)) is not None:
             self.guarded(direction.remove, toxic.name)
+            if toxic.type in HTTP_STAGES:
+                self.guarded(self.unwatch)
 
     # -- how it ends
 
@@ -201,15 +204,41 @@ class Connection:
         """An HTTP toxic comes: a watcher at the head of each direction, once (see httpledger)."""
         if self.ledger is not None or self.up is None or self.down is None:
             return
-        self.ledger = Ledger(self.resolve)
-        self.up.join(TAP, UpTap(self.up, self.ledger), first=True)
-        self.down.join(TAP, DownTap(self.down, self.ledger), first=True)
+        up, down = self.up, self.down
+        self.ledger = Ledger(self.resolve, down.over)
+        self.up.join(TAP, UpTap(up, self.ledger), first=True)
+        self.down.join(TAP, DownTap(down, self.ledger), first=True)
+        if up.carried and up.last_read > down.last_read:
+            # The client spoke last: a request may be under way that no watcher saw, and a response
+            # would be matched to the next one's. Until this connection ends, none is matched.
+            self.ledger.stop()
 
-    def resolve(self, switched: bool) -> None:
+    def unwatch(self) -> None:
+        """The last HTTP toxic has left this connection: so do its watchers (what they hold goes on)."""
+        if self.ledger is None or self.up is None or self.down is None:
+            return
+        if any(
+            stage.framing() and not isinstance(stage, Tap)
+            for d in (self.up, self.down)
+            for _, stage in d.stages
+        ):
+            return
+        ledger, self.ledger = self.ledger, None
+        ledger.stop()
+        for direction, tap in ((self.up, ledger.up), (self.down, ledger.down)):
+            if tap is not None:
+                direction.leave_now(tap)
+            direction.to_kernel()
+
+    def tick(self) -> int:
+        self.ticks += 1
+        return self.ticks
+
+    def resolve(self, asked: Any, status: int) -> None:
         """A CONNECT or Upgrade request was answered: the request side's framers read on, or go raw."""
         for _, stage in list(self.up.stages if self.up is not None else []):
             if isinstance(stage, HttpStage):
-                stage.resolve(switched)
+                stage.resolve(asked, status)
 
     def answer(self, asked: Any, data: bytes, code: int) -> None:
         """An answer of the relay's own (http_status's), for the client, in its turn."""
@@ -217,6 +246,16 @@ class Connection:
             self.ledger.answered(asked, data, code)
             if self.up is not None:
                 self.up.check()
+
+    def forget(self, asked: Any) -> None:
+        """A request a toxic swallowed will never be answered: it waits no more."""
+        if self.ledger is not None:
+            self.ledger.done(asked)
+
+    def drained(self, direction: Direction) -> None:
+        """The responses' direction may hold less now: requests held back may go on."""
+        if self.ledger is not None and direction is self.down:
+            self.ledger.room()
 
     def http_fault(self, why: str, malformed: bool | None) -> None:
         """An HTTP toxic's stream is malformed (the connection is reset), is not HTTP (its bytes go

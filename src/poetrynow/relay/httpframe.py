@@ -61,6 +61,7 @@ class Framer:
         self.seen = False  # a message began: after that, a bad one is malformed, not "not HTTP"
         self.after_body = "head"  # where a message's end leads
         self.asked: Head | None = None  # the head whose body waits on carry_on
+        self.early: bool | None = None  # a CONNECT's or Upgrade's answer, come before its wait began
         # How far a header block still to come has been searched, and where its last line began:
         # each read searches only what it added (a head sent a byte at a time costs no rescans).
         self.scanned = self.line_start = 0
@@ -76,8 +77,12 @@ class Framer:
         self.buffer += data
         if self.state == "wait" and len(self.buffer) > MAX_HEAD:
             self.state = "raw"  # (a client that does not wait for the answer: its bytes go on as they are)
-        while self.buffer and self._step(events):
-            pass
+        try:
+            while self.buffer and self._step(events):
+                pass
+        except (Malformed, NotHttp) as problem:
+            setattr(problem, "events", events)  # noqa: B010  # (what was framed before it)
+            raise
         return events
 
     def carry_on(self, asked: bytes | None) -> list[Event]:
@@ -89,9 +94,13 @@ class Framer:
         self._frame(head, asked, events)
         return events + self.feed(b"")
 
-    def resolve(self, switched: bool) -> list[Event]:
-        """A CONNECT or Upgrade request was answered: the stream is HTTP still, or raw from here."""
+    def resolve(self, switched: bool, early: bool = True) -> list[Event]:
+        """A CONNECT or Upgrade request was answered: the stream is HTTP still, or raw from here.
+        An answer that comes before the request has ended (the relay's own, while its head is
+        acted on) is kept for its end, when ``early``."""
         if self.state != "wait":
+            if early:
+                self.early = switched
             return []
         self.state = "raw" if switched else "head"
         return self.feed(b"")
@@ -180,10 +189,10 @@ class Framer:
         if cut > MAX_HEAD:
             raise Malformed(f"a header block over {MAX_HEAD} bytes")
         raw = bytes(self.buffer[:cut])
+        head = parse(raw, self.requests)  # (before it leaves the buffer: a bad head stays in it)
         del self.buffer[:cut]
         self.scanned = self.line_start = 0
         self.seen = True
-        head = parse(raw, self.requests)
         events.append(("head", head))
         if head.interim and not self.requests:
             self._frame(head, None, events)  # (whole in its head: nothing to ask)
@@ -231,3 +240,6 @@ class Framer:
     def _ended(self, events: list[Event]) -> None:
         events.append(("end", None))
         self.state = self.after_body
+        if self.state == "wait" and self.early is not None:
+            self.state = "raw" if self.early else "head"
+        self.early = None

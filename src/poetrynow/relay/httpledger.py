@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 
 from poetrynow.relay.httpframe import Head
-from poetrynow.relay.httpstage import Asked, HandOn, HttpStage, switched
+from poetrynow.relay.httpstage import Asked, HandOn, HttpStage
 from poetrynow.relay.stages import Hooks
 
 #: The requests of one connection that may wait for their answers at once.
@@ -35,9 +35,10 @@ MAX_ASKED = 32
 class Ledger:
     """One connection's requests still to be answered (see the module)."""
 
-    def __init__(self, resolve: Callable[[bool], None]):
+    def __init__(self, resolve: Callable[[Asked | None, int], None], over: Callable[[], bool]):
         self.asked: deque[Asked] = deque()
         self.on_resolve = resolve  # the request side's framers read on, or go raw
+        self.over = over  # whether the responses' direction holds more than its limit
         self.up: UpTap | None = None
         self.down: DownTap | None = None
         # A watcher no longer frames (not HTTP, a tunnel, a new protocol): no request is matched to
@@ -61,10 +62,12 @@ class Ledger:
             self.room()
 
     def full(self) -> bool:
-        if self.off:
-            return False
+        """Whether the next request must wait: 32 wait for answers already, or the responses'
+        direction holds more than its limit (a client that reads none of the relay's answers,
+        behind a toxic that holds them)."""
         out = self.down.answers_out if self.down is not None else 0
-        return len(self.asked) + out >= MAX_ASKED
+        waiting = out if self.off else len(self.asked) + out
+        return waiting >= MAX_ASKED or self.over()
 
     def answered(self, asked: Asked | None, data: bytes, code: int) -> None:
         """The relay answers ``asked`` itself (None: a request no watcher saw, answered last)."""
@@ -88,9 +91,11 @@ class Ledger:
         if self.up is not None:
             self.up.go_on()
 
-    def resolve(self, asked: Asked, status: int) -> None:
-        if asked.switching:
-            self.on_resolve(switched(asked, status))
+    def resolve(self, asked: Asked | None, status: int) -> None:
+        """A final response of ``status`` to ``asked`` (None: to a request not matched, which a
+        request framer that waits may take for its answer)."""
+        if asked is None or asked.switching:
+            self.on_resolve(asked, status)
 
 
 class Tap(HttpStage):
@@ -159,9 +164,13 @@ class DownTap(Tap):
         asked = self.ledger.asked
         matched = asked[0] if asked and not asked[0].swallowed else None  # (else one nobody asked for)
         self.within = True
-        if matched is not None:
+        if matched is not None or self.ledger.off:
             self.ledger.resolve(matched, head.status)
         return matched
+
+    def finish(self) -> None:
+        self.ledger.stop()  # (the upstream has ended: no response will come to what waits)
+        super().finish()
 
     def end(self) -> None:
         if self.within and self.final:
@@ -182,6 +191,7 @@ class DownTap(Tap):
             self.emit(answer.answer)
             self.emit(self.written)
             self.ledger.resolve(answer, answer.code)
+            self.ledger.room()
 
     def written(self) -> None:
         self.answers_out -= 1

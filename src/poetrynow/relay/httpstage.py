@@ -84,14 +84,18 @@ class HttpStage(Queued):
         try:
             events = self.framer.feed(data)
         except (NotHttp, Malformed) as problem:
+            self.events.extend(getattr(problem, "events", []))  # (framed before it: its bytes go on)
             self.failed(problem)
             return
         self.run(events)
 
-    def resolve(self, is_switched: bool) -> None:
-        """A CONNECT or Upgrade request was answered (this is a stage of requests)."""
-        if not self.raw:
-            self.run(self.framer.resolve(is_switched))
+    def resolve(self, asked: Asked | None, status: int) -> None:
+        """A CONNECT or Upgrade request, ``asked``, was answered with ``status`` (this is a stage of
+        requests); None: a request the relay could not match, for a stage that waits."""
+        if self.raw or (asked is not None and asked is not self.asked):
+            return
+        is_switched = switched(asked or self.asked, status)
+        self.run(self.framer.resolve(is_switched, early=asked is not None))
 
     def failed(self, problem: Exception) -> None:
         if self.joined and not self.ended_one:  # (it came in mid-message)
@@ -105,15 +109,28 @@ class HttpStage(Queued):
         """From here on, this connection's bytes go on as they are, those the framer holds first."""
         held = b"".join(self.pending())
         self.raw = True
+        self.give_up()
         self.gone_raw()
         self.hooks.http_fault(f"{why}; its bytes go on untouched", malformed=malformed)
         self.emit(held)
         self.events.clear()
         self.framer.buffer.clear()
         self.hand_on_all(list(self.inbox))
+        self.inbox.clear()
+
+    def give_up(self) -> None:
+        """It stops framing (untouched, or its toxic removed): a request it swallowed and will not
+        answer is no longer waited for."""
 
     def framing(self) -> bool:
         return not self.raw
+
+    def holds(self) -> bool:
+        return bool(self.out or self.events or self.framer.buffer)
+
+    def behind(self) -> None:
+        # It cannot learn what the messages held before it are (their requests went by): untouched.
+        self.untouched("an HTTP toxic joined it while messages were under way", malformed=None)
 
     def gone_raw(self) -> None:
         """The stream is no longer framed here (not HTTP, or HTTP no longer)."""
@@ -266,6 +283,7 @@ class HttpStage(Queued):
         return [chunk for chunk in chunks if chunk]
 
     def detach(self) -> tuple[list[bytes], bool]:
+        self.give_up()
         self.detached = True
         self.disarm()
         chunks = [item for _, item, _ in self.out if isinstance(item, bytes)]

@@ -25,6 +25,8 @@ share (the framing, the fates, the ordered output) is :mod:`poetrynow.relay.http
 
 from __future__ import annotations
 
+from functools import partial
+
 from poetrynow.relay.httpattributes import answer_bytes
 from poetrynow.relay.httpframe import Head
 from poetrynow.relay.httpstage import HttpStage
@@ -59,10 +61,15 @@ class HttpStatus(HttpStage):
             code = self.attributes["code"]
             self.hooks.answer(self.asked, answer_bytes(self.attributes, bodiless=self.asked_head), code)
             if self.leaving:
-                self.hooks.leave(self)
+                self.emit(partial(self.hooks.leave, self))  # (after what it holds)
 
     def lingers(self) -> bool:
         return self.swallowing
+
+    def give_up(self) -> None:
+        if self.swallowing and self.asked is not None:
+            self.swallowing = False
+            self.hooks.forget(self.asked)
 
 
 class HttpLatency(HttpStage):
@@ -124,7 +131,11 @@ class HttpDrop(HttpStage):
         if self.dropping and self.attributes["after"] == "request":
             self.emit(self.end_here)
             if self.leaving:
-                self.hooks.leave(self)
+                self.emit(partial(self.hooks.leave, self))  # (after its close, in its turn)
+
+    def give_up(self) -> None:
+        if self.dropping and self.attributes["after"] == "request" and self.asked is not None:
+            self.hooks.forget(self.asked)  # (its close may be lost with it: the request is no one's)
 
     def lingers(self) -> bool:
         return self.dropping and self.attributes["after"] == "request"

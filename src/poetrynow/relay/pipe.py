@@ -33,7 +33,7 @@ import random
 from dataclasses import replace
 from typing import Any, Protocol
 
-from twisted.internet.interfaces import IPullProducer, IPushProducer, IReactorFDSet
+from twisted.internet.interfaces import IPullProducer, IPushProducer, IReactorFDSet, ISSLTransport
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -42,7 +42,6 @@ from poetrynow.relay.kinds import fate, stage_attributes
 from poetrynow.relay.stages import Sink, Stage
 from poetrynow.relay.toxics import Toxic
 from poetrynow.relay.transport import buffered, handle, send_now
-from poetrynow.servers.common.guard import is_tls
 
 
 class Connection(Protocol):
@@ -59,6 +58,10 @@ class Connection(Protocol):
     def close(self) -> None: ...
     def reset(self) -> None: ...
     def answer(self, asked: Any, data: bytes, code: int) -> None: ...
+    def forget(self, asked: Any) -> None: ...
+    def drained(self, direction: Direction) -> None: ...
+    def tick(self) -> int: ...
+    def unwatch(self) -> None: ...
     def http_fault(self, why: str, malformed: bool | None) -> None: ...
 
 
@@ -89,6 +92,10 @@ class End:
             self.direction.finished()
 
 
+def is_tls(transport: Any) -> bool:
+    return bool(ISSLTransport.providedBy(transport))
+
+
 @implementer(IPushProducer)
 class Direction:
     """``reader`` → stages → ``writer``, for one connection (see the module)."""
@@ -110,6 +117,7 @@ class Direction:
             kernel.STREAM_AFTER
         )  # put off by a stream's worth when a splice cannot start
         self.drained_watch: Drained | None = None  # registered while a splice waits for the writer
+        self.last_read = 0  # when its reader last gave bytes, in the connection's ticks
         writer.registerProducer(self, True)
 
     # -- the data path
@@ -132,6 +140,7 @@ class Direction:
             self.check()  # (nothing while the splice or its wait has the reader)
             return
         self.carried += len(data)
+        self.last_read = self.connection.tick()
         self.head().write(data)
         if self.carried >= self.splice_after and not self.stages:
             self.to_kernel()
@@ -282,8 +291,11 @@ class Direction:
         """``stage`` joins the chain, at its end (or ``first``: the relay's HTTP watcher)."""
         came_with_fin = self.to_user()
         stage.joined = self.carried > 0 or self.splice is not None  # (an HTTP toxic's: mid-stream?)
+        behind = not first and stage.framing() and any(each.holds() for _, each in self.stages)
         self.stages.insert(0 if first else len(self.stages), (toxic, stage))
         self._link()
+        if behind:  # (messages under way before it: it cannot know what they are)
+            stage.behind()
         if came_with_fin:
             self.eof()
         self.check()
@@ -308,10 +320,15 @@ class Direction:
 
     def leave(self, stage: Stage) -> None:
         """A stage whose toxic was removed mid-message leaves, that message over."""
+        if self.leave_now(stage):
+            self.connection.unwatch()
+            self.to_kernel()
+
+    def leave_now(self, stage: Stage) -> bool:
         index = next((i for i, (_, each) in enumerate(self.stages) if each is stage), None)
         if index is not None:
             self._drop(index)
-            self.to_kernel()
+        return index is not None
 
     def _drop(self, index: int) -> None:
         _, stage = self.stages.pop(index)
@@ -374,6 +391,7 @@ class Direction:
                 self.reader.pauseProducing()
             else:
                 self.reader.resumeProducing()
+        self.connection.drained(self)
 
     def pauseProducing(self) -> None:
         self.writer_full = True
@@ -417,6 +435,13 @@ class Direction:
         """An HTTP answer the relay gives the reader's own peer itself: through the other direction,
         in its turn (:mod:`poetrynow.relay.httpledger`), through its toxics."""
         self.connection.answer(asked, data, code)
+
+    def forget(self, asked: Any) -> None:
+        self.connection.forget(asked)
+
+    def over(self) -> bool:
+        """Its stages hold more than its limit."""
+        return self.held() > self.limit
 
     def framer_after(self, stage: Any) -> Any:
         """The HTTP stage after ``stage`` that still frames, if any: the next to learn each head's request."""

@@ -45,6 +45,7 @@ class Hooks(Protocol):
     def answer(self, asked: Any, data: bytes, code: int) -> None: ...  # an HTTP answer, in its turn
     def framer_after(self, stage: Any) -> Any: ...  # the next HTTP stage that frames, or None
     def leave(self, stage: Any) -> None: ...  # a stage whose toxic was removed goes, its message over
+    def forget(self, asked: Any) -> None: ...  # a request swallowed will never be answered
     def http_fault(
         self, why: str, malformed: bool | None
     ) -> None: ...  # not HTTP (passed on), or malformed (reset)
@@ -82,6 +83,13 @@ class Stage:
     def framing(self) -> bool:
         """Whether it frames HTTP messages (an HTTP toxic's stage, until its stream is raw)."""
         return False
+
+    def holds(self) -> bool:
+        """Whether it holds bytes (or anything else) not yet passed on."""
+        return self.held > 0
+
+    def behind(self) -> None:
+        """It joined a chain whose stages before it held messages under way (see HttpStage)."""
 
     def lingers(self) -> bool:
         """Whether, its toxic removed, it must stay until the message under way has ended."""
@@ -159,6 +167,9 @@ class Queued(Stage):
         if self.timer is not None and self.timer.active():
             self.timer.cancel()
         self.timer = None
+
+    def holds(self) -> bool:
+        return bool(self.queue)
 
     def idle(self) -> bool:
         """Nothing is paced: a new chunk or FIN may start the sending."""

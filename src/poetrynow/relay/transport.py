@@ -16,7 +16,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from poetrynow.servers.common.guard import is_tls
+from twisted.internet.interfaces import ISSLTransport
 
 #: What a relayed transport reads at once (Twisted's ``bufferSize``, 64 KiB by default): a
 #: stream costs a quarter of the reads, sends and wake-ups. It is also the writer's pause
@@ -32,7 +32,7 @@ def buffered(transport: Any) -> int | None:
     a private name, read here only, guarded (docs/design.md): anything else about them
     gives None, and the caller goes through ``transport.write`` (and never splices).
     """
-    if is_tls(transport):
+    if ISSLTransport.providedBy(transport):
         return None  # what it holds is before TLS: its TCP transport's count is of other bytes
     try:
         held = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
@@ -65,6 +65,6 @@ def handle(transport: Any) -> Any:
         return None
     # A socket of the kernel's only: a TLS transport's handle is its TLS connection, whose bytes
     # must go through Twisted's TLS layer, never straight to the socket.
-    if not isinstance(sock, socket.socket) or is_tls(transport):
+    if not isinstance(sock, socket.socket) or ISSLTransport.providedBy(transport):
         return None
     return sock

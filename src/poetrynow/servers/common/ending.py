@@ -28,12 +28,10 @@ from __future__ import annotations
 import array
 from typing import Any
 
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
-
-from poetrynow.servers.common.guard import is_tls
 
 #: Seconds a client has, after the server's FIN, to close its side before the server closes anyway.
 LINGER = 10.0
@@ -67,7 +65,7 @@ def can_half_close(transport: Any) -> bool:
     Twisted's TLS transport forwards unknown names to the TCP transport beneath
     it, whose half-close would cut the TLS stream short; TLS closes the old way.
     """
-    return not is_tls(transport) and hasattr(transport, "loseWriteConnection")
+    return not ISSLTransport.providedBy(transport) and hasattr(transport, "loseWriteConnection")
 
 
 @implementer(IHalfCloseableProtocol)

@@ -22,7 +22,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from twisted.internet.interfaces import INegotiated, ISSLTransport
+from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 
 from poetrynow.servers.common.listen import reset_on_close
@@ -35,17 +35,10 @@ BUG = "A bug while serving {peer}; its connection is reset, the server goes on"
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
-def is_tls(transport: Any) -> bool:
-    """Whether ``transport`` is TLS: a TLS protocol over TCP (Twisted's TLSMemoryBIOProtocol, which
-    declares INegotiated and copies its TCP transport's interfaces, never ISSLTransport), or an
-    SSL transport of the reactor's own."""
-    return bool(ISSLTransport.providedBy(transport) or INegotiated.providedBy(transport))
-
-
 def tcp_of(transport: Any) -> Any:
     """The TCP transport itself: beneath TLS (the TLS protocol's public ``transport``), or ``transport``."""
     beneath = getattr(transport, "transport", None)
-    return beneath if beneath is not None and is_tls(transport) else transport
+    return beneath if beneath is not None and ISSLTransport.providedBy(transport) else transport
 
 
 def reset_transport(transport: Any) -> None:
