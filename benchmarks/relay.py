@@ -6,7 +6,10 @@ pass-through toxic (latency 0, both ways), whose bytes go through user space; an
 the kernel's floor for one more hop, a blocking splice loop in a process of its
 own (no reactor, no toxics: what the relay could reach at best on this machine);
 and the relay terminating TLS for its client (``"tls": {"listen": true}``, the
-client Python's ssl trusting ``GET /tls/ca``), whose bytes are decrypted in user space.
+client Python's ssl trusting ``GET /tls/ca``), whose bytes are decrypted in user space;
+and the relay with a pass-through HTTP toxic (``http_latency`` 0, both ways) to an
+upstream that answers one GET with the same bytes as an HTTP/1.1 body, so that the
+relay frames both directions and matches the response to its request.
 One upstream process sends ``--megabytes`` MiB to each client as fast as it can;
 each round downloads it once along every path, in turn, so that all meet the same
 machine. Reported: MiB/s and the relay's CPU milliseconds per MiB (utime + stime
@@ -64,6 +67,11 @@ print(server.getsockname()[1], flush=True)
 block, held = b"x" * (1 << 20), []
 def send(conn):
     with conn:
+        if mode == "http":  # (one request, answered with the same bytes as a body)
+            asked = b""
+            while b"\r\n\r\n" not in asked and (more := conn.recv(65536)):
+                asked += more
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (size << 20))
         for _ in range(size):
             conn.sendall(block)
 def echo(conn):
@@ -73,8 +81,8 @@ def echo(conn):
             conn.sendall(data)
 while True:
     conn, _ = server.accept()
-    if mode in ("send", "echo"):
-        threading.Thread(target=send if mode == "send" else echo, args=(conn,), daemon=True).start()
+    if mode in ("send", "http", "echo"):
+        threading.Thread(target=echo if mode == "echo" else send, args=(conn,), daemon=True).start()
     else:
         held.append(conn)
 """
@@ -158,12 +166,12 @@ class Faults(Process):
             raw = answer.read()
         return json.loads(raw) if raw else None
 
-    def relay(self, name: str, port: int, passing: bool = False) -> int:
-        """A relay to ``port``; ``passing``: with a toxic each way that passes everything at once
-        (latency 0), so that its bytes go through user space."""
+    def relay(self, name: str, port: int, passing: str = "") -> int:
+        """A relay to ``port``; ``passing``: with a toxic of that type each way that passes
+        everything at once (latency 0), so that its bytes go through user space."""
         created = self.call("POST", "/proxies", {"name": name, "upstream": f"127.0.0.1:{port}"})
         for stream in ("upstream", "downstream") if passing else ():
-            toxic = {"type": "latency", "stream": stream, "attributes": {"latency": 0}}
+            toxic = {"type": passing, "stream": stream, "attributes": {"latency": 0}}
             self.call("POST", f"/proxies/{name}/toxics", {**toxic, "name": f"pass {stream}"})
         return int(created["listen"].rsplit(":", 1)[1])
 
@@ -193,13 +201,20 @@ def connect(port: int, context: ssl.SSLContext | None = None) -> socket.socket:
     return context.wrap_socket(sock, server_hostname="localhost") if context is not None else sock
 
 
-def download(port: int, context: ssl.SSLContext | None = None) -> tuple[int, float]:
-    """Every byte the server at ``port`` sends (over TLS with ``context``), counted, not kept; the
-    seconds it took."""
+#: The HTTP path's request, and the bytes of its response's head (counted apart from the body).
+GET = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+HEAD_BYTES = len(b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n")
+
+
+def download(port: int, context: ssl.SSLContext | None = None, request: bytes = b"") -> tuple[int, float]:
+    """Every byte the server at ``port`` sends (over TLS with ``context``; after ``request``),
+    counted, not kept; the seconds it took."""
     buffer = bytearray(MiB)
     total = 0
     started = time.perf_counter()
     with connect(port, context) as sock:
+        if request:
+            sock.sendall(request)
         try:
             while received := sock.recv_into(buffer):
                 total += received
@@ -219,11 +234,13 @@ PATHS = {
     "kernel": "relay, no toxic (kernel path)",
     "user": "relay, pass-through toxic (user space)",
     "tls": "relay, TLS to its clients (user space)",
+    "http": "relay, pass-through HTTP toxic (user space)",
 }
 
 
 def throughput(args: argparse.Namespace) -> None:
     source, source_port = upstream("send", str(args.megabytes))
+    http_source, http_port = upstream("http", str(args.megabytes))
     echo, echo_port = upstream("echo", "0")
     floors = [floor(source_port), floor(echo_port)]
     faults = Faults()
@@ -232,17 +249,19 @@ def throughput(args: argparse.Namespace) -> None:
             "direct": source_port,
             "floor": floors[0][1],
             "kernel": faults.relay("bulk", source_port),
-            "user": faults.relay("bulk-user", source_port, passing=True),
+            "user": faults.relay("bulk-user", source_port, passing="latency"),
             "tls": faults.tls_relay("bulk-tls", source_port),
+            "http": faults.relay("bulk-http", http_port, passing="http_latency"),
         }
         tls = {"tls": faults.client_context()}
-        cpu_of = {"floor": floors[0][0].pid, "kernel": faults.pid, "user": faults.pid, "tls": faults.pid}
+        cpu_of = {"floor": floors[0][0].pid, **dict.fromkeys(("kernel", "user", "tls", "http"), faults.pid)}
         rounds: list[dict[str, tuple[float, float | None]]] = []
         for number in range(args.rounds):
             measured: dict[str, tuple[float, float | None]] = {}
             for path, port in ports.items():
                 before = cpu_seconds([cpu_of[path]]) if path in cpu_of else None
-                size, seconds = download(port, tls.get(path))
+                size, seconds = download(port, tls.get(path), GET if path == "http" else b"")
+                size -= HEAD_BYTES + len(str(args.megabytes * MiB)) if path == "http" else 0
                 if size != args.megabytes * MiB:
                     raise RuntimeError(f"{PATHS[path]} delivered {size} bytes of {args.megabytes} MiB")
                 cpu = None if before is None else (cpu_seconds([cpu_of[path]]) - before) * 1000 / (size / MiB)
@@ -257,7 +276,7 @@ def throughput(args: argparse.Namespace) -> None:
             "direct": echo_port,
             "floor": floors[1][1],
             "kernel": faults.relay("pingpong", echo_port),
-            "user": faults.relay("pingpong-user", echo_port, passing=True),
+            "user": faults.relay("pingpong-user", echo_port, passing="latency"),
             "tls": faults.tls_relay("pingpong-tls", echo_port),
         }
         trips = {
@@ -269,6 +288,7 @@ def throughput(args: argparse.Namespace) -> None:
         for process, _ in floors:
             process.stop()
         source.stop()
+        http_source.stop()
         echo.stop()
     report(args, rounds, trips, api_times)
 
@@ -342,6 +362,8 @@ def report(args, rounds: list[dict], trips: dict[str, list[float]], api_times: l
     print(f"\nRound trips: {args.round_trips} 1-byte ping-pongs on one connection to an echo, each path")
     rows = []
     for path, label in PATHS.items():
+        if path not in trips:
+            continue  # (the HTTP path's upstream is no echo)
         times = trips[path]
         median, p99 = statistics.median(times), times[int(len(times) * 0.99) - 1]
         added = "-" if path == "direct" else us(median - base)

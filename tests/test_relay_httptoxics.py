@@ -119,6 +119,14 @@ class FramerTests(SynchronousTestCase):
         to_its_end = frame(False, tunnel, [], [b"GET"])  # (the same to a GET: a body to the stream's end)
         self.assertEqual([kind for kind, _ in to_its_end], ["head", "body", "end"])
 
+    def test_a_malformed_head_loses_none_of_what_came_before_it(self):
+        framer = Framer(True)
+        fed(framer, b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n")
+        with self.assertRaises(Malformed) as raised:
+            framer.feed(b"hino colon here\r\n\r\n")
+        self.assertEqual(raised.exception.events, [("body", b"hi"), ("end", None)])  # (framed before it)
+        self.assertEqual(bytes(framer.buffer), b"no colon here\r\n\r\n")  # (and it, still held)
+
     def test_after_an_upgrade_request_the_requests_wait_for_its_answer(self):
         upgrade = b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"
         for answer, kinds in ((True, ["raw"]), (False, ["head", "end"])):

@@ -198,8 +198,7 @@ class LedgerTests(SynchronousTestCase):
         self.assertEqual(self.client.transport.producerState, "paused")
         self.assertLess(self.connection.down.held(), self.connection.down.limit + MAX_ASKED * 1100)
         for _ in range(200):
-            self.clock.advance(1)
-            self.connection.up.data(b"")  # (a read: the paused reader has nothing new)
+            self.clock.advance(1)  # (no read comes to the paused client: the answers' going wakes it)
         self.assertEqual(self.to_client().count(b"HTTP/1.1 503 "), 2000)
 
     def test_an_upstream_that_ends_lets_the_requests_held_back_go(self):
@@ -208,3 +207,53 @@ class LedgerTests(SynchronousTestCase):
         self.assertEqual(self.to_server().count(b"GET /"), MAX_ASKED)  # the rest held back
         self.connection.down.eof()  # the upstream answers none and closes
         self.assertEqual(self.to_server().count(b"GET /"), MAX_ASKED + 8)
+
+    def test_a_1xx_and_its_final_response_in_one_read_after_a_head(self):
+        self.toxic("http_latency", latency=0)
+        self.send(b"HEAD /a HTTP/1.1\r\n\r\n")
+        self.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")  # (no body: a HEAD's)
+        self.send(b"POST /b HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
+        self.answer(b"HTTP/1.1 100 Continue\r\n\r\n" + PAGE)  # (its final response is a POST's)
+        self.send(b"GET /c HTTP/1.1\r\n\r\n")
+        self.answer(PAGE)
+        self.assertFalse(self.connection.ended)
+        self.assertTrue(self.to_client().endswith(PAGE + PAGE))
+
+    def test_the_watchers_leave_after_the_response_under_way_not_into_it(self):
+        latency = self.toxic("http_latency", latency=0)
+        self.send(b"GET /a HTTP/1.1\r\n\r\n")
+        status = self.toxic("http_status", stream="upstream", code=503)
+        self.send(b"GET /b HTTP/1.1\r\n\r\n")  # (answered by the relay, after /a's response)
+        self.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234")
+        self.connection.remove(latency)
+        self.connection.remove(status)
+        self.answer(b"56789")
+        self.assertTrue(
+            self.to_client().startswith(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789")
+        )
+        self.assertIn(b"0123456789HTTP/1.1 503 ", self.to_client())
+        self.assertIsNone(self.connection.ledger)  # (gone once that response ended)
+
+    def test_the_watchers_leaving_pass_on_a_fin_they_held(self):
+        self.connection.down.limit = 100
+        toxic = self.toxic("http_latency", latency=0)
+        self.toxic("latency", latency=1000)
+        self.send(b"GET /a HTTP/1.1\r\n\r\n")
+        self.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n" + b"x" * 500)  # (held: over the limit)
+        self.send(b"GET /b HTTP/1.1\r\n\r\n")  # (held back)
+        self.connection.up.eof()
+        self.connection.remove(toxic)
+        self.assertEqual(self.to_server(), b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        self.assertTrue(self.connection.up.done)  # and the client's FIN after it
+
+    def test_a_first_http_toxic_that_joins_mid_request_leaves_the_connection_alone(self):
+        self.send(b"GET /big HTTP/1.1\r\n\r\n")  # (the client spoke last)
+        self.toxic("http_latency", latency=1000)
+        self.send(b"HEAD / HTTP/1.1\r\n\r\n")
+        self.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi" + HEAD_RESPONSE)
+        self.assertEqual(self.to_client(), PAGE + HEAD_RESPONSE)  # untouched: not held, not misread
+        self.send(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")
+        self.answer(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+        self.send(b"\x81\x05hello")
+        self.assertTrue(self.to_server().endswith(b"\x81\x05hello"))  # nothing waits
+        self.assertFalse(self.connection.ended)

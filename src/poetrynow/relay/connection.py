@@ -83,6 +83,7 @@ class Connection:
         self.down: Direction | None = None  # upstream → client
         self.ledger: Ledger | None = None  # its requests and their answers, once an HTTP toxic comes
         self.ticks = 0  # reads so far, both ways: which side spoke last
+        self.http_off = False  # an HTTP toxic joined while a request was under way: none acts here
 
     def chooser(self, toxic: Toxic) -> random.Random:
         """The random numbers ``toxic`` uses on this connection (jitter, slice sizes): fixed by the
@@ -205,13 +206,19 @@ class Connection:
         if self.ledger is not None or self.up is None or self.down is None:
             return
         up, down = self.up, self.down
-        self.ledger = Ledger(self.resolve, down.over)
+        for direction in (down, up):  # (a splice reads in the kernel: it may be what came last)
+            if direction.splice is not None:
+                direction.last_read = self.tick()
+        self.ledger = Ledger(self.resolve, down.over, self.unwatch)
         self.up.join(TAP, UpTap(up, self.ledger), first=True)
         self.down.join(TAP, DownTap(down, self.ledger), first=True)
         if up.carried and up.last_read > down.last_read:
             # The client spoke last: a request may be under way that no watcher saw, and a response
-            # would be matched to the next one's. Until this connection ends, none is matched.
-            self.ledger.stop()
+            # would be matched to the next one's. This connection is not read as HTTP.
+            self.http_off = True
+            for tap in (self.ledger.up, self.ledger.down):
+                if tap is not None:
+                    tap.behind()
 
     def unwatch(self) -> None:
         """The last HTTP toxic has left this connection: so do its watchers (what they hold goes on)."""
@@ -223,6 +230,9 @@ class Connection:
             for _, stage in d.stages
         ):
             return
+        down = self.ledger.down
+        if down is not None and down.within and not down.raw and any(a.answer for a in self.ledger.asked):
+            return  # (answers wait for the response under way: the watchers go once it has ended)
         ledger, self.ledger = self.ledger, None
         ledger.stop()
         for direction, tap in ((self.up, ledger.up), (self.down, ledger.down)):

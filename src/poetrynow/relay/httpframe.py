@@ -73,6 +73,10 @@ class Framer:
                 data, self.buffer = bytes(self.buffer) + data, bytearray()
             return [("raw", data)] if data else []
         if self.state in ("length", "chunk-data", "close") and not self.buffer:
+            if self.state == "close" or len(data) < self.left:  # (a read that is all body: as it came)
+                if self.state != "close":
+                    self.left -= len(data)
+                return [("body", data)] if data else []
             data = self._body(memoryview(data), events)  # (a body goes on without a copy)
         self.buffer += data
         if self.state == "wait" and len(self.buffer) > MAX_HEAD:

@@ -35,10 +35,13 @@ MAX_ASKED = 32
 class Ledger:
     """One connection's requests still to be answered (see the module)."""
 
-    def __init__(self, resolve: Callable[[Asked | None, int], None], over: Callable[[], bool]):
+    def __init__(
+        self, resolve: Callable[[Asked | None, int], None], over: Callable[[], bool], idle: Callable[[], None]
+    ):
         self.asked: deque[Asked] = deque()
         self.on_resolve = resolve  # the request side's framers read on, or go raw
         self.over = over  # whether the responses' direction holds more than its limit
+        self.idle = idle  # a response has ended: the watchers may leave, if they were to
         self.up: UpTap | None = None
         self.down: DownTap | None = None
         # A watcher no longer frames (not HTTP, a tunnel, a new protocol): no request is matched to
@@ -57,6 +60,7 @@ class Ledger:
             kept = [asked for asked in self.asked if asked.answer is not None]
             self.asked.clear()
             self.asked.extend(kept)
+            self.on_resolve(None, 101)  # (a request framer that waits for an answer none will match: raw)
             if self.down is not None:
                 self.down.pump()
             self.room()
@@ -111,6 +115,11 @@ class Tap(HttpStage):
     def gone_raw(self) -> None:
         self.ledger.stop()
 
+    def behind(self) -> None:
+        """Joined while a request may be under way: this connection is not read as HTTP at all."""
+        self.raw = True
+        self.gone_raw()
+
 
 class UpTap(Tap):
     """The head of the request direction: writes each request in the ledger, hands it on with its
@@ -147,6 +156,10 @@ class UpTap(Tap):
             return
         super().finish()
 
+    def detach(self) -> tuple[list[bytes], bool]:
+        chunks, finishing = super().detach()
+        return chunks, finishing or self.fin_held  # (a FIN held back goes on after what it held)
+
 
 class DownTap(Tap):
     """The head of the response direction: reads each response against the oldest request still
@@ -178,11 +191,12 @@ class DownTap(Tap):
             if self.asked is not None:
                 self.ledger.done(self.asked)
             self.pump()
+            self.ledger.idle()
 
     def pump(self) -> None:
         """The relay's answers at the front of the ledger go out, unless a response is under way."""
         asked = self.ledger.asked
-        if self.within and not self.ledger.off:
+        if self.within and not self.raw:  # (never into a response under way)
             return
         while not self.detached and asked and asked[0].answer is not None:
             answer = asked.popleft()

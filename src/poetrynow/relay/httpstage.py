@@ -109,14 +109,14 @@ class HttpStage(Queued):
         """From here on, this connection's bytes go on as they are, those the framer holds first."""
         held = b"".join(self.pending())
         self.raw = True
+        self.events.clear()
+        self.framer.buffer.clear()
+        self.emit(held)  # (first: what giving up lets go, answers or requests, comes after)
+        self.hand_on_all(list(self.inbox))
+        self.inbox.clear()
         self.give_up()
         self.gone_raw()
         self.hooks.http_fault(f"{why}; its bytes go on untouched", malformed=malformed)
-        self.emit(held)
-        self.events.clear()
-        self.framer.buffer.clear()
-        self.hand_on_all(list(self.inbox))
-        self.inbox.clear()
 
     def give_up(self) -> None:
         """It stops framing (untouched, or its toxic removed): a request it swallowed and will not
@@ -126,7 +126,9 @@ class HttpStage(Queued):
         return not self.raw
 
     def holds(self) -> bool:
-        return bool(self.out or self.events or self.framer.buffer)
+        # Bytes on their way out, whose head's request may have been handed on already. (What it has
+        # framed and not acted on, or a head still in its framer, hands its request on in turn.)
+        return any(isinstance(item, bytes) for _, item, _ in self.out)
 
     def behind(self) -> None:
         # It cannot learn what the messages held before it are (their requests went by): untouched.
@@ -167,7 +169,7 @@ class HttpStage(Queued):
                 self.head(value)
             else:
                 self.emit(value.raw)  # (a 1xx goes on as it is: the final response is what a toxic meets)
-            if self.framer.state == "asking":
+            if self.final and self.framer.state == "asking":  # (after a 1xx it asks of the next head)
                 method = self.asked.method if self.asked is not None else None
                 self.events.extend(self.framer.carry_on(None if self.framer.requests else method))
         elif kind == "body":
@@ -191,8 +193,9 @@ class HttpStage(Queued):
         if not self.raw:
             try:
                 events = self.framer.eof()
-            except Malformed:
-                events = []  # (a peer that stops mid-message: its FIN goes on all the same)
+            except Malformed:  # (a peer that stops mid-message: what it sent, and its FIN, go on)
+                events = [("raw", b"".join(self.pending()))]
+                self.framer.buffer.clear()
             self.run(events)
         self.emit(None)
 

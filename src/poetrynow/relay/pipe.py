@@ -50,6 +50,7 @@ class Connection(Protocol):
 
     ended: bool
     open: bool
+    http_off: bool
     clock: Any
     reactor: Any
 
@@ -291,7 +292,8 @@ class Direction:
         """``stage`` joins the chain, at its end (or ``first``: the relay's HTTP watcher)."""
         came_with_fin = self.to_user()
         stage.joined = self.carried > 0 or self.splice is not None  # (an HTTP toxic's: mid-stream?)
-        behind = not first and stage.framing() and any(each.holds() for _, each in self.stages)
+        behind = not first and stage.framing()
+        behind = behind and (self.connection.http_off or any(each.holds() for _, each in self.stages))
         self.stages.insert(0 if first else len(self.stages), (toxic, stage))
         self._link()
         if behind:  # (messages under way before it: it cannot know what they are)
@@ -395,9 +397,12 @@ class Direction:
 
     def pauseProducing(self) -> None:
         self.writer_full = True
-        self.check()
+        self.connection.guarded(self.check)
 
     def resumeProducing(self) -> None:
+        self.connection.guarded(self.resumed)
+
+    def resumed(self) -> None:
         self.writer_full = False
         for _, stage in reversed(list(self.stages)):  # the stages nearest the writer first
             if self.writer_full or self.connection.ended:
