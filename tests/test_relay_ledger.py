@@ -33,11 +33,20 @@ class FakeRelay:
         pass
 
 
+class HalfClosing(StringTransport):
+    """A TCP transport's half-close, as a string transport's own is missing."""
+
+    write_closed = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+
 class Side:
     gone = False
 
     def __init__(self):
-        self.transport = StringTransport()
+        self.transport = HalfClosing()
 
     def deliver_early(self, direction) -> None:
         pass
@@ -257,3 +266,55 @@ class LedgerTests(SynchronousTestCase):
         self.send(b"\x81\x05hello")
         self.assertTrue(self.to_server().endswith(b"\x81\x05hello"))  # nothing waits
         self.assertFalse(self.connection.ended)
+
+    def test_the_watchers_leaving_keep_each_answer_in_its_turn(self):
+        latency = self.toxic("http_latency", latency=0)
+        self.send(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+        status = self.toxic("http_status", stream="upstream", code=503)
+        self.send(b"GET /c HTTP/1.1\r\n\r\n")  # (the relay's answer: after /a's and /b's)
+        self.connection.remove(latency)
+        self.connection.remove(status)
+        self.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nAAAA")
+        self.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nBBBB")
+        got = self.to_client()
+        self.assertLess(got.index(b"AAAA"), got.index(b"BBBB"))
+        self.assertLess(got.index(b"BBBB"), got.index(b"HTTP/1.1 503 "))
+        self.assertIsNone(self.connection.ledger)  # (gone once the last answer had gone)
+
+    def test_a_response_cut_short_lets_the_answers_and_the_watchers_go(self):
+        latency = self.toxic("http_latency", latency=0)
+        self.send(b"GET /a HTTP/1.1\r\n\r\n")
+        status = self.toxic("http_status", stream="upstream", code=503)
+        self.send(b"GET /b HTTP/1.1\r\n\r\n")
+        self.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234")
+        self.connection.remove(latency)
+        self.connection.remove(status)
+        self.connection.down.eof()  # (the upstream gives up mid-body)
+        self.assertTrue(
+            self.to_client().endswith(b"01234HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        )
+        self.assertIsNone(self.connection.ledger)
+        self.assertEqual(self.connection.up.stages, [])
+
+    def test_an_upgrade_the_relay_answers_keeps_its_own_answer_when_the_upstream_ends(self):
+        self.toxic("http_latency", latency=0)
+        self.send(b"GET /a HTTP/1.1\r\n\r\n")
+        self.answer(b"HTTP/1.1 200 OK\r\n\r\nto the close ")  # (a body to the stream's end)
+        self.toxic("http_status", stream="upstream", code=503)
+        self.send(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")
+        self.connection.down.eof()
+        self.send(b"GET /next HTTP/1.1\r\n\r\n")
+        self.assertNotIn(b"/next", self.to_server())  # (HTTP still, after the relay's 503: answered too)
+        self.assertEqual(self.to_client().count(b"HTTP/1.1 503 "), 2)
+
+    def test_a_later_http_toxic_acts_once_the_first_connection_s_doubt_is_gone(self):
+        self.send(b"GET /a HTTP/1.1\r\n\r\n")
+        first = self.toxic("http_status", stream="upstream")  # (the client spoke last: left alone)
+        self.answer(PAGE)
+        self.connection.remove(first)
+        self.toxic("http_status", stream="upstream")  # (now the upstream spoke last)
+        self.send(b"GET /b HTTP/1.1\r\n\r\n")
+        self.assertTrue(
+            self.to_client().endswith(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        )
+        self.assertNotIn(b"/b", self.to_server())

@@ -231,9 +231,10 @@ class Connection:
         ):
             return
         down = self.ledger.down
-        if down is not None and down.within and not down.raw and any(a.answer for a in self.ledger.asked):
-            return  # (answers wait for the response under way: the watchers go once it has ended)
+        if down is not None and not down.raw and any(a.answer is not None for a in self.ledger.asked):
+            return  # (answers wait for their turn: the watchers go once the last has gone)
         ledger, self.ledger = self.ledger, None
+        self.http_off = False
         ledger.stop()
         for direction, tap in ((self.up, ledger.up), (self.down, ledger.down)):
             if tap is not None:

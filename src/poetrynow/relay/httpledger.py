@@ -118,7 +118,7 @@ class Tap(HttpStage):
     def behind(self) -> None:
         """Joined while a request may be under way: this connection is not read as HTTP at all."""
         self.raw = True
-        self.gone_raw()
+        self.ledger.stop()  # (not gone_raw: the toxic that called for it is still to join)
 
 
 class UpTap(Tap):
@@ -171,6 +171,11 @@ class DownTap(Tap):
     def __init__(self, hooks: Hooks, ledger: Ledger):
         super().__init__(hooks, ledger, "downstream")
         ledger.down = self
+
+    def gone_raw(self) -> None:
+        super().gone_raw()
+        self.pump()  # (the answers waiting go now: no response is under way that it can see)
+        self.ledger.idle()
 
     def asked_for(self, head: Head) -> Asked | None:
         self.pump()  # (answers to requests older than this response's go first)

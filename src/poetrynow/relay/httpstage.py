@@ -94,6 +94,8 @@ class HttpStage(Queued):
         requests); None: a request the relay could not match, for a stage that waits."""
         if self.raw or (asked is not None and asked is not self.asked):
             return
+        if asked is None and self.asked is not None and self.asked.swallowed:
+            return  # (the relay answers that one itself: its own answer resolves it)
         is_switched = switched(asked or self.asked, status)
         self.run(self.framer.resolve(is_switched, early=asked is not None))
 
@@ -179,8 +181,8 @@ class HttpStage(Queued):
             self.end()
         else:
             self.raw = True
+            self.emit(value)  # (before what going raw lets out)
             self.gone_raw()
-            self.emit(value)
 
     def asked_for(self, head: Head) -> Asked | None:
         """The request this final head is, or answers: what the stage before handed on."""
