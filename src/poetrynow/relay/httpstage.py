@@ -114,7 +114,8 @@ class HttpStage(Queued):
         self.events.clear()
         self.framer.buffer.clear()
         self.emit(held)  # (first: what giving up lets go, answers or requests, comes after)
-        self.hand_on_all(list(self.inbox))
+        if (target := self.hooks.framer_after(self)) is not None:
+            target.inbox.extend(self.inbox)  # (what the heads still to come are: the next framer's)
         self.inbox.clear()
         self.give_up()
         self.gone_raw()
@@ -216,11 +217,6 @@ class HttpStage(Queued):
     def hand_on(self) -> None:
         """The head about to be emitted goes with what it is, for the next framer."""
         self.emit(HandOn(self.asked))
-
-    def hand_on_all(self, asked: list[Asked | None]) -> None:
-        target = self.hooks.framer_after(self)
-        if target is not None:
-            target.inbox.extend(asked)
 
     # -- out, in order
 
