@@ -303,9 +303,9 @@ class LedgerTests(SynchronousTestCase):
         self.toxic("http_status", stream="upstream", code=503)
         self.send(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n")
         self.connection.down.eof()
+        self.assertIn(b"HTTP/1.1 503 ", self.to_client())  # (its answer, before the upstream's FIN)
         self.send(b"GET /next HTTP/1.1\r\n\r\n")
-        self.assertNotIn(b"/next", self.to_server())  # (HTTP still, after the relay's 503: answered too)
-        self.assertEqual(self.to_client().count(b"HTTP/1.1 503 "), 2)
+        self.assertNotIn(b"/next", self.to_server())  # (HTTP still, after the relay's 503: not raw)
 
     def test_a_later_http_toxic_acts_once_the_first_connection_s_doubt_is_gone(self):
         self.send(b"GET /a HTTP/1.1\r\n\r\n")
@@ -318,3 +318,17 @@ class LedgerTests(SynchronousTestCase):
             self.to_client().endswith(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
         )
         self.assertNotIn(b"/b", self.to_server())
+
+    def test_an_upstream_s_end_lets_the_watchers_leave_that_were_waiting(self):
+        latency = self.toxic("http_latency", latency=0)
+        self.send(b"GET /a HTTP/1.1\r\n\r\n")
+        status = self.toxic("http_status", stream="upstream", code=503)
+        self.send(b"GET /b HTTP/1.1\r\n\r\n")  # (its answer waits for /a's response)
+        self.connection.remove(latency)
+        self.connection.remove(status)
+        self.assertIsNotNone(self.connection.ledger)  # (waiting for that response)
+        self.connection.down.eof()  # (which never comes)
+        self.assertIn(b"HTTP/1.1 503 ", self.to_client())
+        self.assertIsNone(self.connection.ledger)  # the watchers gone: its bytes are not read as HTTP
+        self.send(b"no colon here\r\n\r\n")
+        self.assertFalse(self.connection.ended)

@@ -189,6 +189,8 @@ class DownTap(Tap):
     def finish(self) -> None:
         self.ledger.stop()  # (the upstream has ended: no response will come to what waits)
         super().finish()
+        if not self.detached:  # (its FIN may have closed the connection)
+            self.ledger.idle()  # (the watchers may have been waiting for this to leave)
 
     def end(self) -> None:
         if self.within and self.final:
