@@ -35,6 +35,7 @@ __all__ = ["MAX_HEAD", "MAX_LINE", "Event", "Framer", "Head", "Malformed", "NotH
 #: The largest header block taken.
 MAX_HEAD = 64 * 1024
 
+BLANKS = re.compile(rb"[\r\n]*")
 CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(?:;[^\r\n]*)?\r?\n")
 
 
@@ -168,10 +169,12 @@ class Framer:
         return line
 
     def _head(self, events: list[Event]) -> bool:
-        if not self.seen:
-            self._sniff()
         # Blank lines before a message are its own (RFC 9112 allows them): the search starts past them.
-        blanks = len(self.buffer) - len(self.buffer.lstrip(b"\r\n"))
+        # (Matched at the start, not stripped: a copy of the buffer at every read would cost a head
+        # sent a byte at a time its length squared.)
+        blanks = BLANKS.match(self.buffer).end()  # type: ignore[union-attr]
+        if not self.seen:
+            self._sniff(bytes(self.buffer[blanks : blanks + 16]))
         if blanks == len(self.buffer):
             if blanks > MAX_LINE:
                 raise Malformed(f"over {MAX_LINE} bytes of blank lines")
@@ -204,9 +207,9 @@ class Framer:
         self.state, self.asked = "asking", head
         return False
 
-    def _sniff(self) -> None:
-        """Whether the first bytes can begin a message; NotHttp as soon as they cannot."""
-        start = bytes(self.buffer.lstrip(b"\r\n"))[:16]
+    def _sniff(self, start: bytes) -> None:
+        """Whether the first bytes (``start``, past blank lines) can begin a message; NotHttp as soon
+        as they cannot."""
         if not start:
             return
         if self.requests:
