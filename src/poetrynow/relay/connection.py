@@ -210,15 +210,15 @@ class Connection:
             if direction.splice is not None:
                 direction.last_read = self.tick()
         self.ledger = Ledger(self.resolve, down.over, self.unwatch)
-        self.up.join(TAP, UpTap(up, self.ledger), first=True)
-        self.down.join(TAP, DownTap(down, self.ledger), first=True)
+        taps = UpTap(up, self.ledger), DownTap(down, self.ledger)
+        up.join(TAP, taps[0], first=True)
+        down.join(TAP, taps[1], first=True)
         if up.carried and up.last_read > down.last_read:
             # The client spoke last: a request may be under way that no watcher saw, and a response
             # would be matched to the next one's. This connection is not read as HTTP.
             self.http_off = True
-            for tap in (self.ledger.up, self.ledger.down):
-                if tap is not None:
-                    tap.behind()
+            for tap in taps:
+                tap.behind()
 
     def unwatch(self) -> None:
         """The last HTTP toxic has left this connection: so do its watchers (what they hold goes on)."""

@@ -212,7 +212,7 @@ class DownTap(Tap):
             self.emit(answer.answer)
             self.emit(self.written)
             self.ledger.resolve(answer, answer.code)
-            self.ledger.room()
+        self.ledger.room()  # (once: the requests held back may go on, if any answer went)
 
     def written(self) -> None:
         self.answers_out -= 1

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,8 +115,7 @@ class HttpStage(Queued):
         self.events.clear()
         self.framer.buffer.clear()
         self.emit(held)  # (first: what giving up lets go, answers or requests, comes after)
-        if (target := self.hooks.framer_after(self)) is not None:
-            target.inbox.extend(self.inbox)  # (what the heads still to come are: the next framer's)
+        self.pass_on(self.inbox)  # (what the heads still to come are: the next framer's)
         self.inbox.clear()
         self.give_up()
         self.gone_raw()
@@ -218,6 +218,10 @@ class HttpStage(Queued):
         """The head about to be emitted goes with what it is, for the next framer."""
         self.emit(HandOn(self.asked))
 
+    def pass_on(self, asked: Iterable[Asked | None]) -> None:
+        if (framer := self.hooks.framer_after(self)) is not None:
+            framer.inbox.extend(asked)
+
     # -- out, in order
 
     def emit(self, item: Any, due: float | None = None, spacing: float = 0.0) -> None:
@@ -244,9 +248,7 @@ class HttpStage(Queued):
         elif isinstance(item, bytes):
             self.next.write(item)
         elif isinstance(item, HandOn):
-            target = self.hooks.framer_after(self)
-            if target is not None:
-                target.inbox.append(item.asked)
+            self.pass_on([item.asked])
         else:
             item()
 

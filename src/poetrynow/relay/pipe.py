@@ -33,7 +33,7 @@ import random
 from dataclasses import replace
 from typing import Any, Protocol
 
-from twisted.internet.interfaces import IPullProducer, IPushProducer, IReactorFDSet, ISSLTransport
+from twisted.internet.interfaces import IPullProducer, IPushProducer, IReactorFDSet
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -41,7 +41,7 @@ from poetrynow.relay import kernel
 from poetrynow.relay.kinds import fate, stage_attributes
 from poetrynow.relay.stages import Sink, Stage
 from poetrynow.relay.toxics import Toxic
-from poetrynow.relay.transport import buffered, handle, send_now
+from poetrynow.relay.transport import buffered, handle, is_tls, send_now
 
 
 class Connection(Protocol):
@@ -91,10 +91,6 @@ class End:
             self.direction.connection.close()
         else:
             self.direction.finished()
-
-
-def is_tls(transport: Any) -> bool:
-    return bool(ISSLTransport.providedBy(transport))
 
 
 @implementer(IPushProducer)
@@ -333,15 +329,14 @@ class Direction:
         return index is not None
 
     def _drop(self, index: int) -> None:
-        _, stage = self.stages.pop(index)
+        _, stage = self.stages[index]
+        framer = self.framer_after(stage)  # (the next to learn what the heads it leaves are)
+        self.stages.pop(index)
         self._link()
         chunks, finishing = stage.detach()
         after: Sink = self.stages[index][1] if index < len(self.stages) else self.end
-        orphans = getattr(stage, "orphans", None)
-        if orphans:  # (what the heads still to come are: the next framer's now)
-            target = self.framer_after(self.stages[index - 1][1]) if index else self.first_framer()
-            if target is not None:
-                target.inbox.extend(orphans)
+        if framer is not None:
+            framer.inbox.extend(getattr(stage, "orphans", ()))
         for chunk in chunks:
             after.write(chunk)
         if finishing:
@@ -384,9 +379,7 @@ class Direction:
         """Pause the reader while the writer is full or the stages hold too much; else resume it."""
         if self.splice is not None or self.drained_watch is not None:
             return  # the kernel path has the reader (or will have it once the writer is empty)
-        pause = (
-            self.writer_full or self.held() > self.limit or any(stage.throttled() for _, stage in self.stages)
-        )
+        pause = self.writer_full or self.over() or any(stage.throttled() for _, stage in self.stages)
         if pause != self.reader_paused and self.connection.open and not self.read_ended:
             self.reader_paused = pause
             if pause:
@@ -456,9 +449,6 @@ class Direction:
                 return each
             seen = seen or each is stage
         return None
-
-    def first_framer(self) -> Any:
-        return next((each for _, each in self.stages if each.framing()), None)
 
     def http_fault(self, why: str, malformed: bool | None) -> None:
         self.connection.http_fault(why, malformed)

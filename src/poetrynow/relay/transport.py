@@ -24,6 +24,11 @@ from twisted.internet.interfaces import ISSLTransport
 READ_SIZE = 1 << 18
 
 
+def is_tls(transport: Any) -> bool:
+    """Whether ``transport`` is TLS (Twisted's TLS protocol provides ISSLTransport, through INegotiated)."""
+    return bool(ISSLTransport.providedBy(transport))
+
+
 def buffered(transport: Any) -> int | None:
     """The bytes Twisted's ``transport`` holds, not yet given to its socket; None if it cannot say.
 
@@ -32,7 +37,7 @@ def buffered(transport: Any) -> int | None:
     a private name, read here only, guarded (docs/design.md): anything else about them
     gives None, and the caller goes through ``transport.write`` (and never splices).
     """
-    if ISSLTransport.providedBy(transport):
+    if is_tls(transport):
         return None  # what it holds is before TLS: its TCP transport's count is of other bytes
     try:
         held = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
@@ -65,6 +70,6 @@ def handle(transport: Any) -> Any:
         return None
     # A socket of the kernel's only: a TLS transport's handle is its TLS connection, whose bytes
     # must go through Twisted's TLS layer, never straight to the socket.
-    if not isinstance(sock, socket.socket) or ISSLTransport.providedBy(transport):
+    if not isinstance(sock, socket.socket) or is_tls(transport):
         return None
     return sock
