@@ -208,6 +208,32 @@ def _name(common: str) -> Any:
                       x509.NameAttribute(NameOID.COMMON_NAME, common)])  # fmt: skip
 
 
+def _usage(signs_certificates: bool) -> Any:
+    """Its key's uses: an EC key signs (the handshake), a CA's certificates and lists too."""
+    from cryptography import x509
+
+    return x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+        key_agreement=False, key_cert_sign=signs_certificates, crl_sign=signs_certificates,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+
+
+def _builder(subject: Any, issuer: Any, key: Any, now: datetime.datetime, until: datetime.datetime) -> Any:
+    """A certificate for ``key``'s public half, from an hour ago (clocks differ) to ``until``."""
+    from cryptography import x509
+
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(until)
+    )
+
+
 def _make_ca(now: datetime.datetime) -> tuple[Any, Any]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
@@ -215,20 +241,10 @@ def _make_ca(now: datetime.datetime) -> tuple[Any, Any]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(f"poetrynow faults CA {now:%Y-%m-%d %H:%M:%S}")
-    usage = x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
-    )  # fmt: skip
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+        _builder(name, name, key, now, now + datetime.timedelta(days=CA_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(usage, critical=True)
+        .add_extension(_usage(signs_certificates=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -245,21 +261,12 @@ def _make_leaf(ca: Any, ca_key: Any, now: datetime.datetime) -> tuple[Any, Any]:
     names: list[Any] = [x509.DNSName(name) for name in NAMES]
     names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ADDRESSES]
     authority_key = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
-    usage = x509.KeyUsage(  # (an EC key signs the handshake: nothing else)
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
-    )  # fmt: skip
+    until = min(now + datetime.timedelta(days=LEAF_DAYS), _not_after(ca))
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(min(now + datetime.timedelta(days=LEAF_DAYS), _not_after(ca)))
+        _builder(_name("localhost"), ca.subject, key, now, until)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
+        .add_extension(_usage(signs_certificates=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(authority_key, critical=False)
         .sign(ca_key, hashes.SHA256())

@@ -17,6 +17,7 @@ is closed with one log line (:mod:`poetrynow.relay.connection`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import re
@@ -55,7 +56,7 @@ class TlsSettings:
         return cls(**{**FIELDS, **body})
 
     def as_json(self) -> dict[str, bool]:
-        return {"listen": self.listen, "upstream": self.upstream, "verify_upstream": self.verify_upstream}
+        return dataclasses.asdict(self)
 
 
 def server_factory(authority: Any, wrapped: Any) -> Any:
